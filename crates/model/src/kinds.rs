@@ -1,0 +1,247 @@
+//! The registry of kinds Heimdall stores. One table drives the API routes, the
+//! CLI's kind names and table columns, and validation, so adding a kind is one entry.
+
+use serde_json::Value;
+
+use crate::problem::Problem;
+use crate::resource::Resource;
+use crate::spec;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Namespaced,
+    Cluster,
+}
+
+/// A table column: header and how to compute the cell.
+pub type Column = (&'static str, fn(&Resource) -> String);
+
+pub struct KindInfo {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    /// URL segment and CLI name: `applications`.
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub short_names: &'static [&'static str],
+    pub scope: Scope,
+    /// Extra columns for `heimdall get`, after NAMESPACE and NAME.
+    pub columns: &'static [Column],
+    validate_spec: fn(&Value) -> Vec<Problem>,
+}
+
+impl std::fmt::Debug for KindInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KindInfo")
+            .field("apiVersion", &self.api_version)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl KindInfo {
+    pub fn is_namespaced(&self) -> bool {
+        self.scope == Scope::Namespaced
+    }
+
+    /// Problems with `spec`, with paths rooted at `spec`.
+    pub fn validate_spec(&self, spec: &Value) -> Vec<Problem> {
+        (self.validate_spec)(spec)
+    }
+}
+
+fn array_len(resource: &Resource, field: &str) -> String {
+    resource
+        .spec
+        .get(field)
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len)
+        .to_string()
+}
+
+fn object_keys(resource: &Resource, field: &str) -> String {
+    resource
+        .spec
+        .get(field)
+        .and_then(Value::as_object)
+        .map(|o| o.keys().cloned().collect::<Vec<_>>().join(","))
+        .unwrap_or_default()
+}
+
+fn string_field(resource: &Resource, field: &str) -> String {
+    resource
+        .spec
+        .get(field)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn labels(resource: &Resource) -> String {
+    resource
+        .metadata
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub static KINDS: &[KindInfo] = &[
+    KindInfo {
+        api_version: "core.oam.dev/v1beta1",
+        kind: "Application",
+        plural: "applications",
+        singular: "application",
+        short_names: &["app", "apps"],
+        scope: Scope::Namespaced,
+        columns: &[("COMPONENTS", |r| array_len(r, "components"))],
+        validate_spec: spec::application::validate,
+    },
+    KindInfo {
+        api_version: spec::score::API_VERSION,
+        kind: "Workload",
+        plural: "workloads",
+        singular: "workload",
+        short_names: &["score"],
+        scope: Scope::Namespaced,
+        columns: &[("CONTAINERS", |r| object_keys(r, "containers"))],
+        validate_spec: spec::score::validate,
+    },
+    KindInfo {
+        api_version: spec::platform::GROUP_VERSION,
+        kind: "Tenant",
+        plural: "tenants",
+        singular: "tenant",
+        short_names: &[],
+        scope: Scope::Cluster,
+        columns: &[
+            ("DISPLAY NAME", |r| string_field(r, "displayName")),
+            ("ENVIRONMENTS", |r| {
+                r.spec
+                    .get("environments")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default()
+            }),
+        ],
+        validate_spec: spec::platform::validate_tenant,
+    },
+    KindInfo {
+        api_version: spec::platform::GROUP_VERSION,
+        kind: "Environment",
+        plural: "environments",
+        singular: "environment",
+        short_names: &["env", "envs"],
+        scope: Scope::Cluster,
+        columns: &[
+            ("DISPLAY NAME", |r| string_field(r, "displayName")),
+            ("CLUSTERS", |r| {
+                r.spec
+                    .get("clusterSelector")
+                    .and_then(|s| s.get("matchLabels"))
+                    .and_then(Value::as_object)
+                    .map(|o| {
+                        o.iter()
+                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default()
+            }),
+        ],
+        validate_spec: spec::platform::validate_environment,
+    },
+    KindInfo {
+        api_version: spec::platform::GROUP_VERSION,
+        kind: "Cluster",
+        plural: "clusters",
+        singular: "cluster",
+        short_names: &[],
+        scope: Scope::Cluster,
+        columns: &[
+            ("DELIVERY", |r| {
+                let delivery = string_field(r, "delivery");
+                if delivery.is_empty() {
+                    "agent".into()
+                } else {
+                    delivery
+                }
+            }),
+            ("LABELS", labels),
+        ],
+        validate_spec: spec::platform::validate_cluster,
+    },
+];
+
+/// Finds a kind by its `kind` field.
+pub fn by_kind(kind: &str) -> Option<&'static KindInfo> {
+    KINDS.iter().find(|k| k.kind == kind)
+}
+
+/// Finds a kind by any name a person might type: plural, singular, short name
+/// or Kind, case-insensitively.
+pub fn by_name(name: &str) -> Option<&'static KindInfo> {
+    let name = name.to_ascii_lowercase();
+    KINDS.iter().find(|k| {
+        k.plural == name
+            || k.singular == name
+            || k.kind.eq_ignore_ascii_case(&name)
+            || k.short_names.contains(&name.as_str())
+    })
+}
+
+/// The known kind closest to `name`, for "did you mean" hints.
+pub fn suggest(name: &str) -> Option<&'static str> {
+    let name = name.to_ascii_lowercase();
+    KINDS
+        .iter()
+        .flat_map(|k| [k.kind, k.plural])
+        .map(|candidate| {
+            (
+                strsim::damerau_levenshtein(&name, &candidate.to_ascii_lowercase()),
+                candidate,
+            )
+        })
+        .filter(|(distance, _)| *distance <= 3)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Every Kind, for error messages.
+pub fn known_kinds() -> String {
+    KINDS.iter().map(|k| k.kind).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_resolve_case_insensitively() {
+        for name in ["applications", "application", "app", "Application", "APPS"] {
+            assert_eq!(by_name(name).map(|k| k.kind), Some("Application"), "{name}");
+        }
+        assert_eq!(by_name("env").map(|k| k.kind), Some("Environment"));
+        assert!(by_name("deployment").is_none());
+    }
+
+    #[test]
+    fn suggests_the_closest_kind() {
+        assert_eq!(suggest("Aplication"), Some("Application"));
+        assert_eq!(suggest("clusters"), Some("clusters"));
+        assert_eq!(suggest("Deployment"), None);
+    }
+
+    #[test]
+    fn plurals_are_unique() {
+        let mut plurals: Vec<_> = KINDS.iter().map(|k| k.plural).collect();
+        plurals.sort();
+        plurals.dedup();
+        assert_eq!(plurals.len(), KINDS.len());
+    }
+}
