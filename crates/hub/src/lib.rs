@@ -1,1 +1,34 @@
+//! Heimdall's hub: the REST API over the store, authentication, metrics,
+//! configuration and start-up. The binary's `up` and `hub` commands are thin
+//! wrappers over [`server`].
 
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod examples;
+pub mod metrics;
+pub mod openapi;
+pub mod server;
+pub mod state;
+
+use std::path::PathBuf;
+
+pub use api::router;
+pub use config::HubConfig;
+pub use error::ApiError;
+pub use state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Store(#[from] heimdall_store::StoreError),
+    #[error("loading manifests: {0}")]
+    Examples(String),
+    #[error("serving: {0}")]
+    Serve(String),
+}

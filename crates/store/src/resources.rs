@@ -275,29 +275,29 @@ impl Store {
 
     /// Writes several resources in one transaction: all of them or none. On
     /// failure, returns the index of the resource that failed.
-    pub async fn write_all(
-        &self,
-        actor: &str,
-        resources: Vec<Resource>,
-        mode: ApplyMode,
-    ) -> Result<Vec<WriteResult>, (usize, StoreError)> {
-        self.observed("write", async {
-            let (mut tx, start) = self.begin_write().await.map_err(|e| (0, e))?;
-            let mut revision = start;
-            let mut results = Vec::with_capacity(resources.len());
-            for (index, resource) in resources.into_iter().enumerate() {
-                results.push(
-                    write_one(&mut tx, &mut revision, actor, resource, mode)
-                        .await
-                        .map_err(|e| (index, e))?,
-                );
-            }
-            self.commit_write(tx, start, revision)
-                .await
-                .map_err(|e| (0, e))?;
-            Ok(results)
-        })
-        .await
+    pub async fn write_all(&self, actor: &str, resources: Vec<Resource>, mode: ApplyMode) -> Result<Vec<WriteResult>, (usize, StoreError)> {
+        self.observed("write", self.write_batch(actor, resources, mode, true)).await
+    }
+
+    /// What [`Store::write_all`] would do, without changing anything: the same
+    /// checks and outcomes, then a rollback.
+    pub async fn preview_all(&self, actor: &str, resources: Vec<Resource>, mode: ApplyMode) -> Result<Vec<WriteResult>, (usize, StoreError)> {
+        self.observed("preview", self.write_batch(actor, resources, mode, false)).await
+    }
+
+    async fn write_batch(&self, actor: &str, resources: Vec<Resource>, mode: ApplyMode, commit: bool) -> Result<Vec<WriteResult>, (usize, StoreError)> {
+        let (mut tx, start) = self.begin_write().await.map_err(|e| (0, e))?;
+        let mut revision = start;
+        let mut results = Vec::with_capacity(resources.len());
+        for (index, resource) in resources.into_iter().enumerate() {
+            results.push(write_one(&mut tx, &mut revision, actor, resource, mode).await.map_err(|e| (index, e))?);
+        }
+        if commit {
+            self.commit_write(tx, start, revision).await.map_err(|e| (0, e))?;
+        } else {
+            tx.rollback().await.map_err(|e| (0, e.into()))?;
+        }
+        Ok(results)
     }
 
     /// Replaces the status of a resource, leaving spec and generation alone.

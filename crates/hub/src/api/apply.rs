@@ -1,0 +1,196 @@
+//! `POST /api/v1/apply`: create or update many documents at once, the
+//! endpoint behind `heimdall apply -f`. All-or-nothing unless
+//! `continueOnError` is set; `dryRun` reports what would happen.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Extension, Query, State};
+use heimdall_model::{Document, DocumentError, Problem, Resource};
+use heimdall_store::{ApplyMode, ApplyOutcome, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::body::Body;
+use crate::auth::Principal;
+use crate::error::{ApiError, ErrorDetail};
+use crate::state::AppState;
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, IntoParams, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ApplyOptions {
+    /// Namespace for namespaced documents that do not name one (default `default`).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Validate and report outcomes without storing anything.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Store every valid document even if others fail.
+    #[serde(default)]
+    pub continue_on_error: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct ApplyDocument {
+    /// Where the document came from, for error messages: `apps/web.yaml, document 2`.
+    pub source: String,
+    #[schema(value_type = Object)]
+    pub object: Value,
+}
+
+/// The JSON form of an apply request. A YAML body (`Content-Type: application/yaml`)
+/// may be sent instead, with the options as query parameters.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct ApplyRequest {
+    pub documents: Vec<ApplyDocument>,
+    #[serde(flatten)]
+    pub options: ApplyOptions,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyResult {
+    pub document: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    #[schema(value_type = String)]
+    pub outcome: ApplyOutcome,
+    pub resource_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyResponse {
+    pub dry_run: bool,
+    pub results: Vec<ApplyResult>,
+    /// Only with `continueOnError`: the documents that were not stored and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ErrorDetail>,
+}
+
+fn details(error: &DocumentError) -> impl Iterator<Item = ErrorDetail> + '_ {
+    error.problems.iter().map(|p| ErrorDetail {
+        document: Some(error.document.clone()),
+        path: p.path.clone(),
+        message: p.message.clone(),
+    })
+}
+
+fn result(document: &str, resource: &Resource, outcome: ApplyOutcome) -> ApplyResult {
+    ApplyResult {
+        document: document.to_string(),
+        kind: resource.kind.clone(),
+        namespace: resource.metadata.namespace.clone(),
+        name: resource.metadata.name.clone(),
+        outcome,
+        resource_version: resource.metadata.resource_version.clone().unwrap_or_default(),
+    }
+}
+
+/// Validates and stores `documents` as `actor`. Shared by the API and by
+/// `heimdall up` when it loads the example organization.
+pub async fn apply_documents(store: &Store, actor: &str, documents: Vec<Document>, options: &ApplyOptions) -> Result<ApplyResponse, ApiError> {
+    if documents.is_empty() {
+        return Err(ApiError::bad_request("the request holds no documents"));
+    }
+    let namespace = options.namespace.as_deref().unwrap_or("default");
+    let mut valid: Vec<(String, Resource)> = Vec::new();
+    let mut invalid: Vec<DocumentError> = Vec::new();
+    let mut seen: HashMap<heimdall_model::ResourceKey, String> = HashMap::new();
+    for document in documents {
+        match heimdall_model::decode(&document.value, &document.source, namespace) {
+            Ok(decoded) => {
+                let key = decoded.resource.key();
+                if let Some(first) = seen.get(&key) {
+                    invalid.push(DocumentError::new(
+                        &document.source,
+                        vec![Problem::new("metadata.name", format!("{key} is also defined in {first}; each object may appear once"))],
+                    ));
+                } else {
+                    seen.insert(key, document.source.clone());
+                    valid.push((document.source, decoded.resource));
+                }
+            }
+            Err(error) => invalid.push(error),
+        }
+    }
+
+    if !options.continue_on_error {
+        if !invalid.is_empty() {
+            return Err(ApiError::invalid(&invalid));
+        }
+        let (sources, resources): (Vec<String>, Vec<Resource>) = valid.into_iter().unzip();
+        let written = if options.dry_run {
+            store.preview_all(actor, resources, ApplyMode::Apply).await
+        } else {
+            store.write_all(actor, resources, ApplyMode::Apply).await
+        };
+        let written = written.map_err(|(index, e)| {
+            let document = sources.get(index).cloned().unwrap_or_default();
+            let mut error = ApiError::from(e).in_document(&document);
+            error.message.push_str("; nothing was changed");
+            error
+        })?;
+        return Ok(ApplyResponse {
+            dry_run: options.dry_run,
+            results: sources.iter().zip(&written).map(|(source, w)| result(source, &w.resource, w.outcome)).collect(),
+            errors: Vec::new(),
+        });
+    }
+
+    let mut response = ApplyResponse {
+        dry_run: options.dry_run,
+        results: Vec::new(),
+        errors: invalid.iter().flat_map(details).collect(),
+    };
+    for (source, resource) in valid {
+        let written = if options.dry_run {
+            store.preview_all(actor, vec![resource], ApplyMode::Apply).await
+        } else {
+            store.write_all(actor, vec![resource], ApplyMode::Apply).await
+        };
+        match written {
+            Ok(mut written) => {
+                let w = written.remove(0);
+                response.results.push(result(&source, &w.resource, w.outcome));
+            }
+            Err((_, e)) => response.errors.push(ErrorDetail {
+                document: Some(source),
+                path: String::new(),
+                message: ApiError::from(e).message,
+            }),
+        }
+    }
+    Ok(response)
+}
+
+/// Create or update every document in the body.
+#[utoipa::path(post, path = "/api/v1/apply", tag = "resources",
+    params(ApplyOptions),
+    request_body(content = ApplyRequest, description = "JSON ApplyRequest, or multi-document YAML with Content-Type application/yaml"),
+    responses((status = 200, body = ApplyResponse), (status = 409, body = ApiError), (status = 422, body = ApiError)))]
+pub async fn apply(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(query): Query<ApplyOptions>,
+    body: Body,
+) -> Result<Json<ApplyResponse>, ApiError> {
+    let (documents, options) = if body.is_yaml() {
+        let documents = heimdall_model::parse_documents(body.text()?, "request body").map_err(|e| ApiError::invalid(&[e]))?;
+        (documents, query)
+    } else {
+        let request: ApplyRequest = serde_json::from_slice(&body.bytes).map_err(|e| ApiError::bad_request(format!("invalid apply request: {e}")))?;
+        let options = ApplyOptions {
+            namespace: request.options.namespace.or(query.namespace),
+            dry_run: request.options.dry_run || query.dry_run,
+            continue_on_error: request.options.continue_on_error || query.continue_on_error,
+        };
+        let documents = request.documents.into_iter().map(|d| Document { source: d.source, value: d.object }).collect();
+        (documents, options)
+    };
+    Ok(Json(apply_documents(&state.store, &principal.name, documents, &options).await?))
+}

@@ -1,0 +1,58 @@
+//! The REST API. Shape (documented in docs/api.md and served as OpenAPI at
+//! `/api/openapi.json`):
+//!
+//! - `GET  /api/v1/kinds`: the kinds the hub stores
+//! - `POST /api/v1/apply`: create-or-update many documents at once
+//! - `GET  /api/v1/audit`: the audit trail
+//! - cluster-scoped kinds: `/api/v1/{plural}` and `/api/v1/{plural}/{name}`
+//! - namespaced kinds: `/api/v1/namespaces/{namespace}/{plural}[/{name}]`, and
+//!   `GET /api/v1/{plural}` across all namespaces
+
+pub mod apply;
+pub mod audit;
+pub mod body;
+pub mod resources;
+pub mod system;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+use tower_http::trace::TraceLayer;
+
+use crate::auth;
+use crate::state::AppState;
+
+/// The largest request body the API accepts.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/v1/kinds", get(system::kinds))
+        .route("/api/v1/apply", post(apply::apply))
+        .route("/api/v1/audit", get(audit::audit))
+        .route("/api/v1/{plural}", get(resources::list_all).post(resources::create_cluster_scoped))
+        .route(
+            "/api/v1/{plural}/{name}",
+            get(resources::get_cluster_scoped).put(resources::replace_cluster_scoped).delete(resources::delete_cluster_scoped),
+        )
+        .route("/api/v1/namespaces/{namespace}/{plural}", get(resources::list_namespaced).post(resources::create_namespaced))
+        .route(
+            "/api/v1/namespaces/{namespace}/{plural}/{name}",
+            get(resources::get_namespaced).put(resources::replace_namespaced).delete(resources::delete_namespaced),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_principal));
+
+    let open = Router::new()
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
+        .route("/metrics", get(system::metrics))
+        .route("/api/openapi.json", get(system::openapi));
+
+    api.merge(open)
+        .fallback(system::not_found)
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), crate::metrics::track))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,33 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::api::{apply, audit, resources, system};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Heimdall hub API", description = "Resources, apply, audit and health of a Heimdall hub."),
+    paths(
+        system::kinds, system::healthz, system::readyz, system::metrics, system::openapi,
+        apply::apply, audit::audit,
+        resources::list_all, resources::list_namespaced,
+        resources::get_cluster_scoped, resources::get_namespaced,
+        resources::create_cluster_scoped, resources::create_namespaced,
+        resources::replace_cluster_scoped, resources::replace_namespaced,
+        resources::delete_cluster_scoped, resources::delete_namespaced,
+    ),
+    components(schemas(heimdall_store::WatchEvent)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}

@@ -1,0 +1,111 @@
+//! Opening the hub's data, bootstrapping a fresh one, and serving HTTP(S).
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use heimdall_store::Store;
+
+use crate::api::apply::{ApplyOptions, ApplyResponse, apply_documents};
+use crate::auth::Role;
+use crate::config::{HubConfig, TlsConfig};
+use crate::state::AppState;
+use crate::{HubError, api};
+
+/// Name of the admin token in the store and of its file in the data dir.
+pub const ADMIN_TOKEN: &str = "admin-token";
+/// The audit trail's name for what the hub does by itself at start-up.
+const BOOTSTRAP_ACTOR: &str = "heimdall-up";
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> HubError + '_ {
+    move |source| HubError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Creates the data dir (private to its owner) and connects to the store.
+pub async fn open(config: &HubConfig) -> Result<AppState, HubError> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir.join("git")).map_err(io_error(dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_error(dir))?;
+    let store = Store::connect(&config.database_url()).await?;
+    tracing::info!(backend = ?store.backend(), data_dir = %dir.display(), "store ready");
+    Ok(AppState::new(store))
+}
+
+pub struct AdminToken {
+    pub path: PathBuf,
+    pub token: String,
+    pub created: bool,
+}
+
+/// Makes sure `DATA_DIR/admin-token` exists (mode 0600) and that the store
+/// accepts it. The store keeps only its hash.
+pub async fn ensure_admin_token(store: &Store, data_dir: &Path) -> Result<AdminToken, HubError> {
+    let path = data_dir.join(ADMIN_TOKEN);
+    let (token, created) = match std::fs::read_to_string(&path) {
+        Ok(text) => (text.trim().to_string(), false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let token = heimdall_store::generate_token();
+            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io_error(&path))?;
+            writeln!(file, "{token}").map_err(io_error(&path))?;
+            (token, true)
+        }
+        Err(e) => return Err(io_error(&path)(e)),
+    };
+    if token.is_empty() {
+        return Err(HubError::Config(format!("{} is empty: delete it and restart to generate a new admin token", path.display())));
+    }
+    store.put_token("admin", &token, Role::PLATFORM_ADMIN, None).await?;
+    Ok(AdminToken { path, token, created })
+}
+
+/// Applies `(origin, text)` manifests as one all-or-nothing change.
+pub async fn load_manifests(store: &Store, files: Vec<(String, String)>) -> Result<ApplyResponse, HubError> {
+    let mut documents = Vec::new();
+    for (origin, text) in files {
+        documents.extend(heimdall_model::parse_documents(&text, &origin).map_err(|e| HubError::Examples(e.to_string()))?);
+    }
+    apply_documents(store, BOOTSTRAP_ACTOR, documents, &ApplyOptions::default()).await.map_err(|e| {
+        let details: Vec<String> = e.details.iter().map(|d| format!("{}: {}: {}", d.document.as_deref().unwrap_or(""), d.path, d.message)).collect();
+        HubError::Examples(format!("{} {}", e.message, details.join("; ")))
+    })
+}
+
+/// Serves the API on `listener` until `shutdown` completes, over TLS when configured.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    state: AppState,
+    tls: Option<&TlsConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), HubError> {
+    let app = api::router(state);
+    let address = listener.local_addr().map_err(|source| HubError::Serve(source.to_string()))?;
+    listener.set_nonblocking(true).map_err(|source| HubError::Serve(source.to_string()))?;
+    match tls {
+        None => {
+            let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| HubError::Serve(source.to_string()))?;
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(|e| HubError::Serve(e.to_string()))?;
+        }
+        Some(tls) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert_file, &tls.key_file)
+                .await
+                .map_err(|e| HubError::Config(format!("TLS certificate {} or key {}: {e}", tls.cert_file.display(), tls.key_file.display())))?;
+            let handle = axum_server::Handle::new();
+            let on_shutdown = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                on_shutdown.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+            });
+            axum_server::from_tcp_rustls(listener, config)
+                .map_err(|e| HubError::Serve(e.to_string()))?
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await
+                .map_err(|e| HubError::Serve(e.to_string()))?;
+        }
+    }
+    tracing::info!(%address, "hub stopped");
+    Ok(())
+}
