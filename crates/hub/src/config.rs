@@ -111,7 +111,9 @@ impl HubConfig {
     }
 
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("heimdall.db").display()))
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("heimdall.db").display()))
     }
 }
 
@@ -123,7 +125,11 @@ mod tests {
     fn file_then_environment_then_defaults() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("hub.yaml");
-        std::fs::write(&file, "listen: 0.0.0.0:9000\ndataDir: /var/lib/heimdall\ntls:\n  certFile: /c.pem\n  keyFile: /k.pem\n").expect("write");
+        std::fs::write(
+            &file,
+            "listen: 0.0.0.0:9000\ndataDir: /var/lib/heimdall\ntls:\n  certFile: /c.pem\n  keyFile: /k.pem\n",
+        )
+        .expect("write");
         let env = |name: &str| (name == "HEIMDALL_DATABASE_URL").then(|| "postgres://db/heimdall".to_string());
         let config = HubConfig::load(Some(&file), env).expect("valid");
         assert_eq!(config.listen, "0.0.0.0:9000");

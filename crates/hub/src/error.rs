@@ -64,7 +64,11 @@ impl ApiError {
     }
 
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "internal error; the hub's log has the details")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "internal error; the hub's log has the details",
+        )
     }
 
     /// A 422 listing every problem of every invalid document.
@@ -73,7 +77,10 @@ impl ApiError {
         let mut error = Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Invalid",
-            format!("{count} document{} invalid; nothing was changed", if count == 1 { " is" } else { "s are" }),
+            format!(
+                "{count} document{} invalid; nothing was changed",
+                if count == 1 { " is" } else { "s are" }
+            ),
         );
         error.details = errors
             .iter()
@@ -90,7 +97,11 @@ impl ApiError {
 
     pub fn invalid_field(path: &str, message: impl Into<String>) -> Self {
         let message = message.into();
-        let mut error = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", format!("{}", Problem::new(path, message.clone())));
+        let mut error = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            format!("{}", Problem::new(path, message.clone())),
+        );
         error.details.push(ErrorDetail {
             document: None,
             path: path.to_string(),

@@ -48,7 +48,14 @@ pub fn read_manifests(path: &Path) -> Result<Vec<(String, String)>, HubError> {
             for entry in std::fs::read_dir(&dir).map_err(|source| HubError::Io { path: dir.clone(), source })? {
                 let entry = entry.map_err(|source| HubError::Io { path: dir.clone(), source })?;
                 let entry_path = entry.path();
-                if entry.file_type().map_err(|source| HubError::Io { path: entry_path.clone(), source })?.is_dir() {
+                if entry
+                    .file_type()
+                    .map_err(|source| HubError::Io {
+                        path: entry_path.clone(),
+                        source,
+                    })?
+                    .is_dir()
+                {
                     pending.push(entry_path);
                 } else if is_manifest(&entry_path) {
                     files.push(entry_path);
@@ -62,7 +69,10 @@ pub fn read_manifests(path: &Path) -> Result<Vec<(String, String)>, HubError> {
     files
         .into_iter()
         .map(|file| {
-            let text = std::fs::read_to_string(&file).map_err(|source| HubError::Io { path: file.clone(), source })?;
+            let text = std::fs::read_to_string(&file).map_err(|source| HubError::Io {
+                path: file.clone(),
+                source,
+            })?;
             Ok((file.display().to_string(), text))
         })
         .collect()

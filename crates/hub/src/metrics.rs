@@ -57,8 +57,16 @@ impl Default for Metrics {
         let request_seconds = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         let store_seconds = Family::<StoreLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         registry.register("http_requests", "HTTP requests by method, route and status", requests.clone());
-        registry.register("http_request_duration_seconds", "HTTP request latency by method and route", request_seconds.clone());
-        registry.register("store_operation_duration_seconds", "Store operation latency by operation and outcome", store_seconds.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by method and route",
+            request_seconds.clone(),
+        );
+        registry.register(
+            "store_operation_duration_seconds",
+            "Store operation latency by operation and outcome",
+            store_seconds.clone(),
+        );
         Self {
             registry,
             requests,
@@ -92,7 +100,10 @@ impl StoreObserver for Metrics {
 pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
-    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let response = next.run(request).await;
     let status = response.status().as_u16();
     metrics
@@ -103,6 +114,9 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
             status,
         })
         .inc();
-    metrics.request_seconds.get_or_create(&RouteLabels { method, route }).observe(started.elapsed().as_secs_f64());
+    metrics
+        .request_seconds
+        .get_or_create(&RouteLabels { method, route })
+        .observe(started.elapsed().as_secs_f64());
     response
 }

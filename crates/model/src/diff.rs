@@ -79,11 +79,7 @@ fn walk(old: &Value, new: &Value, path: &str, out: &mut Vec<Change>) {
 /// Plain keys print as `.key`; keys with dots or slashes as `["key"]`, the
 /// convention of the conformance corpus's expectation paths.
 fn field_segment(key: &str) -> String {
-    if key
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        && !key.is_empty()
-    {
+    if key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') && !key.is_empty() {
         key.to_string()
     } else {
         format!("[{key:?}]")
@@ -100,10 +96,7 @@ mod tests {
         let old = json!({"components": [{"name": "web", "properties": {"image": "a:1", "port": 80}}], "x": 1});
         let new = json!({"components": [{"name": "web", "properties": {"image": "a:2", "app.io/k": "v"}}]});
         let changes = diff(&old, &new, "spec");
-        let summary: Vec<(ChangeOp, &str)> = changes
-            .iter()
-            .map(|c| (c.op.clone(), c.path.as_str()))
-            .collect();
+        let summary: Vec<(ChangeOp, &str)> = changes.iter().map(|c| (c.op.clone(), c.path.as_str())).collect();
         assert_eq!(
             summary,
             vec![

@@ -60,12 +60,8 @@ pub fn document_source(origin: &str, index: usize, count: usize) -> String {
 /// Splits YAML (or JSON) text into documents. Empty documents are skipped;
 /// duplicate keys, malformed syntax and alias bombs are errors.
 pub fn parse_documents(text: &str, origin: &str) -> Result<Vec<Document>, DocumentError> {
-    let values: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| {
-        DocumentError::new(
-            origin,
-            vec![Problem::new("", format!("not valid YAML: {e}"))],
-        )
-    })?;
+    let values: Vec<Value> = serde_saphyr::from_multiple(text)
+        .map_err(|e| DocumentError::new(origin, vec![Problem::new("", format!("not valid YAML: {e}"))]))?;
     let count = values.len();
     Ok(values
         .into_iter()
@@ -102,11 +98,7 @@ fn type_name(value: &Value) -> &'static str {
 /// without `metadata.namespace` go to `default_namespace`. Server-owned
 /// metadata (uid, generation, creationTimestamp) and `status` are dropped;
 /// `resourceVersion` is kept as an update precondition.
-pub fn decode(
-    value: &Value,
-    source: &str,
-    default_namespace: &str,
-) -> Result<Decoded, DocumentError> {
+pub fn decode(value: &Value, source: &str, default_namespace: &str) -> Result<Decoded, DocumentError> {
     let fail = |problems: Vec<Problem>| DocumentError::new(source, problems);
     let Value::Object(object) = value else {
         return Err(fail(vec![Problem::new(
@@ -123,10 +115,7 @@ pub fn decode(
     let api_version = match object.get("apiVersion") {
         Some(Value::String(s)) => Some(s.as_str()),
         Some(other) => {
-            problems.push(Problem::new(
-                "apiVersion",
-                format!("expected a string, got {}", type_name(other)),
-            ));
+            problems.push(Problem::new("apiVersion", format!("expected a string, got {}", type_name(other))));
             None
         }
         None => {
@@ -138,33 +127,22 @@ pub fn decode(
         Some(Value::String(name)) => match kinds::by_kind(name) {
             Some(kind) => Some(kind),
             None => {
-                let hint = kinds::suggest(name)
-                    .map(|s| format!("; did you mean {s:?}?"))
-                    .unwrap_or_default();
+                let hint = kinds::suggest(name).map(|s| format!("; did you mean {s:?}?")).unwrap_or_default();
                 problems.push(Problem::new(
                     "kind",
-                    format!(
-                        "unknown kind {name:?}: expected one of {}{hint}",
-                        kinds::known_kinds()
-                    ),
+                    format!("unknown kind {name:?}: expected one of {}{hint}", kinds::known_kinds()),
                 ));
                 None
             }
         },
         Some(other) => {
-            problems.push(Problem::new(
-                "kind",
-                format!("expected a string, got {}", type_name(other)),
-            ));
+            problems.push(Problem::new("kind", format!("expected a string, got {}", type_name(other))));
             None
         }
         None => {
             problems.push(Problem::new(
                 "kind",
-                format!(
-                    "required field is missing: expected one of {}",
-                    kinds::known_kinds()
-                ),
+                format!("required field is missing: expected one of {}", kinds::known_kinds()),
             ));
             None
         }
@@ -175,10 +153,7 @@ pub fn decode(
     if api_version != kind.api_version {
         problems.push(Problem::new(
             "apiVersion",
-            format!(
-                "expected {:?} for kind {}, got {api_version:?}",
-                kind.api_version, kind.kind
-            ),
+            format!("expected {:?} for kind {}, got {api_version:?}", kind.api_version, kind.kind),
         ));
     }
     for key in object.keys() {
@@ -206,8 +181,7 @@ pub fn decode(
             }
         },
     };
-    let metadata =
-        metadata.map(|meta| check_metadata(meta, kind, default_namespace, &mut problems));
+    let metadata = metadata.map(|meta| check_metadata(meta, kind, default_namespace, &mut problems));
 
     let spec = object.get("spec").cloned().unwrap_or(Value::Null);
     problems.extend(kind.validate_spec(&spec));
@@ -227,12 +201,7 @@ pub fn decode(
     }
 }
 
-fn check_metadata(
-    mut meta: ObjectMeta,
-    kind: &KindInfo,
-    default_namespace: &str,
-    problems: &mut Vec<Problem>,
-) -> ObjectMeta {
+fn check_metadata(mut meta: ObjectMeta, kind: &KindInfo, default_namespace: &str, problems: &mut Vec<Problem>) -> ObjectMeta {
     if meta.name.is_empty() {
         problems.push(Problem::new("metadata.name", "required field is missing"));
     } else if let Err(e) = check_dns_label(&meta.name) {
@@ -240,10 +209,7 @@ fn check_metadata(
     }
     match kind.scope {
         Scope::Namespaced => {
-            let namespace = meta
-                .namespace
-                .take()
-                .unwrap_or_else(|| default_namespace.to_string());
+            let namespace = meta.namespace.take().unwrap_or_else(|| default_namespace.to_string());
             if let Err(e) = check_dns_label(&namespace) {
                 problems.push(Problem::new("metadata.namespace", e));
             }
@@ -265,9 +231,7 @@ fn check_metadata(
     {
         problems.push(Problem::new(
             "metadata.resourceVersion",
-            format!(
-                "expected a resourceVersion returned by the server (a positive integer), got {rv:?}"
-            ),
+            format!("expected a resourceVersion returned by the server (a positive integer), got {rv:?}"),
         ));
     }
     // Score's metadata is open (score-v1b1.json: additionalProperties true); ours is not.
@@ -288,9 +252,7 @@ fn check_metadata(
 /// A Score file keeps its fields at the top level and has no `kind`. Move them
 /// under `spec` and call it a `Workload`, so it shares the envelope of every kind.
 fn normalize_score(object: &Map<String, Value>) -> std::borrow::Cow<'_, Map<String, Value>> {
-    let is_score_file = object.get("apiVersion").and_then(Value::as_str)
-        == Some(score::API_VERSION)
-        && !object.contains_key("kind");
+    let is_score_file = object.get("apiVersion").and_then(Value::as_str) == Some(score::API_VERSION) && !object.contains_key("kind");
     if !is_score_file {
         return std::borrow::Cow::Borrowed(object);
     }
@@ -329,14 +291,8 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(decoded.kind.kind, "Application");
-        assert_eq!(
-            decoded.resource.metadata.namespace.as_deref(),
-            Some("default")
-        );
-        assert_eq!(
-            decoded.resource.metadata.uid, None,
-            "server-owned fields are dropped"
-        );
+        assert_eq!(decoded.resource.metadata.namespace.as_deref(), Some("default"));
+        assert_eq!(decoded.resource.metadata.uid, None, "server-owned fields are dropped");
         assert_eq!(decoded.resource.status, None);
     }
 
@@ -347,24 +303,15 @@ mod tests {
         )
         .expect_err("invalid");
         assert_eq!(paths(&err), vec!["spec.components[0].traits[0].properties"]);
-        assert!(
-            err.problems[0].message.contains("expected a map"),
-            "{}",
-            err.problems[0].message
-        );
+        assert!(err.problems[0].message.contains("expected a map"), "{}", err.problems[0].message);
     }
 
     #[test]
     fn unknown_kinds_suggest_the_closest() {
-        let err = decode_yaml(
-            "apiVersion: core.oam.dev/v1beta1\nkind: Aplication\nmetadata: {name: web}\n",
-        )
-        .expect_err("invalid");
+        let err = decode_yaml("apiVersion: core.oam.dev/v1beta1\nkind: Aplication\nmetadata: {name: web}\n").expect_err("invalid");
         assert_eq!(paths(&err), vec!["kind"]);
         assert!(
-            err.problems[0]
-                .message
-                .contains("did you mean \"Application\""),
+            err.problems[0].message.contains("did you mean \"Application\""),
             "{}",
             err.problems[0].message
         );
@@ -400,13 +347,11 @@ mod tests {
 
     #[test]
     fn score_files_become_workloads() {
-        let decoded = decode_yaml("apiVersion: score.dev/v1b1\nmetadata:\n  name: hello\n  other: kept\ncontainers:\n  main:\n    image: nginx\n")
-            .expect("valid");
+        let decoded =
+            decode_yaml("apiVersion: score.dev/v1b1\nmetadata:\n  name: hello\n  other: kept\ncontainers:\n  main:\n    image: nginx\n")
+                .expect("valid");
         assert_eq!(decoded.resource.kind, "Workload");
-        assert_eq!(
-            decoded.resource.spec["containers"]["main"]["image"],
-            "nginx"
-        );
+        assert_eq!(decoded.resource.spec["containers"]["main"]["image"], "nginx");
         assert_eq!(decoded.resource.metadata.extra["other"], "kept");
     }
 

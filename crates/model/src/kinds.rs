@@ -50,12 +50,7 @@ impl KindInfo {
 }
 
 fn array_len(resource: &Resource, field: &str) -> String {
-    resource
-        .spec
-        .get(field)
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len)
-        .to_string()
+    resource.spec.get(field).and_then(Value::as_array).map_or(0, Vec::len).to_string()
 }
 
 fn object_keys(resource: &Resource, field: &str) -> String {
@@ -68,12 +63,7 @@ fn object_keys(resource: &Resource, field: &str) -> String {
 }
 
 fn string_field(resource: &Resource, field: &str) -> String {
-    resource
-        .spec
-        .get(field)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
+    resource.spec.get(field).and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
 fn labels(resource: &Resource) -> String {
@@ -120,12 +110,7 @@ pub static KINDS: &[KindInfo] = &[
                 r.spec
                     .get("environments")
                     .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    })
+                    .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
                     .unwrap_or_default()
             }),
         ],
@@ -166,11 +151,7 @@ pub static KINDS: &[KindInfo] = &[
         columns: &[
             ("DELIVERY", |r| {
                 let delivery = string_field(r, "delivery");
-                if delivery.is_empty() {
-                    "agent".into()
-                } else {
-                    delivery
-                }
+                if delivery.is_empty() { "agent".into() } else { delivery }
             }),
             ("LABELS", labels),
         ],
@@ -187,12 +168,9 @@ pub fn by_kind(kind: &str) -> Option<&'static KindInfo> {
 /// or Kind, case-insensitively.
 pub fn by_name(name: &str) -> Option<&'static KindInfo> {
     let name = name.to_ascii_lowercase();
-    KINDS.iter().find(|k| {
-        k.plural == name
-            || k.singular == name
-            || k.kind.eq_ignore_ascii_case(&name)
-            || k.short_names.contains(&name.as_str())
-    })
+    KINDS
+        .iter()
+        .find(|k| k.plural == name || k.singular == name || k.kind.eq_ignore_ascii_case(&name) || k.short_names.contains(&name.as_str()))
 }
 
 /// The known kind closest to `name`, for "did you mean" hints.
@@ -201,12 +179,7 @@ pub fn suggest(name: &str) -> Option<&'static str> {
     KINDS
         .iter()
         .flat_map(|k| [k.kind, k.plural])
-        .map(|candidate| {
-            (
-                strsim::damerau_levenshtein(&name, &candidate.to_ascii_lowercase()),
-                candidate,
-            )
-        })
+        .map(|candidate| (strsim::damerau_levenshtein(&name, &candidate.to_ascii_lowercase()), candidate))
         .filter(|(distance, _)| *distance <= 3)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate)

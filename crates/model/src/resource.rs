@@ -56,11 +56,7 @@ pub struct ResourceKey {
 }
 
 impl ResourceKey {
-    pub fn new(
-        kind: impl Into<String>,
-        namespace: impl Into<String>,
-        name: impl Into<String>,
-    ) -> Self {
+    pub fn new(kind: impl Into<String>, namespace: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
             kind: kind.into(),
             namespace: namespace.into(),

@@ -117,16 +117,10 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
         return Ok(Requirement::DoesNotExist(check_key(key.trim())?));
     }
     if let Some((key, value)) = part.split_once("!=") {
-        return Ok(Requirement::NotEquals(
-            check_key(key.trim())?,
-            check_value(value.trim())?,
-        ));
+        return Ok(Requirement::NotEquals(check_key(key.trim())?, check_value(value.trim())?));
     }
     if let Some((key, value)) = part.split_once("==").or_else(|| part.split_once('=')) {
-        return Ok(Requirement::Equals(
-            check_key(key.trim())?,
-            check_value(value.trim())?,
-        ));
+        return Ok(Requirement::Equals(check_key(key.trim())?, check_value(value.trim())?));
     }
     let mut words = part.splitn(2, char::is_whitespace);
     let key = words.next().unwrap_or_default();
@@ -194,10 +188,7 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -229,17 +220,8 @@ mod tests {
 
     #[test]
     fn rejects_malformed_selectors() {
-        for input in [
-            "env in prod",
-            "region in (eu",
-            "a b c",
-            "Bad Key=x",
-            "env=has space",
-        ] {
-            assert!(
-                LabelSelector::parse(input).is_err(),
-                "{input:?} should be rejected"
-            );
+        for input in ["env in prod", "region in (eu", "a b c", "Bad Key=x", "env=has space"] {
+            assert!(LabelSelector::parse(input).is_err(), "{input:?} should be rejected");
         }
     }
 

@@ -14,10 +14,7 @@ pub fn check_dns_label(value: &str) -> Result<(), String> {
         return Err("must not be empty".into());
     }
     if value.len() > DNS_LABEL_MAX {
-        return Err(format!(
-            "must be at most {DNS_LABEL_MAX} characters, got {}",
-            value.len()
-        ));
+        return Err(format!("must be at most {DNS_LABEL_MAX} characters, got {}", value.len()));
     }
     let bytes = value.as_bytes();
     let valid_char = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-';
@@ -49,9 +46,7 @@ fn is_label_token(value: &str) -> bool {
     let bytes = value.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= DNS_LABEL_MAX
-        && bytes
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && bytes.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
         && bytes[0].is_ascii_alphanumeric()
         && bytes[bytes.len() - 1].is_ascii_alphanumeric()
 }
@@ -98,11 +93,7 @@ pub fn check_labels(labels: &BTreeMap<String, String>, path: &str, problems: &mu
 }
 
 /// Annotation keys follow the label-key rules; values are free text up to 256 KiB in total.
-pub fn check_annotations(
-    annotations: &BTreeMap<String, String>,
-    path: &str,
-    problems: &mut Vec<Problem>,
-) {
+pub fn check_annotations(annotations: &BTreeMap<String, String>, path: &str, problems: &mut Vec<Problem>) {
     const MAX_TOTAL: usize = 256 * 1024;
     let mut total = 0;
     for (key, value) in annotations {

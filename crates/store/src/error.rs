@@ -9,11 +9,7 @@ pub enum StoreError {
     #[error(
         "{key} was changed by someone else: your copy has resourceVersion {expected}, the stored one is {actual}; get it again and retry"
     )]
-    Conflict {
-        key: ResourceKey,
-        expected: i64,
-        actual: i64,
-    },
+    Conflict { key: ResourceKey, expected: i64, actual: i64 },
     #[error("{0}")]
     BadRequest(String),
     #[error("stored data is corrupt: {0}")]

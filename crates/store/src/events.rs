@@ -157,11 +157,7 @@ impl Store {
         .await
     }
 
-    async fn events_after(
-        &self,
-        filter: &WatchFilter,
-        after: i64,
-    ) -> Result<Vec<(i64, WatchEvent)>, StoreError> {
+    async fn events_after(&self, filter: &WatchFilter, after: i64) -> Result<Vec<(i64, WatchEvent)>, StoreError> {
         let rows = sqlx::query(
             "SELECT revision, verb, object FROM events WHERE revision > $1 AND ($2 = '' OR kind = $2) \
              AND ($3 = '' OR namespace = $3) ORDER BY revision LIMIT $4",
@@ -189,11 +185,7 @@ impl Store {
     /// Every change after resourceVersion `from` that matches `filter`, in
     /// order, then new changes as they are committed. The stream ends only on
     /// a database error.
-    pub fn watch(
-        &self,
-        filter: WatchFilter,
-        from: i64,
-    ) -> impl Stream<Item = Result<WatchEvent, StoreError>> + Send + 'static {
+    pub fn watch(&self, filter: WatchFilter, from: i64) -> impl Stream<Item = Result<WatchEvent, StoreError>> + Send + 'static {
         struct State {
             store: Store,
             filter: WatchFilter,

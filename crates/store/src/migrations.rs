@@ -57,11 +57,10 @@ pub(crate) async fn run(conn: &mut AnyConnection) -> Result<(), StoreError> {
         .await?;
     for (version, sql) in MIGRATIONS {
         let mut tx = conn.begin().await?;
-        let applied: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
-                .bind(*version)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+            .bind(*version)
+            .fetch_optional(&mut *tx)
+            .await?;
         if applied.is_some() {
             continue;
         }

@@ -69,8 +69,7 @@ fn encode_cursor(resource: &Resource) -> String {
         ns: resource.metadata.namespace.clone().unwrap_or_default(),
         name: resource.metadata.name.clone(),
     };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(serde_json::to_vec(&cursor).unwrap_or_default())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).unwrap_or_default())
 }
 
 fn decode_cursor(token: &str) -> Result<Cursor, StoreError> {
@@ -93,29 +92,19 @@ fn key_of(resource: &Resource) -> ResourceKey {
     resource.key()
 }
 
-async fn fetch(
-    conn: &mut AnyConnection,
-    key: &ResourceKey,
-) -> Result<Option<Resource>, StoreError> {
-    let body: Option<String> = sqlx::query_scalar(
-        "SELECT body FROM resources WHERE kind = $1 AND namespace = $2 AND name = $3",
-    )
-    .bind(&key.kind)
-    .bind(&key.namespace)
-    .bind(&key.name)
-    .fetch_optional(&mut *conn)
-    .await?;
+async fn fetch(conn: &mut AnyConnection, key: &ResourceKey) -> Result<Option<Resource>, StoreError> {
+    let body: Option<String> = sqlx::query_scalar("SELECT body FROM resources WHERE kind = $1 AND namespace = $2 AND name = $3")
+        .bind(&key.kind)
+        .bind(&key.namespace)
+        .bind(&key.name)
+        .fetch_optional(&mut *conn)
+        .await?;
     body.as_deref().map(parse_body).transpose()
 }
 
-async fn upsert(
-    conn: &mut AnyConnection,
-    resource: &Resource,
-    exists: bool,
-) -> Result<(), StoreError> {
+async fn upsert(conn: &mut AnyConnection, resource: &Resource, exists: bool) -> Result<(), StoreError> {
     let key = key_of(resource);
-    let body = serde_json::to_string(resource)
-        .map_err(|e| StoreError::corrupt("serialize resource", e))?;
+    let body = serde_json::to_string(resource).map_err(|e| StoreError::corrupt("serialize resource", e))?;
     let meta = &resource.metadata;
     let sql = if exists {
         "UPDATE resources SET uid = $4, resource_version = $5, generation = $6, created_at = $7, body = $8 WHERE kind = $1 AND namespace = $2 AND name = $3"
@@ -171,19 +160,13 @@ fn same_content(a: &Resource, b: &Resource) -> bool {
         && a.metadata.extra == b.metadata.extra
 }
 
-fn check_precondition(
-    key: &ResourceKey,
-    wanted: Option<i64>,
-    existing: Option<&Resource>,
-) -> Result<(), StoreError> {
+fn check_precondition(key: &ResourceKey, wanted: Option<i64>, existing: Option<&Resource>) -> Result<(), StoreError> {
     match (wanted, existing) {
-        (Some(expected), Some(current)) if Some(expected) != current.resource_version() => {
-            Err(StoreError::Conflict {
-                key: key.clone(),
-                expected,
-                actual: current.resource_version().unwrap_or_default(),
-            })
-        }
+        (Some(expected), Some(current)) if Some(expected) != current.resource_version() => Err(StoreError::Conflict {
+            key: key.clone(),
+            expected,
+            actual: current.resource_version().unwrap_or_default(),
+        }),
         (Some(expected), None) => Err(StoreError::Conflict {
             key: key.clone(),
             expected,
@@ -226,8 +209,7 @@ async fn write_one(
             let meta = &mut resource.metadata;
             meta.uid = current.metadata.uid.clone();
             meta.creation_timestamp = current.metadata.creation_timestamp.clone();
-            meta.generation =
-                Some(current.metadata.generation.unwrap_or(1) + i64::from(spec_changed));
+            meta.generation = Some(current.metadata.generation.unwrap_or(1) + i64::from(spec_changed));
             resource.status = current.status.clone();
         }
         None => {
@@ -261,12 +243,7 @@ impl Store {
     /// Writes one resource. A `metadata.resourceVersion` on `resource` is a
     /// precondition: if the stored object has another, nothing changes and the
     /// result is [`StoreError::Conflict`].
-    pub async fn write(
-        &self,
-        actor: &str,
-        resource: Resource,
-        mode: ApplyMode,
-    ) -> Result<WriteResult, StoreError> {
+    pub async fn write(&self, actor: &str, resource: Resource, mode: ApplyMode) -> Result<WriteResult, StoreError> {
         self.write_all(actor, vec![resource], mode)
             .await
             .map(|mut results| results.remove(0))
@@ -281,16 +258,31 @@ impl Store {
 
     /// What [`Store::write_all`] would do, without changing anything: the same
     /// checks and outcomes, then a rollback.
-    pub async fn preview_all(&self, actor: &str, resources: Vec<Resource>, mode: ApplyMode) -> Result<Vec<WriteResult>, (usize, StoreError)> {
+    pub async fn preview_all(
+        &self,
+        actor: &str,
+        resources: Vec<Resource>,
+        mode: ApplyMode,
+    ) -> Result<Vec<WriteResult>, (usize, StoreError)> {
         self.observed("preview", self.write_batch(actor, resources, mode, false)).await
     }
 
-    async fn write_batch(&self, actor: &str, resources: Vec<Resource>, mode: ApplyMode, commit: bool) -> Result<Vec<WriteResult>, (usize, StoreError)> {
+    async fn write_batch(
+        &self,
+        actor: &str,
+        resources: Vec<Resource>,
+        mode: ApplyMode,
+        commit: bool,
+    ) -> Result<Vec<WriteResult>, (usize, StoreError)> {
         let (mut tx, start) = self.begin_write().await.map_err(|e| (0, e))?;
         let mut revision = start;
         let mut results = Vec::with_capacity(resources.len());
         for (index, resource) in resources.into_iter().enumerate() {
-            results.push(write_one(&mut tx, &mut revision, actor, resource, mode).await.map_err(|e| (index, e))?);
+            results.push(
+                write_one(&mut tx, &mut revision, actor, resource, mode)
+                    .await
+                    .map_err(|e| (index, e))?,
+            );
         }
         if commit {
             self.commit_write(tx, start, revision).await.map_err(|e| (0, e))?;
@@ -319,25 +311,12 @@ impl Store {
                 return Ok(current);
             }
             let before = current.resource_version();
-            let changes = diff(
-                current.status.as_ref().unwrap_or(&Value::Null),
-                &status,
-                "status",
-            );
+            let changes = diff(current.status.as_ref().unwrap_or(&Value::Null), &status, "status");
             let revision = start + 1;
             current.status = Some(status);
             current.metadata.resource_version = Some(revision.to_string());
             upsert(&mut tx, &current, true).await?;
-            events::record(
-                &mut tx,
-                revision,
-                actor,
-                Verb::UpdateStatus,
-                &current,
-                before,
-                &changes,
-            )
-            .await?;
+            events::record(&mut tx, revision, actor, Verb::UpdateStatus, &current, before, &changes).await?;
             self.commit_write(tx, start, revision).await?;
             Ok(current)
         })
@@ -355,12 +334,7 @@ impl Store {
     }
 
     /// Deletes a resource, optionally only if it still has resourceVersion `expected`.
-    pub async fn delete(
-        &self,
-        actor: &str,
-        key: &ResourceKey,
-        expected: Option<i64>,
-    ) -> Result<Resource, StoreError> {
+    pub async fn delete(&self, actor: &str, key: &ResourceKey, expected: Option<i64>) -> Result<Resource, StoreError> {
         self.observed("delete", async {
             let (mut tx, start) = self.begin_write().await?;
             let current = fetch(&mut tx, key)
@@ -399,7 +373,9 @@ impl Store {
             let mut cursor = query.continue_token.as_deref().map(decode_cursor).transpose()?;
             let limit = query.limit.unwrap_or(usize::MAX);
             let mut conn = self.pool.acquire().await?;
-            let resource_version: i64 = sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1").fetch_one(&mut *conn).await?;
+            let resource_version: i64 = sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1")
+                .fetch_one(&mut *conn)
+                .await?;
             let mut items = Vec::new();
             // Label selectors are evaluated here rather than in SQL, so a page may
             // take several batches; the keyset cursor keeps each batch cheap.

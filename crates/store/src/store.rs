@@ -31,9 +31,7 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("backend", &self.backend)
-            .finish()
+        f.debug_struct("Store").field("backend", &self.backend).finish()
     }
 }
 
@@ -109,22 +107,16 @@ impl Store {
 
     /// The newest committed revision.
     pub async fn revision(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
     }
 
-    pub(crate) async fn observed<T, E>(
-        &self,
-        operation: &'static str,
-        work: impl Future<Output = Result<T, E>>,
-    ) -> Result<T, E> {
+    pub(crate) async fn observed<T, E>(&self, operation: &'static str, work: impl Future<Output = Result<T, E>>) -> Result<T, E> {
         let started = Instant::now();
         let result = work.await;
         if let Some(observer) = &self.observer {
@@ -149,12 +141,7 @@ impl Store {
     }
 
     /// Records the last revision used and commits; watchers are woken.
-    pub(crate) async fn commit_write(
-        &self,
-        mut tx: Transaction<'static, Any>,
-        start: i64,
-        revision: i64,
-    ) -> Result<(), StoreError> {
+    pub(crate) async fn commit_write(&self, mut tx: Transaction<'static, Any>, start: i64, revision: i64) -> Result<(), StoreError> {
         if revision == start {
             tx.rollback().await?;
             return Ok(());

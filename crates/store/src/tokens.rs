@@ -35,18 +35,15 @@ pub struct TokenInfo {
 
 impl Store {
     /// Makes `token` the one token called `name`, replacing any earlier one.
-    pub async fn put_token(
-        &self,
-        name: &str,
-        token: &str,
-        role: &str,
-        expires_at: Option<String>,
-    ) -> Result<TokenInfo, StoreError> {
+    pub async fn put_token(&self, name: &str, token: &str, role: &str, expires_at: Option<String>) -> Result<TokenInfo, StoreError> {
         self.observed("put_token", async {
             let id = uuid::Uuid::new_v4().to_string();
             let created_at = now();
             let mut tx = self.pool.begin().await?;
-            sqlx::query("DELETE FROM api_tokens WHERE name = $1").bind(name).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM api_tokens WHERE name = $1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("INSERT INTO api_tokens (id, name, hash, role, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(&id)
                 .bind(name)
@@ -91,9 +88,16 @@ impl Store {
                 return Ok(None);
             }
             // Record use at most once a minute, so authentication is not a write per request.
-            let stale = info.last_used_at.as_deref().is_none_or(|last| last[..16.min(last.len())] != current[..16]);
+            let stale = info
+                .last_used_at
+                .as_deref()
+                .is_none_or(|last| last[..16.min(last.len())] != current[..16]);
             if stale {
-                sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2").bind(&current).bind(&info.id).execute(&self.pool).await?;
+                sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+                    .bind(&current)
+                    .bind(&info.id)
+                    .execute(&self.pool)
+                    .await?;
             }
             Ok(Some(info))
         })

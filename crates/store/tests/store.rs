@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 
 use futures::StreamExt;
 use heimdall_model::{LabelSelector, ObjectMeta, Resource, ResourceKey};
-use heimdall_store::{
-    ApplyMode, ApplyOutcome, AuditQuery, ListQuery, Store, StoreError, WatchEventType, WatchFilter,
-};
+use heimdall_store::{ApplyMode, ApplyOutcome, AuditQuery, ListQuery, Store, StoreError, WatchEventType, WatchFilter};
 use heimdall_testsupport::Postgres;
 use serde_json::json;
 
@@ -21,18 +19,13 @@ enum Guard {
 async fn sqlite() -> (Store, Guard) {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("heimdall.db").display());
-    (
-        Store::connect(&url).await.expect("connect sqlite"),
-        Guard::Dir(dir),
-    )
+    (Store::connect(&url).await.expect("connect sqlite"), Guard::Dir(dir))
 }
 
 async fn postgres() -> (Store, Guard) {
     let server = Postgres::start();
     (
-        Store::connect(&server.url())
-            .await
-            .expect("connect postgres"),
+        Store::connect(&server.url()).await.expect("connect postgres"),
         Guard::Server(server),
     )
 }
@@ -72,11 +65,7 @@ async fn audit_count(store: &Store) -> usize {
 
 async fn create_sets_server_fields(store: Store) {
     let written = store
-        .write(
-            "alice",
-            app("shop", "web", "nginx:1", &[]),
-            ApplyMode::Create,
-        )
+        .write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Create)
         .await
         .expect("create");
     assert_eq!(written.outcome, ApplyOutcome::Created);
@@ -84,64 +73,29 @@ async fn create_sets_server_fields(store: Store) {
     assert_eq!(meta.resource_version.as_deref(), Some("1"));
     assert_eq!(meta.generation, Some(1));
     assert!(meta.uid.as_deref().is_some_and(|u| u.len() == 36));
-    assert!(
-        meta.creation_timestamp
-            .as_deref()
-            .is_some_and(|t| t.ends_with('Z'))
-    );
-    assert_eq!(
-        store.get(&key("shop", "web")).await.expect("get"),
-        written.resource
-    );
-    let again = store
-        .write(
-            "alice",
-            app("shop", "web", "nginx:1", &[]),
-            ApplyMode::Create,
-        )
-        .await;
-    assert!(
-        matches!(again, Err(StoreError::AlreadyExists { .. })),
-        "{again:?}"
-    );
-    assert!(matches!(
-        store.get(&key("shop", "nope")).await,
-        Err(StoreError::NotFound { .. })
-    ));
+    assert!(meta.creation_timestamp.as_deref().is_some_and(|t| t.ends_with('Z')));
+    assert_eq!(store.get(&key("shop", "web")).await.expect("get"), written.resource);
+    let again = store.write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Create).await;
+    assert!(matches!(again, Err(StoreError::AlreadyExists { .. })), "{again:?}");
+    assert!(matches!(store.get(&key("shop", "nope")).await, Err(StoreError::NotFound { .. })));
 }
 
 async fn apply_is_idempotent(store: Store) {
     let first = store
-        .write(
-            "alice",
-            app("shop", "web", "nginx:1", &[]),
-            ApplyMode::Apply,
-        )
+        .write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply)
         .await
         .expect("apply");
     let second = store
-        .write(
-            "alice",
-            app("shop", "web", "nginx:1", &[]),
-            ApplyMode::Apply,
-        )
+        .write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply)
         .await
         .expect("apply");
     assert_eq!(second.outcome, ApplyOutcome::Unchanged);
     assert_eq!(second.resource, first.resource, "nothing bumped");
-    assert_eq!(
-        audit_count(&store).await,
-        1,
-        "an unchanged apply writes no audit event"
-    );
+    assert_eq!(audit_count(&store).await, 1, "an unchanged apply writes no audit event");
     assert_eq!(store.revision().await.expect("revision"), 1);
 
     let relabelled = store
-        .write(
-            "bob",
-            app("shop", "web", "nginx:1", &[("tier", "web")]),
-            ApplyMode::Apply,
-        )
+        .write("bob", app("shop", "web", "nginx:1", &[("tier", "web")]), ApplyMode::Apply)
         .await
         .expect("apply");
     assert_eq!(relabelled.outcome, ApplyOutcome::Configured);
@@ -150,24 +104,13 @@ async fn apply_is_idempotent(store: Store) {
         Some(1),
         "metadata changes keep the generation"
     );
-    assert_eq!(
-        relabelled.resource.metadata.resource_version.as_deref(),
-        Some("2")
-    );
+    assert_eq!(relabelled.resource.metadata.resource_version.as_deref(), Some("2"));
 
     let changed = store
-        .write(
-            "bob",
-            app("shop", "web", "nginx:2", &[("tier", "web")]),
-            ApplyMode::Apply,
-        )
+        .write("bob", app("shop", "web", "nginx:2", &[("tier", "web")]), ApplyMode::Apply)
         .await
         .expect("apply");
-    assert_eq!(
-        changed.resource.metadata.generation,
-        Some(2),
-        "spec changes bump the generation"
-    );
+    assert_eq!(changed.resource.metadata.generation, Some(2), "spec changes bump the generation");
     assert_eq!(changed.resource.metadata.uid, first.resource.metadata.uid);
     assert_eq!(
         changed.resource.metadata.creation_timestamp,
@@ -177,20 +120,12 @@ async fn apply_is_idempotent(store: Store) {
 
 async fn stale_resource_version_conflicts(store: Store) {
     let v1 = store
-        .write(
-            "alice",
-            app("shop", "web", "nginx:1", &[]),
-            ApplyMode::Apply,
-        )
+        .write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply)
         .await
         .expect("apply")
         .resource;
     store
-        .write(
-            "alice",
-            app("shop", "web", "nginx:2", &[]),
-            ApplyMode::Apply,
-        )
+        .write("alice", app("shop", "web", "nginx:2", &[]), ApplyMode::Apply)
         .await
         .expect("apply");
     let mut stale = app("shop", "web", "nginx:3", &[]);
@@ -198,27 +133,18 @@ async fn stale_resource_version_conflicts(store: Store) {
     let result = store.write("bob", stale, ApplyMode::Update).await;
     match result {
         Err(StoreError::Conflict {
-            expected: 1,
-            actual: 2,
-            ..
+            expected: 1, actual: 2, ..
         }) => {}
         other => panic!("expected a conflict, got {other:?}"),
     }
     let stored = store.get(&key("shop", "web")).await.expect("get");
-    assert_eq!(
-        stored.spec["components"][0]["properties"]["image"], "nginx:2",
-        "nothing changed"
-    );
+    assert_eq!(stored.spec["components"][0]["properties"]["image"], "nginx:2", "nothing changed");
     assert_eq!(audit_count(&store).await, 2);
 }
 
 async fn two_writers_one_conflicts(store: Store) {
     let base = store
-        .write(
-            "alice",
-            app("shop", "web", "nginx:1", &[]),
-            ApplyMode::Apply,
-        )
+        .write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply)
         .await
         .expect("apply")
         .resource;
@@ -233,19 +159,10 @@ async fn two_writers_one_conflicts(store: Store) {
     );
     let results = [ra.expect("join"), rb.expect("join")];
     let ok = results.iter().filter(|r| r.is_ok()).count();
-    let conflicts = results
-        .iter()
-        .filter(|r| matches!(r, Err(StoreError::Conflict { .. })))
-        .count();
+    let conflicts = results.iter().filter(|r| matches!(r, Err(StoreError::Conflict { .. }))).count();
     assert_eq!((ok, conflicts), (1, 1), "{results:?}");
-    let winner = results
-        .iter()
-        .find_map(|r| r.as_ref().ok())
-        .expect("one winner");
-    assert_eq!(
-        store.get(&key("shop", "web")).await.expect("get"),
-        winner.resource
-    );
+    let winner = results.iter().find_map(|r| r.as_ref().ok()).expect("one winner");
+    assert_eq!(store.get(&key("shop", "web")).await.expect("get"), winner.resource);
 }
 
 async fn concurrent_writers_get_gap_free_revisions(store: Store) {
@@ -254,11 +171,7 @@ async fn concurrent_writers_get_gap_free_revisions(store: Store) {
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .write(
-                        "load",
-                        app("shop", &format!("app-{i}"), "nginx", &[]),
-                        ApplyMode::Apply,
-                    )
+                    .write("load", app("shop", &format!("app-{i}"), "nginx", &[]), ApplyMode::Apply)
                     .await
             })
         })
@@ -284,27 +197,14 @@ async fn concurrent_writers_get_gap_free_revisions(store: Store) {
 
 async fn batches_are_all_or_nothing(store: Store) {
     store
-        .write(
-            "alice",
-            app("shop", "existing", "nginx", &[]),
-            ApplyMode::Create,
-        )
+        .write("alice", app("shop", "existing", "nginx", &[]), ApplyMode::Create)
         .await
         .expect("create");
-    let batch = vec![
-        app("shop", "new-one", "nginx", &[]),
-        app("shop", "existing", "nginx", &[]),
-    ];
-    let err = store
-        .write_all("alice", batch, ApplyMode::Create)
-        .await
-        .expect_err("second fails");
+    let batch = vec![app("shop", "new-one", "nginx", &[]), app("shop", "existing", "nginx", &[])];
+    let err = store.write_all("alice", batch, ApplyMode::Create).await.expect_err("second fails");
     assert_eq!(err.0, 1, "the failing document is named by index");
     assert!(
-        matches!(
-            store.get(&key("shop", "new-one")).await,
-            Err(StoreError::NotFound { .. })
-        ),
+        matches!(store.get(&key("shop", "new-one")).await, Err(StoreError::NotFound { .. })),
         "first was rolled back"
     );
     assert_eq!(store.revision().await.expect("revision"), 1);
@@ -324,11 +224,7 @@ async fn list_filters_and_pages(store: Store) {
             .expect("apply");
     }
     store
-        .write(
-            "alice",
-            app("payments", "api", "nginx", &[("tier", "web")]),
-            ApplyMode::Apply,
-        )
+        .write("alice", app("payments", "api", "nginx", &[("tier", "web")]), ApplyMode::Apply)
         .await
         .expect("apply");
 
@@ -342,13 +238,7 @@ async fn list_filters_and_pages(store: Store) {
     let names: Vec<String> = all
         .items
         .iter()
-        .map(|r| {
-            format!(
-                "{}/{}",
-                r.metadata.namespace.as_deref().unwrap_or(""),
-                r.metadata.name
-            )
-        })
+        .map(|r| format!("{}/{}", r.metadata.namespace.as_deref().unwrap_or(""), r.metadata.name))
         .collect();
     assert_eq!(names[0], "payments/api", "ordered by namespace, then name");
     assert_eq!(names.len(), 8);
@@ -363,11 +253,7 @@ async fn list_filters_and_pages(store: Store) {
     };
     let page1 = store.list(&web).await.expect("page 1");
     assert_eq!(
-        page1
-            .items
-            .iter()
-            .map(|r| r.metadata.name.as_str())
-            .collect::<Vec<_>>(),
+        page1.items.iter().map(|r| r.metadata.name.as_str()).collect::<Vec<_>>(),
         ["app-0", "app-2", "app-4"]
     );
     let token = page1.continue_token.clone().expect("more pages");
@@ -378,14 +264,7 @@ async fn list_filters_and_pages(store: Store) {
         })
         .await
         .expect("page 2");
-    assert_eq!(
-        page2
-            .items
-            .iter()
-            .map(|r| r.metadata.name.as_str())
-            .collect::<Vec<_>>(),
-        ["app-6"]
-    );
+    assert_eq!(page2.items.iter().map(|r| r.metadata.name.as_str()).collect::<Vec<_>>(), ["app-6"]);
     assert_eq!(page2.continue_token, None);
 
     let bad = store
@@ -404,19 +283,13 @@ async fn delete_records_and_honours_preconditions(store: Store) {
         .expect("apply")
         .resource;
     let stale = store.delete("bob", &key("shop", "web"), Some(99)).await;
-    assert!(
-        matches!(stale, Err(StoreError::Conflict { .. })),
-        "{stale:?}"
-    );
+    assert!(matches!(stale, Err(StoreError::Conflict { .. })), "{stale:?}");
     let deleted = store
         .delete("bob", &key("shop", "web"), v.resource_version())
         .await
         .expect("delete");
     assert_eq!(deleted.metadata.uid, v.metadata.uid);
-    assert!(matches!(
-        store.get(&key("shop", "web")).await,
-        Err(StoreError::NotFound { .. })
-    ));
+    assert!(matches!(store.get(&key("shop", "web")).await, Err(StoreError::NotFound { .. })));
     assert!(matches!(
         store.delete("bob", &key("shop", "web"), None).await,
         Err(StoreError::NotFound { .. })
@@ -425,11 +298,7 @@ async fn delete_records_and_honours_preconditions(store: Store) {
 
 async fn audit_trail_says_who_did_what(store: Store) {
     store
-        .write(
-            "alice",
-            app("shop", "web", "nginx:1", &[]),
-            ApplyMode::Apply,
-        )
+        .write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply)
         .await
         .expect("apply");
     store
@@ -437,17 +306,10 @@ async fn audit_trail_says_who_did_what(store: Store) {
         .await
         .expect("apply");
     store
-        .write(
-            "carol",
-            app("shop", "other", "nginx:1", &[]),
-            ApplyMode::Apply,
-        )
+        .write("carol", app("shop", "other", "nginx:1", &[]), ApplyMode::Apply)
         .await
         .expect("apply");
-    store
-        .delete("dave", &key("shop", "web"), None)
-        .await
-        .expect("delete");
+    store.delete("dave", &key("shop", "web"), None).await.expect("delete");
 
     let events = store
         .audit(&AuditQuery {
@@ -461,14 +323,7 @@ async fn audit_trail_says_who_did_what(store: Store) {
         .expect("audit");
     let summary: Vec<(i64, &str, &str, Option<i64>)> = events
         .iter()
-        .map(|e| {
-            (
-                e.revision,
-                e.actor.as_str(),
-                e.verb.as_str(),
-                e.revision_before,
-            )
-        })
+        .map(|e| (e.revision, e.actor.as_str(), e.verb.as_str(), e.revision_before))
         .collect();
     assert_eq!(
         summary,
@@ -480,10 +335,7 @@ async fn audit_trail_says_who_did_what(store: Store) {
     );
     let update = &events[1];
     assert_eq!(update.changes.len(), 1);
-    assert_eq!(
-        update.changes[0].path,
-        "spec.components[0].properties.image"
-    );
+    assert_eq!(update.changes[0].path, "spec.components[0].properties.image");
     assert_eq!(update.changes[0].old, Some(json!("nginx:1")));
     assert_eq!(update.changes[0].new, Some(json!("nginx:2")));
 
@@ -495,72 +347,40 @@ async fn audit_trail_says_who_did_what(store: Store) {
         })
         .await
         .expect("audit");
-    assert_eq!(
-        older.iter().map(|e| e.revision).collect::<Vec<_>>(),
-        vec![1]
-    );
+    assert_eq!(older.iter().map(|e| e.revision).collect::<Vec<_>>(), vec![1]);
 }
 
 async fn status_updates_keep_spec_and_generation(store: Store) {
     store
-        .write(
-            "alice",
-            app("shop", "web", "nginx:1", &[]),
-            ApplyMode::Apply,
-        )
+        .write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply)
         .await
         .expect("apply");
     let with_status = store
-        .update_status(
-            "hub",
-            &key("shop", "web"),
-            json!({"phase": "rendered"}),
-            None,
-        )
+        .update_status("hub", &key("shop", "web"), json!({"phase": "rendered"}), None)
         .await
         .expect("status");
     assert_eq!(with_status.metadata.generation, Some(1));
     assert_eq!(with_status.metadata.resource_version.as_deref(), Some("2"));
     let reapplied = store
-        .write(
-            "alice",
-            app("shop", "web", "nginx:2", &[]),
-            ApplyMode::Apply,
-        )
+        .write("alice", app("shop", "web", "nginx:2", &[]), ApplyMode::Apply)
         .await
         .expect("apply")
         .resource;
-    assert_eq!(
-        reapplied.status,
-        Some(json!({"phase": "rendered"})),
-        "apply never drops status"
-    );
+    assert_eq!(reapplied.status, Some(json!({"phase": "rendered"})), "apply never drops status");
 }
 
 async fn watch_replays_then_follows(store: Store) {
     store
-        .write(
-            "alice",
-            app("shop", "before", "nginx", &[]),
-            ApplyMode::Apply,
-        )
+        .write("alice", app("shop", "before", "nginx", &[]), ApplyMode::Apply)
         .await
         .expect("apply");
     let from = store.revision().await.expect("revision");
     store
-        .write(
-            "alice",
-            app("shop", "web", "nginx:1", &[]),
-            ApplyMode::Apply,
-        )
+        .write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply)
         .await
         .expect("apply");
     store
-        .write(
-            "alice",
-            app("other", "ignored", "nginx:1", &[]),
-            ApplyMode::Apply,
-        )
+        .write("alice", app("other", "ignored", "nginx:1", &[]), ApplyMode::Apply)
         .await
         .expect("apply");
     let filter = WatchFilter {
@@ -569,10 +389,7 @@ async fn watch_replays_then_follows(store: Store) {
     };
     let mut stream = Box::pin(store.watch(filter, from));
     let first = stream.next().await.expect("event").expect("ok");
-    assert_eq!(
-        (first.type_, first.object.metadata.name.as_str()),
-        (WatchEventType::Added, "web")
-    );
+    assert_eq!((first.type_, first.object.metadata.name.as_str()), (WatchEventType::Added, "web"));
 
     let writer = store.clone();
     tokio::spawn(async move {
@@ -593,10 +410,7 @@ async fn watch_replays_then_follows(store: Store) {
         .expect("event")
         .expect("ok");
     assert_eq!(modified.type_, WatchEventType::Modified);
-    assert_eq!(
-        modified.object.spec["components"][0]["properties"]["image"],
-        "nginx:2"
-    );
+    assert_eq!(modified.object.spec["components"][0]["properties"]["image"], "nginx:2");
     let deleted = tokio::time::timeout(timeout, stream.next())
         .await
         .expect("in time")
@@ -607,19 +421,9 @@ async fn watch_replays_then_follows(store: Store) {
 
 async fn tokens_authenticate_by_hash(store: Store) {
     let token = heimdall_store::generate_token();
-    let info = store
-        .put_token("admin", &token, "platform-admin", None)
-        .await
-        .expect("put");
-    let found = store
-        .authenticate_token(&token)
-        .await
-        .expect("auth")
-        .expect("known");
-    assert_eq!(
-        (found.id.as_str(), found.role.as_str()),
-        (info.id.as_str(), "platform-admin")
-    );
+    let info = store.put_token("admin", &token, "platform-admin", None).await.expect("put");
+    let found = store.authenticate_token(&token).await.expect("auth").expect("known");
+    assert_eq!((found.id.as_str(), found.role.as_str()), (info.id.as_str(), "platform-admin"));
     assert!(found.last_used_at.is_none());
     assert!(
         store
@@ -630,45 +434,21 @@ async fn tokens_authenticate_by_hash(store: Store) {
             .last_used_at
             .is_some()
     );
-    assert!(
-        store
-            .authenticate_token("hdl_wrong")
-            .await
-            .expect("auth")
-            .is_none()
-    );
+    assert!(store.authenticate_token("hdl_wrong").await.expect("auth").is_none());
 
     let rotated = heimdall_store::generate_token();
-    store
-        .put_token("admin", &rotated, "platform-admin", None)
-        .await
-        .expect("put");
+    store.put_token("admin", &rotated, "platform-admin", None).await.expect("put");
     assert!(
-        store
-            .authenticate_token(&token)
-            .await
-            .expect("auth")
-            .is_none(),
+        store.authenticate_token(&token).await.expect("auth").is_none(),
         "the replaced token no longer works"
     );
 
     let expired = heimdall_store::generate_token();
     store
-        .put_token(
-            "ci",
-            &expired,
-            "platform-admin",
-            Some("2000-01-01T00:00:00Z".into()),
-        )
+        .put_token("ci", &expired, "platform-admin", Some("2000-01-01T00:00:00Z".into()))
         .await
         .expect("put");
-    assert!(
-        store
-            .authenticate_token(&expired)
-            .await
-            .expect("auth")
-            .is_none()
-    );
+    assert!(store.authenticate_token(&expired).await.expect("auth").is_none());
 }
 
 macro_rules! on_both_backends {
@@ -733,12 +513,6 @@ async fn sqlite_state_survives_reconnect() {
 
 #[tokio::test]
 async fn unsupported_urls_are_refused() {
-    let err = Store::connect("mysql://localhost/x")
-        .await
-        .expect_err("unsupported");
-    assert!(
-        err.to_string()
-            .contains("expected sqlite://PATH or postgres://"),
-        "{err}"
-    );
+    let err = Store::connect("mysql://localhost/x").await.expect_err("unsupported");
+    assert!(err.to_string().contains("expected sqlite://PATH or postgres://"), "{err}");
 }

@@ -27,8 +27,7 @@ impl Postgres {
         let data = dir.path().join("data");
         let owner = service_user();
         if let Some((uid, gid)) = owner {
-            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
-                .expect("chown PostgreSQL temp dir");
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown PostgreSQL temp dir");
         }
         let mut initdb = Command::new(bin.join("initdb"));
         initdb
@@ -54,11 +53,9 @@ impl Postgres {
         );
 
         let port = free_port();
-        let log =
-            std::fs::File::create(dir.path().join("postgres.log")).expect("create PostgreSQL log");
+        let log = std::fs::File::create(dir.path().join("postgres.log")).expect("create PostgreSQL log");
         if let Some((uid, gid)) = owner {
-            std::os::unix::fs::chown(dir.path().join("postgres.log"), Some(uid), Some(gid))
-                .expect("chown log");
+            std::os::unix::fs::chown(dir.path().join("postgres.log"), Some(uid), Some(gid)).expect("chown log");
         }
         let mut postgres = Command::new(bin.join("postgres"));
         postgres
@@ -85,11 +82,7 @@ impl Postgres {
             .stderr(log);
         run_as(&mut postgres, owner);
         let child = postgres.spawn().expect("start postgres");
-        let mut server = Postgres {
-            child,
-            port,
-            _dir: dir,
-        };
+        let mut server = Postgres { child, port, _dir: dir };
         server.wait_ready(&bin);
         server
     }
@@ -103,20 +96,12 @@ impl Postgres {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                let log = std::fs::read_to_string(self._dir.path().join("postgres.log"))
-                    .unwrap_or_default();
+                let log = std::fs::read_to_string(self._dir.path().join("postgres.log")).unwrap_or_default();
                 panic!("postgres exited with {status} before it was ready:\n{log}");
             }
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 let ready = Command::new(bin.join("pg_isready"))
-                    .args([
-                        "-h",
-                        "127.0.0.1",
-                        "-p",
-                        &self.port.to_string(),
-                        "-U",
-                        "postgres",
-                    ])
+                    .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
                     .stdout(Stdio::null())
                     .status()
                     .is_ok_and(|s| s.success());
@@ -124,10 +109,7 @@ impl Postgres {
                     return;
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "postgres did not become ready within 60s"
-            );
+            assert!(Instant::now() < deadline, "postgres did not become ready within 60s");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -160,10 +142,7 @@ fn service_user() -> Option<(u32, u32)> {
         .find(|l| l.starts_with("postgres:"))
         .expect("running as root, but there is no `postgres` user: install Debian's postgresql package (apt-get install postgresql)");
     let fields: Vec<&str> = line.split(':').collect();
-    Some((
-        fields[2].parse().expect("uid"),
-        fields[3].parse().expect("gid"),
-    ))
+    Some((fields[2].parse().expect("uid"), fields[3].parse().expect("gid")))
 }
 
 fn run_as(command: &mut Command, owner: Option<(u32, u32)>) {
@@ -193,5 +172,7 @@ fn find_bin_dir() -> PathBuf {
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .find(|dir| dir.join("initdb").exists() && dir.join("postgres").exists());
-    on_path.expect("PostgreSQL server binaries not found: install Debian's postgresql package (apt-get install postgresql) or set HEIMDALL_PG_BIN")
+    on_path.expect(
+        "PostgreSQL server binaries not found: install Debian's postgresql package (apt-get install postgresql) or set HEIMDALL_PG_BIN",
+    )
 }

@@ -93,7 +93,12 @@ fn result(document: &str, resource: &Resource, outcome: ApplyOutcome) -> ApplyRe
 
 /// Validates and stores `documents` as `actor`. Shared by the API and by
 /// `heimdall up` when it loads the example organization.
-pub async fn apply_documents(store: &Store, actor: &str, documents: Vec<Document>, options: &ApplyOptions) -> Result<ApplyResponse, ApiError> {
+pub async fn apply_documents(
+    store: &Store,
+    actor: &str,
+    documents: Vec<Document>,
+    options: &ApplyOptions,
+) -> Result<ApplyResponse, ApiError> {
     if documents.is_empty() {
         return Err(ApiError::bad_request("the request holds no documents"));
     }
@@ -108,7 +113,10 @@ pub async fn apply_documents(store: &Store, actor: &str, documents: Vec<Document
                 if let Some(first) = seen.get(&key) {
                     invalid.push(DocumentError::new(
                         &document.source,
-                        vec![Problem::new("metadata.name", format!("{key} is also defined in {first}; each object may appear once"))],
+                        vec![Problem::new(
+                            "metadata.name",
+                            format!("{key} is also defined in {first}; each object may appear once"),
+                        )],
                     ));
                 } else {
                     seen.insert(key, document.source.clone());
@@ -137,7 +145,11 @@ pub async fn apply_documents(store: &Store, actor: &str, documents: Vec<Document
         })?;
         return Ok(ApplyResponse {
             dry_run: options.dry_run,
-            results: sources.iter().zip(&written).map(|(source, w)| result(source, &w.resource, w.outcome)).collect(),
+            results: sources
+                .iter()
+                .zip(&written)
+                .map(|(source, w)| result(source, &w.resource, w.outcome))
+                .collect(),
             errors: Vec::new(),
         });
     }
@@ -183,13 +195,21 @@ pub async fn apply(
         let documents = heimdall_model::parse_documents(body.text()?, "request body").map_err(|e| ApiError::invalid(&[e]))?;
         (documents, query)
     } else {
-        let request: ApplyRequest = serde_json::from_slice(&body.bytes).map_err(|e| ApiError::bad_request(format!("invalid apply request: {e}")))?;
+        let request: ApplyRequest =
+            serde_json::from_slice(&body.bytes).map_err(|e| ApiError::bad_request(format!("invalid apply request: {e}")))?;
         let options = ApplyOptions {
             namespace: request.options.namespace.or(query.namespace),
             dry_run: request.options.dry_run || query.dry_run,
             continue_on_error: request.options.continue_on_error || query.continue_on_error,
         };
-        let documents = request.documents.into_iter().map(|d| Document { source: d.source, value: d.object }).collect();
+        let documents = request
+            .documents
+            .into_iter()
+            .map(|d| Document {
+                source: d.source,
+                value: d.object,
+            })
+            .collect();
         (documents, options)
     };
     Ok(Json(apply_documents(&state.store, &principal.name, documents, &options).await?))

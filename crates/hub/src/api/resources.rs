@@ -64,7 +64,10 @@ fn kind_for(plural: &str) -> Result<&'static KindInfo, ApiError> {
     kinds::KINDS.iter().find(|k| k.plural == plural).ok_or_else(|| {
         let hint = kinds::suggest(plural).map(|s| format!("; did you mean {s:?}?")).unwrap_or_default();
         let known: Vec<&str> = kinds::KINDS.iter().map(|k| k.plural).collect();
-        ApiError::not_found(format!("unknown resource type {plural:?}: expected one of {}{hint}", known.join(", ")))
+        ApiError::not_found(format!(
+            "unknown resource type {plural:?}: expected one of {}{hint}",
+            known.join(", ")
+        ))
     })
 }
 
@@ -76,7 +79,10 @@ fn target(plural: &str, namespace: Option<&str>) -> Result<&'static KindInfo, Ap
             "{} is namespaced: use /api/v1/namespaces/{{namespace}}/{plural}",
             kind.kind
         ))),
-        (false, Some(_)) => Err(ApiError::not_found(format!("{} is cluster-scoped: use /api/v1/{plural}", kind.kind))),
+        (false, Some(_)) => Err(ApiError::not_found(format!(
+            "{} is cluster-scoped: use /api/v1/{plural}",
+            kind.kind
+        ))),
         _ => Ok(kind),
     }
 }
@@ -86,7 +92,8 @@ fn key(kind: &KindInfo, namespace: Option<&str>, name: &str) -> ResourceKey {
 }
 
 async fn list(state: AppState, kind: &KindInfo, namespace: Option<String>, params: ListParams) -> Result<Response, ApiError> {
-    let selector = LabelSelector::parse(params.label_selector.as_deref().unwrap_or_default()).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let selector =
+        LabelSelector::parse(params.label_selector.as_deref().unwrap_or_default()).map_err(|e| ApiError::bad_request(e.to_string()))?;
     if params.watch.unwrap_or(false) {
         let from = match params.resource_version {
             Some(rv) => rv,
@@ -107,7 +114,11 @@ async fn list(state: AppState, kind: &KindInfo, namespace: Option<String>, param
                 Ok::<_, std::convert::Infallible>(Bytes::from(line))
             }))
         });
-        return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], axum::body::Body::from_stream(stream)).into_response());
+        return Ok((
+            [(header::CONTENT_TYPE, "application/x-ndjson")],
+            axum::body::Body::from_stream(stream),
+        )
+            .into_response());
     }
     let query = ListQuery {
         kind: kind.kind.to_string(),
@@ -134,38 +145,66 @@ fn decode_for_url(body: &Body, kind: &KindInfo, namespace: Option<&str>, name: O
     let value = body.single_document("request body")?;
     let decoded = heimdall_model::decode(&value, "request body", namespace.unwrap_or("default")).map_err(|e| ApiError::invalid(&[e]))?;
     if decoded.kind.kind != kind.kind {
-        return Err(ApiError::invalid_field("kind", format!("expected {} at this URL, got {}", kind.kind, decoded.kind.kind)));
+        return Err(ApiError::invalid_field(
+            "kind",
+            format!("expected {} at this URL, got {}", kind.kind, decoded.kind.kind),
+        ));
     }
     let resource = decoded.resource;
     if let Some(namespace) = namespace
         && resource.metadata.namespace.as_deref() != Some(namespace)
     {
-        return Err(ApiError::invalid_field("metadata.namespace", format!("expected {namespace:?} to match the URL")));
+        return Err(ApiError::invalid_field(
+            "metadata.namespace",
+            format!("expected {namespace:?} to match the URL"),
+        ));
     }
     if let Some(name) = name
         && resource.metadata.name != name
     {
-        return Err(ApiError::invalid_field("metadata.name", format!("expected {name:?} to match the URL, got {:?}", resource.metadata.name)));
+        return Err(ApiError::invalid_field(
+            "metadata.name",
+            format!("expected {name:?} to match the URL, got {:?}", resource.metadata.name),
+        ));
     }
     Ok(resource)
 }
 
-async fn create(state: AppState, principal: Principal, kind: &KindInfo, namespace: Option<String>, body: Body) -> Result<Response, ApiError> {
+async fn create(
+    state: AppState,
+    principal: Principal,
+    kind: &KindInfo,
+    namespace: Option<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
     let resource = decode_for_url(&body, kind, namespace.as_deref(), None)?;
     let written = state.store.write(&principal.name, resource, ApplyMode::Create).await?;
     Ok((StatusCode::CREATED, Json(written.resource)).into_response())
 }
 
-async fn replace(state: AppState, principal: Principal, kind: &KindInfo, namespace: Option<String>, name: String, body: Body) -> Result<Json<Resource>, ApiError> {
+async fn replace(
+    state: AppState,
+    principal: Principal,
+    kind: &KindInfo,
+    namespace: Option<String>,
+    name: String,
+    body: Body,
+) -> Result<Json<Resource>, ApiError> {
     let resource = decode_for_url(&body, kind, namespace.as_deref(), Some(&name))?;
-    Ok(Json(state.store.write(&principal.name, resource, ApplyMode::Update).await?.resource))
+    Ok(Json(
+        state.store.write(&principal.name, resource, ApplyMode::Update).await?.resource,
+    ))
 }
 
 /// List every resource of a kind (across all namespaces for namespaced kinds), or watch them.
 #[utoipa::path(get, path = "/api/v1/{plural}", tag = "resources",
     params(("plural" = String, Path, description = "e.g. applications, tenants"), ListParams),
     responses((status = 200, body = ResourceListBody, description = "a list, or with watch=true an application/x-ndjson stream of WatchEvent"), (status = 404, body = ApiError)))]
-pub async fn list_all(State(state): State<AppState>, Path(plural): Path<String>, Query(params): Query<ListParams>) -> Result<Response, ApiError> {
+pub async fn list_all(
+    State(state): State<AppState>,
+    Path(plural): Path<String>,
+    Query(params): Query<ListParams>,
+) -> Result<Response, ApiError> {
     let kind = kind_for(&plural)?;
     list(state, kind, None, params).await
 }
@@ -174,7 +213,11 @@ pub async fn list_all(State(state): State<AppState>, Path(plural): Path<String>,
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/{plural}", tag = "resources",
     params(("namespace" = String, Path), ("plural" = String, Path), ListParams),
     responses((status = 200, body = ResourceListBody), (status = 404, body = ApiError)))]
-pub async fn list_namespaced(State(state): State<AppState>, Path((namespace, plural)): Path<(String, String)>, Query(params): Query<ListParams>) -> Result<Response, ApiError> {
+pub async fn list_namespaced(
+    State(state): State<AppState>,
+    Path((namespace, plural)): Path<(String, String)>,
+    Query(params): Query<ListParams>,
+) -> Result<Response, ApiError> {
     let kind = target(&plural, Some(&namespace))?;
     list(state, kind, Some(namespace), params).await
 }
@@ -183,7 +226,10 @@ pub async fn list_namespaced(State(state): State<AppState>, Path((namespace, plu
 #[utoipa::path(get, path = "/api/v1/{plural}/{name}", tag = "resources",
     params(("plural" = String, Path), ("name" = String, Path)),
     responses((status = 200, body = Resource), (status = 404, body = ApiError)))]
-pub async fn get_cluster_scoped(State(state): State<AppState>, Path((plural, name)): Path<(String, String)>) -> Result<Json<Resource>, ApiError> {
+pub async fn get_cluster_scoped(
+    State(state): State<AppState>,
+    Path((plural, name)): Path<(String, String)>,
+) -> Result<Json<Resource>, ApiError> {
     let kind = target(&plural, None)?;
     Ok(Json(state.store.get(&key(kind, None, &name)).await?))
 }
@@ -192,7 +238,10 @@ pub async fn get_cluster_scoped(State(state): State<AppState>, Path((plural, nam
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/{plural}/{name}", tag = "resources",
     params(("namespace" = String, Path), ("plural" = String, Path), ("name" = String, Path)),
     responses((status = 200, body = Resource), (status = 404, body = ApiError)))]
-pub async fn get_namespaced(State(state): State<AppState>, Path((namespace, plural, name)): Path<(String, String, String)>) -> Result<Json<Resource>, ApiError> {
+pub async fn get_namespaced(
+    State(state): State<AppState>,
+    Path((namespace, plural, name)): Path<(String, String, String)>,
+) -> Result<Json<Resource>, ApiError> {
     let kind = target(&plural, Some(&namespace))?;
     Ok(Json(state.store.get(&key(kind, Some(&namespace), &name)).await?))
 }
@@ -265,7 +314,12 @@ pub async fn delete_cluster_scoped(
     Query(params): Query<DeleteParams>,
 ) -> Result<Json<Resource>, ApiError> {
     let kind = target(&plural, None)?;
-    Ok(Json(state.store.delete(&principal.name, &key(kind, None, &name), params.resource_version).await?))
+    Ok(Json(
+        state
+            .store
+            .delete(&principal.name, &key(kind, None, &name), params.resource_version)
+            .await?,
+    ))
 }
 
 /// Delete a namespaced resource; returns what was deleted.
@@ -279,5 +333,10 @@ pub async fn delete_namespaced(
     Query(params): Query<DeleteParams>,
 ) -> Result<Json<Resource>, ApiError> {
     let kind = target(&plural, Some(&namespace))?;
-    Ok(Json(state.store.delete(&principal.name, &key(kind, Some(&namespace), &name), params.resource_version).await?))
+    Ok(Json(
+        state
+            .store
+            .delete(&principal.name, &key(kind, Some(&namespace), &name), params.resource_version)
+            .await?,
+    ))
 }

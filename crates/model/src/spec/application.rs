@@ -139,10 +139,7 @@ pub(crate) fn validate(spec: &Value) -> Vec<Problem> {
     };
     let mut problems = Vec::new();
     if spec.components.is_empty() {
-        problems.push(Problem::new(
-            "spec.components",
-            "expected at least one component",
-        ));
+        problems.push(Problem::new("spec.components", "expected at least one component"));
     }
     for (i, component) in spec.components.iter().enumerate() {
         if let Err(e) = check_dns_label(&component.name) {

@@ -100,10 +100,7 @@ pub(crate) fn validate_tenant(spec: &Value) -> Vec<Problem> {
             }
             for (i, member) in spec.members.iter().enumerate() {
                 if member.name.trim().is_empty() {
-                    problems.push(Problem::new(
-                        format!("spec.members[{i}].name"),
-                        "expected a user or group name",
-                    ));
+                    problems.push(Problem::new(format!("spec.members[{i}].name"), "expected a user or group name"));
                 }
             }
             problems

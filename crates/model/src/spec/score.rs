@@ -83,10 +83,7 @@ pub struct ResourceRequest {
 pub(crate) fn validate(spec: &Value) -> Vec<Problem> {
     match super::deserialize_at::<WorkloadSpec>(spec, "spec") {
         Ok(spec) if spec.containers.is_empty() => {
-            vec![Problem::new(
-                "spec.containers",
-                "expected at least one container",
-            )]
+            vec![Problem::new("spec.containers", "expected at least one container")]
         }
         Ok(_) => Vec::new(),
         Err(problem) => vec![problem],

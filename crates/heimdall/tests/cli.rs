@@ -1,0 +1,262 @@
+//! The binary as a user runs it: `heimdall up` or `heimdall hub` on a
+//! loopback port, then client commands against it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_heimdall");
+
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A running hub process; killed on drop.
+struct Running {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `heimdall ARGS` and waits until it says it is ready (on stdout for
+/// `up`, in its log for `hub`), or fails with what it printed.
+fn start(args: &[&str], env: &[(&str, String)], ready_marker: &str, port: u16) -> Running {
+    let mut command = Command::new(BIN);
+    command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("start heimdall");
+    let (sender, receiver) = std::sync::mpsc::channel::<String>();
+    for stream in [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        match receiver.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                let ready = line.contains(ready_marker);
+                seen.push(line);
+                if ready {
+                    return Running {
+                        child,
+                        url: format!("http://127.0.0.1:{port}"),
+                    };
+                }
+            }
+            Err(_) => {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("heimdall exited with {status} before it was ready:\n{}", seen.join("\n"));
+                }
+                assert!(Instant::now() < deadline, "heimdall was not ready within 60s:\n{}", seen.join("\n"));
+            }
+        }
+    }
+}
+
+fn run(args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut command = Command::new(BIN);
+    command.args(args).env_remove("HEIMDALL_HUB").env_remove("HEIMDALL_TOKEN");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("run heimdall")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn up_apply_get_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let env = [("HEIMDALL_CONFIG", dir.path().join("client.yaml").display().to_string())];
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let up_args = [
+        "up",
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+        "--listen",
+        &listen,
+        "--no-examples",
+    ];
+    let hub = start(&up_args, &env, "Heimdall hub ready at", port);
+    let token_file = data.join("admin-token");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&token_file).expect("token file").permissions().mode() & 0o777,
+        0o600
+    );
+
+    let empty = stdout(&run(&["get", "applications", "-o", "json"], &env));
+    assert_eq!(
+        serde_json::from_str::<Value>(&empty).expect("json")["items"],
+        Value::Array(vec![]),
+        "--no-examples starts empty"
+    );
+
+    let applied = stdout(&run(&["apply", "-f", examples_dir().to_str().expect("utf-8")], &env));
+    assert!(applied.contains("application/shop/storefront created"), "{applied}");
+    assert!(applied.contains("tenant/shop created"), "{applied}");
+    let again = stdout(&run(&["apply", "-f", examples_dir().to_str().expect("utf-8")], &env));
+    assert!(again.lines().all(|l| l.ends_with(" unchanged")), "{again}");
+
+    let list: Value = serde_json::from_str(&stdout(&run(&["get", "applications", "-o", "json"], &env))).expect("json");
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().expect("name"))
+        .collect();
+    assert!(names.contains(&"storefront") && names.contains(&"cart"), "{names:?}");
+
+    let table = stdout(&run(&["get", "clusters", "-l", "env in (prod,staging)"], &env));
+    assert!(
+        table.starts_with("NAME") && table.contains("prod-eu-1") && !table.contains("dev-eu-1"),
+        "{table}"
+    );
+
+    let described = stdout(&run(&["describe", "application", "shop/storefront"], &env));
+    assert!(
+        described.contains("Namespace:    shop") && described.contains("Recent changes:"),
+        "{described}"
+    );
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {name: web, namespace: shop}\nspec:\n  components:\n    - name: web\n      type: webservice\n      dependsOn: nope\n").expect("write");
+    let refused = run(&["apply", "-f", bad.to_str().expect("utf-8")], &env);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("bad.yaml") && stderr.contains("spec.components[0].dependsOn"),
+        "{stderr}"
+    );
+
+    let deleted = stdout(&run(&["delete", "application", "shop/cart"], &env));
+    assert_eq!(deleted.trim(), "application/shop/cart deleted");
+    let audit = stdout(&run(&["audit", "--kind", "application", "--name", "cart"], &env));
+    assert!(
+        audit.lines().nth(1).is_some_and(|l| l.contains("admin") && l.contains("delete")),
+        "{audit}"
+    );
+
+    let wrong_token = run(&["get", "apps", "--token", "hdl_wrong"], &env);
+    assert!(!wrong_token.status.success());
+    assert!(String::from_utf8_lossy(&wrong_token.stderr).contains("invalid or expired token"));
+
+    drop(hub);
+    let hub = start(&up_args, &env, "Heimdall hub ready at", port);
+    let kept: Value = serde_json::from_str(&stdout(&run(
+        &["get", "app", "shop/storefront", "-o", "json", "--hub", &hub.url],
+        &env,
+    )))
+    .expect("json");
+    assert_eq!(kept["metadata"]["name"], "storefront", "state survives a restart");
+    let gone = run(&["get", "app", "shop/cart"], &env);
+    assert!(!gone.status.success(), "the deleted app stays deleted (examples are not reloaded)");
+}
+
+#[test]
+fn up_loads_the_example_organization_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let env = [("HEIMDALL_CONFIG", dir.path().join("client.yaml").display().to_string())];
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let _hub = start(
+        &["up", "--data-dir", data.to_str().expect("utf-8"), "--listen", &listen],
+        &env,
+        "Heimdall hub ready at",
+        port,
+    );
+    let tenants = stdout(&run(&["get", "tenants"], &env));
+    assert!(tenants.contains("shop") && tenants.contains("payments"), "{tenants}");
+    let workloads = stdout(&run(&["get", "workloads", "-n", "payments"], &env));
+    assert!(workloads.contains("payments-api"), "{workloads}");
+}
+
+#[test]
+fn hub_serves_from_postgres_with_a_config_file() {
+    let postgres = heimdall_testsupport::Postgres::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let config = dir.path().join("hub.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}\ndataDir: {}\nlogFormat: json\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .expect("write");
+    let env = [("HEIMDALL_DATABASE_URL", postgres.url())];
+    let hub = start(&["hub", "--config", config.to_str().expect("utf-8")], &env, "hub ready", port);
+    let token = std::fs::read_to_string(dir.path().join("data/admin-token")).expect("admin token");
+    let client_env = [
+        ("HEIMDALL_CONFIG", dir.path().join("client.yaml").display().to_string()),
+        ("HEIMDALL_HUB", hub.url.clone()),
+        ("HEIMDALL_TOKEN", token.trim().to_string()),
+    ];
+    stdout(&run(
+        &["apply", "-f", examples_dir().join("platform").to_str().expect("utf-8")],
+        &client_env,
+    ));
+    let clusters: Value = serde_json::from_str(&stdout(&run(&["get", "clusters", "-o", "json"], &client_env))).expect("json");
+    assert_eq!(clusters["items"].as_array().map(Vec::len), Some(3));
+
+    let ready = http_get(port, "/readyz");
+    assert!(ready.starts_with("HTTP/1.1 200") && ready.contains(r#"{"status":"ok"}"#), "{ready}");
+}
+
+/// A bare HTTP/1.1 GET, enough for the health endpoints.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}
+
+#[test]
+fn completions_are_generated() {
+    let script = stdout(&run(&["completion", "bash"], &[]));
+    assert!(script.contains("_heimdall()"), "{script}");
+    assert!(script.contains("apply") && script.contains("describe"));
+}

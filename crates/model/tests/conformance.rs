@@ -1,0 +1,80 @@
+//! Walks the shared conformance corpus (real files from KubeVela and Score)
+//! and checks that every document Heimdall stores is accepted as written.
+//! Rendering is checked by the renderer's own conformance test.
+
+use std::path::{Path, PathBuf};
+
+use heimdall_model::{decode, parse_documents};
+
+/// `HEIMDALL_CONFORMANCE_DIR`, else `shared/conformance` beside the repository.
+/// Missing is a failure, never a skip.
+fn corpus() -> PathBuf {
+    let dir = std::env::var_os("HEIMDALL_CONFORMANCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"));
+    assert!(
+        dir.is_dir(),
+        "conformance corpus not found at {}: set HEIMDALL_CONFORMANCE_DIR",
+        dir.display()
+    );
+    dir
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Decodes every document of `files` whose apiVersion is one of `api_versions`
+/// (others are Kubernetes objects the fixtures expect to exist already) and
+/// returns how many were accepted, failing with every rejection.
+fn accept_all(files: &[PathBuf], api_versions: &[&str]) -> usize {
+    let mut accepted = 0;
+    let mut failures = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).expect("read");
+        let documents = parse_documents(&text, &file.display().to_string()).unwrap_or_else(|e| panic!("{e}"));
+        for document in documents {
+            let api_version = document.value.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default();
+            if !api_versions.contains(&api_version) {
+                continue;
+            }
+            match decode(&document.value, &document.source, "default") {
+                Ok(_) => accepted += 1,
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "rejected:\n{}", failures.join("\n"));
+    accepted
+}
+
+#[test]
+fn every_kubevela_application_is_accepted() {
+    let root = corpus().join("kubevela");
+    let mut files = yaml_files(&root.join("apps"));
+    files.extend(yaml_files(&root.join("expected")).into_iter().filter(|f| f.ends_with("app.yaml")));
+    let accepted = accept_all(&files, &["core.oam.dev/v1beta1"]);
+    assert!(accepted >= 32 + 24, "only {accepted} Applications found: is the corpus complete?");
+}
+
+#[test]
+fn every_score_workload_is_accepted() {
+    let root = corpus().join("score");
+    let mut files = yaml_files(&root.join("examples"));
+    files.extend(yaml_files(&root.join("spec-samples")));
+    let accepted = accept_all(&files, &["score.dev/v1b1"]);
+    assert!(accepted >= 36, "only {accepted} Score workloads found: is the corpus complete?");
+}

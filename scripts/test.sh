@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints and every test, on SQLite and on a
+# real PostgreSQL that the tests start. Installs what the tests need first,
+# so a missing tool fails or gets installed here, never skips a test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v git >/dev/null 2>&1 || missing+=(git)
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+conformance="${HEIMDALL_CONFORMANCE_DIR:-$(cd .. && pwd)/shared/conformance}"
+if [ ! -d "$conformance" ]; then
+  echo "error: the conformance corpus is not at $conformance (set HEIMDALL_CONFORMANCE_DIR)" >&2
+  exit 1
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
