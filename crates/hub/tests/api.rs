@@ -452,3 +452,14 @@ async fn the_example_organization_loads() {
     assert_eq!((count("Tenant"), count("Environment"), count("Cluster")), (2, 3, 3));
     assert!(count("Application") >= 3 && count("Workload") >= 1, "{:?}", response.results);
 }
+
+#[tokio::test]
+async fn readiness_fails_when_the_database_is_gone() {
+    let hub = hub().await;
+    hub.store.close().await;
+    let (status, body) = hub.call("GET", "/readyz", "", Body::empty(), None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_error_shape(&body, status, "Unavailable");
+    let (status, _) = hub.call("GET", "/healthz", "", Body::empty(), None).await;
+    assert_eq!(status, StatusCode::OK, "liveness does not depend on the database");
+}
