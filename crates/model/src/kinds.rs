@@ -157,6 +157,64 @@ pub static KINDS: &[KindInfo] = &[
         ],
         validate_spec: spec::platform::validate_cluster,
     },
+    KindInfo {
+        api_version: spec::platform::GROUP_VERSION,
+        kind: "ComponentDefinition",
+        plural: "componentdefinitions",
+        singular: "componentdefinition",
+        short_names: &["compdef", "compdefs"],
+        scope: Scope::Cluster,
+        columns: &[("DESCRIPTION", |r| string_field(r, "description"))],
+        validate_spec: spec::platform::validate_component_definition,
+    },
+    KindInfo {
+        api_version: spec::platform::GROUP_VERSION,
+        kind: "TraitDefinition",
+        plural: "traitdefinitions",
+        singular: "traitdefinition",
+        short_names: &["traitdef", "traitdefs"],
+        scope: Scope::Cluster,
+        columns: &[
+            ("APPLIES TO", |r| {
+                r.spec
+                    .get("appliesTo")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+                    .unwrap_or_else(|| "*".into())
+            }),
+            ("DESCRIPTION", |r| string_field(r, "description")),
+        ],
+        validate_spec: spec::platform::validate_trait_definition,
+    },
+    KindInfo {
+        api_version: spec::platform::GROUP_VERSION,
+        kind: "Policy",
+        plural: "policies",
+        singular: "policy",
+        short_names: &[],
+        scope: Scope::Cluster,
+        columns: &[
+            ("ENFORCEMENT", |r| {
+                let enforcement = string_field(r, "enforcement");
+                if enforcement.is_empty() { "deny".into() } else { enforcement }
+            }),
+            ("DESCRIPTION", |r| string_field(r, "description")),
+        ],
+        validate_spec: spec::platform::validate_policy,
+    },
+    KindInfo {
+        api_version: spec::platform::GROUP_VERSION,
+        kind: "Defaults",
+        plural: "defaults",
+        singular: "defaults",
+        short_names: &[],
+        scope: Scope::Cluster,
+        columns: &[("SECURITY", |r| {
+            let security = string_field(r, "securityContext");
+            if security.is_empty() { "restricted".into() } else { security }
+        })],
+        validate_spec: spec::platform::validate_defaults,
+    },
 ];
 
 /// Finds a kind by its `kind` field.

@@ -57,6 +57,11 @@ pub struct EnvironmentSpec {
     /// Which clusters serve this environment.
     #[serde(default)]
     pub cluster_selector: LabelSelectorSpec,
+    /// Changes applied to every application deployed here, in the shape of a
+    /// KubeVela `override` policy's properties (`components: [...]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub overrides: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -127,6 +132,193 @@ pub(crate) fn validate_environment(spec: &Value) -> Vec<Problem> {
 pub(crate) fn validate_cluster(spec: &Value) -> Vec<Problem> {
     match super::deserialize_at::<ClusterSpec>(&or_empty(spec), "spec") {
         Ok(_) => Vec::new(),
+        Err(problem) => vec![problem],
+    }
+}
+
+/// A component type the platform team adds or overrides without a rebuild.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ComponentDefinitionSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// JSON Schema of the component's `properties`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<Value>,
+    /// `workload` (the main object) and optional `outputs` (more objects by name),
+    /// as structured values with `${{ expression }}` placeholders.
+    #[schema(value_type = Object)]
+    pub template: Value,
+}
+
+/// A trait the platform team adds or overrides without a rebuild.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TraitDefinitionSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Component types this trait may be attached to; empty means any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applies_to: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub parameters: Option<Value>,
+    /// `patch` (merged into the workload) and/or `outputs` (more objects by name).
+    #[schema(value_type = Object)]
+    pub template: Value,
+}
+
+/// An organization policy in Rego, evaluated on every rendered target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicySpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A Rego module whose `deny` (and optionally `warn`) rules produce messages.
+    pub rego: String,
+    #[serde(default)]
+    pub enforcement: Enforcement,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Enforcement {
+    /// Violations block the change.
+    #[default]
+    Deny,
+    /// Violations are reported, nothing is blocked.
+    Warn,
+}
+
+/// Organization defaults applied to every rendered workload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DefaultsSpec {
+    /// Labels added to every rendered object.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Container resources used where a container sets none: `{requests: {cpu, memory}, limits: {cpu, memory}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub resources: Option<Value>,
+    /// `restricted` (the default) fills in the Pod Security Standard's restricted
+    /// settings where a workload sets none; `none` leaves security contexts alone.
+    #[serde(default)]
+    pub security_context: SecurityDefaults,
+    /// Image pull policy for containers that set none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<String>,
+    /// Environments an application without a topology policy deploys to.
+    #[serde(default)]
+    pub environments: Vec<String>,
+    /// `warn` turns every policy's violations into warnings, for rolling out new policies.
+    #[serde(default)]
+    pub policy_enforcement: Enforcement,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SecurityDefaults {
+    #[default]
+    Restricted,
+    None,
+}
+
+fn validate_object_template(template: &Value, allowed: &[&str], required: &[&str], problems: &mut Vec<Problem>) {
+    let Some(object) = template.as_object() else {
+        problems.push(Problem::new(
+            "spec.template",
+            format!("expected a mapping with {}", allowed.join(" and/or ")),
+        ));
+        return;
+    };
+    for key in object.keys() {
+        if !allowed.contains(&key.as_str()) {
+            problems.push(Problem::new(
+                format!("spec.template.{key}"),
+                format!("unknown field: expected {}", allowed.join(" or ")),
+            ));
+        }
+    }
+    for key in required {
+        if !object.contains_key(*key) {
+            problems.push(Problem::new(format!("spec.template.{key}"), "required field is missing"));
+        }
+    }
+    if let Some(outputs) = object.get("outputs")
+        && !outputs.is_object()
+    {
+        problems.push(Problem::new(
+            "spec.template.outputs",
+            "expected a mapping of output name to object template",
+        ));
+    }
+}
+
+fn validate_parameters(parameters: Option<&Value>, problems: &mut Vec<Problem>) {
+    if let Some(schema) = parameters
+        && !schema.is_object()
+    {
+        problems.push(Problem::new("spec.parameters", "expected a JSON Schema (a mapping)"));
+    }
+}
+
+pub(crate) fn validate_component_definition(spec: &Value) -> Vec<Problem> {
+    match super::deserialize_at::<ComponentDefinitionSpec>(spec, "spec") {
+        Ok(spec) => {
+            let mut problems = Vec::new();
+            validate_parameters(spec.parameters.as_ref(), &mut problems);
+            validate_object_template(&spec.template, &["workload", "outputs"], &["workload"], &mut problems);
+            problems
+        }
+        Err(problem) => vec![problem],
+    }
+}
+
+pub(crate) fn validate_trait_definition(spec: &Value) -> Vec<Problem> {
+    match super::deserialize_at::<TraitDefinitionSpec>(spec, "spec") {
+        Ok(spec) => {
+            let mut problems = Vec::new();
+            validate_parameters(spec.parameters.as_ref(), &mut problems);
+            validate_object_template(&spec.template, &["patch", "outputs"], &[], &mut problems);
+            if spec.template.as_object().is_some_and(|t| t.is_empty()) {
+                problems.push(Problem::new("spec.template", "expected a patch, outputs, or both"));
+            }
+            problems
+        }
+        Err(problem) => vec![problem],
+    }
+}
+
+pub(crate) fn validate_policy(spec: &Value) -> Vec<Problem> {
+    match super::deserialize_at::<PolicySpec>(spec, "spec") {
+        Ok(spec) if spec.rego.trim().is_empty() => vec![Problem::new("spec.rego", "expected a Rego module")],
+        Ok(_) => Vec::new(),
+        Err(problem) => vec![problem],
+    }
+}
+
+pub(crate) fn validate_defaults(spec: &Value) -> Vec<Problem> {
+    match super::deserialize_at::<DefaultsSpec>(&or_empty(spec), "spec") {
+        Ok(spec) => {
+            let mut problems = Vec::new();
+            check_labels(&spec.labels, "spec.labels", &mut problems);
+            for (i, env) in spec.environments.iter().enumerate() {
+                if let Err(e) = check_dns_label(env) {
+                    problems.push(Problem::new(format!("spec.environments[{i}]"), e));
+                }
+            }
+            if let Some(policy) = &spec.image_pull_policy
+                && !["Always", "IfNotPresent", "Never"].contains(&policy.as_str())
+            {
+                problems.push(Problem::new(
+                    "spec.imagePullPolicy",
+                    format!("expected Always, IfNotPresent or Never, got {policy:?}"),
+                ));
+            }
+            problems
+        }
         Err(problem) => vec![problem],
     }
 }

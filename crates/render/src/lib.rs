@@ -1,0 +1,48 @@
+//! Heimdall's renderer: an application in, validated Kubernetes manifests per
+//! target cluster out. Pure and deterministic: no IO, no clock, no randomness;
+//! the same input gives byte-identical output.
+//!
+//! ```text
+//! Application / Score Workload
+//!   -> structure checks (types, traits, dependsOn)      render.rs
+//!   -> plan: policies + workflow -> deploy units       plan.rs
+//!   -> per target: components + traits                  component.rs, traits.rs, definitions.rs
+//!   -> labels, org defaults, policy annotations         render.rs
+//!   -> Kubernetes type checks                           validate.rs
+//!   -> Rego policies                                    rego.rs
+//!   -> sorted targets with revisions
+//! ```
+
+pub mod component;
+pub mod context;
+mod definitions;
+pub mod object;
+pub mod params;
+pub mod plan;
+pub mod platform;
+pub mod quantity;
+pub mod rego;
+mod render;
+mod score;
+pub mod template;
+pub mod traits;
+pub mod validate;
+
+use heimdall_model::{DocumentError, Resource};
+
+pub use platform::Platform;
+pub use render::{RenderOptions, Rendered, Target, TargetFinding};
+
+/// Renders an Application or a Score Workload. Errors carry `source` (the
+/// file or resource the application came from) and a path inside it.
+pub fn render(app: &Resource, source: &str, platform: &Platform, options: &RenderOptions) -> Result<Rendered, DocumentError> {
+    let result = match app.kind.as_str() {
+        "Application" => render::render_application(app, platform, options),
+        "Workload" => score::render_workload(app, platform, options),
+        other => Err(vec![heimdall_model::Problem::new(
+            "kind",
+            format!("{other} is not something that renders: expected Application or Workload"),
+        )]),
+    };
+    result.map_err(|problems| DocumentError::new(source, problems))
+}

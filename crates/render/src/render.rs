@@ -1,0 +1,837 @@
+//! The render pipeline for an Application: validate the structure, plan the
+//! workflow, render each component with its traits per target, stamp the
+//! tracking labels and organization defaults, check every object against
+//! Kubernetes' types, evaluate the organization's policies, and sort.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use heimdall_model::spec::application::{ApplicationSpec, Component};
+use heimdall_model::spec::deserialize_at;
+use heimdall_model::spec::platform::{Enforcement, SecurityDefaults};
+use heimdall_model::{Problem, Resource};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::context::{ComponentOutput, ObjectReference, Output, RenderContext};
+use crate::object::{self, Object, json_merge_patch, map_at, pod_template_mut, set_default, strategic_merge};
+use crate::plan::{self, Placement, StepStatus};
+use crate::platform::Platform;
+use crate::rego::Finding;
+use crate::traits::Fits;
+use crate::{component, params, traits, validate};
+
+#[derive(Debug, Clone, Default)]
+pub struct RenderOptions {
+    /// Render for this environment only.
+    pub environment: Option<String>,
+    /// Suspend steps (and `auto: false` deploy steps) that are approved.
+    pub approvals: BTreeSet<String>,
+    /// The image for Score containers written as `image: .`.
+    pub score_image: Option<String>,
+}
+
+/// Everything one target cluster and namespace receives.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Target {
+    pub cluster: String,
+    pub namespace: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The approval gate this target waits for; such a target is not delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
+    pub objects: Vec<Object>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<ObjectReference>,
+    /// SHA-256 of the objects: equal revisions mean identical output.
+    pub revision: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetFinding {
+    pub cluster: String,
+    pub namespace: String,
+    #[serde(flatten)]
+    pub finding: Finding,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rendered {
+    pub targets: Vec<Target>,
+    pub workflow: Vec<StepStatus>,
+    pub findings: Vec<TargetFinding>,
+    pub warnings: Vec<String>,
+}
+
+impl Rendered {
+    /// Findings that block the change.
+    pub fn violations(&self) -> impl Iterator<Item = &TargetFinding> {
+        self.findings.iter().filter(|f| f.finding.enforcement == Enforcement::Deny)
+    }
+}
+
+/// Where an object came from, for labels, policy rules and error paths.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    pub component: Option<(String, String)>,
+    pub trait_type: Option<String>,
+    pub output: Option<String>,
+    pub path: String,
+    pub wave: usize,
+}
+
+/// A component after overrides, ready to render.
+#[derive(Debug, Clone)]
+pub(crate) struct ComponentSpec {
+    pub index: usize,
+    pub name: String,
+    pub type_: String,
+    pub properties: Map<String, Value>,
+    pub traits: Vec<(usize, String, Map<String, Value>)>,
+}
+
+impl ComponentSpec {
+    fn from_component(index: usize, component: &Component) -> ComponentSpec {
+        ComponentSpec {
+            index,
+            name: component.name.clone(),
+            type_: component.type_.clone(),
+            properties: component.properties.clone().unwrap_or_default(),
+            traits: component
+                .traits
+                .iter()
+                .enumerate()
+                .map(|(j, t)| (j, t.type_.clone(), t.properties.clone().unwrap_or_default()))
+                .collect(),
+        }
+    }
+}
+
+/// Applies override policy properties (`components: [{name, type, properties, traits}]`, `selector`).
+fn apply_override(components: &mut Vec<ComponentSpec>, properties: &Value) {
+    if let Some(selector) = properties.get("selector").and_then(Value::as_array) {
+        let names: Vec<&str> = selector.iter().filter_map(Value::as_str).collect();
+        components.retain(|c| names.contains(&c.name.as_str()));
+    }
+    for entry in properties.get("components").and_then(Value::as_array).into_iter().flatten() {
+        let name = entry.get("name").and_then(Value::as_str).filter(|n| *n != "*");
+        let type_ = entry.get("type").and_then(Value::as_str);
+        for component in components.iter_mut() {
+            if name.is_some_and(|n| n != component.name) || type_.is_some_and(|t| t != component.type_) {
+                continue;
+            }
+            if let Some(patch) = entry.get("properties") {
+                let mut merged = Value::Object(std::mem::take(&mut component.properties));
+                json_merge_patch(&mut merged, patch);
+                component.properties = merged.as_object().cloned().unwrap_or_default();
+            }
+            for t in entry.get("traits").and_then(Value::as_array).into_iter().flatten() {
+                let Some(trait_type) = t.get("type").and_then(Value::as_str) else {
+                    continue;
+                };
+                if t.get("disable").and_then(Value::as_bool) == Some(true) {
+                    component.traits.retain(|(_, ty, _)| ty != trait_type);
+                    continue;
+                }
+                let patch = t.get("properties").cloned().unwrap_or(json!({}));
+                match component.traits.iter_mut().find(|(_, ty, _)| ty == trait_type) {
+                    Some((_, _, props)) => {
+                        let mut merged = Value::Object(std::mem::take(props));
+                        json_merge_patch(&mut merged, &patch);
+                        *props = merged.as_object().cloned().unwrap_or_default();
+                    }
+                    None => component
+                        .traits
+                        .push((usize::MAX, trait_type.to_string(), patch.as_object().cloned().unwrap_or_default())),
+                }
+            }
+        }
+    }
+}
+
+/// Checks component and trait types, names and dependencies before rendering.
+fn check_structure(spec: &ApplicationSpec, platform: &Platform) -> Result<Vec<usize>, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let component_types = platform.component_types();
+    let trait_types = platform.trait_types();
+    for (i, component) in spec.components.iter().enumerate() {
+        if !component_types.contains(&component.type_.as_str()) {
+            let hint = params::closest(&component.type_, component_types.iter().copied())
+                .map(|s| format!("; did you mean {s:?}?"))
+                .unwrap_or_default();
+            problems.push(Problem::new(
+                format!("spec.components[{i}].type"),
+                format!(
+                    "unknown component type {:?}{hint} (known: {})",
+                    component.type_,
+                    component_types.join(", ")
+                ),
+            ));
+        }
+        for (j, t) in component.traits.iter().enumerate() {
+            if !trait_types.contains(&t.type_.as_str()) {
+                let hint = params::closest(&t.type_, trait_types.iter().copied())
+                    .map(|s| format!("; did you mean {s:?}?"))
+                    .unwrap_or_default();
+                problems.push(Problem::new(
+                    format!("spec.components[{i}].traits[{j}].type"),
+                    format!("unknown trait {:?}{hint} (known: {})", t.type_, trait_types.join(", ")),
+                ));
+            }
+        }
+        for (j, dependency) in component.depends_on.iter().enumerate() {
+            if !spec.components.iter().any(|c| &c.name == dependency) {
+                let hint = params::closest(dependency, spec.components.iter().map(|c| c.name.as_str()))
+                    .map(|s| format!("; did you mean {s:?}?"))
+                    .unwrap_or_default();
+                problems.push(Problem::new(
+                    format!("spec.components[{i}].dependsOn[{j}]"),
+                    format!("no component named {dependency:?}{hint}"),
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    waves(spec)
+}
+
+/// Each component's apply wave: 0 without dependencies, else one more than
+/// its deepest dependency. A cycle is an error naming it.
+fn waves(spec: &ApplicationSpec) -> Result<Vec<usize>, Vec<Problem>> {
+    let index: BTreeMap<&str, usize> = spec.components.iter().enumerate().map(|(i, c)| (c.name.as_str(), i)).collect();
+    let mut wave: Vec<Option<usize>> = vec![None; spec.components.len()];
+    fn visit(
+        i: usize,
+        spec: &ApplicationSpec,
+        index: &BTreeMap<&str, usize>,
+        wave: &mut Vec<Option<usize>>,
+        stack: &mut Vec<usize>,
+    ) -> Result<usize, Problem> {
+        if let Some(w) = wave[i] {
+            return Ok(w);
+        }
+        if let Some(start) = stack.iter().position(|&s| s == i) {
+            let mut cycle: Vec<&str> = stack[start..].iter().map(|&s| spec.components[s].name.as_str()).collect();
+            cycle.push(spec.components[i].name.as_str());
+            return Err(Problem::new(
+                format!("spec.components[{i}].dependsOn"),
+                format!("dependency cycle: {}", cycle.join(" -> ")),
+            ));
+        }
+        stack.push(i);
+        let mut deepest = None;
+        for dependency in &spec.components[i].depends_on {
+            if let Some(&j) = index.get(dependency.as_str()) {
+                let w = visit(j, spec, index, wave, stack)?;
+                deepest = Some(deepest.map_or(w, |d: usize| d.max(w)));
+            }
+        }
+        stack.pop();
+        let w = deepest.map_or(0, |d| d + 1);
+        wave[i] = Some(w);
+        Ok(w)
+    }
+    let mut result = Vec::new();
+    for i in 0..spec.components.len() {
+        result.push(visit(i, spec, &index, &mut wave, &mut Vec::new()).map_err(|p| vec![p])?);
+    }
+    Ok(result)
+}
+
+/// Renders a component with its traits into objects with their origins.
+fn render_component(
+    platform: &Platform,
+    component: &ComponentSpec,
+    ctx: &RenderContext,
+    wave: usize,
+) -> Result<(Vec<(Object, Origin)>, Vec<ObjectReference>), Vec<Problem>> {
+    let path = format!("spec.components[{}]", component.index);
+    let props_path = format!("{path}.properties");
+    let mut output = match platform.components.get(&component.type_) {
+        Some(custom) => crate::definitions::render_component(platform, custom, &component.type_, &component.properties, ctx, &props_path)?,
+        None => component::render(&component.type_, &component.properties, ctx, &props_path)?,
+    };
+    let workload_kind = output.workload.as_ref().map(|w| object::kind(w).to_string()).unwrap_or_default();
+    let mut problems = Vec::new();
+    for (j, trait_type, properties) in &component.traits {
+        let trait_path = if *j == usize::MAX {
+            format!("{path}.traits")
+        } else {
+            format!("{path}.traits[{j}]")
+        };
+        let result = match platform.traits.get(trait_type) {
+            Some(custom) => crate::definitions::apply_trait(
+                platform,
+                custom,
+                trait_type,
+                &component.type_,
+                properties,
+                ctx,
+                &format!("{trait_path}.properties"),
+                &mut output,
+            ),
+            None => {
+                let fits = traits::fits(trait_type).unwrap_or(Fits::Workload);
+                if !fits.accepts(&workload_kind) {
+                    let what = if workload_kind.is_empty() {
+                        "no workload".to_string()
+                    } else {
+                        format!("a {workload_kind}")
+                    };
+                    Err(vec![Problem::new(
+                        format!("{trait_path}.type"),
+                        format!(
+                            "trait {trait_type} does not fit component type {} ({what}): it applies to {}",
+                            component.type_,
+                            fits.describe()
+                        ),
+                    )])
+                } else {
+                    traits::apply(trait_type, properties, ctx, &format!("{trait_path}.properties"), &mut output)
+                }
+            }
+        };
+        if let Err(mut trait_problems) = result {
+            problems.append(&mut trait_problems);
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let ComponentOutput {
+        workload,
+        outputs,
+        references,
+    } = output;
+    let mut objects = Vec::new();
+    let origin = |trait_type: Option<String>, output: Option<String>| Origin {
+        component: Some((component.name.clone(), component.type_.clone())),
+        trait_type,
+        output,
+        path: path.clone(),
+        wave,
+    };
+    if let Some(workload) = workload {
+        objects.push((workload, origin(None, None)));
+    }
+    for Output { name, object, trait_type } in outputs {
+        // Two outputs naming the same object (gateway's Service beside webservice's) merge.
+        let existing = objects.iter_mut().find(|(o, _): &&mut (Object, Origin)| {
+            object::kind(o) == object::kind(&object)
+                && object::name(o) == object::name(&object)
+                && object::api_version(o) == object::api_version(&object)
+        });
+        match existing {
+            Some((current, _)) => strategic_merge(current, &object),
+            None => objects.push((object, origin(trait_type, Some(name)))),
+        }
+    }
+    Ok((objects, references))
+}
+
+/// The labels and annotations every object carries so an agent can prune
+/// what it owns and a person can trace an object back to its application.
+struct Stamp<'a> {
+    app: &'a Resource,
+    revision: &'a str,
+    generation: i64,
+    environment: Option<&'a str>,
+    platform: &'a Platform,
+    rules: &'a [ObjectRule],
+}
+
+impl Stamp<'_> {
+    fn apply(&self, object: &mut Object, origin: &Origin) {
+        let app_name = &self.app.metadata.name;
+        let app_namespace = self.app.metadata.namespace.as_deref().unwrap_or_default();
+        let resource_type = if origin.trait_type.is_some() { "TRAIT" } else { "WORKLOAD" };
+        let mut tracking = vec![
+            ("app.oam.dev/name", app_name.clone()),
+            ("app.oam.dev/namespace", app_namespace.to_string()),
+            ("app.oam.dev/appRevision", self.revision.to_string()),
+            ("app.kubernetes.io/managed-by", "heimdall".to_string()),
+            ("heimdall.dev/app", app_name.clone()),
+            ("heimdall.dev/tenant", app_namespace.to_string()),
+        ];
+        if let Some((component, type_)) = &origin.component {
+            tracking.push(("app.oam.dev/component", component.clone()));
+            tracking.push(("app.oam.dev/resourceType", resource_type.to_string()));
+            tracking.push(("workload.oam.dev/type", type_.clone()));
+        }
+        if let Some(trait_type) = &origin.trait_type {
+            tracking.push(("trait.oam.dev/type", trait_type.clone()));
+            tracking.push(("trait.oam.dev/resource", origin.output.clone().unwrap_or_default()));
+        }
+        if let Some(environment) = self.environment {
+            tracking.push(("heimdall.dev/environment", environment.to_string()));
+        }
+        let labels = map_at(object, &["metadata", "labels"]);
+        for (key, value) in tracking {
+            labels.insert(key.to_string(), json!(value));
+        }
+        if let Some((component, _)) = &origin.component {
+            set_default(labels, "app.kubernetes.io/name", json!(component));
+        }
+        set_default(labels, "app.kubernetes.io/instance", json!(app_name));
+        for (key, value) in &self.platform.defaults.labels {
+            set_default(labels, key, json!(value));
+        }
+        let annotations = map_at(object, &["metadata", "annotations"]);
+        annotations.insert(
+            "heimdall.dev/source".into(),
+            json!(format!("{} {app_namespace}/{app_name}", self.app.kind)),
+        );
+        annotations.insert("heimdall.dev/generation".into(), json!(self.generation.to_string()));
+        if origin.wave > 0 {
+            annotations.insert("heimdall.dev/wave".into(), json!(origin.wave.to_string()));
+        }
+        for rule in self.rules {
+            if rule.matches(object, origin) {
+                for (key, value) in &rule.annotations {
+                    map_at(object, &["metadata", "annotations"]).insert(key.clone(), json!(value));
+                }
+            }
+        }
+        // Pods get the stable labels only: a revision label would restart them on every change.
+        if let Some(template) = pod_template_mut(object) {
+            let labels = map_at(template.entry("metadata").or_insert_with(|| json!({})), &["labels"]);
+            set_default(
+                labels,
+                "app.kubernetes.io/name",
+                json!(origin.component.as_ref().map(|c| c.0.clone()).unwrap_or_default()),
+            );
+            set_default(labels, "app.kubernetes.io/instance", json!(app_name));
+            labels.insert("heimdall.dev/app".into(), json!(app_name));
+            if let Some(environment) = self.environment {
+                labels.insert("heimdall.dev/environment".into(), json!(environment));
+            }
+        }
+        apply_defaults(object, self.platform);
+    }
+}
+
+/// Organization defaults, filled in where the workload says nothing.
+fn apply_defaults(object: &mut Object, platform: &Platform) {
+    let defaults = &platform.defaults;
+    let Some(template) = pod_template_mut(object) else { return };
+    let spec = map_at(template.entry("spec").or_insert_with(|| json!({})), &[]);
+    let restricted = defaults.security_context == SecurityDefaults::Restricted;
+    if restricted {
+        let pod_security = map_at(spec.entry("securityContext").or_insert_with(|| json!({})), &[]);
+        set_default(pod_security, "runAsNonRoot", json!(true));
+        set_default(pod_security, "seccompProfile", json!({"type": "RuntimeDefault"}));
+    }
+    for list in ["initContainers", "containers"] {
+        let Some(Value::Array(containers)) = spec.get_mut(list) else {
+            continue;
+        };
+        for container in containers.iter_mut().filter_map(Value::as_object_mut) {
+            if let Some(policy) = &defaults.image_pull_policy {
+                set_default(container, "imagePullPolicy", json!(policy));
+            }
+            if let Some(resources) = defaults.resources.as_ref().and_then(Value::as_object) {
+                let target = map_at(container.entry("resources").or_insert_with(|| json!({})), &[]);
+                for (section, values) in resources {
+                    let Some(values) = values.as_object() else { continue };
+                    let section = map_at(target.entry(section.clone()).or_insert_with(|| json!({})), &[]);
+                    for (name, quantity) in values {
+                        set_default(section, name, quantity.clone());
+                    }
+                }
+            }
+            if restricted {
+                let security = map_at(container.entry("securityContext").or_insert_with(|| json!({})), &[]);
+                // A privileged container cannot also forbid privilege escalation.
+                if security.get("privileged") != Some(&json!(true)) {
+                    set_default(security, "allowPrivilegeEscalation", json!(false));
+                }
+                let capabilities = map_at(security.entry("capabilities").or_insert_with(|| json!({})), &[]);
+                set_default(capabilities, "drop", json!(["ALL"]));
+            }
+        }
+    }
+}
+
+/// A policy rule that marks matching objects for the agent (garbage
+/// collection, apply-once, shared, take-over, read-only, update strategy).
+#[derive(Debug, Clone)]
+pub(crate) struct ObjectRule {
+    selector: Map<String, Value>,
+    annotations: Vec<(String, String)>,
+}
+
+impl ObjectRule {
+    fn matches(&self, object: &Object, origin: &Origin) -> bool {
+        let listed = |key: &str, value: &str| {
+            self.selector
+                .get(key)
+                .and_then(Value::as_array)
+                .is_none_or(|list| list.iter().any(|v| v.as_str() == Some(value)))
+        };
+        let component = origin.component.as_ref();
+        listed("componentNames", component.map_or("", |c| c.0.as_str()))
+            && listed("componentTypes", component.map_or("", |c| c.1.as_str()))
+            && listed("oamTypes", if origin.trait_type.is_some() { "TRAIT" } else { "COMPONENT" })
+            && (self.selector.get("traitTypes").is_none() || origin.trait_type.as_deref().is_some_and(|t| listed("traitTypes", t)))
+            && listed("resourceTypes", object::kind(object))
+            && listed("resourceNames", object::name(object))
+    }
+}
+
+fn object_rules(spec: &ApplicationSpec) -> Result<Vec<ObjectRule>, Vec<Problem>> {
+    let mut rules = Vec::new();
+    let mut problems = Vec::new();
+    for (i, policy) in spec.policies.iter().enumerate() {
+        let props = policy.properties.clone().unwrap_or_default();
+        let path = format!("spec.policies[{i}].properties");
+        let rule_list: Vec<(Map<String, Value>, Value)> = props
+            .get("rules")
+            .and_then(Value::as_array)
+            .map(|rules| {
+                rules
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.get("selector").and_then(Value::as_object).cloned().unwrap_or_default(),
+                            r.get("strategy").cloned().unwrap_or(Value::Null),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut push = |selector: Map<String, Value>, annotations: Vec<(&str, String)>| {
+            rules.push(ObjectRule {
+                selector,
+                annotations: annotations.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            })
+        };
+        match policy.type_.as_str() {
+            "garbage-collect" => {
+                if props.get("keepLegacyResource").and_then(Value::as_bool) == Some(true) {
+                    push(Map::new(), vec![("heimdall.dev/gc", "on-app-delete".into())]);
+                }
+                for (j, (selector, strategy)) in rule_list.into_iter().enumerate() {
+                    let strategy = match strategy.as_str() {
+                        Some("never") => "never",
+                        Some("onAppDelete") => "on-app-delete",
+                        Some("onAppUpdate") | None => "on-app-update",
+                        Some(other) => {
+                            problems.push(Problem::new(
+                                format!("{path}.rules[{j}].strategy"),
+                                format!("expected onAppUpdate, onAppDelete or never, got {other:?}"),
+                            ));
+                            continue;
+                        }
+                    };
+                    push(selector, vec![("heimdall.dev/gc", strategy.into())]);
+                }
+            }
+            "apply-once" => {
+                if props.get("enable").and_then(Value::as_bool) != Some(true) {
+                    continue;
+                }
+                if rule_list.is_empty() {
+                    push(Map::new(), vec![("heimdall.dev/apply-once", "true".into())]);
+                }
+                for (selector, strategy) in rule_list {
+                    let paths: Vec<&str> = strategy
+                        .get("path")
+                        .and_then(Value::as_array)
+                        .map(|p| p.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    let value = if paths.is_empty() || paths.contains(&"*") {
+                        "true".to_string()
+                    } else {
+                        paths.join(",")
+                    };
+                    push(selector, vec![("heimdall.dev/apply-once", value)]);
+                }
+            }
+            "shared-resource" | "take-over" | "read-only" => {
+                let key = match policy.type_.as_str() {
+                    "shared-resource" => "heimdall.dev/shared",
+                    "take-over" => "heimdall.dev/take-over",
+                    _ => "heimdall.dev/read-only",
+                };
+                if rule_list.is_empty() {
+                    push(Map::new(), vec![(key, "true".into())]);
+                }
+                for (selector, _) in rule_list {
+                    push(selector, vec![(key, "true".into())]);
+                }
+            }
+            "resource-update" => {
+                for (selector, strategy) in rule_list {
+                    let mut annotations = Vec::new();
+                    if let Some(op) = strategy.get("op").and_then(Value::as_str) {
+                        annotations.push(("heimdall.dev/update", op.to_string()));
+                    }
+                    if let Some(fields) = strategy.get("recreateFields").and_then(Value::as_array) {
+                        annotations.push((
+                            "heimdall.dev/recreate-fields",
+                            fields.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+                        ));
+                    }
+                    push(selector, annotations);
+                }
+            }
+            _ => {}
+        }
+    }
+    if problems.is_empty() { Ok(rules) } else { Err(problems) }
+}
+
+/// Order objects so that an agent applying them in order never applies a
+/// thing before what it needs: namespaces and CRDs first, workloads late.
+fn kind_rank(kind: &str) -> u8 {
+    match kind {
+        "Namespace" => 0,
+        "CustomResourceDefinition" => 1,
+        "ResourceQuota" | "LimitRange" | "PriorityClass" | "StorageClass" => 2,
+        "ServiceAccount" | "ClusterRole" | "Role" => 3,
+        "ClusterRoleBinding" | "RoleBinding" => 4,
+        "Secret" | "ConfigMap" => 5,
+        "PersistentVolume" | "PersistentVolumeClaim" => 6,
+        "Service" => 7,
+        "DaemonSet" | "Deployment" | "StatefulSet" | "ReplicaSet" | "Pod" | "Job" | "CronJob" => 8,
+        "HorizontalPodAutoscaler" | "PodDisruptionBudget" => 9,
+        "Ingress" | "NetworkPolicy" => 10,
+        _ => 11,
+    }
+}
+
+pub(crate) fn sort_objects(objects: &mut [Object]) {
+    objects.sort_by(|a, b| {
+        let key = |o: &Object| {
+            (
+                kind_rank(object::kind(o)),
+                object::api_version(o).to_string(),
+                object::kind(o).to_string(),
+                object::namespace(o).unwrap_or_default().to_string(),
+                object::name(o).to_string(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+}
+
+pub(crate) fn revision(objects: &[Object]) -> String {
+    let bytes = serde_json::to_vec(objects).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))
+}
+
+/// Objects for one target, collected from every step that deploys there.
+#[derive(Default)]
+pub(crate) struct TargetBuilder {
+    pub environment: Option<String>,
+    pub held_by: Option<String>,
+    pub objects: BTreeMap<(String, String, String, String), (Object, Origin)>,
+    pub references: BTreeSet<ObjectReference>,
+}
+
+impl TargetBuilder {
+    pub fn add(&mut self, namespace: &str, mut object: Object, origin: Origin) {
+        let (api_version, kind) = (object::api_version(&object).to_string(), object::kind(&object).to_string());
+        let object_namespace = if validate::is_cluster_scoped(&api_version, &kind) {
+            if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+                metadata.remove("namespace");
+            }
+            String::new()
+        } else {
+            let namespace = object::namespace(&object).unwrap_or(namespace).to_string();
+            map_at(&mut object, &["metadata"]).insert("namespace".into(), json!(namespace));
+            namespace
+        };
+        let key = (api_version, kind, object_namespace, object::name(&object).to_string());
+        self.objects.insert(key, (object, origin));
+    }
+}
+
+pub(crate) struct Finisher<'a> {
+    pub platform: &'a Platform,
+    pub app: &'a Resource,
+    pub rules: Vec<ObjectRule>,
+}
+
+impl Finisher<'_> {
+    /// Stamps, validates, checks policies and sorts every target.
+    pub fn finish(
+        &self,
+        builders: BTreeMap<(Option<String>, String, String), TargetBuilder>,
+        workflow: Vec<StepStatus>,
+        warnings: Vec<String>,
+    ) -> Result<Rendered, Vec<Problem>> {
+        let generation = self.app.metadata.generation.unwrap_or(1);
+        let revision_label = format!("{}-v{generation}", self.app.metadata.name);
+        let mut problems = Vec::new();
+        let mut targets = Vec::new();
+        let mut findings = Vec::new();
+        for ((held_by, cluster, namespace), builder) in builders {
+            let stamp = Stamp {
+                app: self.app,
+                revision: &revision_label,
+                generation,
+                environment: builder.environment.as_deref(),
+                platform: self.platform,
+                rules: &self.rules,
+            };
+            let mut objects = Vec::new();
+            for (_, (mut object, origin)) in builder.objects {
+                let mut object_problems = validate::normalize_quantities(&mut object);
+                stamp.apply(&mut object, &origin);
+                if let Err(more) = validate::check(&object) {
+                    object_problems.extend(more);
+                }
+                if !object_problems.is_empty() {
+                    let what = format!("{} {}", object::kind(&object), object::name(&object));
+                    for (path, message) in object_problems {
+                        problems.push(Problem::new(
+                            origin.path.clone(),
+                            format!("renders an invalid {what}: {path}: {message}"),
+                        ));
+                    }
+                }
+                objects.push(object);
+            }
+            sort_objects(&mut objects);
+            if !self.platform.policies.is_empty() {
+                let input = json!({
+                    "app": {"kind": self.app.kind, "name": self.app.metadata.name, "namespace": self.app.metadata.namespace,
+                            "labels": self.app.metadata.labels, "annotations": self.app.metadata.annotations},
+                    "environment": builder.environment.as_ref().map(|name| json!({"name": name})),
+                    "cluster": {"name": cluster, "labels": self.platform.clusters.get(&cluster).map(|c| c.labels.clone()).unwrap_or_default()},
+                    "namespace": namespace,
+                    "objects": objects,
+                });
+                let global_warn = self.platform.defaults.policy_enforcement == Enforcement::Warn;
+                findings.extend(self.platform.policies.evaluate(&input).into_iter().map(|mut finding| {
+                    if global_warn {
+                        finding.enforcement = Enforcement::Warn;
+                    }
+                    TargetFinding {
+                        cluster: cluster.clone(),
+                        namespace: namespace.clone(),
+                        finding,
+                    }
+                }));
+            }
+            targets.push(Target {
+                revision: revision(&objects),
+                cluster,
+                namespace,
+                environment: builder.environment,
+                held_by,
+                objects,
+                references: builder.references.into_iter().collect(),
+            });
+        }
+        if !problems.is_empty() {
+            problems.sort_by(|a, b| (&a.path, &a.message).cmp(&(&b.path, &b.message)));
+            problems.dedup();
+            return Err(problems);
+        }
+        targets.sort_by(|a, b| (a.held_by.is_some(), &a.cluster, &a.namespace).cmp(&(b.held_by.is_some(), &b.cluster, &b.namespace)));
+        Ok(Rendered {
+            targets,
+            workflow,
+            findings,
+            warnings,
+        })
+    }
+}
+
+/// Renders a KubeVela Application.
+pub(crate) fn render_application(app: &Resource, platform: &Platform, options: &RenderOptions) -> Result<Rendered, Vec<Problem>> {
+    let spec: ApplicationSpec = deserialize_at(&app.spec, "spec").map_err(|p| vec![p])?;
+    let waves = check_structure(&spec, platform)?;
+    let app_namespace = app.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let plan = plan::plan(&plan::Context {
+        spec: &spec,
+        app_namespace: &app_namespace,
+        platform,
+        environment: options.environment.as_deref(),
+        approvals: &options.approvals,
+    })?;
+    let rules = object_rules(&spec)?;
+    let generation = app.metadata.generation.unwrap_or(1);
+    let mut builders: BTreeMap<(Option<String>, String, String), TargetBuilder> = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut warnings = plan.warnings;
+    for unit in &plan.units {
+        if unit.placements.is_empty() {
+            warnings.push(format!("step {} deploys to no cluster", unit.step));
+        }
+        for Placement {
+            cluster,
+            namespace,
+            environment,
+        } in &unit.placements
+        {
+            let mut components: Vec<ComponentSpec> = spec
+                .components
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| unit.components.as_ref().is_none_or(|names| names.contains(&c.name)))
+                .map(|(i, c)| ComponentSpec::from_component(i, c))
+                .collect();
+            if let Some(overrides) = environment
+                .as_ref()
+                .and_then(|e| platform.environments.get(e))
+                .and_then(|e| e.overrides.as_ref())
+            {
+                apply_override(&mut components, overrides);
+            }
+            for (overrides, _) in &unit.overrides {
+                apply_override(&mut components, overrides);
+            }
+            let builder = builders
+                .entry((unit.held_by.clone(), cluster.clone(), namespace.clone()))
+                .or_default();
+            builder.environment = environment.clone();
+            builder.held_by = unit.held_by.clone();
+            for component in &components {
+                let ctx = RenderContext {
+                    app_name: app.metadata.name.clone(),
+                    app_namespace: app_namespace.clone(),
+                    namespace: namespace.clone(),
+                    name: component.name.clone(),
+                    component_type: component.type_.clone(),
+                    app_revision: format!("{}-v{generation}", app.metadata.name),
+                    environment: environment.clone(),
+                    cluster: cluster.clone(),
+                };
+                match render_component(platform, component, &ctx, waves[component.index]) {
+                    Ok((objects, references)) => {
+                        for (object, origin) in objects {
+                            builder.add(namespace, object, origin);
+                        }
+                        builder.references.extend(references);
+                    }
+                    Err(mut component_problems) => problems.append(&mut component_problems),
+                }
+            }
+            for object in &unit.objects {
+                let origin = Origin {
+                    component: None,
+                    trait_type: None,
+                    output: None,
+                    path: format!("spec.workflow ({})", unit.step),
+                    wave: 0,
+                };
+                builder.add(namespace, object.clone(), origin);
+            }
+        }
+    }
+    if !problems.is_empty() {
+        problems.sort_by(|a, b| (&a.path, &a.message).cmp(&(&b.path, &b.message)));
+        problems.dedup();
+        return Err(problems);
+    }
+    Finisher { platform, app, rules }.finish(builders, plan.steps, warnings)
+}
