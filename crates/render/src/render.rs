@@ -244,13 +244,16 @@ fn waves(spec: &ApplicationSpec) -> Result<Vec<usize>, Vec<Problem>> {
     Ok(result)
 }
 
+/// A component's objects with their origins, and the objects it only refers to.
+type RenderedComponent = (Vec<(Object, Origin)>, Vec<ObjectReference>);
+
 /// Renders a component with its traits into objects with their origins.
 fn render_component(
     platform: &Platform,
     component: &ComponentSpec,
     ctx: &RenderContext,
     wave: usize,
-) -> Result<(Vec<(Object, Origin)>, Vec<ObjectReference>), Vec<Problem>> {
+) -> Result<RenderedComponent, Vec<Problem>> {
     let path = format!("spec.components[{}]", component.index);
     let props_path = format!("{path}.properties");
     let mut output = match platform.components.get(&component.type_) {
