@@ -147,9 +147,9 @@ fn kubevela_expectations_hold() {
                 .map(String::from)
                 .unwrap_or_else(|| app_namespace.clone());
             let found = objects.iter().find(|o| {
-                o["apiVersion"] == Value::from(field("apiVersion"))
-                    && o["kind"] == Value::from(field("kind"))
-                    && o["metadata"]["name"] == Value::from(field("name"))
+                o["apiVersion"] == field("apiVersion")
+                    && o["kind"] == field("kind")
+                    && o["metadata"]["name"] == field("name")
                     && o["metadata"].get("namespace").and_then(Value::as_str).unwrap_or(&namespace) == namespace
             });
             let Some(object) = found else {
