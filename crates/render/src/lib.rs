@@ -23,7 +23,7 @@ pub mod platform;
 pub mod quantity;
 pub mod rego;
 mod render;
-mod score;
+pub mod score;
 pub mod template;
 pub mod traits;
 pub mod validate;

@@ -244,6 +244,11 @@ impl Context<'_> {
         Ok(placements)
     }
 
+    /// Placements for a workload without policies (Score).
+    pub fn plan_default(&self) -> Result<Vec<Placement>, Vec<Problem>> {
+        self.default_placements()
+    }
+
     /// Restricts placements to the requested environment, if any.
     fn in_environment(&self, placements: Vec<Placement>) -> Vec<Placement> {
         match self.environment {

@@ -1,7 +1,540 @@
-pub(crate) fn render_workload(
-    _app: &heimdall_model::Resource,
-    _p: &crate::Platform,
-    _o: &crate::RenderOptions,
-) -> Result<crate::Rendered, Vec<heimdall_model::Problem>> {
-    Err(vec![])
+//! Score workloads (score.dev/v1b1) to Kubernetes objects, as score-k8s
+//! would make them: a Deployment, a Service for `service.ports`, ConfigMaps
+//! for files, and the objects of the built-in resource types.
+//!
+//! Built-in resource types: `service` and `endpoint` (another service's
+//! name, host and port), `dns` (a host name), `route` (an Ingress rule) and
+//! `volume` (an emptyDir). Types such as `postgres` or `redis` are provided
+//! by Capabilities; until a platform defines one, using it is an error.
+
+use std::collections::BTreeMap;
+
+use heimdall_model::spec::deserialize_at;
+use heimdall_model::spec::score::{Container, WorkloadSpec};
+use heimdall_model::{Problem, Resource};
+use serde_json::{Map, Value, json};
+
+use crate::object::Object;
+use crate::plan::{self, Placement, StepStatus};
+use crate::platform::Platform;
+use crate::render::{Finisher, Origin, RenderOptions, Rendered, TargetBuilder};
+
+pub const BUILTIN_RESOURCE_TYPES: &[&str] = &["service", "endpoint", "dns", "route", "volume"];
+const COMPONENT_TYPE: &str = "score-workload";
+
+/// Outputs of one resource, by output name.
+type Outputs = BTreeMap<String, Value>;
+
+struct Placeholders<'a> {
+    metadata: &'a Value,
+    resources: &'a BTreeMap<String, Outputs>,
+}
+
+impl Placeholders<'_> {
+    /// Expands `${...}` in `text`; `$${` is a literal `${`.
+    fn expand(&self, text: &str, path: &str) -> Result<String, Problem> {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find('$') {
+            out.push_str(&rest[..start]);
+            let after = &rest[start..];
+            if let Some(escaped) = after.strip_prefix("$${") {
+                out.push_str("${");
+                rest = escaped;
+            } else if let Some(inner) = after.strip_prefix("${") {
+                let end = inner
+                    .find('}')
+                    .ok_or_else(|| Problem::new(path, format!("unclosed placeholder in {text:?}")))?;
+                out.push_str(&self.resolve(&inner[..end], path)?);
+                rest = &inner[end + 1..];
+            } else {
+                out.push('$');
+                rest = &after[1..];
+            }
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    fn resolve(&self, reference: &str, path: &str) -> Result<String, Problem> {
+        let parts: Vec<&str> = reference.split('.').collect();
+        let value = match parts.as_slice() {
+            ["metadata", rest @ ..] => rest.iter().try_fold(self.metadata, |v, key| v.get(key)),
+            ["resources", name] => self.resources.get(*name).and_then(|o| o.get("source")),
+            ["resources", name, output @ ..] => {
+                let outputs = self.resources.get(*name).ok_or_else(|| {
+                    let known: Vec<&str> = self.resources.keys().map(String::as_str).collect();
+                    Problem::new(
+                        path,
+                        format!(
+                            "${{{reference}}} refers to resource {name:?}, which the workload does not declare (declared: {})",
+                            known.join(", ")
+                        ),
+                    )
+                })?;
+                let key = output.join(".");
+                Some(outputs.get(&key).ok_or_else(|| {
+                    let known: Vec<&str> = outputs.keys().map(String::as_str).collect();
+                    Problem::new(
+                        path,
+                        format!(
+                            "${{{reference}}}: resource {name:?} has no output {key:?} (it has: {})",
+                            known.join(", ")
+                        ),
+                    )
+                })?)
+            }
+            _ => None,
+        };
+        match value {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(other) if !other.is_object() && !other.is_array() => Ok(other.to_string()),
+            _ => Err(Problem::new(
+                path,
+                format!("${{{reference}}} refers to nothing: expected metadata.<field> or resources.<name>.<output>"),
+            )),
+        }
+    }
+}
+
+/// Outputs of the built-in resource types.
+fn provision(
+    workload: &str,
+    namespace: &str,
+    name: &str,
+    type_: &str,
+    params: &Map<String, Value>,
+    id: Option<&str>,
+    path: &str,
+) -> Result<Outputs, Problem> {
+    let service_name = id.unwrap_or(name).to_string();
+    let outputs: Outputs = match type_ {
+        "service" => BTreeMap::from([("name".to_string(), json!(service_name)), ("host".to_string(), json!(service_name))]),
+        "endpoint" => {
+            let port = params.get("port").cloned().unwrap_or(json!(80));
+            let port_text = port
+                .as_u64()
+                .map_or_else(|| port.as_str().unwrap_or("80").to_string(), |p| p.to_string());
+            BTreeMap::from([
+                ("name".to_string(), json!(service_name)),
+                ("host".to_string(), json!(service_name)),
+                ("port".to_string(), json!(port_text)),
+                ("url".to_string(), json!(format!("http://{service_name}:{port_text}"))),
+            ])
+        }
+        "dns" => BTreeMap::from([("host".to_string(), json!(format!("{workload}-{name}.{namespace}.localhost")))]),
+        "route" => BTreeMap::new(),
+        "volume" => BTreeMap::from([("source".to_string(), json!(format!("volume:{name}")))]),
+        other => {
+            return Err(Problem::new(
+                format!("{path}.type"),
+                format!(
+                    "resource type {other:?} is not built in (built in: {}); types such as databases and queues are provided by a Capability, which this platform does not define",
+                    BUILTIN_RESOURCE_TYPES.join(", ")
+                ),
+            ));
+        }
+    };
+    Ok(outputs)
+}
+
+/// Score's deprecated list forms of `files` and `volumes` become the map form.
+fn normalize_list(value: &Option<Value>) -> Map<String, Value> {
+    match value {
+        Some(Value::Object(map)) => map.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|item| {
+                let target = item.get("target")?.as_str()?.to_string();
+                let mut rest = item.as_object()?.clone();
+                rest.remove("target");
+                Some((target, Value::Object(rest)))
+            })
+            .collect(),
+        _ => Map::new(),
+    }
+}
+
+/// Replaces each file's relative `source:` with its `content`, reading
+/// through `read` (the renderer itself does no IO). Call it where the Score
+/// file's folder is known: `heimdall apply` and `heimdall render` do.
+pub fn inline_file_sources(document: &mut Value, mut read: impl FnMut(&str) -> Result<String, String>) -> Result<(), Problem> {
+    let Some(containers) = document.get_mut("containers").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    for (container_name, container) in containers.iter_mut() {
+        let Some(files) = container.get_mut("files") else { continue };
+        let entries: Vec<&mut Value> = match files {
+            Value::Object(map) => map.values_mut().collect(),
+            Value::Array(items) => items.iter_mut().collect(),
+            _ => continue,
+        };
+        for file in entries {
+            let Some(source) = file.get("source").and_then(Value::as_str).map(String::from) else {
+                continue;
+            };
+            let content = read(&source).map_err(|e| {
+                Problem::new(
+                    format!("containers.{container_name}.files"),
+                    format!("cannot read source {source:?}: {e}"),
+                )
+            })?;
+            if let Some(file) = file.as_object_mut() {
+                file.remove("source");
+                file.insert("content".into(), json!(content));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn probe(probe: &Value, path: &str) -> Result<Value, Problem> {
+    let mut out = Map::new();
+    if let Some(http) = probe.get("httpGet") {
+        out.insert("httpGet".into(), http.clone());
+    }
+    if let Some(exec) = probe.get("exec") {
+        out.insert("exec".into(), exec.clone());
+    }
+    if out.is_empty() {
+        return Err(Problem::new(path, "expected httpGet or exec"));
+    }
+    Ok(Value::Object(out))
+}
+
+fn sanitize(target: &str) -> String {
+    let cleaned: String = target
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    cleaned.trim_matches('-').to_string()
+}
+
+struct Built {
+    objects: Vec<Object>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn container(
+    workload: &str,
+    name: &str,
+    container: &Container,
+    placeholders: &Placeholders,
+    image_override: Option<&str>,
+    volumes: &mut Vec<Value>,
+    built: &mut Built,
+    path: &str,
+) -> Result<Value, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let image = match (container.image.as_str(), image_override) {
+        (".", Some(image)) => image.to_string(),
+        (".", None) => {
+            return Err(vec![Problem::new(
+                format!("{path}.image"),
+                "\".\" means the image is given at deploy time; pass one (heimdall render --image IMAGE)",
+            )]);
+        }
+        (image, _) => image.to_string(),
+    };
+    let mut out = json!({"name": name, "image": image});
+    let expand_all = |values: &[String], field: &str, problems: &mut Vec<Problem>| -> Vec<String> {
+        values
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| {
+                placeholders
+                    .expand(v, &format!("{path}.{field}[{i}]"))
+                    .map_err(|p| problems.push(p))
+                    .ok()
+            })
+            .collect()
+    };
+    if !container.command.is_empty() {
+        out["command"] = json!(expand_all(&container.command, "command", &mut problems));
+    }
+    if !container.args.is_empty() {
+        out["args"] = json!(expand_all(&container.args, "args", &mut problems));
+    }
+    let mut env = Vec::new();
+    for (key, value) in &container.variables {
+        match placeholders.expand(value, &format!("{path}.variables.{key}")) {
+            Ok(value) => env.push(json!({"name": key, "value": value})),
+            Err(p) => problems.push(p),
+        }
+    }
+    if !env.is_empty() {
+        out["env"] = Value::Array(env);
+    }
+    if let Some(resources) = &container.resources {
+        out["resources"] = resources.clone();
+    }
+    for (field, value) in [
+        ("livenessProbe", &container.liveness_probe),
+        ("readinessProbe", &container.readiness_probe),
+    ] {
+        if let Some(value) = value {
+            match probe(value, &format!("{path}.{field}")) {
+                Ok(p) => out[field] = p,
+                Err(p) => problems.push(p),
+            }
+        }
+    }
+    let mut mounts = Vec::new();
+    let files = normalize_list(&container.files);
+    if !files.is_empty() {
+        let config_name = format!("{workload}-{name}-files");
+        let mut data = Map::new();
+        let mut binary = Map::new();
+        let volume_name = format!("files-{name}");
+        for (target, file) in &files {
+            let at = format!("{path}.files[{target:?}]");
+            let key = sanitize(target);
+            if let Some(content) = file.get("content").and_then(Value::as_str) {
+                let no_expand = file.get("noExpand").and_then(Value::as_bool).unwrap_or(false);
+                let content = if no_expand {
+                    Ok(content.to_string())
+                } else {
+                    placeholders.expand(content, &at)
+                };
+                match content {
+                    Ok(content) => {
+                        data.insert(key.clone(), json!(content));
+                    }
+                    Err(p) => problems.push(p),
+                }
+            } else if let Some(content) = file.get("binaryContent").and_then(Value::as_str) {
+                binary.insert(key.clone(), json!(content));
+            } else if file.get("source").is_some() {
+                problems.push(Problem::new(
+                    format!("{at}.source"),
+                    "file sources must be inlined before rendering; heimdall apply and heimdall render read them next to the Score file",
+                ));
+                continue;
+            } else {
+                problems.push(Problem::new(at, "expected content, binaryContent or source"));
+                continue;
+            }
+            let mut mount = json!({"name": volume_name, "mountPath": target, "subPath": key, "readOnly": true});
+            if let Some(mode) = file.get("mode").and_then(Value::as_str) {
+                mount["readOnly"] = json!(!mode.ends_with(['6', '7', '2', '3']));
+            }
+            mounts.push(mount);
+        }
+        let mut config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": config_name}});
+        if !data.is_empty() {
+            config["data"] = Value::Object(data);
+        }
+        if !binary.is_empty() {
+            config["binaryData"] = Value::Object(binary);
+        }
+        built.objects.push(config);
+        volumes.push(json!({"name": volume_name, "configMap": {"name": config_name}}));
+    }
+    for (target, volume) in &normalize_list(&container.volumes) {
+        let at = format!("{path}.volumes[{target:?}]");
+        let source = volume.get("source").and_then(Value::as_str).unwrap_or_default();
+        let resolved = match placeholders.expand(source, &format!("{at}.source")) {
+            Ok(resolved) => resolved,
+            Err(p) => {
+                problems.push(p);
+                continue;
+            }
+        };
+        let volume_name = match resolved.strip_prefix("volume:") {
+            Some(resource) => {
+                let volume_name = format!("volume-{resource}");
+                if !volumes.iter().any(|v| v["name"] == json!(volume_name)) {
+                    volumes.push(json!({"name": volume_name, "emptyDir": {}}));
+                }
+                volume_name
+            }
+            // A plain name refers to a PersistentVolumeClaim that exists.
+            None => {
+                let volume_name = format!("claim-{}", sanitize(&resolved));
+                if !volumes.iter().any(|v| v["name"] == json!(volume_name)) {
+                    volumes.push(json!({"name": volume_name, "persistentVolumeClaim": {"claimName": resolved}}));
+                }
+                volume_name
+            }
+        };
+        let mut mount = json!({"name": volume_name, "mountPath": target});
+        if let Some(sub_path) = volume.get("path").and_then(Value::as_str) {
+            mount["subPath"] = json!(sub_path);
+        }
+        if let Some(read_only) = volume.get("readOnly").and_then(Value::as_bool) {
+            mount["readOnly"] = json!(read_only);
+        }
+        mounts.push(mount);
+    }
+    if !mounts.is_empty() {
+        out["volumeMounts"] = Value::Array(mounts);
+    }
+    if problems.is_empty() { Ok(out) } else { Err(problems) }
+}
+
+pub(crate) fn render_workload(app: &Resource, platform: &Platform, options: &RenderOptions) -> Result<Rendered, Vec<Problem>> {
+    let spec: WorkloadSpec = deserialize_at(&app.spec, "spec").map_err(|p| vec![p])?;
+    let name = app.metadata.name.clone();
+    let namespace = app.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let mut problems = Vec::new();
+    let mut outputs = BTreeMap::new();
+    for (resource_name, resource) in &spec.resources {
+        let params = resource.params.as_ref().and_then(Value::as_object).cloned().unwrap_or_default();
+        match provision(
+            &name,
+            &namespace,
+            resource_name,
+            &resource.type_,
+            &params,
+            resource.id.as_deref(),
+            &format!("spec.resources.{resource_name}"),
+        ) {
+            Ok(out) => {
+                outputs.insert(resource_name.clone(), out);
+            }
+            Err(p) => problems.push(p),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut metadata = json!({"name": name, "annotations": app.metadata.annotations});
+    for (key, value) in &app.metadata.extra {
+        metadata[key] = value.clone();
+    }
+    let placeholders = Placeholders {
+        metadata: &metadata,
+        resources: &outputs,
+    };
+    let mut built = Built { objects: Vec::new() };
+    let mut volumes = Vec::new();
+    let mut containers = Vec::new();
+    for (container_name, definition) in &spec.containers {
+        match container(
+            &name,
+            container_name,
+            definition,
+            &placeholders,
+            options.score_image.as_deref(),
+            &mut volumes,
+            &mut built,
+            &format!("spec.containers.{container_name}"),
+        ) {
+            Ok(c) => containers.push(c),
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    let selector = json!({"app.oam.dev/component": name});
+    let mut pod_spec = json!({"containers": containers});
+    if !volumes.is_empty() {
+        pod_spec["volumes"] = Value::Array(volumes);
+    }
+    let mut deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": 1, "selector": {"matchLabels": selector}, "template": {"metadata": {"labels": selector}, "spec": pod_spec}},
+    });
+    if !app.metadata.annotations.is_empty() {
+        deployment["metadata"]["annotations"] = json!(app.metadata.annotations);
+        deployment["spec"]["template"]["metadata"]["annotations"] = json!(app.metadata.annotations);
+    }
+    built.objects.push(deployment);
+    if let Some(service) = &spec.service
+        && !service.ports.is_empty()
+    {
+        let ports: Vec<Value> = service
+            .ports
+            .iter()
+            .map(|(port_name, port)| json!({"name": port_name, "port": port.port, "targetPort": port.target_port.unwrap_or(port.port), "protocol": port.protocol.clone().unwrap_or_else(|| "TCP".into())}))
+            .collect();
+        built.objects.push(
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": {"selector": selector, "ports": ports}}),
+        );
+    }
+    for (resource_name, resource) in &spec.resources {
+        if resource.type_ != "route" {
+            continue;
+        }
+        let at = format!("spec.resources.{resource_name}.params");
+        let params = resource.params.clone().unwrap_or(json!({}));
+        let text = |field: &str| -> Result<String, Problem> {
+            let raw = params
+                .get(field)
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), String::from))
+                .ok_or_else(|| Problem::new(format!("{at}.{field}"), "required field is missing"))?;
+            placeholders.expand(&raw, &format!("{at}.{field}"))
+        };
+        match (text("host"), text("path"), text("port")) {
+            (Ok(host), Ok(route_path), Ok(port)) => {
+                let Ok(port) = port.parse::<u16>() else {
+                    problems.push(Problem::new(format!("{at}.port"), format!("expected a port number, got {port:?}")));
+                    continue;
+                };
+                built.objects.push(json!({
+                    "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": format!("{name}-{resource_name}")},
+                    "spec": {"rules": [{"host": host, "http": {"paths": [{"path": route_path, "pathType": "Prefix", "backend": {"service": {"name": name, "port": {"number": port}}}}]}}]},
+                }));
+            }
+            (host, route_path, port) => problems.extend([host.err(), route_path.err(), port.err()].into_iter().flatten()),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+
+    let empty_spec = heimdall_model::spec::application::ApplicationSpec {
+        components: Vec::new(),
+        policies: Vec::new(),
+        workflow: None,
+    };
+    let placements = plan::Context {
+        spec: &empty_spec,
+        app_namespace: &namespace,
+        platform,
+        environment: options.environment.as_deref(),
+        approvals: &options.approvals,
+    }
+    .plan_default()?;
+    let mut builders: BTreeMap<(Option<String>, String, String), TargetBuilder> = BTreeMap::new();
+    for Placement {
+        cluster,
+        namespace,
+        environment,
+    } in &placements
+    {
+        let builder = builders.entry((None, cluster.clone(), namespace.clone())).or_default();
+        builder.environment = environment.clone();
+        for object in &built.objects {
+            let origin = Origin {
+                component: Some((name.clone(), COMPONENT_TYPE.to_string())),
+                trait_type: None,
+                output: None,
+                path: "spec".into(),
+                wave: 0,
+            };
+            builder.add(namespace, object.clone(), origin);
+        }
+    }
+    let workflow = vec![StepStatus {
+        name: "deploy".into(),
+        type_: "deploy".into(),
+        phase: plan::Phase::Succeeded,
+        message: None,
+    }];
+    let warnings = if placements.is_empty() {
+        vec!["the workload deploys to no cluster: set Defaults.spec.environments".to_string()]
+    } else {
+        Vec::new()
+    };
+    Finisher {
+        platform,
+        app,
+        rules: Vec::new(),
+    }
+    .finish(builders, workflow, warnings)
 }
