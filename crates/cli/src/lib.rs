@@ -81,6 +81,29 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Render applications offline into manifests for every target (no hub needed).
+    Render {
+        /// File or folder of Applications and Score workloads; `-` is not supported.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// Render for this environment only.
+        #[arg(long = "env")]
+        environment: Option<String>,
+        /// The platform team's folder (definitions, policies, defaults, environments, clusters).
+        #[arg(long)]
+        platform: Option<PathBuf>,
+        /// Namespace for documents that name none.
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Image for Score containers written as `image: .`.
+        #[arg(long)]
+        image: Option<String>,
+        /// Treat this suspend step as approved (repeatable).
+        #[arg(long)]
+        approve: Vec<String>,
+        #[arg(short, long, value_enum, default_value_t = OutputFormat::Yaml)]
+        output: OutputFormat,
+    },
     /// Show one resource in detail, with its recent changes.
     Describe {
         kind: String,
@@ -96,6 +119,18 @@ enum Command {
         name: String,
         #[arg(short, long)]
         namespace: Option<String>,
+    },
+    /// Approve a suspended workflow step (an approval gate) of an application.
+    Approve {
+        /// `application` (the only kind with workflows).
+        kind: String,
+        /// NAME or NAMESPACE/NAME.
+        name: String,
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// The suspend step to approve.
+        #[arg(long)]
+        step: String,
     },
     /// Show the audit trail, newest first.
     Audit {
@@ -168,7 +203,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
+        Command::Render {
+            files,
+            environment,
+            platform,
+            namespace,
+            image,
+            approve,
+            output,
+        } => commands::render::run(commands::render::Options {
+            files,
+            environment,
+            platform,
+            namespace,
+            image,
+            approve,
+            output,
+        }),
         Command::Describe { kind, name, namespace } => commands::resources::describe(&client()?, &kind, &name, namespace.as_deref()).await,
+        Command::Approve {
+            kind,
+            name,
+            namespace,
+            step,
+        } => commands::resources::approve(&client()?, &kind, &name, namespace.as_deref(), &step).await,
         Command::Delete { kind, name, namespace } => commands::resources::delete(&client()?, &kind, &name, namespace.as_deref()).await,
         Command::Audit {
             kind,

@@ -2,6 +2,7 @@
 //! configuration and start-up. The binary's `up` and `hub` commands are thin
 //! wrappers over [`server`].
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod config;
@@ -9,6 +10,8 @@ pub mod error;
 pub mod examples;
 pub mod metrics;
 pub mod openapi;
+pub mod reconcile;
+pub mod rendering;
 pub mod server;
 pub mod state;
 

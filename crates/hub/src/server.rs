@@ -31,7 +31,9 @@ pub async fn open(config: &HubConfig) -> Result<AppState, HubError> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_error(dir))?;
     let store = Store::connect(&config.database_url()).await?;
     tracing::info!(backend = ?store.backend(), data_dir = %dir.display(), "store ready");
-    Ok(AppState::new(store))
+    let state = AppState::new(store);
+    state.rendering.reload(&state.store).await?;
+    Ok(state)
 }
 
 pub struct AdminToken {
@@ -70,12 +72,12 @@ pub async fn ensure_admin_token(store: &Store, data_dir: &Path) -> Result<AdminT
 }
 
 /// Applies `(origin, text)` manifests as one all-or-nothing change.
-pub async fn load_manifests(store: &Store, files: Vec<(String, String)>) -> Result<ApplyResponse, HubError> {
+pub async fn load_manifests(state: &AppState, files: Vec<(String, String)>) -> Result<ApplyResponse, HubError> {
     let mut documents = Vec::new();
     for (origin, text) in files {
         documents.extend(heimdall_model::parse_documents(&text, &origin).map_err(|e| HubError::Examples(e.to_string()))?);
     }
-    apply_documents(store, BOOTSTRAP_ACTOR, documents, &ApplyOptions::default())
+    apply_documents(state, BOOTSTRAP_ACTOR, documents, &ApplyOptions::default())
         .await
         .map_err(|e| {
             let details: Vec<String> = e
@@ -94,6 +96,7 @@ pub async fn serve(
     tls: Option<&TlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HubError> {
+    let reconciler = tokio::spawn(crate::reconcile::supervise(state.clone()));
     let app = api::router(state);
     let address = listener.local_addr().map_err(|source| HubError::Serve(source.to_string()))?;
     listener
@@ -131,6 +134,7 @@ pub async fn serve(
                 .map_err(|e| HubError::Serve(e.to_string()))?;
         }
     }
+    reconciler.abort();
     tracing::info!(%address, "hub stopped");
     Ok(())
 }

@@ -3,19 +3,26 @@ use std::sync::Arc;
 use heimdall_store::Store;
 
 use crate::metrics::Metrics;
+use crate::rendering::Rendering;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
+    pub rendering: Arc<Rendering>,
 }
 
 impl AppState {
-    /// Wires the store's operation timings into the metrics.
+    /// Wires the store's operation timings into the metrics. The platform
+    /// starts as the built-in one; [`crate::server::open`] loads the stored one.
     pub fn new(store: Store) -> Self {
         let metrics = Arc::new(Metrics::default());
         let store = store.with_observer(metrics.clone());
-        Self { store, metrics }
+        Self {
+            store,
+            metrics,
+            rendering: Arc::new(Rendering::default()),
+        }
     }
 }

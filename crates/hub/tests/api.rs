@@ -113,16 +113,20 @@ async fn apply_then_read_back_in_every_shape() {
     assert_eq!(outcomes, ["created", "created"]);
     assert_eq!(body["results"][0]["document"], "request body, document 1");
 
+    let first_version = body["results"][0]["resourceVersion"].clone();
     let (status, body) = hub.apply_yaml(&format!("{SHOP_WEB}---\n{TENANT}"), "").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["results"][0]["outcome"], "unchanged");
-    assert_eq!(body["results"][0]["resourceVersion"], "1");
+    assert_eq!(
+        body["results"][0]["resourceVersion"], first_version,
+        "an unchanged apply bumps nothing"
+    );
 
     let (status, list) = hub.get("/api/v1/applications").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["kind"], "ApplicationList");
     assert_eq!(list["items"][0]["metadata"]["name"], "web");
-    assert_eq!(list["metadata"]["resourceVersion"], "2");
+    assert_eq!(list["metadata"]["resourceVersion"], "3", "two creates and the rendered status");
 
     let (status, app) = hub.get("/api/v1/namespaces/shop/applications/web").await;
     assert_eq!(status, StatusCode::OK);
@@ -228,7 +232,7 @@ async fn continue_on_error_and_dry_run() {
 async fn json_apply_requests_carry_sources_and_namespace() {
     let hub = hub().await;
     let request = json!({
-        "documents": [{"source": "apps/web.yaml", "object": {"apiVersion": "core.oam.dev/v1beta1", "kind": "Application", "metadata": {"name": "web"}, "spec": {"components": [{"name": "web", "type": "webservice"}]}}}],
+        "documents": [{"source": "apps/web.yaml", "object": {"apiVersion": "core.oam.dev/v1beta1", "kind": "Application", "metadata": {"name": "web"}, "spec": {"components": [{"name": "web", "type": "webservice", "properties": {"image": "nginx:1"}}]}}}],
         "namespace": "team-a"
     });
     let (status, body) = hub
@@ -260,9 +264,10 @@ async fn updates_need_a_fresh_resource_version() {
     assert_error_shape(&body, status, "Conflict");
     let (_, app) = hub.get("/api/v1/namespaces/shop/applications/web").await;
     assert_eq!(app["spec"]["components"][0]["properties"]["image"], "nginx:2");
+    let current = app["metadata"]["resourceVersion"].as_str().expect("resourceVersion").to_string();
 
     let fresh = SHOP_WEB
-        .replace("namespace: shop\n", "namespace: shop\n  resourceVersion: \"2\"\n")
+        .replace("namespace: shop\n", &format!("namespace: shop\n  resourceVersion: \"{current}\"\n"))
         .replace("nginx:1", "nginx:3");
     let (status, app) = hub
         .call(
@@ -347,8 +352,12 @@ async fn create_and_delete_single_resources() {
         .iter()
         .map(|e| e["verb"].as_str().expect("verb"))
         .collect();
-    assert_eq!(verbs, ["delete", "create"]);
+    assert_eq!(verbs, ["delete", "update-status", "create"]);
     assert_eq!(audit["items"][0]["actor"], "admin");
+    assert_eq!(
+        audit["items"][1]["actor"], "heimdall-renderer",
+        "the hub records the rendered status itself"
+    );
 }
 
 #[tokio::test]
@@ -445,7 +454,7 @@ async fn health_metrics_and_openapi() {
 #[tokio::test]
 async fn the_example_organization_loads() {
     let hub = hub().await;
-    let response = heimdall_hub::server::load_manifests(&hub.store, heimdall_hub::examples::embedded())
+    let response = heimdall_hub::server::load_manifests(&AppState::new(hub.store.clone()), heimdall_hub::examples::embedded())
         .await
         .expect("examples load");
     let count = |kind: &str| response.results.iter().filter(|r| r.kind == kind).count();

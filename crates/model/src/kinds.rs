@@ -66,6 +66,16 @@ fn string_field(resource: &Resource, field: &str) -> String {
     resource.spec.get(field).and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
+fn phase(resource: &Resource) -> String {
+    resource
+        .status
+        .as_ref()
+        .and_then(|s| s.get("phase"))
+        .and_then(Value::as_str)
+        .unwrap_or("Pending")
+        .to_string()
+}
+
 fn labels(resource: &Resource) -> String {
     resource
         .metadata
@@ -84,7 +94,7 @@ pub static KINDS: &[KindInfo] = &[
         singular: "application",
         short_names: &["app", "apps"],
         scope: Scope::Namespaced,
-        columns: &[("COMPONENTS", |r| array_len(r, "components"))],
+        columns: &[("COMPONENTS", |r| array_len(r, "components")), ("PHASE", phase)],
         validate_spec: spec::application::validate,
     },
     KindInfo {
@@ -94,7 +104,7 @@ pub static KINDS: &[KindInfo] = &[
         singular: "workload",
         short_names: &["score"],
         scope: Scope::Namespaced,
-        columns: &[("CONTAINERS", |r| object_keys(r, "containers"))],
+        columns: &[("CONTAINERS", |r| object_keys(r, "containers")), ("PHASE", phase)],
         validate_spec: spec::score::validate,
     },
     KindInfo {

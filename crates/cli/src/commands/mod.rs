@@ -1,3 +1,4 @@
 pub mod audit;
+pub mod render;
 pub mod resources;
 pub mod server;

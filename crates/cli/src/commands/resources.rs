@@ -260,6 +260,24 @@ pub async fn describe(client: &Client, kind_name: &str, name: &str, namespace: O
     Ok(ExitCode::SUCCESS)
 }
 
+pub async fn approve(client: &Client, kind_name: &str, name: &str, namespace: Option<&str>, step: &str) -> Result<ExitCode> {
+    let kind = kind(kind_name)?;
+    if kind.kind != "Application" {
+        bail!("only applications have workflows to approve, not {}", kind.plural);
+    }
+    let (ns, name) = namespaced_name(kind, name, namespace)?;
+    let path = format!("{}/approve", item_path(kind, ns.as_deref(), &name));
+    let app: Resource = client.post_json(&path, &serde_json::json!({"step": step})).await?;
+    let phase = app
+        .status
+        .as_ref()
+        .and_then(|s| s.get("phase"))
+        .and_then(|p| p.as_str())
+        .unwrap_or("Pending");
+    println!("application/{}/{name} step {step} approved; phase {phase}", ns.unwrap_or_default());
+    Ok(ExitCode::SUCCESS)
+}
+
 pub async fn delete(client: &Client, kind_name: &str, name: &str, namespace: Option<&str>) -> Result<ExitCode> {
     let kind = kind(kind_name)?;
     let (ns, name) = namespaced_name(kind, name, namespace)?;

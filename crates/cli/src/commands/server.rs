@@ -68,7 +68,7 @@ pub async fn up(data_dir: PathBuf, listen: String, examples: Option<PathBuf>, no
             Some(dir) => heimdall_hub::examples::read_manifests(dir)?,
             None => heimdall_hub::examples::embedded(),
         };
-        let loaded = server::load_manifests(&state.store, files).await?;
+        let loaded = server::load_manifests(&state, files).await?;
         println!("Loaded the example organization: {} resources", loaded.results.len());
     }
 

@@ -7,12 +7,13 @@ use std::collections::HashMap;
 use axum::Json;
 use axum::extract::{Extension, Query, State};
 use heimdall_model::{Document, DocumentError, Problem, Resource};
-use heimdall_store::{ApplyMode, ApplyOutcome, Store};
+use heimdall_store::{ApplyMode, ApplyOutcome};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::body::Body;
+use crate::admission;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorDetail};
 use crate::state::AppState;
@@ -94,7 +95,7 @@ fn result(document: &str, resource: &Resource, outcome: ApplyOutcome) -> ApplyRe
 /// Validates and stores `documents` as `actor`. Shared by the API and by
 /// `heimdall up` when it loads the example organization.
 pub async fn apply_documents(
-    store: &Store,
+    state: &AppState,
     actor: &str,
     documents: Vec<Document>,
     options: &ApplyOptions,
@@ -131,18 +132,8 @@ pub async fn apply_documents(
         if !invalid.is_empty() {
             return Err(ApiError::invalid(&invalid));
         }
-        let (sources, resources): (Vec<String>, Vec<Resource>) = valid.into_iter().unzip();
-        let written = if options.dry_run {
-            store.preview_all(actor, resources, ApplyMode::Apply).await
-        } else {
-            store.write_all(actor, resources, ApplyMode::Apply).await
-        };
-        let written = written.map_err(|(index, e)| {
-            let document = sources.get(index).cloned().unwrap_or_default();
-            let mut error = ApiError::from(e).in_document(&document);
-            error.message.push_str("; nothing was changed");
-            error
-        })?;
+        let sources: Vec<String> = valid.iter().map(|(source, _)| source.clone()).collect();
+        let written = admission::write(state, actor, valid, ApplyMode::Apply, options.dry_run).await?;
         return Ok(ApplyResponse {
             dry_run: options.dry_run,
             results: sources
@@ -160,21 +151,17 @@ pub async fn apply_documents(
         errors: invalid.iter().flat_map(details).collect(),
     };
     for (source, resource) in valid {
-        let written = if options.dry_run {
-            store.preview_all(actor, vec![resource], ApplyMode::Apply).await
-        } else {
-            store.write_all(actor, vec![resource], ApplyMode::Apply).await
-        };
-        match written {
+        match admission::write(state, actor, vec![(source.clone(), resource)], ApplyMode::Apply, options.dry_run).await {
             Ok(mut written) => {
                 let w = written.remove(0);
                 response.results.push(result(&source, &w.resource, w.outcome));
             }
-            Err((_, e)) => response.errors.push(ErrorDetail {
+            Err(e) if e.details.is_empty() => response.errors.push(ErrorDetail {
                 document: Some(source),
                 path: String::new(),
-                message: ApiError::from(e).message,
+                message: e.message,
             }),
+            Err(e) => response.errors.extend(e.details),
         }
     }
     Ok(response)
@@ -212,5 +199,5 @@ pub async fn apply(
             .collect();
         (documents, options)
     };
-    Ok(Json(apply_documents(&state.store, &principal.name, documents, &options).await?))
+    Ok(Json(apply_documents(&state, &principal.name, documents, &options).await?))
 }

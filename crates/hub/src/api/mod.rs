@@ -9,6 +9,7 @@
 //!   `GET /api/v1/{plural}` across all namespaces
 
 pub mod apply;
+pub mod approve;
 pub mod audit;
 pub mod body;
 pub mod resources;
@@ -48,6 +49,7 @@ pub fn router(state: AppState) -> Router {
                 .put(resources::replace_namespaced)
                 .delete(resources::delete_namespaced),
         )
+        .route("/api/v1/namespaces/{namespace}/applications/{name}/approve", post(approve::approve))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_principal));
 
     let open = Router::new()

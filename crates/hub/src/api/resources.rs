@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::body::Body;
+use crate::admission;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -178,8 +179,15 @@ async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let resource = decode_for_url(&body, kind, namespace.as_deref(), None)?;
-    let written = state.store.write(&principal.name, resource, ApplyMode::Create).await?;
-    Ok((StatusCode::CREATED, Json(written.resource)).into_response())
+    let mut written = admission::write(
+        &state,
+        &principal.name,
+        vec![("request body".into(), resource)],
+        ApplyMode::Create,
+        false,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(written.remove(0).resource)).into_response())
 }
 
 async fn replace(
@@ -315,10 +323,7 @@ pub async fn delete_cluster_scoped(
 ) -> Result<Json<Resource>, ApiError> {
     let kind = target(&plural, None)?;
     Ok(Json(
-        state
-            .store
-            .delete(&principal.name, &key(kind, None, &name), params.resource_version)
-            .await?,
+        admission::delete(&state, &principal.name, &key(kind, None, &name), params.resource_version).await?,
     ))
 }
 
@@ -334,9 +339,12 @@ pub async fn delete_namespaced(
 ) -> Result<Json<Resource>, ApiError> {
     let kind = target(&plural, Some(&namespace))?;
     Ok(Json(
-        state
-            .store
-            .delete(&principal.name, &key(kind, Some(&namespace), &name), params.resource_version)
-            .await?,
+        admission::delete(
+            &state,
+            &principal.name,
+            &key(kind, Some(&namespace), &name),
+            params.resource_version,
+        )
+        .await?,
     ))
 }

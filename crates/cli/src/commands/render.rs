@@ -1,0 +1,201 @@
+//! `heimdall render`: render applications offline, without a hub, for every
+//! target at once, like `vela dry-run` for all clusters.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+use heimdall_model::{Document, Resource, decode, kinds, parse_documents};
+use heimdall_render::{Platform, RenderOptions, Rendered, render};
+use serde::Serialize;
+
+use crate::output::{OutputFormat, serialize};
+
+/// Documents of every file, with Score file sources read next to their file.
+pub fn read_with_sources(files: &[PathBuf]) -> Result<Vec<Document>> {
+    let mut documents = Vec::new();
+    for file in files {
+        for (origin, text) in heimdall_hub::examples::read_manifests(file)? {
+            let folder = Path::new(&origin).parent().map(Path::to_path_buf).unwrap_or_default();
+            for mut document in parse_documents(&text, &origin).map_err(|e| anyhow::anyhow!("{e}"))? {
+                if document.value.get("apiVersion").and_then(|v| v.as_str()) == Some(heimdall_model::spec::score::API_VERSION) {
+                    heimdall_render::score::inline_file_sources(&mut document.value, |source| {
+                        std::fs::read_to_string(folder.join(source)).map_err(|e| e.to_string())
+                    })
+                    .map_err(|p| anyhow::anyhow!("{}: {p}", document.source))?;
+                }
+                documents.push(document);
+            }
+        }
+    }
+    Ok(documents)
+}
+
+/// Decodes documents; Kubernetes objects of kinds Heimdall does not store are
+/// skipped with a note (example files often carry what must already exist).
+fn decode_all(documents: &[Document], namespace: &str) -> Result<Vec<(String, Resource)>> {
+    let mut resources = Vec::new();
+    let mut errors = Vec::new();
+    for document in documents {
+        let kind = document.value.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
+        let is_foreign_object = !kind.is_empty()
+            && kinds::by_kind(kind).is_none()
+            && document
+                .value
+                .get("apiVersion")
+                .and_then(|v| v.as_str())
+                .is_some_and(|v| v != heimdall_model::spec::score::API_VERSION);
+        if is_foreign_object {
+            eprintln!("note: {}: skipped {kind}, not a kind Heimdall renders", document.source);
+            continue;
+        }
+        match decode(&document.value, &document.source, namespace) {
+            Ok(decoded) => resources.push((document.source.clone(), decoded.resource)),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
+    Ok(resources)
+}
+
+/// The platform of a folder laid out like `examples/platform/`.
+pub fn load_platform(dir: &Path) -> Result<Platform> {
+    let documents = read_with_sources(&[dir.to_path_buf()]).with_context(|| format!("reading platform folder {}", dir.display()))?;
+    let resources = decode_all(&documents, "default")?;
+    Platform::from_resources(resources.iter().map(|(_, r)| r))
+        .map_err(|errors| anyhow::anyhow!("{}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))
+}
+
+#[derive(Serialize)]
+struct AppOutput<'a> {
+    source: &'a str,
+    kind: &'a str,
+    name: &'a str,
+    namespace: Option<&'a str>,
+    #[serde(flatten)]
+    rendered: &'a Rendered,
+}
+
+pub struct Options {
+    pub files: Vec<PathBuf>,
+    pub environment: Option<String>,
+    pub platform: Option<PathBuf>,
+    pub namespace: Option<String>,
+    pub image: Option<String>,
+    pub approve: Vec<String>,
+    pub output: OutputFormat,
+}
+
+pub fn run(options: Options) -> Result<ExitCode> {
+    let platform = match &options.platform {
+        Some(dir) => load_platform(dir)?,
+        None => Platform::builtin(),
+    };
+    let documents = read_with_sources(&options.files)?;
+    let resources = decode_all(&documents, options.namespace.as_deref().unwrap_or("default"))?;
+    let apps: Vec<&(String, Resource)> = resources
+        .iter()
+        .filter(|(_, r)| r.kind == "Application" || r.kind == "Workload")
+        .collect();
+    if apps.is_empty() {
+        bail!(
+            "no Application or Score workload found in {}",
+            options.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let render_options = RenderOptions {
+        environment: options.environment.clone(),
+        approvals: options.approve.iter().cloned().collect::<BTreeSet<_>>(),
+        score_image: options.image.clone(),
+    };
+    let mut outputs = Vec::new();
+    let mut failures = Vec::new();
+    for (source, app) in &apps {
+        match render(app, source, &platform, &render_options) {
+            Ok(rendered) => outputs.push((source.as_str(), app, rendered)),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    match options.output {
+        OutputFormat::Json => {
+            let list: Vec<AppOutput> = outputs
+                .iter()
+                .map(|(source, app, rendered)| AppOutput {
+                    source,
+                    kind: &app.kind,
+                    name: &app.metadata.name,
+                    namespace: app.metadata.namespace.as_deref(),
+                    rendered,
+                })
+                .collect();
+            print!("{}", serialize(&list, OutputFormat::Json)?);
+        }
+        _ => {
+            let mut out = String::new();
+            for (source, app, rendered) in &outputs {
+                for target in &rendered.targets {
+                    let environment = target
+                        .environment
+                        .as_deref()
+                        .map(|e| format!(", environment: {e}"))
+                        .unwrap_or_default();
+                    let held = target
+                        .held_by
+                        .as_deref()
+                        .map(|s| format!(" (held until step {s} is approved)"))
+                        .unwrap_or_default();
+                    out.push_str(&format!(
+                        "# {} {}/{} from {source}\n# cluster: {}, namespace: {}{environment}{held}, revision: {}\n",
+                        app.kind,
+                        app.metadata.namespace.as_deref().unwrap_or_default(),
+                        app.metadata.name,
+                        target.cluster,
+                        target.namespace,
+                        &target.revision[..12]
+                    ));
+                    for object in &target.objects {
+                        out.push_str("---\n");
+                        out.push_str(&serialize(object, OutputFormat::Yaml)?);
+                    }
+                    for reference in &target.references {
+                        out.push_str(&format!(
+                            "# refers to existing {} {}\n",
+                            reference.kind,
+                            reference.name.as_deref().unwrap_or("(by label)")
+                        ));
+                    }
+                }
+                for warning in &rendered.warnings {
+                    eprintln!("warning: {source}: {warning}");
+                }
+            }
+            print!("{out}");
+        }
+    }
+    let mut violations = 0;
+    for (source, _, rendered) in &outputs {
+        for finding in &rendered.findings {
+            let level = match finding.finding.enforcement {
+                heimdall_model::spec::platform::Enforcement::Deny => {
+                    violations += 1;
+                    "violation"
+                }
+                heimdall_model::spec::platform::Enforcement::Warn => "warning",
+            };
+            eprintln!(
+                "{level}: {source}: policy {} on {}/{}: {}",
+                finding.finding.policy, finding.cluster, finding.namespace, finding.finding.message
+            );
+        }
+    }
+    for failure in &failures {
+        eprintln!("error: {failure}");
+    }
+    if !failures.is_empty() || violations > 0 {
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,103 @@
+//! The reconciler: keeps every application's `status` true to the current
+//! platform. It follows the store's event log, so changes made by another
+//! hub replica reach it too. A platform change re-renders every application;
+//! an application change re-renders that one.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use heimdall_model::Resource;
+use heimdall_store::{ListQuery, StoreError, WatchFilter};
+
+use crate::admission::record_status;
+use crate::rendering::{APP_KINDS, is_app_kind, is_platform_kind};
+use crate::state::AppState;
+
+/// Events that arrive this close together are handled as one batch, so a
+/// folder of platform documents re-renders the fleet once.
+const BATCH_WINDOW: Duration = Duration::from_millis(100);
+
+/// Re-renders every application whose status is out of date.
+pub async fn render_all(state: &AppState) -> Result<usize, StoreError> {
+    let mut changed = 0;
+    for kind in APP_KINDS {
+        let mut continue_token = None;
+        loop {
+            let page = state
+                .store
+                .list(&ListQuery {
+                    kind: kind.to_string(),
+                    limit: Some(500),
+                    continue_token,
+                    ..Default::default()
+                })
+                .await?;
+            for app in page.items {
+                let before = app.status.clone();
+                if record_status(state, app).await.status != before {
+                    changed += 1;
+                }
+            }
+            continue_token = page.continue_token;
+            if continue_token.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(changed)
+}
+
+fn observed(app: &Resource) -> bool {
+    app.status
+        .as_ref()
+        .and_then(|s| s.get("observedGeneration"))
+        .and_then(|g| g.as_i64())
+        == app.metadata.generation
+}
+
+/// Runs until the store fails; the caller restarts it.
+pub async fn run(state: AppState) -> Result<(), StoreError> {
+    let from = state.store.revision().await?;
+    state.rendering.reload(&state.store).await?;
+    let changed = render_all(&state).await?;
+    tracing::info!(changed, "rendered every application");
+    let mut events = Box::pin(state.store.watch(WatchFilter::default(), from));
+    while let Some(first) = events.next().await {
+        let mut batch = vec![first?];
+        while let Ok(Some(next)) = tokio::time::timeout(BATCH_WINDOW, events.next()).await {
+            batch.push(next?);
+        }
+        if batch.iter().any(|e| is_platform_kind(&e.object.kind)) {
+            state.rendering.reload(&state.store).await?;
+            let changed = render_all(&state).await?;
+            tracing::info!(changed, "platform changed; re-rendered applications");
+            continue;
+        }
+        for event in batch {
+            let app = event.object;
+            if event.type_ == heimdall_store::WatchEventType::Deleted || !is_app_kind(&app.kind) || observed(&app) {
+                continue;
+            }
+            // The event carries the object as it was; render what is stored now.
+            match state.store.get(&app.key()).await {
+                Ok(current) if !observed(&current) => {
+                    record_status(&state, current).await;
+                }
+                Ok(_) | Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Keeps the reconciler running, restarting it after a store failure.
+pub async fn supervise(state: AppState) {
+    loop {
+        match run(state.clone()).await {
+            Ok(()) => tracing::warn!("reconciler stopped; restarting"),
+            Err(e) => tracing::warn!(error = %e, "reconciler failed; restarting"),
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}

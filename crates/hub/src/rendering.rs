@@ -1,0 +1,262 @@
+//! The renderer inside the hub: the compiled platform, admission of changes
+//! (a change that does not render, or that a denying policy rejects, is
+//! refused before anything is stored), and each application's `status`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+
+use heimdall_model::spec::platform::Enforcement;
+use heimdall_model::{DocumentError, Problem, Resource, ResourceKey};
+use heimdall_render::{Platform, RenderOptions, Rendered, render};
+use heimdall_store::{ListQuery, Store, StoreError};
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ErrorDetail};
+
+/// Kinds that change how applications render.
+pub const PLATFORM_KINDS: &[&str] = &[
+    "ComponentDefinition",
+    "TraitDefinition",
+    "Policy",
+    "Defaults",
+    "Environment",
+    "Cluster",
+];
+/// Kinds that render.
+pub const APP_KINDS: &[&str] = &["Application", "Workload"];
+
+pub fn is_platform_kind(kind: &str) -> bool {
+    PLATFORM_KINDS.contains(&kind)
+}
+
+pub fn is_app_kind(kind: &str) -> bool {
+    APP_KINDS.contains(&kind)
+}
+
+/// The compiled platform, rebuilt when a platform kind changes.
+pub struct Rendering {
+    platform: RwLock<Arc<Platform>>,
+}
+
+impl std::fmt::Debug for Rendering {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rendering")
+    }
+}
+
+impl Default for Rendering {
+    fn default() -> Self {
+        Self {
+            platform: RwLock::new(Arc::new(Platform::builtin())),
+        }
+    }
+}
+
+/// Every stored resource of every platform kind.
+pub async fn platform_resources(store: &Store) -> Result<Vec<Resource>, StoreError> {
+    let mut resources = Vec::new();
+    for kind in PLATFORM_KINDS {
+        resources.extend(
+            store
+                .list(&ListQuery {
+                    kind: kind.to_string(),
+                    ..Default::default()
+                })
+                .await?
+                .items,
+        );
+    }
+    Ok(resources)
+}
+
+fn platform_errors(errors: Vec<DocumentError>, sources: &BTreeMap<String, String>) -> ApiError {
+    // Name the document of this request a platform error comes from, when it does.
+    let errors: Vec<DocumentError> = errors
+        .into_iter()
+        .map(|e| DocumentError::new(sources.get(&e.document).cloned().unwrap_or(e.document), e.problems))
+        .collect();
+    ApiError::invalid(&errors)
+}
+
+impl Rendering {
+    pub fn platform(&self) -> Arc<Platform> {
+        self.platform
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    fn set(&self, platform: Platform) {
+        match self.platform.write() {
+            Ok(mut slot) => *slot = Arc::new(platform),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(platform),
+        }
+    }
+
+    /// Rebuilds the platform from the store. A stored platform that does not
+    /// compile (written before a check existed) is logged, and the last good
+    /// one stays.
+    pub async fn reload(&self, store: &Store) -> Result<(), StoreError> {
+        let resources = platform_resources(store).await?;
+        match Platform::from_resources(&resources) {
+            Ok(platform) => self.set(platform),
+            Err(errors) => {
+                tracing::error!(errors = %errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), "stored platform does not compile; keeping the previous one")
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a batch before it is stored: platform changes must compile,
+    /// applications must render and pass the denying policies. Returns the
+    /// platform the batch would produce, if it changes the platform.
+    pub async fn admit(&self, store: &Store, batch: &[(String, Resource)]) -> Result<Option<Platform>, ApiError> {
+        let platform_changes: Vec<&(String, Resource)> = batch.iter().filter(|(_, r)| is_platform_kind(&r.kind)).collect();
+        let candidate = if platform_changes.is_empty() {
+            None
+        } else {
+            let mut resources: BTreeMap<ResourceKey, Resource> =
+                platform_resources(store).await?.into_iter().map(|r| (r.key(), r)).collect();
+            let mut sources = BTreeMap::new();
+            for (source, resource) in &platform_changes {
+                sources.insert(format!("{} {}", resource.kind, resource.metadata.name), source.clone());
+                resources.insert(resource.key(), resource.clone());
+            }
+            Some(Platform::from_resources(resources.values()).map_err(|errors| platform_errors(errors, &sources))?)
+        };
+        let current = self.platform();
+        let platform = candidate.as_ref().unwrap_or(&current);
+        let mut invalid = Vec::new();
+        let mut denied = Vec::new();
+        for (source, app) in batch.iter().filter(|(_, r)| is_app_kind(&r.kind)) {
+            match render(app, source, platform, &RenderOptions::default()) {
+                Ok(rendered) => {
+                    let globally_warn = platform.defaults().policy_enforcement == Enforcement::Warn;
+                    for finding in rendered.violations().filter(|_| !globally_warn) {
+                        denied.push(ErrorDetail {
+                            document: Some(source.clone()),
+                            path: String::new(),
+                            message: format!(
+                                "policy {} ({}/{}): {}",
+                                finding.finding.policy, finding.cluster, finding.namespace, finding.finding.message
+                            ),
+                        });
+                    }
+                }
+                Err(error) => invalid.push(error),
+            }
+        }
+        if !invalid.is_empty() {
+            return Err(ApiError::invalid(&invalid));
+        }
+        if !denied.is_empty() {
+            let mut error = ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "PolicyViolation",
+                format!(
+                    "{} policy violation{}; nothing was changed",
+                    denied.len(),
+                    if denied.len() == 1 { "" } else { "s" }
+                ),
+            );
+            error.details = denied;
+            return Err(error);
+        }
+        Ok(candidate)
+    }
+
+    /// Makes `platform` the current one. The reconciler re-renders every
+    /// application when it sees the change in the event log.
+    pub fn install(&self, platform: Platform) {
+        self.set(platform);
+    }
+
+    /// The status an application should have under the current platform.
+    pub fn status(&self, app: &Resource) -> Value {
+        let approvals = approvals(app);
+        let options = RenderOptions {
+            approvals: approvals.clone(),
+            ..Default::default()
+        };
+        let source = format!(
+            "{} {}/{}",
+            app.kind,
+            app.metadata.namespace.as_deref().unwrap_or_default(),
+            app.metadata.name
+        );
+        let generation = app.metadata.generation.unwrap_or(1);
+        let mut status = match render(app, &source, &self.platform(), &options) {
+            Ok(rendered) => rendered_status(&rendered),
+            Err(error) => json!({
+                "phase": "Failed",
+                "messages": error.problems.iter().map(Problem::to_string).collect::<Vec<_>>(),
+            }),
+        };
+        status["observedGeneration"] = json!(generation);
+        if !approvals.is_empty() {
+            status["approvals"] = json!({"generation": generation, "steps": approvals});
+        }
+        status
+    }
+}
+
+/// Suspend steps approved for the application's current generation. A new
+/// generation starts its workflow afresh, as in KubeVela.
+pub fn approvals(app: &Resource) -> BTreeSet<String> {
+    let Some(recorded) = app.status.as_ref().and_then(|s| s.get("approvals")) else {
+        return BTreeSet::new();
+    };
+    if recorded.get("generation").and_then(Value::as_i64) != app.metadata.generation {
+        return BTreeSet::new();
+    }
+    recorded
+        .get("steps")
+        .and_then(Value::as_array)
+        .map(|steps| steps.iter().filter_map(Value::as_str).map(String::from).collect())
+        .unwrap_or_default()
+}
+
+fn rendered_status(rendered: &Rendered) -> Value {
+    let denied: BTreeSet<(String, String)> = rendered.violations().map(|f| (f.cluster.clone(), f.namespace.clone())).collect();
+    let targets: Vec<Value> = rendered
+        .targets
+        .iter()
+        .map(|t| {
+            let state = if t.held_by.is_some() {
+                "Held"
+            } else if denied.contains(&(t.cluster.clone(), t.namespace.clone())) {
+                "Blocked"
+            } else {
+                "Ready"
+            };
+            let messages: Vec<String> = rendered
+                .findings
+                .iter()
+                .filter(|f| f.cluster == t.cluster && f.namespace == t.namespace)
+                .map(|f| format!("{} ({:?}): {}", f.finding.policy, f.finding.enforcement, f.finding.message))
+                .chain(t.held_by.iter().map(|step| format!("waiting for approval of step {step}")))
+                .collect();
+            let mut target =
+                json!({"cluster": t.cluster, "namespace": t.namespace, "state": state, "objects": t.objects.len(), "revision": t.revision});
+            if let Some(environment) = &t.environment {
+                target["environment"] = json!(environment);
+            }
+            if !messages.is_empty() {
+                target["messages"] = json!(messages);
+            }
+            target
+        })
+        .collect();
+    let phase = if !denied.is_empty() {
+        "Blocked"
+    } else if rendered.targets.iter().any(|t| t.held_by.is_some()) {
+        "Suspended"
+    } else {
+        "Rendered"
+    };
+    let mut status = json!({"phase": phase, "targets": targets, "workflow": rendered.workflow});
+    if !rendered.warnings.is_empty() {
+        status["messages"] = json!(rendered.warnings);
+    }
+    status
+}
