@@ -45,7 +45,13 @@ const CONTAINER_KEYS: &[&str] = &[
     "annotations",
 ];
 const PORT_KEYS: &[&str] = &["port", "ports", "exposeType", "addRevisionLabel"];
-const JOB_KEYS: &[&str] = &["count", "restart"];
+const JOB_KEYS: &[&str] = &[
+    "count",
+    "restart",
+    "ttlSecondsAfterFinished",
+    "activeDeadlineSeconds",
+    "backoffLimit",
+];
 const CRON_KEYS: &[&str] = &[
     "schedule",
     "startingDeadlineSeconds",
@@ -54,9 +60,6 @@ const CRON_KEYS: &[&str] = &[
     "successfulJobsHistoryLimit",
     "failedJobsHistoryLimit",
     "timeZone",
-    "ttlSecondsAfterFinished",
-    "activeDeadlineSeconds",
-    "backoffLimit",
 ];
 
 #[derive(Debug, Deserialize)]

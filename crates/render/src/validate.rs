@@ -62,7 +62,7 @@ pub fn check(object: &Value) -> Result<(), ObjectProblems> {
     let name = object::name(object);
     if name.is_empty() {
         problems.push(("metadata.name".into(), "required field is missing".into()));
-    } else if let Err(e) = heimdall_model::validation::check_dns_subdomain(name) {
+    } else if let Err(e) = check_name(object::kind(object), name) {
         problems.push(("metadata.name".into(), e));
     }
     if !problems.is_empty() {
@@ -95,6 +95,20 @@ pub fn check(object: &Value) -> Result<(), ObjectProblems> {
         ("policy/v1", "PodDisruptionBudget") => round_trip::<policy::v1::PodDisruptionBudget>(object),
         _ => Ok(()),
     }
+}
+
+/// Object names follow their kind's rule: RBAC names are path segments
+/// (`team:reader` is fine), everything else a DNS subdomain.
+fn check_name(kind: &str, name: &str) -> Result<(), String> {
+    if matches!(kind, "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding") {
+        if name == "." || name == ".." || name.contains(['/', '%']) {
+            return Err(format!(
+                "{name:?} is not a valid {kind} name: it may not be . or .. or contain / or %"
+            ));
+        }
+        return Ok(());
+    }
+    heimdall_model::validation::check_dns_subdomain(name)
 }
 
 /// Kinds that live outside namespaces, so the renderer never gives them one.
