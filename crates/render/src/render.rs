@@ -713,7 +713,7 @@ impl Finisher<'_> {
                     "objects": objects,
                 });
                 let global_warn = self.platform.defaults.policy_enforcement == Enforcement::Warn;
-                findings.extend(self.platform.policies.evaluate(&input).into_iter().map(|mut finding| {
+                findings.extend(self.platform.policies.evaluate(input).into_iter().map(|mut finding| {
                     if global_warn {
                         finding.enforcement = Enforcement::Warn;
                     }
