@@ -49,31 +49,25 @@ fn item_path(kind: &KindInfo, namespace: Option<&str>, name: &str) -> String {
 }
 
 fn read_documents(files: &[PathBuf]) -> Result<Vec<ApplyDocument>> {
-    let mut sources = Vec::new();
-    for file in files {
-        if file.as_os_str() == "-" {
-            let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text).context("reading standard input")?;
-            sources.push(("<stdin>".to_string(), text));
-        } else {
-            sources.extend(heimdall_hub::examples::read_manifests(file)?);
-        }
-    }
     let mut documents = Vec::new();
-    for (origin, text) in sources {
-        let parsed = parse_documents(&text, &origin).map_err(|e| anyhow::anyhow!("{e}"))?;
-        documents.extend(parsed.into_iter().map(|d| ApplyDocument {
+    let (stdin, paths): (Vec<&PathBuf>, Vec<&PathBuf>) = files.iter().partition(|f| f.as_os_str() == "-");
+    if !stdin.is_empty() {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("reading standard input")?;
+        documents.extend(parse_documents(&text, "<stdin>").map_err(|e| anyhow::anyhow!("{e}"))?);
+    }
+    let paths: Vec<PathBuf> = paths.into_iter().cloned().collect();
+    documents.extend(super::render::read_with_sources(&paths)?);
+    if documents.is_empty() {
+        bail!("no documents found in {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
+    }
+    Ok(documents
+        .into_iter()
+        .map(|d| ApplyDocument {
             source: d.source,
             object: d.value,
-        }));
-    }
-    if documents.is_empty() {
-        bail!(
-            "no documents found in {}",
-            files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
-        );
-    }
-    Ok(documents)
+        })
+        .collect())
 }
 
 pub async fn apply(
