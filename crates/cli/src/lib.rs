@@ -82,28 +82,7 @@ enum Command {
         output: OutputFormat,
     },
     /// Render applications offline into manifests for every target (no hub needed).
-    Render {
-        /// File or folder of Applications and Score workloads; `-` is not supported.
-        #[arg(short = 'f', long = "filename", required = true)]
-        files: Vec<PathBuf>,
-        /// Render for this environment only.
-        #[arg(long = "env")]
-        environment: Option<String>,
-        /// The platform team's folder (definitions, policies, defaults, environments, clusters).
-        #[arg(long)]
-        platform: Option<PathBuf>,
-        /// Namespace for documents that name none.
-        #[arg(short, long)]
-        namespace: Option<String>,
-        /// Image for Score containers written as `image: .`.
-        #[arg(long)]
-        image: Option<String>,
-        /// Treat this suspend step as approved (repeatable).
-        #[arg(long)]
-        approve: Vec<String>,
-        #[arg(short, long, value_enum, default_value_t = OutputFormat::Yaml)]
-        output: OutputFormat,
-    },
+    Render(commands::render::Options),
     /// Show one resource in detail, with its recent changes.
     Describe {
         kind: String,
@@ -203,23 +182,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
-        Command::Render {
-            files,
-            environment,
-            platform,
-            namespace,
-            image,
-            approve,
-            output,
-        } => commands::render::run(commands::render::Options {
-            files,
-            environment,
-            platform,
-            namespace,
-            image,
-            approve,
-            output,
-        }),
+        Command::Render(options) => commands::render::run(options),
         Command::Describe { kind, name, namespace } => commands::resources::describe(&client()?, &kind, &name, namespace.as_deref()).await,
         Command::Approve {
             kind,

@@ -265,28 +265,67 @@ fn completions_are_generated() {
 fn render_works_offline_for_every_target() {
     let platform = examples_dir().join("platform");
     let storefront = examples_dir().join("apps/shop/storefront.yaml");
-    let yaml = stdout(&run(&["render", "-f", storefront.to_str().expect("utf-8"), "--platform", platform.to_str().expect("utf-8")], &[]));
+    let yaml = stdout(&run(
+        &[
+            "render",
+            "-f",
+            storefront.to_str().expect("utf-8"),
+            "--platform",
+            platform.to_str().expect("utf-8"),
+        ],
+        &[],
+    ));
     assert!(yaml.contains("# cluster: dev-eu-1, namespace: shop, environment: dev"), "{yaml}");
     assert!(yaml.contains("(held until step approve-prod is approved)"), "{yaml}");
     assert!(yaml.contains("example.com/platform: heimdall"), "org defaults are applied: {yaml}");
 
     let json: Value = serde_json::from_str(&stdout(&run(
-        &["render", "-f", storefront.to_str().expect("utf-8"), "--platform", platform.to_str().expect("utf-8"), "--env", "prod", "--approve", "approve-prod", "-o", "json"],
+        &[
+            "render",
+            "-f",
+            storefront.to_str().expect("utf-8"),
+            "--platform",
+            platform.to_str().expect("utf-8"),
+            "--env",
+            "prod",
+            "--approve",
+            "approve-prod",
+            "-o",
+            "json",
+        ],
         &[],
     )))
     .expect("json");
     let targets = json[0]["targets"].as_array().expect("targets");
     assert_eq!(targets.len(), 1, "only prod");
-    let deployment = targets[0]["objects"].as_array().expect("objects").iter().find(|o| o["kind"] == "Deployment").expect("deployment");
+    let deployment = targets[0]["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("deployment");
     assert_eq!(deployment["spec"]["replicas"], 4, "the prod override applies");
 
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/kubevela/apps");
     let all = run(&["render", "-f", corpus.to_str().expect("utf-8")], &[]);
-    assert!(all.status.success(), "the whole KubeVela corpus renders from the CLI: {}", String::from_utf8_lossy(&all.stderr));
+    assert!(
+        all.status.success(),
+        "the whole KubeVela corpus renders from the CLI: {}",
+        String::from_utf8_lossy(&all.stderr)
+    );
 
     let bad = tempfile::NamedTempFile::new().expect("temp");
     std::fs::write(bad.path(), "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {name: x}\nspec:\n  components:\n    - {name: x, type: webservice, properties: {image: registry.example.com/x:latest}}\n").expect("write");
-    let refused = run(&["render", "-f", bad.path().to_str().expect("utf-8"), "--platform", platform.to_str().expect("utf-8")], &[]);
+    let refused = run(
+        &[
+            "render",
+            "-f",
+            bad.path().to_str().expect("utf-8"),
+            "--platform",
+            platform.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
     assert!(!refused.status.success(), "a policy violation fails the render");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("violation") && String::from_utf8_lossy(&refused.stderr).contains(":latest"));
 }
@@ -298,13 +337,23 @@ fn up_renders_the_examples_and_approvals_promote() {
     let env = [("HEIMDALL_CONFIG", dir.path().join("client.yaml").display().to_string())];
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let _hub = start(&["up", "--data-dir", data.to_str().expect("utf-8"), "--listen", &listen], &env, "Heimdall hub ready at", port);
+    let _hub = start(
+        &["up", "--data-dir", data.to_str().expect("utf-8"), "--listen", &listen],
+        &env,
+        "Heimdall hub ready at",
+        port,
+    );
     let apps = stdout(&run(&["get", "applications"], &env));
     assert!(apps.lines().any(|l| l.contains("storefront") && l.contains("Suspended")), "{apps}");
     assert!(apps.lines().any(|l| l.contains("cart") && l.contains("Rendered")), "{apps}");
     let approved = stdout(&run(&["approve", "application", "shop/storefront", "--step", "approve-prod"], &env));
     assert!(approved.contains("phase Rendered"), "{approved}");
     let app: Value = serde_json::from_str(&stdout(&run(&["get", "app", "shop/storefront", "-o", "json"], &env))).expect("json");
-    let states: Vec<&str> = app["status"]["targets"].as_array().expect("targets").iter().map(|t| t["state"].as_str().expect("state")).collect();
+    let states: Vec<&str> = app["status"]["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .map(|t| t["state"].as_str().expect("state"))
+        .collect();
     assert_eq!(states, ["Ready", "Ready"]);
 }

@@ -1,78 +1,18 @@
-//! The REST API, exercised through the router without a socket.
+mod common;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use common::TestHub;
 use futures::StreamExt;
-use heimdall_hub::{AppState, router};
-use heimdall_store::Store;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-struct Hub {
-    app: Router,
-    token: String,
-    store: Store,
-    _dir: tempfile::TempDir,
-}
-
-async fn hub() -> Hub {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::connect(&format!("sqlite://{}", dir.path().join("h.db").display()))
-        .await
-        .expect("store");
-    let token = heimdall_hub::server::ensure_admin_token(&store, dir.path())
-        .await
-        .expect("token")
-        .token;
-    Hub {
-        app: router(AppState::new(store.clone())),
-        token,
-        store,
-        _dir: dir,
-    }
+async fn hub() -> TestHub {
+    TestHub::new().await
 }
 
 const SHOP_WEB: &str = "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  components:\n    - name: web\n      type: webservice\n      properties:\n        image: nginx:1\n";
 const TENANT: &str = "apiVersion: platform.heimdall.dev/v1alpha1\nkind: Tenant\nmetadata:\n  name: shop\nspec:\n  displayName: Shop\n";
-
-impl Hub {
-    async fn call(&self, method: &str, uri: &str, content_type: &str, body: impl Into<Body>, token: Option<&str>) -> (StatusCode, Value) {
-        let mut request = Request::builder().method(method).uri(uri);
-        if !content_type.is_empty() {
-            request = request.header(header::CONTENT_TYPE, content_type);
-        }
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let response = self
-            .app
-            .clone()
-            .oneshot(request.body(body.into()).expect("request"))
-            .await
-            .expect("response");
-        let status = response.status();
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
-        let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, value)
-    }
-
-    async fn get(&self, uri: &str) -> (StatusCode, Value) {
-        self.call("GET", uri, "", Body::empty(), Some(&self.token)).await
-    }
-
-    async fn apply_yaml(&self, yaml: &str, query: &str) -> (StatusCode, Value) {
-        self.call(
-            "POST",
-            &format!("/api/v1/apply{query}"),
-            "application/yaml",
-            yaml.to_string(),
-            Some(&self.token),
-        )
-        .await
-    }
-}
 
 fn assert_error_shape(body: &Value, status: StatusCode, reason: &str) {
     assert_eq!(body["status"], status.as_u16(), "{body}");
@@ -83,19 +23,19 @@ fn assert_error_shape(body: &Value, status: StatusCode, reason: &str) {
 #[tokio::test]
 async fn requests_without_a_valid_token_are_refused() {
     let hub = hub().await;
-    let (status, body) = hub.call("GET", "/api/v1/applications", "", Body::empty(), None).await;
+    let (status, body) = hub.call_with("GET", "/api/v1/applications", "", Body::empty(), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_error_shape(&body, status, "Unauthorized");
     let (status, _) = hub
-        .call("GET", "/api/v1/applications", "", Body::empty(), Some("hdl_not-a-token"))
+        .call_with("GET", "/api/v1/applications", "", Body::empty(), Some("hdl_not-a-token"))
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) = hub
-        .call("POST", "/api/v1/apply", "application/yaml", SHOP_WEB.to_string(), None)
+        .call_with("POST", "/api/v1/apply", "application/yaml", SHOP_WEB.to_string(), None)
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(hub.store.revision().await.expect("revision"), 0, "nothing was stored");
-    let (status, _) = hub.call("GET", "/healthz", "", Body::empty(), None).await;
+    let (status, _) = hub.call_with("GET", "/healthz", "", Body::empty(), None).await;
     assert_eq!(status, StatusCode::OK, "health needs no token");
 }
 
@@ -235,9 +175,7 @@ async fn json_apply_requests_carry_sources_and_namespace() {
         "documents": [{"source": "apps/web.yaml", "object": {"apiVersion": "core.oam.dev/v1beta1", "kind": "Application", "metadata": {"name": "web"}, "spec": {"components": [{"name": "web", "type": "webservice", "properties": {"image": "nginx:1"}}]}}}],
         "namespace": "team-a"
     });
-    let (status, body) = hub
-        .call("POST", "/api/v1/apply", "application/json", request.to_string(), Some(&hub.token))
-        .await;
+    let (status, body) = hub.call("POST", "/api/v1/apply", "application/json", request.to_string()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["results"][0]["namespace"], "team-a");
     assert_eq!(body["results"][0]["document"], "apps/web.yaml");
@@ -252,13 +190,7 @@ async fn updates_need_a_fresh_resource_version() {
         .replace("namespace: shop\n", "namespace: shop\n  resourceVersion: \"1\"\n")
         .replace("nginx:1", "nginx:3");
     let (status, body) = hub
-        .call(
-            "PUT",
-            "/api/v1/namespaces/shop/applications/web",
-            "application/yaml",
-            stale,
-            Some(&hub.token),
-        )
+        .call("PUT", "/api/v1/namespaces/shop/applications/web", "application/yaml", stale)
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_error_shape(&body, status, "Conflict");
@@ -270,26 +202,14 @@ async fn updates_need_a_fresh_resource_version() {
         .replace("namespace: shop\n", &format!("namespace: shop\n  resourceVersion: \"{current}\"\n"))
         .replace("nginx:1", "nginx:3");
     let (status, app) = hub
-        .call(
-            "PUT",
-            "/api/v1/namespaces/shop/applications/web",
-            "application/yaml",
-            fresh,
-            Some(&hub.token),
-        )
+        .call("PUT", "/api/v1/namespaces/shop/applications/web", "application/yaml", fresh)
         .await;
     assert_eq!(status, StatusCode::OK, "{app}");
     assert_eq!(app["metadata"]["generation"], 3);
 
     let renamed = SHOP_WEB.replace("name: web\n  namespace", "name: other\n  namespace");
     let (status, body) = hub
-        .call(
-            "PUT",
-            "/api/v1/namespaces/shop/applications/web",
-            "application/yaml",
-            renamed,
-            Some(&hub.token),
-        )
+        .call("PUT", "/api/v1/namespaces/shop/applications/web", "application/yaml", renamed)
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["details"][0]["path"], "metadata.name");
@@ -304,7 +224,6 @@ async fn create_and_delete_single_resources() {
             "/api/v1/namespaces/shop/applications",
             "application/yaml",
             SHOP_WEB.to_string(),
-            Some(&hub.token),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
@@ -314,7 +233,6 @@ async fn create_and_delete_single_resources() {
             "/api/v1/namespaces/shop/applications",
             "application/yaml",
             SHOP_WEB.to_string(),
-            Some(&hub.token),
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
@@ -325,18 +243,11 @@ async fn create_and_delete_single_resources() {
             "/api/v1/namespaces/shop/applications/web?resourceVersion=9",
             "",
             Body::empty(),
-            Some(&hub.token),
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     let (status, deleted) = hub
-        .call(
-            "DELETE",
-            "/api/v1/namespaces/shop/applications/web",
-            "",
-            Body::empty(),
-            Some(&hub.token),
-        )
+        .call("DELETE", "/api/v1/namespaces/shop/applications/web", "", Body::empty())
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(deleted["metadata"]["uid"], created["metadata"]["uid"]);
@@ -364,7 +275,7 @@ async fn create_and_delete_single_resources() {
 async fn oversized_bodies_are_refused_in_the_error_shape() {
     let hub = hub().await;
     let huge = format!("{TENANT}#{}\n", "x".repeat(heimdall_hub::api::MAX_BODY_BYTES));
-    let (status, body) = hub.call("POST", "/api/v1/apply", "application/yaml", huge, Some(&hub.token)).await;
+    let (status, body) = hub.call("POST", "/api/v1/apply", "application/yaml", huge).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_error_shape(&body, status, "PayloadTooLarge");
     assert_eq!(hub.store.revision().await.expect("revision"), 0);
@@ -402,7 +313,7 @@ async fn watch_streams_changes_after_a_resource_version() {
         .header(header::AUTHORIZATION, format!("Bearer {}", hub.token))
         .body(Body::empty())
         .expect("request");
-    let response = hub.app.clone().oneshot(request).await.expect("response");
+    let response = hub.router.clone().oneshot(request).await.expect("response");
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()[header::CONTENT_TYPE], "application/x-ndjson");
     let mut stream = response.into_body().into_data_stream();
@@ -427,10 +338,10 @@ async fn watch_streams_changes_after_a_resource_version() {
 #[tokio::test]
 async fn health_metrics_and_openapi() {
     let hub = hub().await;
-    let (status, body) = hub.call("GET", "/readyz", "", Body::empty(), None).await;
+    let (status, body) = hub.call_with("GET", "/readyz", "", Body::empty(), None).await;
     assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")));
     hub.get("/api/v1/tenants").await;
-    let (status, metrics) = hub.call("GET", "/metrics", "", Body::empty(), None).await;
+    let (status, metrics) = hub.call_with("GET", "/metrics", "", Body::empty(), None).await;
     assert_eq!(status, StatusCode::OK);
     let text = metrics.as_str().expect("text");
     assert!(
@@ -441,12 +352,12 @@ async fn health_metrics_and_openapi() {
         text.contains(r#"heimdall_store_operation_duration_seconds_count{operation="list",outcome="ok"} 1"#),
         "{text}"
     );
-    let (status, doc) = hub.call("GET", "/api/openapi.json", "", Body::empty(), None).await;
+    let (status, doc) = hub.call_with("GET", "/api/openapi.json", "", Body::empty(), None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(doc["paths"]["/api/v1/apply"]["post"].is_object(), "{doc}");
     assert!(doc["paths"]["/api/v1/namespaces/{namespace}/{plural}/{name}"]["put"].is_object());
     assert!(doc["components"]["schemas"]["ApiError"].is_object());
-    let (status, body) = hub.call("GET", "/nope", "", Body::empty(), None).await;
+    let (status, body) = hub.call_with("GET", "/nope", "", Body::empty(), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error_shape(&body, status, "NotFound");
 }
@@ -454,7 +365,7 @@ async fn health_metrics_and_openapi() {
 #[tokio::test]
 async fn the_example_organization_loads() {
     let hub = hub().await;
-    let response = heimdall_hub::server::load_manifests(&AppState::new(hub.store.clone()), heimdall_hub::examples::embedded())
+    let response = heimdall_hub::server::load_manifests(&hub.state, heimdall_hub::examples::embedded())
         .await
         .expect("examples load");
     let count = |kind: &str| response.results.iter().filter(|r| r.kind == kind).count();
@@ -466,9 +377,9 @@ async fn the_example_organization_loads() {
 async fn readiness_fails_when_the_database_is_gone() {
     let hub = hub().await;
     hub.store.close().await;
-    let (status, body) = hub.call("GET", "/readyz", "", Body::empty(), None).await;
+    let (status, body) = hub.call_with("GET", "/readyz", "", Body::empty(), None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_error_shape(&body, status, "Unavailable");
-    let (status, _) = hub.call("GET", "/healthz", "", Body::empty(), None).await;
+    let (status, _) = hub.call_with("GET", "/healthz", "", Body::empty(), None).await;
     assert_eq!(status, StatusCode::OK, "liveness does not depend on the database");
 }

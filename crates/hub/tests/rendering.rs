@@ -1,75 +1,13 @@
-//! Rendering inside the hub: admission, status, approvals and platform changes.
+mod common;
 
 use std::path::Path;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use heimdall_hub::{AppState, router};
-use heimdall_store::Store;
-use http_body_util::BodyExt;
-use serde_json::{Value, json};
-use tower::ServiceExt;
+use axum::http::StatusCode;
+use common::TestHub;
+use serde_json::json;
 
-struct Hub {
-    app: Router,
-    state: AppState,
-    token: String,
-    _dir: tempfile::TempDir,
-}
-
-/// A hub with the example platform (defaults, policies, definitions, environments, clusters).
-async fn hub() -> Hub {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::connect(&format!("sqlite://{}", dir.path().join("h.db").display()))
-        .await
-        .expect("store");
-    let token = heimdall_hub::server::ensure_admin_token(&store, dir.path())
-        .await
-        .expect("token")
-        .token;
-    let state = AppState::new(store);
-    let platform = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform");
-    heimdall_hub::server::load_manifests(&state, heimdall_hub::examples::read_manifests(&platform).expect("read"))
-        .await
-        .expect("platform loads");
-    Hub {
-        app: router(state.clone()),
-        state,
-        token,
-        _dir: dir,
-    }
-}
-
-impl Hub {
-    async fn call(&self, method: &str, uri: &str, content_type: &str, body: String) -> (StatusCode, Value) {
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::CONTENT_TYPE, content_type)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
-            .body(Body::from(body))
-            .expect("request");
-        let response = self.app.clone().oneshot(request).await.expect("response");
-        let status = response.status();
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-
-    async fn apply(&self, yaml: &str) -> (StatusCode, Value) {
-        self.call("POST", "/api/v1/apply", "application/yaml", yaml.to_string()).await
-    }
-
-    async fn app(&self, namespace: &str, name: &str) -> Value {
-        self.call(
-            "GET",
-            &format!("/api/v1/namespaces/{namespace}/applications/{name}"),
-            "",
-            String::new(),
-        )
-        .await
-        .1
-    }
+async fn hub() -> TestHub {
+    TestHub::with_example_platform().await
 }
 
 fn web(name: &str, image: &str) -> String {
@@ -81,7 +19,7 @@ fn web(name: &str, image: &str) -> String {
 #[tokio::test]
 async fn a_policy_violation_blocks_the_apply_with_its_message() {
     let hub = hub().await;
-    let (status, body) = hub.apply(&web("web", "docker.io/nginx:1.27")).await;
+    let (status, body) = hub.apply_yaml(&web("web", "docker.io/nginx:1.27"), "").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["reason"], "PolicyViolation");
     let messages: Vec<&str> = body["details"]
@@ -96,10 +34,10 @@ async fn a_policy_violation_blocks_the_apply_with_its_message() {
             .any(|m| m.contains("allowed-registries") && m.contains("is not from registry.example.com")),
         "{messages:?}"
     );
-    let (status, _) = hub.call("GET", "/api/v1/namespaces/shop/applications/web", "", String::new()).await;
+    let (status, _) = hub.get("/api/v1/namespaces/shop/applications/web").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "nothing was stored");
 
-    let (status, body) = hub.apply(&web("web", "registry.example.com/shop/web:latest")).await;
+    let (status, body) = hub.apply_yaml(&web("web", "registry.example.com/shop/web:latest"), "").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         body["details"][0]["message"].as_str().expect("message").contains(":latest"),
@@ -110,9 +48,9 @@ async fn a_policy_violation_blocks_the_apply_with_its_message() {
 #[tokio::test]
 async fn an_accepted_application_carries_its_rendered_status_with_defaults() {
     let hub = hub().await;
-    let (status, body) = hub.apply(&web("web", "registry.example.com/shop/web:1.0")).await;
+    let (status, body) = hub.apply_yaml(&web("web", "registry.example.com/shop/web:1.0"), "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let app = hub.app("shop", "web").await;
+    let app = hub.application("shop", "web").await;
     assert_eq!(app["status"]["phase"], "Rendered", "{app}");
     assert_eq!(app["status"]["observedGeneration"], 1);
     let target = &app["status"]["targets"][0];
@@ -123,7 +61,10 @@ async fn an_accepted_application_carries_its_rendered_status_with_defaults() {
     assert!(target["revision"].as_str().is_some_and(|r| r.len() == 64));
 
     let (status, body) = hub
-        .apply(&web("broken", "registry.example.com/x:1").replace("type: webservice", "type: webservise"))
+        .apply_yaml(
+            &web("broken", "registry.example.com/x:1").replace("type: webservice", "type: webservise"),
+            "",
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["details"][0]["path"], "spec.components[0].type");
@@ -140,9 +81,9 @@ async fn a_suspend_step_holds_production_until_approved() {
     let hub = hub().await;
     let storefront =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/apps/shop/storefront.yaml")).expect("read");
-    let (status, body) = hub.apply(&storefront).await;
+    let (status, body) = hub.apply_yaml(&storefront, "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let app = hub.app("shop", "storefront").await;
+    let app = hub.application("shop", "storefront").await;
     assert_eq!(app["status"]["phase"], "Suspended", "{app}");
     let states: Vec<(&str, &str)> = app["status"]["targets"]
         .as_array()
@@ -188,8 +129,8 @@ async fn a_suspend_step_holds_production_until_approved() {
     );
 
     // A new generation starts its workflow afresh.
-    hub.apply(&storefront.replace("1.14.2", "1.14.3")).await;
-    assert_eq!(hub.app("shop", "storefront").await["status"]["phase"], "Suspended");
+    hub.apply_yaml(&storefront.replace("1.14.2", "1.14.3"), "").await;
+    assert_eq!(hub.application("shop", "storefront").await["status"]["phase"], "Suspended");
 }
 
 #[tokio::test]
@@ -220,14 +161,14 @@ spec:
                 args: ["echo", "${{ parameters.greeting }}"]
                 resources: {limits: {memory: 64Mi}}
 "#;
-    let (status, body) = hub.apply(definition).await;
+    let (status, body) = hub.apply_yaml(definition, "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let app = "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {name: greeter, namespace: shop}\nspec:\n  components:\n    - name: greeter\n      type: hello\n      properties: {greeting: hi}\n";
-    let (status, body) = hub.apply(app).await;
+    let (status, body) = hub.apply_yaml(app, "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(hub.app("shop", "greeter").await["status"]["phase"], "Rendered");
+    assert_eq!(hub.application("shop", "greeter").await["status"]["phase"], "Rendered");
 
-    let (status, body) = hub.apply(&app.replace("{greeting: hi}", "{greeting: 42}")).await;
+    let (status, body) = hub.apply_yaml(&app.replace("{greeting: hi}", "{greeting: 42}"), "").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["details"][0]["path"], "spec.components[0].properties.greeting", "{body}");
 }
@@ -235,7 +176,7 @@ spec:
 #[tokio::test]
 async fn broken_platform_documents_are_refused_by_name() {
     let hub = hub().await;
-    let (status, body) = hub.apply("apiVersion: platform.heimdall.dev/v1alpha1\nkind: Policy\nmetadata: {name: broken}\nspec:\n  rego: \"package x\\ndeny contains msg if {\"\n").await;
+    let (status, body) = hub.apply_yaml("apiVersion: platform.heimdall.dev/v1alpha1\nkind: Policy\nmetadata: {name: broken}\nspec:\n  rego: \"package x\\ndeny contains msg if {\"\n", "").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["details"][0]["document"], "request body");
     assert!(
@@ -243,7 +184,7 @@ async fn broken_platform_documents_are_refused_by_name() {
         "{body}"
     );
     let (status, body) = hub
-        .apply("apiVersion: platform.heimdall.dev/v1alpha1\nkind: TraitDefinition\nmetadata: {name: t}\nspec:\n  template:\n    patch: {spec: {replicas: \"${{ parameters. }}\"}}\n")
+        .apply_yaml("apiVersion: platform.heimdall.dev/v1alpha1\nkind: TraitDefinition\nmetadata: {name: t}\nspec:\n  template:\n    patch: {spec: {replicas: \"${{ parameters. }}\"}}\n", "")
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["details"][0]["path"], "spec.template.patch.spec.replicas", "{body}");
@@ -252,16 +193,16 @@ async fn broken_platform_documents_are_refused_by_name() {
 #[tokio::test]
 async fn a_platform_change_re_renders_existing_applications() {
     let hub = hub().await;
-    hub.apply(&web("web", "registry.example.com/shop/web:1.0")).await;
+    hub.apply_yaml(&web("web", "registry.example.com/shop/web:1.0"), "").await;
     let policy = "apiVersion: platform.heimdall.dev/v1alpha1\nkind: Policy\nmetadata: {name: no-web}\nspec:\n  rego: |\n    package heimdall.noweb\n    deny contains \"web is retired\" if { input.app.name == \"web\" }\n";
-    let (status, body) = hub.apply(policy).await;
+    let (status, body) = hub.apply_yaml(policy, "").await;
     assert_eq!(
         status,
         StatusCode::OK,
         "a new policy is accepted even if existing apps break it: {body}"
     );
     heimdall_hub::reconcile::render_all(&hub.state).await.expect("re-render");
-    let app = hub.app("shop", "web").await;
+    let app = hub.application("shop", "web").await;
     assert_eq!(app["status"]["phase"], "Blocked", "{app}");
     assert!(
         app["status"]["targets"][0]["messages"][0]
@@ -277,12 +218,15 @@ async fn warn_only_enforcement_reports_without_blocking() {
     let defaults =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform/defaults.yaml")).expect("read");
     let (status, body) = hub
-        .apply(&defaults.replace("environments: [dev]", "environments: [dev]\n  policyEnforcement: warn"))
+        .apply_yaml(
+            &defaults.replace("environments: [dev]", "environments: [dev]\n  policyEnforcement: warn"),
+            "",
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = hub.apply(&web("web", "docker.io/nginx:1.27")).await;
+    let (status, body) = hub.apply_yaml(&web("web", "docker.io/nginx:1.27"), "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let app = hub.app("shop", "web").await;
+    let app = hub.application("shop", "web").await;
     assert_eq!(app["status"]["phase"], "Rendered");
     assert!(
         app["status"]["targets"][0]["messages"][0]

@@ -6,18 +6,8 @@ use std::path::{Path, PathBuf};
 
 use heimdall_model::{decode, parse_documents};
 
-/// `HEIMDALL_CONFORMANCE_DIR`, else `shared/conformance` beside the repository.
-/// Missing is a failure, never a skip.
 fn corpus() -> PathBuf {
-    let dir = std::env::var_os("HEIMDALL_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"));
-    assert!(
-        dir.is_dir(),
-        "conformance corpus not found at {}: set HEIMDALL_CONFORMANCE_DIR",
-        dir.display()
-    );
-    dir
+    heimdall_testsupport::conformance_dir()
 }
 
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {

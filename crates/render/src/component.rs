@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::context::{ComponentOutput, ObjectReference, Output, RenderContext};
-use crate::object;
+use crate::object::{self, with_mode};
 use crate::params::{self, quantity, string_map};
 
 /// The built-in component types and the workload kind each renders.
@@ -262,16 +262,6 @@ fn mount_json(mount: &Mount) -> Value {
         value["mountPropagation"] = json!(propagation);
     }
     value
-}
-
-fn with_mode(mut source: Value, default_mode: Option<i32>, items: &Option<Vec<Value>>) -> Value {
-    if let Some(mode) = default_mode {
-        source["defaultMode"] = json!(mode);
-    }
-    if let Some(items) = items {
-        source["items"] = json!(items);
-    }
-    source
 }
 
 /// Volumes and mounts from `volumeMounts` (and the deprecated `volumes`),

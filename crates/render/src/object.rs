@@ -85,6 +85,17 @@ pub fn pod_spec(workload: &Object) -> Option<&Map<String, Value>> {
     current.get("spec")?.as_object()
 }
 
+/// A ConfigMap or Secret volume source with its optional mode and items.
+pub fn with_mode(mut source: Value, default_mode: Option<i32>, items: &Option<Vec<Value>>) -> Value {
+    if let Some(mode) = default_mode {
+        source["defaultMode"] = Value::from(mode);
+    }
+    if let Some(items) = items {
+        source["items"] = Value::Array(items.clone());
+    }
+    source
+}
+
 /// Inserts `value` at `key` unless the mapping already has one.
 pub fn set_default(map: &mut Map<String, Value>, key: &str, value: Value) {
     map.entry(key.to_string()).or_insert(value);

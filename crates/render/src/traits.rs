@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::component::EnvVar;
 use crate::context::{ComponentOutput, Output, RenderContext};
-use crate::object::{self, Object, json_merge_patch, json_patch, list_at, map_at, pod_spec_mut, pod_template_mut};
+use crate::object::{self, Object, json_merge_patch, json_patch, list_at, map_at, pod_spec_mut, pod_template_mut, with_mode};
 use crate::params::{self, quantities, quantity, string_map};
 
 /// Which workloads a trait fits.
@@ -706,16 +706,6 @@ fn storage(
         }
     }
     Ok(())
-}
-
-fn with_mode(mut source: Value, default_mode: Option<i32>, items: &Option<Vec<Value>>) -> Value {
-    if let Some(mode) = default_mode {
-        source["defaultMode"] = json!(mode);
-    }
-    if let Some(items) = items {
-        source["items"] = json!(items);
-    }
-    source
 }
 
 #[derive(Deserialize)]

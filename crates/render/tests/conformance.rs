@@ -9,15 +9,7 @@ use heimdall_render::{Platform, RenderOptions, Rendered, render};
 use serde_json::Value;
 
 fn corpus() -> PathBuf {
-    let dir = std::env::var_os("HEIMDALL_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"));
-    assert!(
-        dir.is_dir(),
-        "conformance corpus not found at {}: set HEIMDALL_CONFORMANCE_DIR",
-        dir.display()
-    );
-    dir
+    heimdall_testsupport::conformance_dir()
 }
 
 /// The file's Applications (decoded) and its other documents (objects that

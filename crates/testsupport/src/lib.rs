@@ -10,6 +10,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The shared conformance corpus: `HEIMDALL_CONFORMANCE_DIR`, else
+/// `shared/conformance` beside the repository. Missing is a failure, never a skip.
+pub fn conformance_dir() -> PathBuf {
+    let dir = std::env::var_os("HEIMDALL_CONFORMANCE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"));
+    assert!(
+        dir.is_dir(),
+        "conformance corpus not found at {}: set HEIMDALL_CONFORMANCE_DIR",
+        dir.display()
+    );
+    dir
+}
+
 pub struct Postgres {
     child: Child,
     port: u16,

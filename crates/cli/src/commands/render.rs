@@ -79,13 +79,27 @@ struct AppOutput<'a> {
     rendered: &'a Rendered,
 }
 
+#[derive(Debug, clap::Args)]
 pub struct Options {
+    /// File or folder of Applications and Score workloads.
+    #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
+    /// Render for this environment only.
+    #[arg(long = "env")]
     pub environment: Option<String>,
+    /// The platform team's folder (definitions, policies, defaults, environments, clusters).
+    #[arg(long)]
     pub platform: Option<PathBuf>,
+    /// Namespace for documents that name none.
+    #[arg(short, long)]
     pub namespace: Option<String>,
+    /// Image for Score containers written as `image: .`.
+    #[arg(long)]
     pub image: Option<String>,
+    /// Treat this suspend step as approved (repeatable).
+    #[arg(long)]
     pub approve: Vec<String>,
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Yaml)]
     pub output: OutputFormat,
 }
 

@@ -59,7 +59,10 @@ fn read_documents(files: &[PathBuf]) -> Result<Vec<ApplyDocument>> {
     let paths: Vec<PathBuf> = paths.into_iter().cloned().collect();
     documents.extend(super::render::read_with_sources(&paths)?);
     if documents.is_empty() {
-        bail!("no documents found in {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
+        bail!(
+            "no documents found in {}",
+            files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
     }
     Ok(documents
         .into_iter()
