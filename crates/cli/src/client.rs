@@ -43,9 +43,7 @@ impl Client {
     pub fn from_options(hub: Option<String>, token: Option<String>) -> Result<Client> {
         let config = ClientConfig::load(&config_path())?;
         let context = config.current();
-        let hub = hub
-            .or_else(|| context.map(|c| c.hub.clone()))
-            .unwrap_or_else(|| DEFAULT_HUB.to_string());
+        let hub = hub.or_else(|| context.map(|c| c.hub.clone())).unwrap_or_else(|| DEFAULT_HUB.to_string());
         let token = match token {
             Some(token) => Some(token),
             None => context.map(|c| c.resolve_token()).transpose()?.flatten(),
@@ -54,11 +52,7 @@ impl Client {
             .user_agent(concat!("heimdall/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("building HTTP client")?;
-        Ok(Client {
-            http,
-            hub: hub.trim_end_matches('/').to_string(),
-            token,
-        })
+        Ok(Client { http, hub: hub.trim_end_matches('/').to_string(), token })
     }
 
     pub fn hub(&self) -> &str {
@@ -74,15 +68,10 @@ impl Client {
     }
 
     async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder, what: &str) -> Result<T> {
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the hub at {} ({what}); is it running? (heimdall up)", self.hub))?;
+        let response =
+            request.send().await.with_context(|| format!("cannot reach the hub at {} ({what}); is it running? (heimdall up)", self.hub))?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .with_context(|| format!("reading the hub's answer to {what}"))?;
+        let bytes = response.bytes().await.with_context(|| format!("reading the hub's answer to {what}"))?;
         if status.is_success() {
             return serde_json::from_slice(&bytes).with_context(|| format!("the hub's answer to {what} is not what this CLI expects"));
         }
@@ -104,7 +93,6 @@ impl Client {
     }
 
     pub async fn post_json<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
-        self.send(self.request(Method::POST, path).json(body), &format!("POST {path}"))
-            .await
+        self.send(self.request(Method::POST, path).json(body), &format!("POST {path}")).await
     }
 }

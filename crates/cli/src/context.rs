@@ -105,20 +105,13 @@ mod tests {
         let mut config = ClientConfig::load(&path).expect("missing is empty");
         config.contexts.insert(
             "local".into(),
-            Context {
-                hub: "http://127.0.0.1:8080".into(),
-                token: None,
-                token_file: Some(dir.path().join("admin-token")),
-            },
+            Context { hub: "http://127.0.0.1:8080".into(), token: None, token_file: Some(dir.path().join("admin-token")) },
         );
         config.current_context = Some("local".into());
         config.save(&path).expect("save");
         assert_eq!(std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
         assert_eq!(ClientConfig::load(&path).expect("load"), config);
         std::fs::write(dir.path().join("admin-token"), "hdl_abc\n").expect("write");
-        assert_eq!(
-            config.current().expect("current").resolve_token().expect("token").as_deref(),
-            Some("hdl_abc")
-        );
+        assert_eq!(config.current().expect("current").resolve_token().expect("token").as_deref(), Some("hdl_abc"));
     }
 }

@@ -16,11 +16,7 @@ use clap_complete::Shell;
 use crate::output::OutputFormat;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "heimdall",
-    version,
-    about = "Heimdall: an internal developer platform for many Kubernetes clusters"
-)]
+#[command(name = "heimdall", version, about = "Heimdall: an internal developer platform for many Kubernetes clusters")]
 pub struct Cli {
     /// Hub URL (default: the current context's, else http://127.0.0.1:8080).
     #[arg(long, global = true, env = "HEIMDALL_HUB")]
@@ -152,52 +148,23 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let client = || client::Client::from_options(cli.hub.clone(), cli.token.clone());
     match cli.command {
-        Command::Up {
-            data_dir,
-            listen,
-            examples,
-            no_examples,
-        } => commands::server::up(data_dir, listen, examples, no_examples).await,
+        Command::Up { data_dir, listen, examples, no_examples } => commands::server::up(data_dir, listen, examples, no_examples).await,
         Command::Hub { config } => commands::server::hub(config).await,
-        Command::Apply {
-            files,
-            namespace,
-            dry_run,
-            continue_on_error,
-        } => commands::resources::apply(&client()?, &files, namespace, dry_run, continue_on_error).await,
-        Command::Get {
-            kind,
-            name,
-            namespace,
-            selector,
-            output,
-        } => {
-            commands::resources::get(
-                &client()?,
-                &kind,
-                name.as_deref(),
-                namespace.as_deref(),
-                selector.as_deref(),
-                output,
-            )
-            .await
+        Command::Apply { files, namespace, dry_run, continue_on_error } => {
+            commands::resources::apply(&client()?, &files, namespace, dry_run, continue_on_error).await
+        }
+        Command::Get { kind, name, namespace, selector, output } => {
+            commands::resources::get(&client()?, &kind, name.as_deref(), namespace.as_deref(), selector.as_deref(), output).await
         }
         Command::Render(options) => commands::render::run(options),
         Command::Describe { kind, name, namespace } => commands::resources::describe(&client()?, &kind, &name, namespace.as_deref()).await,
-        Command::Approve {
-            kind,
-            name,
-            namespace,
-            step,
-        } => commands::resources::approve(&client()?, &kind, &name, namespace.as_deref(), &step).await,
+        Command::Approve { kind, name, namespace, step } => {
+            commands::resources::approve(&client()?, &kind, &name, namespace.as_deref(), &step).await
+        }
         Command::Delete { kind, name, namespace } => commands::resources::delete(&client()?, &kind, &name, namespace.as_deref()).await,
-        Command::Audit {
-            kind,
-            name,
-            namespace,
-            limit,
-            output,
-        } => commands::audit::audit(&client()?, kind, name, namespace, limit, output).await,
+        Command::Audit { kind, name, namespace, limit, output } => {
+            commands::audit::audit(&client()?, kind, name, namespace, limit, output).await
+        }
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "heimdall", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

@@ -81,9 +81,7 @@ mod tests {
 
     #[test]
     fn ages_read_like_kubectl() {
-        let now = DateTime::parse_from_rfc3339("2026-01-02T00:00:00Z")
-            .expect("time")
-            .with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339("2026-01-02T00:00:00Z").expect("time").with_timezone(&Utc);
         assert_eq!(age(Some("2026-01-01T23:59:30Z"), now), "30s");
         assert_eq!(age(Some("2026-01-01T23:00:00Z"), now), "60m");
         assert_eq!(age(Some("2026-01-01T00:00:00Z"), now), "24h");

@@ -82,9 +82,7 @@ impl CommitInfo {
 fn check_segment(segment: &str, whole: &str) -> Result<(), GitopsError> {
     let valid = !segment.is_empty()
         && segment.len() <= 253
-        && segment
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+        && segment.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
         && segment.as_bytes()[0].is_ascii_alphanumeric()
         && !segment.contains("..");
     if valid {
@@ -98,10 +96,9 @@ fn check_segment(segment: &str, whole: &str) -> Result<(), GitopsError> {
 }
 
 fn check_folder(folder: &str) -> Result<(&str, &str), GitopsError> {
-    let (namespace, name) = folder.split_once('/').ok_or_else(|| GitopsError::InvalidPath {
-        path: folder.to_string(),
-        reason: "expected <namespace>/<folder>".into(),
-    })?;
+    let (namespace, name) = folder
+        .split_once('/')
+        .ok_or_else(|| GitopsError::InvalidPath { path: folder.to_string(), reason: "expected <namespace>/<folder>".into() })?;
     check_segment(namespace, folder)?;
     check_segment(name, folder)?;
     Ok((namespace, name))
@@ -141,11 +138,7 @@ fn subtrees(repo: &Repository, tree: &Tree, path: &str) -> Result<BTreeSet<Strin
             _ => return Ok(BTreeSet::new()),
         }
     };
-    Ok(tree
-        .iter()
-        .filter(|e| e.kind() == Some(ObjectType::Tree))
-        .filter_map(|e| e.name().map(String::from))
-        .collect())
+    Ok(tree.iter().filter(|e| e.kind() == Some(ObjectType::Tree)).filter_map(|e| e.name().map(String::from)).collect())
 }
 
 pub struct Repositories {
@@ -166,10 +159,7 @@ fn committer() -> Result<Signature<'static>, git2::Error> {
 impl Repositories {
     /// Repositories under `root` (the hub keeps them in `DATA_DIR/git`).
     pub fn new(root: impl Into<PathBuf>) -> Repositories {
-        Repositories {
-            root: root.into(),
-            locks: Mutex::new(HashMap::new()),
-        }
+        Repositories { root: root.into(), locks: Mutex::new(HashMap::new()) }
     }
 
     /// Where cluster `cluster`'s repository lives; the name is checked so it
@@ -177,10 +167,7 @@ impl Repositories {
     pub fn path(&self, cluster: &str) -> Result<PathBuf, GitopsError> {
         check_segment(cluster, cluster)?;
         if cluster.contains('.') {
-            return Err(GitopsError::InvalidPath {
-                path: cluster.into(),
-                reason: "a cluster name has no dots".into(),
-            });
+            return Err(GitopsError::InvalidPath { path: cluster.into(), reason: "a cluster name has no dots".into() });
         }
         Ok(self.root.join("clusters").join(format!("{cluster}.git")))
     }
@@ -211,10 +198,7 @@ impl Repositories {
         if !path.join("HEAD").exists() {
             return Err(GitopsError::Missing { cluster: cluster.into() });
         }
-        Repository::open_bare(&path).map_err(|e| GitopsError::Corrupt {
-            cluster: cluster.into(),
-            message: e.message().to_string(),
-        })
+        Repository::open_bare(&path).map_err(|e| GitopsError::Corrupt { cluster: cluster.into(), message: e.message().to_string() })
     }
 
     /// Creates the repository with an empty, valid kustomization if it does
@@ -226,10 +210,7 @@ impl Repositories {
         if path.join("HEAD").exists() {
             return Ok(false);
         }
-        std::fs::create_dir_all(&path).map_err(|source| GitopsError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(&path).map_err(|source| GitopsError::Io { path: path.clone(), source })?;
         let repo = Repository::init_opts(&path, git2::RepositoryInitOptions::new().bare(true).initial_head("main"))?;
         let blob = repo.blob(&kustomization(&[]))?;
         let mut builder = repo.treebuilder(None)?;
@@ -248,13 +229,8 @@ impl Repositories {
     /// Checks that the repository opens and its branch points at a readable commit and tree.
     pub fn verify(&self, cluster: &str) -> Result<(), GitopsError> {
         let repo = self.open(cluster)?;
-        let corrupt = |message: String| GitopsError::Corrupt {
-            cluster: cluster.into(),
-            message,
-        };
-        let id = repo
-            .refname_to_id(BRANCH)
-            .map_err(|e| corrupt(format!("branch main: {}", e.message())))?;
+        let corrupt = |message: String| GitopsError::Corrupt { cluster: cluster.into(), message };
+        let id = repo.refname_to_id(BRANCH).map_err(|e| corrupt(format!("branch main: {}", e.message())))?;
         let commit = repo.find_commit(id).map_err(|e| corrupt(format!("commit {id}: {}", e.message())))?;
         commit.tree().map_err(|e| corrupt(format!("tree of {id}: {}", e.message())))?;
         Ok(())
@@ -276,10 +252,7 @@ impl Repositories {
             }
             n += 1;
         };
-        std::fs::rename(&path, &aside).map_err(|source| GitopsError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        std::fs::rename(&path, &aside).map_err(|source| GitopsError::Io { path: path.clone(), source })?;
         Ok(Some(aside))
     }
 
@@ -346,9 +319,7 @@ impl Repositories {
             let commit = repo.find_commit(id?)?;
             let tree = commit.tree()?;
             let parent_tree = commit.parents().next().map(|p| p.tree()).transpose()?;
-            let touched = folders
-                .iter()
-                .any(|folder| entry_id(&tree, folder) != parent_tree.as_ref().and_then(|t| entry_id(t, folder)));
+            let touched = folders.iter().any(|folder| entry_id(&tree, folder) != parent_tree.as_ref().and_then(|t| entry_id(t, folder)));
             if touched {
                 out.push(info(&commit));
                 if out.len() >= limit {
@@ -362,10 +333,7 @@ impl Repositories {
     /// Resolves a commit id (or a unique prefix) of this repository.
     pub fn resolve(&self, cluster: &str, revision: &str) -> Result<String, GitopsError> {
         let repo = self.open(cluster)?;
-        let unknown = || GitopsError::UnknownRevision {
-            cluster: cluster.into(),
-            revision: revision.into(),
-        };
+        let unknown = || GitopsError::UnknownRevision { cluster: cluster.into(), revision: revision.into() };
         let object = repo.revparse_single(revision).map_err(|_| unknown())?;
         Ok(object.peel_to_commit().map_err(|_| unknown())?.id().to_string())
     }
@@ -373,10 +341,7 @@ impl Repositories {
     /// The files of `folder` at `commit`, by name.
     pub fn files_at(&self, cluster: &str, commit: &str, folder: &str) -> Result<BTreeMap<String, String>, GitopsError> {
         let repo = self.open(cluster)?;
-        let id = Oid::from_str(commit).map_err(|_| GitopsError::UnknownRevision {
-            cluster: cluster.into(),
-            revision: commit.into(),
-        })?;
+        let id = Oid::from_str(commit).map_err(|_| GitopsError::UnknownRevision { cluster: cluster.into(), revision: commit.into() })?;
         let tree = repo.find_commit(id)?.tree()?;
         let mut files = BTreeMap::new();
         if let Ok(entry) = tree.get_path(Path::new(folder))
@@ -422,10 +387,7 @@ fn updated_tree(repo: &Repository, base: &Tree, updates: &[FolderUpdate]) -> Res
         match &update.files {
             Some(files) => {
                 // The folder is rebuilt whole: a file the update no longer has goes.
-                for old in existing
-                    .iter()
-                    .filter(|old| old.as_str() != KUSTOMIZATION && !files.iter().any(|(name, _)| name == *old))
-                {
+                for old in existing.iter().filter(|old| old.as_str() != KUSTOMIZATION && !files.iter().any(|(name, _)| name == *old)) {
                     builder.remove(format!("{}/{old}", update.folder));
                 }
                 let mut names = Vec::new();
@@ -433,11 +395,7 @@ fn updated_tree(repo: &Repository, base: &Tree, updates: &[FolderUpdate]) -> Res
                     builder.upsert(format!("{}/{file}", update.folder), repo.blob(content)?, FileMode::Blob);
                     names.push(file.clone());
                 }
-                builder.upsert(
-                    format!("{}/{KUSTOMIZATION}", update.folder),
-                    repo.blob(&kustomization(&names))?,
-                    FileMode::Blob,
-                );
+                builder.upsert(format!("{}/{KUSTOMIZATION}", update.folder), repo.blob(&kustomization(&names))?, FileMode::Blob);
                 folders.insert(name.to_string());
             }
             None => {
@@ -458,11 +416,7 @@ fn updated_tree(repo: &Repository, base: &Tree, updates: &[FolderUpdate]) -> Res
             root_namespaces.remove(&namespace);
         } else {
             let list: Vec<String> = folders.iter().cloned().collect();
-            builder.upsert(
-                format!("{namespace}/{KUSTOMIZATION}"),
-                repo.blob(&kustomization(&list))?,
-                FileMode::Blob,
-            );
+            builder.upsert(format!("{namespace}/{KUSTOMIZATION}"), repo.blob(&kustomization(&list))?, FileMode::Blob);
             root_namespaces.insert(namespace);
         }
     }
@@ -474,11 +428,9 @@ fn updated_tree(repo: &Repository, base: &Tree, updates: &[FolderUpdate]) -> Res
 /// Names of the files directly in `folder` of `tree`.
 fn files_of(repo: &Repository, tree: &Tree, folder: &str) -> Result<Vec<String>, GitopsError> {
     match tree.get_path(Path::new(folder)) {
-        Ok(entry) if entry.kind() == Some(ObjectType::Tree) => Ok(repo
-            .find_tree(entry.id())?
-            .iter()
-            .filter_map(|e| e.name().map(String::from))
-            .collect()),
+        Ok(entry) if entry.kind() == Some(ObjectType::Tree) => {
+            Ok(repo.find_tree(entry.id())?.iter().filter_map(|e| e.name().map(String::from)).collect())
+        }
         _ => Ok(Vec::new()),
     }
 }
@@ -521,10 +473,7 @@ fn info(commit: &git2::Commit) -> CommitInfo {
     CommitInfo {
         id: commit.id().to_string(),
         time: commit.time().seconds(),
-        author: Author {
-            name: author.name().unwrap_or_default().to_string(),
-            email: author.email().unwrap_or_default().to_string(),
-        },
+        author: Author { name: author.name().unwrap_or_default().to_string(), email: author.email().unwrap_or_default().to_string() },
         summary,
         trailers,
     }
@@ -537,20 +486,14 @@ mod tests {
 
     fn change(message: &str) -> Change {
         Change {
-            author: Author {
-                name: "Alice".into(),
-                email: "alice@example.com".into(),
-            },
+            author: Author { name: "Alice".into(), email: "alice@example.com".into() },
             message: message.into(),
             trailers: vec![("Heimdall-Event".into(), "42".into())],
         }
     }
 
     fn folder(name: &str, files: &[(&str, &str)]) -> FolderUpdate {
-        FolderUpdate {
-            folder: name.into(),
-            files: Some(files.iter().map(|(n, c)| (n.to_string(), c.as_bytes().to_vec())).collect()),
-        }
+        FolderUpdate { folder: name.into(), files: Some(files.iter().map(|(n, c)| (n.to_string(), c.as_bytes().to_vec())).collect()) }
     }
 
     const CONFIG: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: shop\ndata:\n  mode: fast\n";
@@ -568,30 +511,16 @@ mod tests {
         assert!(repos.ensure("dev", &change("create cluster dev")).expect("init"));
         assert!(!repos.ensure("dev", &change("again")).expect("exists"), "ensure is idempotent");
         let id = repos
-            .apply(
-                "dev",
-                &[folder("shop/web", &[("configmap-settings.yaml", CONFIG)])],
-                &change("apply application shop/web by alice"),
-            )
+            .apply("dev", &[folder("shop/web", &[("configmap-settings.yaml", CONFIG)])], &change("apply application shop/web by alice"))
             .expect("apply");
         assert!(id.is_some());
         assert_eq!(repos.folders("dev").expect("folders"), BTreeSet::from(["shop/web".to_string()]));
-        let again = repos
-            .apply(
-                "dev",
-                &[folder("shop/web", &[("configmap-settings.yaml", CONFIG)])],
-                &change("same again"),
-            )
-            .expect("apply");
+        let again =
+            repos.apply("dev", &[folder("shop/web", &[("configmap-settings.yaml", CONFIG)])], &change("same again")).expect("apply");
         assert_eq!(again, None, "identical content makes no commit");
 
         let clone = dir.path().join("clone");
-        git(&[
-            "clone",
-            "-q",
-            repos.path("dev").expect("path").to_str().expect("utf-8"),
-            clone.to_str().expect("utf-8"),
-        ]);
+        git(&["clone", "-q", repos.path("dev").expect("path").to_str().expect("utf-8"), clone.to_str().expect("utf-8")]);
         let root = std::fs::read_to_string(clone.join("kustomization.yaml")).expect("root");
         assert!(root.contains("- shop"), "{root}");
         let output = Command::new("kubectl")
@@ -601,10 +530,7 @@ mod tests {
         assert!(output.status.success(), "kustomize: {}", String::from_utf8_lossy(&output.stderr));
         assert!(String::from_utf8_lossy(&output.stdout).contains("name: settings"));
         let log = git(&["-C", clone.to_str().expect("utf-8"), "log", "--format=%an <%ae>|%s"]);
-        assert!(
-            log.starts_with("Alice <alice@example.com>|apply application shop/web by alice"),
-            "{log}"
-        );
+        assert!(log.starts_with("Alice <alice@example.com>|apply application shop/web by alice"), "{log}");
     }
 
     #[test]
@@ -613,33 +539,11 @@ mod tests {
         let repos = Repositories::new(dir.path());
         repos.ensure("dev", &change("create")).expect("init");
         repos
-            .apply(
-                "dev",
-                &[folder("shop/web", &[("a.yaml", CONFIG)]), folder("shop/api", &[("b.yaml", CONFIG)])],
-                &change("two"),
-            )
+            .apply("dev", &[folder("shop/web", &[("a.yaml", CONFIG)]), folder("shop/api", &[("b.yaml", CONFIG)])], &change("two"))
             .expect("apply");
-        repos
-            .apply(
-                "dev",
-                &[FolderUpdate {
-                    folder: "shop/web".into(),
-                    files: None,
-                }],
-                &change("remove web"),
-            )
-            .expect("apply");
+        repos.apply("dev", &[FolderUpdate { folder: "shop/web".into(), files: None }], &change("remove web")).expect("apply");
         assert_eq!(repos.folders("dev").expect("folders"), BTreeSet::from(["shop/api".to_string()]));
-        repos
-            .apply(
-                "dev",
-                &[FolderUpdate {
-                    folder: "shop/api".into(),
-                    files: None,
-                }],
-                &change("remove api"),
-            )
-            .expect("apply");
+        repos.apply("dev", &[FolderUpdate { folder: "shop/api".into(), files: None }], &change("remove api")).expect("apply");
         assert!(repos.folders("dev").expect("folders").is_empty());
         let head = repos.head("dev").expect("head").expect("commit");
         assert!(repos.files_at("dev", &head, "shop/api").expect("files").is_empty());
@@ -663,10 +567,7 @@ mod tests {
             ("shop/web", "a.txt"),
         ] {
             let result = repos.apply("dev", &[folder(folder_name, &[(file, CONFIG)])], &change("evil"));
-            assert!(
-                matches!(result, Err(GitopsError::InvalidPath { .. })),
-                "{folder_name}/{file}: {result:?}"
-            );
+            assert!(matches!(result, Err(GitopsError::InvalidPath { .. })), "{folder_name}/{file}: {result:?}");
         }
         assert!(repos.folders("dev").expect("folders").is_empty(), "nothing was written");
     }
@@ -676,15 +577,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let repos = Repositories::new(dir.path());
         repos.ensure("dev", &change("create")).expect("init");
-        repos
-            .apply("dev", &[folder("shop/web", &[("a.yaml", "v: 1\n")])], &change("web v1"))
-            .expect("apply");
-        repos
-            .apply("dev", &[folder("shop/api", &[("a.yaml", "v: 1\n")])], &change("api v1"))
-            .expect("apply");
-        repos
-            .apply("dev", &[folder("shop/web", &[("a.yaml", "v: 2\n")])], &change("web v2"))
-            .expect("apply");
+        repos.apply("dev", &[folder("shop/web", &[("a.yaml", "v: 1\n")])], &change("web v1")).expect("apply");
+        repos.apply("dev", &[folder("shop/api", &[("a.yaml", "v: 1\n")])], &change("api v1")).expect("apply");
+        repos.apply("dev", &[folder("shop/web", &[("a.yaml", "v: 2\n")])], &change("web v2")).expect("apply");
         let history = repos.history("dev", &["shop/web".to_string()], 10).expect("history");
         let summaries: Vec<&str> = history.iter().map(|c| c.summary.as_str()).collect();
         assert_eq!(summaries, ["web v2", "web v1"]);
@@ -704,13 +599,7 @@ mod tests {
             .map(|i| {
                 let repos = repos.clone();
                 std::thread::spawn(move || {
-                    repos
-                        .apply(
-                            "dev",
-                            &[folder(&format!("ns{}/app{i}", i % 3), &[("a.yaml", CONFIG)])],
-                            &change("write"),
-                        )
-                        .expect("apply")
+                    repos.apply("dev", &[folder(&format!("ns{}/app{i}", i % 3), &[("a.yaml", CONFIG)])], &change("write")).expect("apply")
                 })
             })
             .collect();

@@ -15,10 +15,7 @@ fn examples_dir() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
 /// A running hub process; killed on drop.
@@ -66,10 +63,7 @@ fn start(args: &[&str], env: &[(&str, String)], ready_marker: &str, port: u16) -
                 let ready = line.contains(ready_marker);
                 seen.push(line);
                 if ready {
-                    return Running {
-                        child,
-                        url: format!("http://127.0.0.1:{port}"),
-                    };
+                    return Running { child, url: format!("http://127.0.0.1:{port}") };
                 }
             }
             Err(_) => {
@@ -92,12 +86,7 @@ fn run(args: &[&str], env: &[(&str, String)]) -> Output {
 }
 
 fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    );
+    assert!(output.status.success(), "failed: {}\n{}", String::from_utf8_lossy(&output.stderr), String::from_utf8_lossy(&output.stdout));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -108,28 +97,14 @@ fn up_apply_get_restart() {
     let env = [("HEIMDALL_CONFIG", dir.path().join("client.yaml").display().to_string())];
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let up_args = [
-        "up",
-        "--data-dir",
-        data.to_str().expect("utf-8"),
-        "--listen",
-        &listen,
-        "--no-examples",
-    ];
+    let up_args = ["up", "--data-dir", data.to_str().expect("utf-8"), "--listen", &listen, "--no-examples"];
     let hub = start(&up_args, &env, "Heimdall hub ready at", port);
     let token_file = data.join("admin-token");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-        std::fs::metadata(&token_file).expect("token file").permissions().mode() & 0o777,
-        0o600
-    );
+    assert_eq!(std::fs::metadata(&token_file).expect("token file").permissions().mode() & 0o777, 0o600);
 
     let empty = stdout(&run(&["get", "applications", "-o", "json"], &env));
-    assert_eq!(
-        serde_json::from_str::<Value>(&empty).expect("json")["items"],
-        Value::Array(vec![]),
-        "--no-examples starts empty"
-    );
+    assert_eq!(serde_json::from_str::<Value>(&empty).expect("json")["items"], Value::Array(vec![]), "--no-examples starts empty");
 
     let applied = stdout(&run(&["apply", "-f", examples_dir().to_str().expect("utf-8")], &env));
     assert!(applied.contains("application/shop/storefront created"), "{applied}");
@@ -138,43 +113,26 @@ fn up_apply_get_restart() {
     assert!(again.lines().all(|l| l.ends_with(" unchanged")), "{again}");
 
     let list: Value = serde_json::from_str(&stdout(&run(&["get", "applications", "-o", "json"], &env))).expect("json");
-    let names: Vec<&str> = list["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|i| i["metadata"]["name"].as_str().expect("name"))
-        .collect();
+    let names: Vec<&str> = list["items"].as_array().expect("items").iter().map(|i| i["metadata"]["name"].as_str().expect("name")).collect();
     assert!(names.contains(&"storefront") && names.contains(&"cart"), "{names:?}");
 
     let table = stdout(&run(&["get", "clusters", "-l", "env in (prod,staging)"], &env));
-    assert!(
-        table.starts_with("NAME") && table.contains("prod-eu-1") && !table.contains("dev-eu-1"),
-        "{table}"
-    );
+    assert!(table.starts_with("NAME") && table.contains("prod-eu-1") && !table.contains("dev-eu-1"), "{table}");
 
     let described = stdout(&run(&["describe", "application", "shop/storefront"], &env));
-    assert!(
-        described.contains("Namespace:    shop") && described.contains("Recent changes:"),
-        "{described}"
-    );
+    assert!(described.contains("Namespace:    shop") && described.contains("Recent changes:"), "{described}");
 
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {name: web, namespace: shop}\nspec:\n  components:\n    - name: web\n      type: webservice\n      dependsOn: nope\n").expect("write");
     let refused = run(&["apply", "-f", bad.to_str().expect("utf-8")], &env);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(
-        stderr.contains("bad.yaml") && stderr.contains("spec.components[0].dependsOn"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("bad.yaml") && stderr.contains("spec.components[0].dependsOn"), "{stderr}");
 
     let deleted = stdout(&run(&["delete", "application", "shop/cart"], &env));
     assert_eq!(deleted.trim(), "application/shop/cart deleted");
     let audit = stdout(&run(&["audit", "--kind", "application", "--name", "cart"], &env));
-    assert!(
-        audit.lines().nth(1).is_some_and(|l| l.contains("admin") && l.contains("delete")),
-        "{audit}"
-    );
+    assert!(audit.lines().nth(1).is_some_and(|l| l.contains("admin") && l.contains("delete")), "{audit}");
 
     let wrong_token = run(&["get", "apps", "--token", "hdl_wrong"], &env);
     assert!(!wrong_token.status.success());
@@ -182,11 +140,8 @@ fn up_apply_get_restart() {
 
     drop(hub);
     let hub = start(&up_args, &env, "Heimdall hub ready at", port);
-    let kept: Value = serde_json::from_str(&stdout(&run(
-        &["get", "app", "shop/storefront", "-o", "json", "--hub", &hub.url],
-        &env,
-    )))
-    .expect("json");
+    let kept: Value =
+        serde_json::from_str(&stdout(&run(&["get", "app", "shop/storefront", "-o", "json", "--hub", &hub.url], &env))).expect("json");
     assert_eq!(kept["metadata"]["name"], "storefront", "state survives a restart");
     let gone = run(&["get", "app", "shop/cart"], &env);
     assert!(!gone.status.success(), "the deleted app stays deleted (examples are not reloaded)");
@@ -199,12 +154,7 @@ fn up_loads_the_example_organization_once() {
     let env = [("HEIMDALL_CONFIG", dir.path().join("client.yaml").display().to_string())];
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let _hub = start(
-        &["up", "--data-dir", data.to_str().expect("utf-8"), "--listen", &listen],
-        &env,
-        "Heimdall hub ready at",
-        port,
-    );
+    let _hub = start(&["up", "--data-dir", data.to_str().expect("utf-8"), "--listen", &listen], &env, "Heimdall hub ready at", port);
     let tenants = stdout(&run(&["get", "tenants"], &env));
     assert!(tenants.contains("shop") && tenants.contains("payments"), "{tenants}");
     let workloads = stdout(&run(&["get", "workloads", "-n", "payments"], &env));
@@ -217,14 +167,8 @@ fn hub_serves_from_postgres_with_a_config_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let config = dir.path().join("hub.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen: 127.0.0.1:{port}\ndataDir: {}\nlogFormat: json\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .expect("write");
+    std::fs::write(&config, format!("listen: 127.0.0.1:{port}\ndataDir: {}\nlogFormat: json\n", dir.path().join("data").display()))
+        .expect("write");
     let env = [("HEIMDALL_DATABASE_URL", postgres.url())];
     let hub = start(&["hub", "--config", config.to_str().expect("utf-8")], &env, "hub ready", port);
     let token = std::fs::read_to_string(dir.path().join("data/admin-token")).expect("admin token");
@@ -233,10 +177,7 @@ fn hub_serves_from_postgres_with_a_config_file() {
         ("HEIMDALL_HUB", hub.url.clone()),
         ("HEIMDALL_TOKEN", token.trim().to_string()),
     ];
-    stdout(&run(
-        &["apply", "-f", examples_dir().join("platform").to_str().expect("utf-8")],
-        &client_env,
-    ));
+    stdout(&run(&["apply", "-f", examples_dir().join("platform").to_str().expect("utf-8")], &client_env));
     let clusters: Value = serde_json::from_str(&stdout(&run(&["get", "clusters", "-o", "json"], &client_env))).expect("json");
     assert_eq!(clusters["items"].as_array().map(Vec::len), Some(3));
 
@@ -265,16 +206,7 @@ fn completions_are_generated() {
 fn render_works_offline_for_every_target() {
     let platform = examples_dir().join("platform");
     let storefront = examples_dir().join("apps/shop/storefront.yaml");
-    let yaml = stdout(&run(
-        &[
-            "render",
-            "-f",
-            storefront.to_str().expect("utf-8"),
-            "--platform",
-            platform.to_str().expect("utf-8"),
-        ],
-        &[],
-    ));
+    let yaml = stdout(&run(&["render", "-f", storefront.to_str().expect("utf-8"), "--platform", platform.to_str().expect("utf-8")], &[]));
     assert!(yaml.contains("# cluster: dev-eu-1, namespace: shop, environment: dev"), "{yaml}");
     assert!(yaml.contains("(held until step approve-prod is approved)"), "{yaml}");
     assert!(yaml.contains("example.com/platform: heimdall"), "org defaults are applied: {yaml}");
@@ -298,34 +230,16 @@ fn render_works_offline_for_every_target() {
     .expect("json");
     let targets = json[0]["targets"].as_array().expect("targets");
     assert_eq!(targets.len(), 1, "only prod");
-    let deployment = targets[0]["objects"]
-        .as_array()
-        .expect("objects")
-        .iter()
-        .find(|o| o["kind"] == "Deployment")
-        .expect("deployment");
+    let deployment = targets[0]["objects"].as_array().expect("objects").iter().find(|o| o["kind"] == "Deployment").expect("deployment");
     assert_eq!(deployment["spec"]["replicas"], 4, "the prod override applies");
 
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/kubevela/apps");
     let all = run(&["render", "-f", corpus.to_str().expect("utf-8")], &[]);
-    assert!(
-        all.status.success(),
-        "the whole KubeVela corpus renders from the CLI: {}",
-        String::from_utf8_lossy(&all.stderr)
-    );
+    assert!(all.status.success(), "the whole KubeVela corpus renders from the CLI: {}", String::from_utf8_lossy(&all.stderr));
 
     let bad = tempfile::NamedTempFile::new().expect("temp");
     std::fs::write(bad.path(), "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {name: x}\nspec:\n  components:\n    - {name: x, type: webservice, properties: {image: registry.example.com/x:latest}}\n").expect("write");
-    let refused = run(
-        &[
-            "render",
-            "-f",
-            bad.path().to_str().expect("utf-8"),
-            "--platform",
-            platform.to_str().expect("utf-8"),
-        ],
-        &[],
-    );
+    let refused = run(&["render", "-f", bad.path().to_str().expect("utf-8"), "--platform", platform.to_str().expect("utf-8")], &[]);
     assert!(!refused.status.success(), "a policy violation fails the render");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("violation") && String::from_utf8_lossy(&refused.stderr).contains(":latest"));
 }
@@ -337,23 +251,14 @@ fn up_renders_the_examples_and_approvals_promote() {
     let env = [("HEIMDALL_CONFIG", dir.path().join("client.yaml").display().to_string())];
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let _hub = start(
-        &["up", "--data-dir", data.to_str().expect("utf-8"), "--listen", &listen],
-        &env,
-        "Heimdall hub ready at",
-        port,
-    );
+    let _hub = start(&["up", "--data-dir", data.to_str().expect("utf-8"), "--listen", &listen], &env, "Heimdall hub ready at", port);
     let apps = stdout(&run(&["get", "applications"], &env));
     assert!(apps.lines().any(|l| l.contains("storefront") && l.contains("Suspended")), "{apps}");
     assert!(apps.lines().any(|l| l.contains("cart") && l.contains("Rendered")), "{apps}");
     let approved = stdout(&run(&["approve", "application", "shop/storefront", "--step", "approve-prod"], &env));
     assert!(approved.contains("phase Rendered"), "{approved}");
     let app: Value = serde_json::from_str(&stdout(&run(&["get", "app", "shop/storefront", "-o", "json"], &env))).expect("json");
-    let states: Vec<&str> = app["status"]["targets"]
-        .as_array()
-        .expect("targets")
-        .iter()
-        .map(|t| t["state"].as_str().expect("state"))
-        .collect();
+    let states: Vec<&str> =
+        app["status"]["targets"].as_array().expect("targets").iter().map(|t| t["state"].as_str().expect("state")).collect();
     assert_eq!(states, ["Ready", "Ready"]);
 }

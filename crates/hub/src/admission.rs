@@ -1,31 +1,52 @@
 //! The one way a change gets in: admit it (it renders, policies allow it),
-//! store it, then record each application's rendered status.
+//! store it, record each application's rendered status, and deliver the
+//! result to the cluster repositories as one commit per cluster.
 
-use heimdall_model::{Resource, ResourceKey};
+use heimdall_model::{DocumentError, Resource, ResourceKey};
+use heimdall_render::Rendered;
 use heimdall_store::{ApplyMode, ApplyOutcome, WriteResult};
 
+use crate::delivery::{self, ChangeNote, Desired};
 use crate::error::ApiError;
-use crate::rendering::{is_app_kind, is_platform_kind};
+use crate::rendering::{is_app_kind, is_platform_kind, status_of};
 use crate::state::AppState;
 
 /// The audit trail's name for statuses the hub derives itself.
 pub const RENDERER: &str = "heimdall-renderer";
 
-/// Writes `batch` all-or-nothing (or previews it) after admission.
+fn describe(kind: &str, key: &ResourceKey) -> String {
+    let kind = heimdall_model::kinds::by_kind(kind).map_or(kind.to_ascii_lowercase(), |k| k.singular.to_string());
+    if key.namespace.is_empty() { format!("{kind} {}", key.name) } else { format!("{kind} {}/{}", key.namespace, key.name) }
+}
+
+/// `apply application shop/web`, or `apply 3 resources: ...` for a batch.
+fn summary(verb: &str, keys: &[ResourceKey]) -> String {
+    match keys {
+        [one] => format!("{verb} {}", describe(&one.kind, one)),
+        many => {
+            let mut names: Vec<String> = many.iter().take(5).map(|k| describe(&k.kind, k)).collect();
+            if many.len() > 5 {
+                names.push(format!("and {} more", many.len() - 5));
+            }
+            format!("{verb} {} resources: {}", many.len(), names.join(", "))
+        }
+    }
+}
+
+/// Writes `batch` all-or-nothing (or previews it) after admission. `verb`
+/// names the change in commit messages (`apply`, `create`, `rollback`...).
 pub async fn write(
     state: &AppState,
     actor: &str,
+    verb: &str,
     batch: Vec<(String, Resource)>,
     mode: ApplyMode,
     dry_run: bool,
 ) -> Result<Vec<WriteResult>, ApiError> {
     let candidate = state.rendering.admit(&state.store, &batch).await?;
     let (sources, resources): (Vec<String>, Vec<Resource>) = batch.into_iter().unzip();
-    let written = if dry_run {
-        state.store.preview_all(actor, resources, mode).await
-    } else {
-        state.store.write_all(actor, resources, mode).await
-    };
+    let written =
+        if dry_run { state.store.preview_all(actor, resources, mode).await } else { state.store.write_all(actor, resources, mode).await };
     let written = written.map_err(|(index, e)| {
         let document = sources.get(index).cloned().unwrap_or_default();
         let mut error = ApiError::from(e).in_document(&document);
@@ -35,43 +56,84 @@ pub async fn write(
     if dry_run {
         return Ok(written);
     }
-    let platform_changed = written
-        .iter()
-        .any(|w| is_platform_kind(&w.resource.kind) && w.outcome != ApplyOutcome::Unchanged);
+    let platform_changed = written.iter().any(|w| is_platform_kind(&w.resource.kind) && w.outcome != ApplyOutcome::Unchanged);
     if let (true, Some(platform)) = (platform_changed, candidate) {
         state.rendering.install(platform);
     }
+    let changed: Vec<&WriteResult> = written.iter().filter(|w| w.outcome != ApplyOutcome::Unchanged).collect();
+    // A new cluster gets its repository at once, before anything targets it.
+    for cluster in changed.iter().filter(|w| w.resource.kind == "Cluster" && w.outcome == ApplyOutcome::Created) {
+        let name = &cluster.resource.metadata.name;
+        let change = ChangeNote {
+            actor: actor.to_string(),
+            summary: format!("create the repository of cluster {name}"),
+            revision: cluster.resource.resource_version().unwrap_or_default(),
+            resources: Vec::new(),
+        }
+        .to_change();
+        if let Err(e) = state.repos.ensure(name, &change) {
+            tracing::error!(cluster = %name, error = %e, "cannot create the cluster repository");
+        }
+    }
+    let note = ChangeNote {
+        actor: actor.to_string(),
+        summary: summary(verb, &changed.iter().map(|w| w.resource.key()).collect::<Vec<_>>()),
+        revision: changed.iter().filter_map(|w| w.resource.resource_version()).max().unwrap_or_default(),
+        resources: changed
+            .iter()
+            .map(|w| format!("{}={}", w.resource.key().to_string().replace(' ', "/"), w.resource.resource_version().unwrap_or_default()))
+            .collect(),
+    };
+    let mut desired = Desired::default();
+    let mut apps = Vec::new();
     let mut results = Vec::with_capacity(written.len());
     for mut result in written {
         if is_app_kind(&result.resource.kind) && result.outcome != ApplyOutcome::Unchanged {
-            result.resource = record_status(state, result.resource).await;
+            let (settled, render) = settle(state, result.resource).await;
+            desired.add(state, &settled, &render);
+            apps.push((settled.metadata.namespace.clone().unwrap_or_default(), settled.metadata.name.clone()));
+            result.resource = settled;
         }
         results.push(result);
+    }
+    if !apps.is_empty() {
+        delivery::deliver(state, &desired, &apps, &note);
     }
     Ok(results)
 }
 
 /// Renders `app` under the current platform and stores the status if it
-/// changed. A failure here leaves the change stored; the reconciler retries.
-pub async fn record_status(state: &AppState, app: Resource) -> Resource {
-    let status = state.rendering.status(&app);
+/// changed. A failure to store leaves the change in place; the reconciler retries.
+pub async fn settle(state: &AppState, app: Resource) -> (Resource, Result<Rendered, DocumentError>) {
+    let result = state.rendering.render_app(&app);
+    let status = status_of(&app, &result);
     if app.status.as_ref() == Some(&status) {
-        return app;
+        return (app, result);
     }
     match state.store.update_status(RENDERER, &app.key(), status, None).await {
-        Ok(updated) => updated,
+        Ok(updated) => (updated, result),
         Err(e) => {
             tracing::warn!(app = %app.key(), error = %e, "cannot record rendered status");
-            app
+            (app, result)
         }
     }
 }
 
-/// Deletes a resource; deleting part of the platform takes effect at once.
+/// Deletes a resource; deleting part of the platform takes effect at once,
+/// and a deleted application's folders leave every cluster repository.
 pub async fn delete(state: &AppState, actor: &str, key: &ResourceKey, expected: Option<i64>) -> Result<Resource, ApiError> {
     let deleted = state.store.delete(actor, key, expected).await?;
     if is_platform_kind(&key.kind) {
         state.rendering.reload(&state.store).await?;
+    }
+    if is_app_kind(&key.kind) {
+        let note = ChangeNote {
+            actor: actor.to_string(),
+            summary: summary("delete", std::slice::from_ref(key)),
+            revision: state.store.revision().await?,
+            resources: vec![format!("{}/{}/{}={}", key.kind, key.namespace, key.name, deleted.resource_version().unwrap_or_default())],
+        };
+        delivery::deliver(state, &Desired::default(), &[(key.namespace.clone(), key.name.clone())], &note);
     }
     Ok(deleted)
 }

@@ -50,19 +50,11 @@ fn authorize(principal: &Principal, _method: &Method, _route: &str) -> Result<()
 /// permission for the route (403), and hands the [`Principal`] to handlers.
 pub async fn require_principal(State(state): State<AppState>, mut request: Request, next: Next) -> Result<Response, ApiError> {
     let token = bearer(&request).ok_or_else(|| ApiError::unauthorized("missing bearer token: send Authorization: Bearer <token>"))?;
-    let info = state
-        .store
-        .authenticate_token(token)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
+    let info = state.store.authenticate_token(token).await?.ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
     let role = Role::parse(&info.role)
         .ok_or_else(|| ApiError::forbidden(format!("token {:?} has role {:?}, which grants nothing", info.name, info.role)))?;
     let principal = Principal { name: info.name, role };
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
     authorize(&principal, request.method(), &route)?;
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)

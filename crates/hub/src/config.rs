@@ -51,13 +51,7 @@ fn default_data_dir() -> PathBuf {
 
 impl Default for HubConfig {
     fn default() -> Self {
-        Self {
-            listen: default_listen(),
-            database_url: None,
-            data_dir: default_data_dir(),
-            tls: None,
-            log_format: LogFormat::default(),
-        }
+        Self { listen: default_listen(), database_url: None, data_dir: default_data_dir(), tls: None, log_format: LogFormat::default() }
     }
 }
 
@@ -77,10 +71,7 @@ impl HubConfig {
         let origin = file.map_or_else(|| "environment".to_string(), |f| f.display().to_string());
         let mut value = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| HubError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+                let text = std::fs::read_to_string(path).map_err(|source| HubError::Io { path: path.to_path_buf(), source })?;
                 let mut documents = heimdall_model::parse_documents(&text, &origin).map_err(|e| HubError::Config(e.to_string()))?;
                 match documents.len() {
                     0 => serde_json::json!({}),
@@ -111,9 +102,7 @@ impl HubConfig {
     }
 
     pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("heimdall.db").display()))
+        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("heimdall.db").display()))
     }
 }
 
@@ -125,11 +114,8 @@ mod tests {
     fn file_then_environment_then_defaults() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("hub.yaml");
-        std::fs::write(
-            &file,
-            "listen: 0.0.0.0:9000\ndataDir: /var/lib/heimdall\ntls:\n  certFile: /c.pem\n  keyFile: /k.pem\n",
-        )
-        .expect("write");
+        std::fs::write(&file, "listen: 0.0.0.0:9000\ndataDir: /var/lib/heimdall\ntls:\n  certFile: /c.pem\n  keyFile: /k.pem\n")
+            .expect("write");
         let env = |name: &str| (name == "HEIMDALL_DATABASE_URL").then(|| "postgres://db/heimdall".to_string());
         let config = HubConfig::load(Some(&file), env).expect("valid");
         assert_eq!(config.listen, "0.0.0.0:9000");

@@ -39,12 +39,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, reason: &str, message: impl Into<String>) -> Self {
-        Self {
-            status: status.as_u16(),
-            reason: reason.to_string(),
-            message: message.into(),
-            details: Vec::new(),
-        }
+        Self { status: status.as_u16(), reason: reason.to_string(), message: message.into(), details: Vec::new() }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -64,11 +59,7 @@ impl ApiError {
     }
 
     pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalError",
-            "internal error; the hub's log has the details",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "internal error; the hub's log has the details")
     }
 
     /// A 422 listing every problem of every invalid document.
@@ -77,10 +68,7 @@ impl ApiError {
         let mut error = Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Invalid",
-            format!(
-                "{count} document{} invalid; nothing was changed",
-                if count == 1 { " is" } else { "s are" }
-            ),
+            format!("{count} document{} invalid; nothing was changed", if count == 1 { " is" } else { "s are" }),
         );
         error.details = errors
             .iter()
@@ -97,16 +85,8 @@ impl ApiError {
 
     pub fn invalid_field(path: &str, message: impl Into<String>) -> Self {
         let message = message.into();
-        let mut error = Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Invalid",
-            format!("{}", Problem::new(path, message.clone())),
-        );
-        error.details.push(ErrorDetail {
-            document: None,
-            path: path.to_string(),
-            message,
-        });
+        let mut error = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", format!("{}", Problem::new(path, message.clone())));
+        error.details.push(ErrorDetail { document: None, path: path.to_string(), message });
         error
     }
 

@@ -36,10 +36,7 @@ pub fn embedded() -> Vec<(String, String)> {
 /// `(origin, text)` of `path` if it is a file, or of every `.yaml`, `.yml` and
 /// `.json` file below it (recursively, in path order) if it is a folder.
 pub fn read_manifests(path: &Path) -> Result<Vec<(String, String)>, HubError> {
-    let io = |source| HubError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| HubError::Io { path: path.to_path_buf(), source };
     let metadata = std::fs::metadata(path).map_err(io)?;
     let mut files = Vec::new();
     if metadata.is_dir() {
@@ -48,14 +45,7 @@ pub fn read_manifests(path: &Path) -> Result<Vec<(String, String)>, HubError> {
             for entry in std::fs::read_dir(&dir).map_err(|source| HubError::Io { path: dir.clone(), source })? {
                 let entry = entry.map_err(|source| HubError::Io { path: dir.clone(), source })?;
                 let entry_path = entry.path();
-                if entry
-                    .file_type()
-                    .map_err(|source| HubError::Io {
-                        path: entry_path.clone(),
-                        source,
-                    })?
-                    .is_dir()
-                {
+                if entry.file_type().map_err(|source| HubError::Io { path: entry_path.clone(), source })?.is_dir() {
                     pending.push(entry_path);
                 } else if is_manifest(&entry_path) {
                     files.push(entry_path);
@@ -69,10 +59,7 @@ pub fn read_manifests(path: &Path) -> Result<Vec<(String, String)>, HubError> {
     files
         .into_iter()
         .map(|file| {
-            let text = std::fs::read_to_string(&file).map_err(|source| HubError::Io {
-                path: file.clone(),
-                source,
-            })?;
+            let text = std::fs::read_to_string(&file).map_err(|source| HubError::Io { path: file.clone(), source })?;
             Ok((file.display().to_string(), text))
         })
         .collect()

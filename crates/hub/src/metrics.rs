@@ -57,22 +57,9 @@ impl Default for Metrics {
         let request_seconds = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         let store_seconds = Family::<StoreLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         registry.register("http_requests", "HTTP requests by method, route and status", requests.clone());
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request latency by method and route",
-            request_seconds.clone(),
-        );
-        registry.register(
-            "store_operation_duration_seconds",
-            "Store operation latency by operation and outcome",
-            store_seconds.clone(),
-        );
-        Self {
-            registry,
-            requests,
-            request_seconds,
-            store_seconds,
-        }
+        registry.register("http_request_duration_seconds", "HTTP request latency by method and route", request_seconds.clone());
+        registry.register("store_operation_duration_seconds", "Store operation latency by operation and outcome", store_seconds.clone());
+        Self { registry, requests, request_seconds, store_seconds }
     }
 }
 
@@ -87,10 +74,7 @@ impl Metrics {
 
 impl StoreObserver for Metrics {
     fn observe(&self, operation: &'static str, seconds: f64, ok: bool) {
-        let labels = StoreLabels {
-            operation: operation.to_string(),
-            outcome: if ok { "ok" } else { "error" }.to_string(),
-        };
+        let labels = StoreLabels { operation: operation.to_string(), outcome: if ok { "ok" } else { "error" }.to_string() };
         self.store_seconds.get_or_create(&labels).observe(seconds);
     }
 }
@@ -100,23 +84,10 @@ impl StoreObserver for Metrics {
 pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let response = next.run(request).await;
     let status = response.status().as_u16();
-    metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            method: method.clone(),
-            route: route.clone(),
-            status,
-        })
-        .inc();
-    metrics
-        .request_seconds
-        .get_or_create(&RouteLabels { method, route })
-        .observe(started.elapsed().as_secs_f64());
+    metrics.requests.get_or_create(&RequestLabels { method: method.clone(), route: route.clone(), status }).inc();
+    metrics.request_seconds.get_or_create(&RouteLabels { method, route }).observe(started.elapsed().as_secs_f64());
     response
 }

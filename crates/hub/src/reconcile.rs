@@ -9,7 +9,8 @@ use futures::StreamExt;
 use heimdall_model::Resource;
 use heimdall_store::{ListQuery, StoreError, WatchFilter};
 
-use crate::admission::record_status;
+use crate::admission::settle;
+use crate::delivery::{self, ChangeNote, Desired};
 use crate::rendering::{APP_KINDS, is_app_kind, is_platform_kind};
 use crate::state::AppState;
 
@@ -17,26 +18,24 @@ use crate::state::AppState;
 /// folder of platform documents re-renders the fleet once.
 const BATCH_WINDOW: Duration = Duration::from_millis(100);
 
-/// Re-renders every application whose status is out of date.
+/// Re-renders every application, records the statuses that changed, and
+/// brings every cluster repository in line. Returns how many statuses changed.
 pub async fn render_all(state: &AppState) -> Result<usize, StoreError> {
+    let revision = state.store.revision().await?;
     let mut changed = 0;
+    let mut apps = Vec::new();
     for kind in APP_KINDS {
         let mut continue_token = None;
         loop {
-            let page = state
-                .store
-                .list(&ListQuery {
-                    kind: kind.to_string(),
-                    limit: Some(500),
-                    continue_token,
-                    ..Default::default()
-                })
-                .await?;
+            let page =
+                state.store.list(&ListQuery { kind: kind.to_string(), limit: Some(500), continue_token, ..Default::default() }).await?;
             for app in page.items {
                 let before = app.status.clone();
-                if record_status(state, app).await.status != before {
+                let (settled, _) = settle(state, app).await;
+                if settled.status != before {
                     changed += 1;
                 }
+                apps.push(settled);
             }
             continue_token = page.continue_token;
             if continue_token.is_none() {
@@ -44,15 +43,21 @@ pub async fn render_all(state: &AppState) -> Result<usize, StoreError> {
             }
         }
     }
+    let note = ChangeNote {
+        actor: "heimdall".into(),
+        summary: format!("reconcile every cluster with the store at revision {revision}"),
+        revision,
+        resources: Vec::new(),
+    };
+    let commits = delivery::reconcile_all(state, &apps, &note).await;
+    if !commits.is_empty() {
+        tracing::info!(commits = commits.len(), revision, "repositories reconciled with the store");
+    }
     Ok(changed)
 }
 
 fn observed(app: &Resource) -> bool {
-    app.status
-        .as_ref()
-        .and_then(|s| s.get("observedGeneration"))
-        .and_then(|g| g.as_i64())
-        == app.metadata.generation
+    app.status.as_ref().and_then(|s| s.get("observedGeneration")).and_then(|g| g.as_i64()) == app.metadata.generation
 }
 
 /// Runs until the store fails; the caller restarts it.
@@ -81,7 +86,22 @@ pub async fn run(state: AppState) -> Result<(), StoreError> {
             // The event carries the object as it was; render what is stored now.
             match state.store.get(&app.key()).await {
                 Ok(current) if !observed(&current) => {
-                    record_status(&state, current).await;
+                    // A change another replica stored: render, record and deliver it here too.
+                    let (settled, render) = settle(&state, current).await;
+                    let mut desired = Desired::default();
+                    desired.add(&state, &settled, &render);
+                    let note = ChangeNote {
+                        actor: "heimdall".into(),
+                        summary: format!("render {}", settled.key()),
+                        revision: settled.resource_version().unwrap_or_default(),
+                        resources: Vec::new(),
+                    };
+                    delivery::deliver(
+                        &state,
+                        &desired,
+                        &[(settled.metadata.namespace.clone().unwrap_or_default(), settled.metadata.name.clone())],
+                        &note,
+                    );
                 }
                 Ok(_) | Err(StoreError::NotFound { .. }) => {}
                 Err(e) => return Err(e),

@@ -14,14 +14,7 @@ use serde_json::{Value, json};
 use crate::error::{ApiError, ErrorDetail};
 
 /// Kinds that change how applications render.
-pub const PLATFORM_KINDS: &[&str] = &[
-    "ComponentDefinition",
-    "TraitDefinition",
-    "Policy",
-    "Defaults",
-    "Environment",
-    "Cluster",
-];
+pub const PLATFORM_KINDS: &[&str] = &["ComponentDefinition", "TraitDefinition", "Policy", "Defaults", "Environment", "Cluster"];
 /// Kinds that render.
 pub const APP_KINDS: &[&str] = &["Application", "Workload"];
 
@@ -46,9 +39,7 @@ impl std::fmt::Debug for Rendering {
 
 impl Default for Rendering {
     fn default() -> Self {
-        Self {
-            platform: RwLock::new(Arc::new(Platform::builtin())),
-        }
+        Self { platform: RwLock::new(Arc::new(Platform::builtin())) }
     }
 }
 
@@ -56,34 +47,21 @@ impl Default for Rendering {
 pub async fn platform_resources(store: &Store) -> Result<Vec<Resource>, StoreError> {
     let mut resources = Vec::new();
     for kind in PLATFORM_KINDS {
-        resources.extend(
-            store
-                .list(&ListQuery {
-                    kind: kind.to_string(),
-                    ..Default::default()
-                })
-                .await?
-                .items,
-        );
+        resources.extend(store.list(&ListQuery { kind: kind.to_string(), ..Default::default() }).await?.items);
     }
     Ok(resources)
 }
 
 fn platform_errors(errors: Vec<DocumentError>, sources: &BTreeMap<String, String>) -> ApiError {
     // Name the document of this request a platform error comes from, when it does.
-    let errors: Vec<DocumentError> = errors
-        .into_iter()
-        .map(|e| DocumentError::new(sources.get(&e.document).cloned().unwrap_or(e.document), e.problems))
-        .collect();
+    let errors: Vec<DocumentError> =
+        errors.into_iter().map(|e| DocumentError::new(sources.get(&e.document).cloned().unwrap_or(e.document), e.problems)).collect();
     ApiError::invalid(&errors)
 }
 
 impl Rendering {
     pub fn platform(&self) -> Arc<Platform> {
-        self.platform
-            .read()
-            .map(|p| p.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+        self.platform.read().map(|p| p.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
     fn set(&self, platform: Platform) {
@@ -153,11 +131,7 @@ impl Rendering {
             let mut error = ApiError::new(
                 axum::http::StatusCode::UNPROCESSABLE_ENTITY,
                 "PolicyViolation",
-                format!(
-                    "{} policy violation{}; nothing was changed",
-                    denied.len(),
-                    if denied.len() == 1 { "" } else { "s" }
-                ),
+                format!("{} policy violation{}; nothing was changed", denied.len(), if denied.len() == 1 { "" } else { "s" }),
             );
             error.details = denied;
             return Err(error);
@@ -172,32 +146,35 @@ impl Rendering {
     }
 
     /// The status an application should have under the current platform.
-    pub fn status(&self, app: &Resource) -> Value {
-        let approvals = approvals(app);
-        let options = RenderOptions {
-            approvals: approvals.clone(),
-            ..Default::default()
-        };
-        let source = format!(
-            "{} {}/{}",
-            app.kind,
-            app.metadata.namespace.as_deref().unwrap_or_default(),
-            app.metadata.name
-        );
-        let generation = app.metadata.generation.unwrap_or(1);
-        let mut status = match render(app, &source, &self.platform(), &options) {
-            Ok(rendered) => rendered_status(&rendered),
-            Err(error) => json!({
-                "phase": "Failed",
-                "messages": error.problems.iter().map(Problem::to_string).collect::<Vec<_>>(),
-            }),
-        };
-        status["observedGeneration"] = json!(generation);
-        if !approvals.is_empty() {
-            status["approvals"] = json!({"generation": generation, "steps": approvals});
-        }
-        status
+    /// Renders a stored application under the current platform, with its approvals.
+    pub fn render_app(&self, app: &Resource) -> Result<Rendered, DocumentError> {
+        let options = RenderOptions { approvals: approvals(app), ..Default::default() };
+        let source = format!("{} {}/{}", app.kind, app.metadata.namespace.as_deref().unwrap_or_default(), app.metadata.name);
+        render(app, &source, &self.platform(), &options)
     }
+
+    /// The status an application should have under the current platform.
+    pub fn status(&self, app: &Resource) -> Value {
+        status_of(app, &self.render_app(app))
+    }
+}
+
+/// The status a render result gives an application.
+pub fn status_of(app: &Resource, result: &Result<Rendered, DocumentError>) -> Value {
+    let approvals = approvals(app);
+    let generation = app.metadata.generation.unwrap_or(1);
+    let mut status = match result {
+        Ok(rendered) => rendered_status(rendered),
+        Err(error) => json!({
+            "phase": "Failed",
+            "messages": error.problems.iter().map(Problem::to_string).collect::<Vec<_>>(),
+        }),
+    };
+    status["observedGeneration"] = json!(generation);
+    if !approvals.is_empty() {
+        status["approvals"] = json!({"generation": generation, "steps": approvals});
+    }
+    status
 }
 
 /// Suspend steps approved for the application's current generation. A new

@@ -18,10 +18,7 @@ pub const ADMIN_TOKEN: &str = "admin-token";
 const BOOTSTRAP_ACTOR: &str = "heimdall-up";
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> HubError + '_ {
-    move |source| HubError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| HubError::Io { path: path.to_path_buf(), source }
 }
 
 /// Creates the data dir (private to its owner) and connects to the store.
@@ -31,7 +28,7 @@ pub async fn open(config: &HubConfig) -> Result<AppState, HubError> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_error(dir))?;
     let store = Store::connect(&config.database_url()).await?;
     tracing::info!(backend = ?store.backend(), data_dir = %dir.display(), "store ready");
-    let state = AppState::new(store);
+    let state = AppState::new(store, dir.join("git"));
     state.rendering.reload(&state.store).await?;
     Ok(state)
 }
@@ -50,22 +47,14 @@ pub async fn ensure_admin_token(store: &Store, data_dir: &Path) -> Result<AdminT
         Ok(text) => (text.trim().to_string(), false),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let token = heimdall_store::generate_token();
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io_error(&path))?;
+            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io_error(&path))?;
             writeln!(file, "{token}").map_err(io_error(&path))?;
             (token, true)
         }
         Err(e) => return Err(io_error(&path)(e)),
     };
     if token.is_empty() {
-        return Err(HubError::Config(format!(
-            "{} is empty: delete it and restart to generate a new admin token",
-            path.display()
-        )));
+        return Err(HubError::Config(format!("{} is empty: delete it and restart to generate a new admin token", path.display())));
     }
     store.put_token("admin", &token, Role::PLATFORM_ADMIN, None).await?;
     Ok(AdminToken { path, token, created })
@@ -77,16 +66,11 @@ pub async fn load_manifests(state: &AppState, files: Vec<(String, String)>) -> R
     for (origin, text) in files {
         documents.extend(heimdall_model::parse_documents(&text, &origin).map_err(|e| HubError::Examples(e.to_string()))?);
     }
-    apply_documents(state, BOOTSTRAP_ACTOR, documents, &ApplyOptions::default())
-        .await
-        .map_err(|e| {
-            let details: Vec<String> = e
-                .details
-                .iter()
-                .map(|d| format!("{}: {}: {}", d.document.as_deref().unwrap_or(""), d.path, d.message))
-                .collect();
-            HubError::Examples(format!("{} {}", e.message, details.join("; ")))
-        })
+    apply_documents(state, BOOTSTRAP_ACTOR, documents, &ApplyOptions::default()).await.map_err(|e| {
+        let details: Vec<String> =
+            e.details.iter().map(|d| format!("{}: {}: {}", d.document.as_deref().unwrap_or(""), d.path, d.message)).collect();
+        HubError::Examples(format!("{} {}", e.message, details.join("; ")))
+    })
 }
 
 /// Serves the API on `listener` until `shutdown` completes, over TLS when configured.
@@ -99,27 +83,16 @@ pub async fn serve(
     let reconciler = tokio::spawn(crate::reconcile::supervise(state.clone()));
     let app = api::router(state);
     let address = listener.local_addr().map_err(|source| HubError::Serve(source.to_string()))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| HubError::Serve(source.to_string()))?;
+    listener.set_nonblocking(true).map_err(|source| HubError::Serve(source.to_string()))?;
     match tls {
         None => {
             let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| HubError::Serve(source.to_string()))?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .map_err(|e| HubError::Serve(e.to_string()))?;
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(|e| HubError::Serve(e.to_string()))?;
         }
         Some(tls) => {
-            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert_file, &tls.key_file)
-                .await
-                .map_err(|e| {
-                    HubError::Config(format!(
-                        "TLS certificate {} or key {}: {e}",
-                        tls.cert_file.display(),
-                        tls.key_file.display()
-                    ))
-                })?;
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert_file, &tls.key_file).await.map_err(|e| {
+                HubError::Config(format!("TLS certificate {} or key {}: {e}", tls.cert_file.display(), tls.key_file.display()))
+            })?;
             let handle = axum_server::Handle::new();
             let on_shutdown = handle.clone();
             tokio::spawn(async move {

@@ -1,5 +1,7 @@
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use heimdall_gitops::Repositories;
 use heimdall_store::Store;
 
 use crate::metrics::Metrics;
@@ -11,18 +13,17 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub rendering: Arc<Rendering>,
+    /// The per-cluster git repositories.
+    pub repos: Arc<Repositories>,
 }
 
 impl AppState {
-    /// Wires the store's operation timings into the metrics. The platform
-    /// starts as the built-in one; [`crate::server::open`] loads the stored one.
-    pub fn new(store: Store) -> Self {
+    /// Wires the store's operation timings into the metrics; repositories
+    /// live under `git_root`. The platform starts as the built-in one;
+    /// [`crate::server::open`] loads the stored one.
+    pub fn new(store: Store, git_root: impl Into<PathBuf>) -> Self {
         let metrics = Arc::new(Metrics::default());
         let store = store.with_observer(metrics.clone());
-        Self {
-            store,
-            metrics,
-            rendering: Arc::new(Rendering::default()),
-        }
+        Self { store, metrics, rendering: Arc::new(Rendering::default()), repos: Arc::new(Repositories::new(git_root)) }
     }
 }

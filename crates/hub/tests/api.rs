@@ -26,13 +26,9 @@ async fn requests_without_a_valid_token_are_refused() {
     let (status, body) = hub.call_with("GET", "/api/v1/applications", "", Body::empty(), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_error_shape(&body, status, "Unauthorized");
-    let (status, _) = hub
-        .call_with("GET", "/api/v1/applications", "", Body::empty(), Some("hdl_not-a-token"))
-        .await;
+    let (status, _) = hub.call_with("GET", "/api/v1/applications", "", Body::empty(), Some("hdl_not-a-token")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = hub
-        .call_with("POST", "/api/v1/apply", "application/yaml", SHOP_WEB.to_string(), None)
-        .await;
+    let (status, _) = hub.call_with("POST", "/api/v1/apply", "application/yaml", SHOP_WEB.to_string(), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(hub.store.revision().await.expect("revision"), 0, "nothing was stored");
     let (status, _) = hub.call_with("GET", "/healthz", "", Body::empty(), None).await;
@@ -44,12 +40,8 @@ async fn apply_then_read_back_in_every_shape() {
     let hub = hub().await;
     let (status, body) = hub.apply_yaml(&format!("{SHOP_WEB}---\n{TENANT}"), "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let outcomes: Vec<&str> = body["results"]
-        .as_array()
-        .expect("results")
-        .iter()
-        .map(|r| r["outcome"].as_str().expect("outcome"))
-        .collect();
+    let outcomes: Vec<&str> =
+        body["results"].as_array().expect("results").iter().map(|r| r["outcome"].as_str().expect("outcome")).collect();
     assert_eq!(outcomes, ["created", "created"]);
     assert_eq!(body["results"][0]["document"], "request body, document 1");
 
@@ -57,10 +49,7 @@ async fn apply_then_read_back_in_every_shape() {
     let (status, body) = hub.apply_yaml(&format!("{SHOP_WEB}---\n{TENANT}"), "").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["results"][0]["outcome"], "unchanged");
-    assert_eq!(
-        body["results"][0]["resourceVersion"], first_version,
-        "an unchanged apply bumps nothing"
-    );
+    assert_eq!(body["results"][0]["resourceVersion"], first_version, "an unchanged apply bumps nothing");
 
     let (status, list) = hub.get("/api/v1/applications").await;
     assert_eq!(status, StatusCode::OK);
@@ -85,65 +74,35 @@ async fn apply_then_read_back_in_every_shape() {
     assert!(body["message"].as_str().expect("message").contains("cluster-scoped"));
     let (status, body) = hub.get("/api/v1/aplications").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(
-        body["message"].as_str().expect("message").contains("did you mean \"applications\""),
-        "{body}"
-    );
+    assert!(body["message"].as_str().expect("message").contains("did you mean \"applications\""), "{body}");
 }
 
 #[tokio::test]
 async fn invalid_documents_are_rejected_whole_with_paths() {
     let hub = hub().await;
     let bad = "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: Bad_Name\nspec:\n  components:\n    - name: web\n      type: 5\n";
-    let (status, body) = hub
-        .apply_yaml(
-            &format!("{TENANT}---\n{bad}---\nkind: Gadget\napiVersion: x/v1\nmetadata: {{name: g}}\n"),
-            "",
-        )
-        .await;
+    let (status, body) =
+        hub.apply_yaml(&format!("{TENANT}---\n{bad}---\nkind: Gadget\napiVersion: x/v1\nmetadata: {{name: g}}\n"), "").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_error_shape(&body, status, "Invalid");
     let details: Vec<(String, String)> = body["details"]
         .as_array()
         .expect("details")
         .iter()
-        .map(|d| {
-            (
-                d["document"].as_str().expect("document").to_string(),
-                d["path"].as_str().expect("path").to_string(),
-            )
-        })
+        .map(|d| (d["document"].as_str().expect("document").to_string(), d["path"].as_str().expect("path").to_string()))
         .collect();
-    assert!(
-        details.contains(&("request body, document 2".into(), "metadata.name".into())),
-        "{details:?}"
-    );
-    assert!(
-        details.contains(&("request body, document 2".into(), "spec.components[0].type".into())),
-        "{details:?}"
-    );
+    assert!(details.contains(&("request body, document 2".into(), "metadata.name".into())), "{details:?}");
+    assert!(details.contains(&("request body, document 2".into(), "spec.components[0].type".into())), "{details:?}");
     assert!(details.contains(&("request body, document 3".into(), "kind".into())), "{details:?}");
-    assert_eq!(
-        hub.store.revision().await.expect("revision"),
-        0,
-        "the valid tenant was not stored either"
-    );
+    assert_eq!(hub.store.revision().await.expect("revision"), 0, "the valid tenant was not stored either");
 
     let (status, body) = hub.apply_yaml("a: [1,\n", "").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        body["details"][0]["message"].as_str().expect("message").contains("not valid YAML"),
-        "{body}"
-    );
+    assert!(body["details"][0]["message"].as_str().expect("message").contains("not valid YAML"), "{body}");
 
     let (status, body) = hub.apply_yaml(&format!("{SHOP_WEB}---\n{SHOP_WEB}"), "").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert!(
-        body["details"][0]["message"]
-            .as_str()
-            .expect("message")
-            .contains("also defined in request body, document 1")
-    );
+    assert!(body["details"][0]["message"].as_str().expect("message").contains("also defined in request body, document 1"));
 }
 
 #[tokio::test]
@@ -155,10 +114,7 @@ async fn continue_on_error_and_dry_run() {
 
     let (status, body) = hub.apply_yaml(TENANT, "?dryRun=true").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        (body["dryRun"].as_bool(), body["results"][0]["outcome"].as_str()),
-        (Some(true), Some("created"))
-    );
+    assert_eq!((body["dryRun"].as_bool(), body["results"][0]["outcome"].as_str()), (Some(true), Some("created")));
     assert_eq!(hub.store.revision().await.expect("revision"), 0, "dry run stores nothing");
 
     let (status, body) = hub.apply_yaml(&format!("{TENANT}---\n{bad}"), "?continueOnError=true").await;
@@ -186,12 +142,8 @@ async fn updates_need_a_fresh_resource_version() {
     let hub = hub().await;
     hub.apply_yaml(SHOP_WEB, "").await;
     hub.apply_yaml(&SHOP_WEB.replace("nginx:1", "nginx:2"), "").await;
-    let stale = SHOP_WEB
-        .replace("namespace: shop\n", "namespace: shop\n  resourceVersion: \"1\"\n")
-        .replace("nginx:1", "nginx:3");
-    let (status, body) = hub
-        .call("PUT", "/api/v1/namespaces/shop/applications/web", "application/yaml", stale)
-        .await;
+    let stale = SHOP_WEB.replace("namespace: shop\n", "namespace: shop\n  resourceVersion: \"1\"\n").replace("nginx:1", "nginx:3");
+    let (status, body) = hub.call("PUT", "/api/v1/namespaces/shop/applications/web", "application/yaml", stale).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_error_shape(&body, status, "Conflict");
     let (_, app) = hub.get("/api/v1/namespaces/shop/applications/web").await;
@@ -201,16 +153,12 @@ async fn updates_need_a_fresh_resource_version() {
     let fresh = SHOP_WEB
         .replace("namespace: shop\n", &format!("namespace: shop\n  resourceVersion: \"{current}\"\n"))
         .replace("nginx:1", "nginx:3");
-    let (status, app) = hub
-        .call("PUT", "/api/v1/namespaces/shop/applications/web", "application/yaml", fresh)
-        .await;
+    let (status, app) = hub.call("PUT", "/api/v1/namespaces/shop/applications/web", "application/yaml", fresh).await;
     assert_eq!(status, StatusCode::OK, "{app}");
     assert_eq!(app["metadata"]["generation"], 3);
 
     let renamed = SHOP_WEB.replace("name: web\n  namespace", "name: other\n  namespace");
-    let (status, body) = hub
-        .call("PUT", "/api/v1/namespaces/shop/applications/web", "application/yaml", renamed)
-        .await;
+    let (status, body) = hub.call("PUT", "/api/v1/namespaces/shop/applications/web", "application/yaml", renamed).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["details"][0]["path"], "metadata.name");
 }
@@ -218,37 +166,14 @@ async fn updates_need_a_fresh_resource_version() {
 #[tokio::test]
 async fn create_and_delete_single_resources() {
     let hub = hub().await;
-    let (status, created) = hub
-        .call(
-            "POST",
-            "/api/v1/namespaces/shop/applications",
-            "application/yaml",
-            SHOP_WEB.to_string(),
-        )
-        .await;
+    let (status, created) = hub.call("POST", "/api/v1/namespaces/shop/applications", "application/yaml", SHOP_WEB.to_string()).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    let (status, body) = hub
-        .call(
-            "POST",
-            "/api/v1/namespaces/shop/applications",
-            "application/yaml",
-            SHOP_WEB.to_string(),
-        )
-        .await;
+    let (status, body) = hub.call("POST", "/api/v1/namespaces/shop/applications", "application/yaml", SHOP_WEB.to_string()).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_error_shape(&body, status, "AlreadyExists");
-    let (status, _) = hub
-        .call(
-            "DELETE",
-            "/api/v1/namespaces/shop/applications/web?resourceVersion=9",
-            "",
-            Body::empty(),
-        )
-        .await;
+    let (status, _) = hub.call("DELETE", "/api/v1/namespaces/shop/applications/web?resourceVersion=9", "", Body::empty()).await;
     assert_eq!(status, StatusCode::CONFLICT);
-    let (status, deleted) = hub
-        .call("DELETE", "/api/v1/namespaces/shop/applications/web", "", Body::empty())
-        .await;
+    let (status, deleted) = hub.call("DELETE", "/api/v1/namespaces/shop/applications/web", "", Body::empty()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(deleted["metadata"]["uid"], created["metadata"]["uid"]);
     let (status, body) = hub.get("/api/v1/namespaces/shop/applications/web").await;
@@ -257,18 +182,10 @@ async fn create_and_delete_single_resources() {
 
     let (status, audit) = hub.get("/api/v1/audit?kind=app&name=web").await;
     assert_eq!(status, StatusCode::OK);
-    let verbs: Vec<&str> = audit["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|e| e["verb"].as_str().expect("verb"))
-        .collect();
+    let verbs: Vec<&str> = audit["items"].as_array().expect("items").iter().map(|e| e["verb"].as_str().expect("verb")).collect();
     assert_eq!(verbs, ["delete", "update-status", "create"]);
     assert_eq!(audit["items"][0]["actor"], "admin");
-    assert_eq!(
-        audit["items"][1]["actor"], "heimdall-renderer",
-        "the hub records the rendered status itself"
-    );
+    assert_eq!(audit["items"][1]["actor"], "heimdall-renderer", "the hub records the rendered status itself");
 }
 
 #[tokio::test]
@@ -295,9 +212,7 @@ async fn list_pages_and_selects_by_label() {
     let (_, page) = hub.get("/api/v1/clusters?labelSelector=env%3Dprod&limit=2").await;
     assert_eq!(page["items"].as_array().map(Vec::len), Some(2));
     let token = page["metadata"]["continue"].as_str().expect("continue");
-    let (_, rest) = hub
-        .get(&format!("/api/v1/clusters?labelSelector=env%3Dprod&limit=2&continue={token}"))
-        .await;
+    let (_, rest) = hub.get(&format!("/api/v1/clusters?labelSelector=env%3Dprod&limit=2&continue={token}")).await;
     assert_eq!(rest["items"][0]["metadata"]["name"], "c2");
     assert!(rest["metadata"].get("continue").is_none());
     let (status, body) = hub.get("/api/v1/clusters?labelSelector=env%20in%20prod").await;
@@ -321,18 +236,11 @@ async fn watch_streams_changes_after_a_resource_version() {
     let event: Value = serde_json::from_slice(&first).expect("json line");
     assert_eq!(event["type"], "ADDED");
     assert_eq!(event["object"]["metadata"]["name"], "shop");
-    hub.apply_yaml(&TENANT.replace("displayName: Shop", "displayName: Shop team"), "")
-        .await;
-    let next = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
-        .await
-        .expect("in time")
-        .expect("chunk")
-        .expect("bytes");
+    hub.apply_yaml(&TENANT.replace("displayName: Shop", "displayName: Shop team"), "").await;
+    let next =
+        tokio::time::timeout(std::time::Duration::from_secs(10), stream.next()).await.expect("in time").expect("chunk").expect("bytes");
     let event: Value = serde_json::from_slice(&next).expect("json line");
-    assert_eq!(
-        (event["type"].as_str(), event["object"]["spec"]["displayName"].as_str()),
-        (Some("MODIFIED"), Some("Shop team"))
-    );
+    assert_eq!((event["type"].as_str(), event["object"]["spec"]["displayName"].as_str()), (Some("MODIFIED"), Some("Shop team")));
 }
 
 #[tokio::test]
@@ -344,14 +252,8 @@ async fn health_metrics_and_openapi() {
     let (status, metrics) = hub.call_with("GET", "/metrics", "", Body::empty(), None).await;
     assert_eq!(status, StatusCode::OK);
     let text = metrics.as_str().expect("text");
-    assert!(
-        text.contains(r#"heimdall_http_requests_total{method="GET",route="/api/v1/{plural}",status="200"} 1"#),
-        "{text}"
-    );
-    assert!(
-        text.contains(r#"heimdall_store_operation_duration_seconds_count{operation="list",outcome="ok"} 1"#),
-        "{text}"
-    );
+    assert!(text.contains(r#"heimdall_http_requests_total{method="GET",route="/api/v1/{plural}",status="200"} 1"#), "{text}");
+    assert!(text.contains(r#"heimdall_store_operation_duration_seconds_count{operation="list",outcome="ok"} 1"#), "{text}");
     let (status, doc) = hub.call_with("GET", "/api/openapi.json", "", Body::empty(), None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(doc["paths"]["/api/v1/apply"]["post"].is_object(), "{doc}");
@@ -365,9 +267,7 @@ async fn health_metrics_and_openapi() {
 #[tokio::test]
 async fn the_example_organization_loads() {
     let hub = hub().await;
-    let response = heimdall_hub::server::load_manifests(&hub.state, heimdall_hub::examples::embedded())
-        .await
-        .expect("examples load");
+    let response = heimdall_hub::server::load_manifests(&hub.state, heimdall_hub::examples::embedded()).await.expect("examples load");
     let count = |kind: &str| response.results.iter().filter(|r| r.kind == kind).count();
     assert_eq!((count("Tenant"), count("Environment"), count("Cluster")), (2, 3, 3));
     assert!(count("Application") >= 3 && count("Workload") >= 1, "{:?}", response.results);

@@ -22,27 +22,15 @@ async fn a_policy_violation_blocks_the_apply_with_its_message() {
     let (status, body) = hub.apply_yaml(&web("web", "docker.io/nginx:1.27"), "").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["reason"], "PolicyViolation");
-    let messages: Vec<&str> = body["details"]
-        .as_array()
-        .expect("details")
-        .iter()
-        .map(|d| d["message"].as_str().expect("message"))
-        .collect();
-    assert!(
-        messages
-            .iter()
-            .any(|m| m.contains("allowed-registries") && m.contains("is not from registry.example.com")),
-        "{messages:?}"
-    );
+    let messages: Vec<&str> =
+        body["details"].as_array().expect("details").iter().map(|d| d["message"].as_str().expect("message")).collect();
+    assert!(messages.iter().any(|m| m.contains("allowed-registries") && m.contains("is not from registry.example.com")), "{messages:?}");
     let (status, _) = hub.get("/api/v1/namespaces/shop/applications/web").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "nothing was stored");
 
     let (status, body) = hub.apply_yaml(&web("web", "registry.example.com/shop/web:latest"), "").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(
-        body["details"][0]["message"].as_str().expect("message").contains(":latest"),
-        "{body}"
-    );
+    assert!(body["details"][0]["message"].as_str().expect("message").contains(":latest"), "{body}");
 }
 
 #[tokio::test]
@@ -60,20 +48,11 @@ async fn an_accepted_application_carries_its_rendered_status_with_defaults() {
     );
     assert!(target["revision"].as_str().is_some_and(|r| r.len() == 64));
 
-    let (status, body) = hub
-        .apply_yaml(
-            &web("broken", "registry.example.com/x:1").replace("type: webservice", "type: webservise"),
-            "",
-        )
-        .await;
+    let (status, body) =
+        hub.apply_yaml(&web("broken", "registry.example.com/x:1").replace("type: webservice", "type: webservise"), "").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["details"][0]["path"], "spec.components[0].type");
-    assert!(
-        body["details"][0]["message"]
-            .as_str()
-            .expect("message")
-            .contains("did you mean \"webservice\"")
-    );
+    assert!(body["details"][0]["message"].as_str().expect("message").contains("did you mean \"webservice\""));
 }
 
 #[tokio::test]
@@ -101,11 +80,7 @@ async fn a_suspend_step_holds_production_until_approved() {
             json!({"step": "deploy-dev"}).to_string(),
         )
         .await;
-    assert_eq!(
-        status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "only a waiting step can be approved: {body}"
-    );
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "only a waiting step can be approved: {body}");
     assert!(body["message"].as_str().expect("message").contains("waiting: approve-prod"));
 
     let (status, approved) = hub
@@ -119,9 +94,7 @@ async fn a_suspend_step_holds_production_until_approved() {
     assert_eq!(status, StatusCode::OK, "{approved}");
     assert_eq!(approved["status"]["phase"], "Rendered");
     assert_eq!(approved["status"]["targets"][1]["state"], "Ready");
-    let (_, audit) = hub
-        .call("GET", "/api/v1/audit?kind=Application&name=storefront&limit=1", "", String::new())
-        .await;
+    let (_, audit) = hub.call("GET", "/api/v1/audit?kind=Application&name=storefront&limit=1", "", String::new()).await;
     assert_eq!(
         (audit["items"][0]["verb"].as_str(), audit["items"][0]["actor"].as_str()),
         (Some("update-status"), Some("admin")),
@@ -179,10 +152,7 @@ async fn broken_platform_documents_are_refused_by_name() {
     let (status, body) = hub.apply_yaml("apiVersion: platform.heimdall.dev/v1alpha1\nkind: Policy\nmetadata: {name: broken}\nspec:\n  rego: \"package x\\ndeny contains msg if {\"\n", "").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["details"][0]["document"], "request body");
-    assert!(
-        body["details"][0]["message"].as_str().expect("message").contains("not valid Rego"),
-        "{body}"
-    );
+    assert!(body["details"][0]["message"].as_str().expect("message").contains("not valid Rego"), "{body}");
     let (status, body) = hub
         .apply_yaml("apiVersion: platform.heimdall.dev/v1alpha1\nkind: TraitDefinition\nmetadata: {name: t}\nspec:\n  template:\n    patch: {spec: {replicas: \"${{ parameters. }}\"}}\n", "")
         .await;
@@ -196,20 +166,11 @@ async fn a_platform_change_re_renders_existing_applications() {
     hub.apply_yaml(&web("web", "registry.example.com/shop/web:1.0"), "").await;
     let policy = "apiVersion: platform.heimdall.dev/v1alpha1\nkind: Policy\nmetadata: {name: no-web}\nspec:\n  rego: |\n    package heimdall.noweb\n    deny contains \"web is retired\" if { input.app.name == \"web\" }\n";
     let (status, body) = hub.apply_yaml(policy, "").await;
-    assert_eq!(
-        status,
-        StatusCode::OK,
-        "a new policy is accepted even if existing apps break it: {body}"
-    );
+    assert_eq!(status, StatusCode::OK, "a new policy is accepted even if existing apps break it: {body}");
     heimdall_hub::reconcile::render_all(&hub.state).await.expect("re-render");
     let app = hub.application("shop", "web").await;
     assert_eq!(app["status"]["phase"], "Blocked", "{app}");
-    assert!(
-        app["status"]["targets"][0]["messages"][0]
-            .as_str()
-            .expect("message")
-            .contains("web is retired")
-    );
+    assert!(app["status"]["targets"][0]["messages"][0].as_str().expect("message").contains("web is retired"));
 }
 
 #[tokio::test]
@@ -217,22 +178,12 @@ async fn warn_only_enforcement_reports_without_blocking() {
     let hub = hub().await;
     let defaults =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform/defaults.yaml")).expect("read");
-    let (status, body) = hub
-        .apply_yaml(
-            &defaults.replace("environments: [dev]", "environments: [dev]\n  policyEnforcement: warn"),
-            "",
-        )
-        .await;
+    let (status, body) =
+        hub.apply_yaml(&defaults.replace("environments: [dev]", "environments: [dev]\n  policyEnforcement: warn"), "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = hub.apply_yaml(&web("web", "docker.io/nginx:1.27"), "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let app = hub.application("shop", "web").await;
     assert_eq!(app["status"]["phase"], "Rendered");
-    assert!(
-        app["status"]["targets"][0]["messages"][0]
-            .as_str()
-            .expect("message")
-            .contains("Warn"),
-        "{app}"
-    );
+    assert!(app["status"]["targets"][0]["messages"][0].as_str().expect("message").contains("Warn"), "{app}");
 }

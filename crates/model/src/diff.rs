@@ -46,18 +46,8 @@ fn walk(old: &Value, new: &Value, path: &str, out: &mut Vec<Change>) {
                 let child = join_path(path, &field_segment(key));
                 match (a.get(key), b.get(key)) {
                     (Some(x), Some(y)) => walk(x, y, &child, out),
-                    (Some(x), None) => out.push(Change {
-                        op: ChangeOp::Remove,
-                        path: child,
-                        old: Some(x.clone()),
-                        new: None,
-                    }),
-                    (None, Some(y)) => out.push(Change {
-                        op: ChangeOp::Add,
-                        path: child,
-                        old: None,
-                        new: Some(y.clone()),
-                    }),
+                    (Some(x), None) => out.push(Change { op: ChangeOp::Remove, path: child, old: Some(x.clone()), new: None }),
+                    (None, Some(y)) => out.push(Change { op: ChangeOp::Add, path: child, old: None, new: Some(y.clone()) }),
                     (None, None) => {}
                 }
             }

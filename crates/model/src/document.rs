@@ -31,10 +31,7 @@ pub struct DocumentError {
 
 impl DocumentError {
     pub fn new(document: impl Into<String>, problems: Vec<Problem>) -> Self {
-        Self {
-            document: document.into(),
-            problems,
-        }
+        Self { document: document.into(), problems }
     }
 }
 
@@ -50,11 +47,7 @@ impl std::fmt::Display for DocumentError {
 
 /// Names document `index` (0-based) of `origin` for messages.
 pub fn document_source(origin: &str, index: usize, count: usize) -> String {
-    if count <= 1 {
-        origin.to_string()
-    } else {
-        format!("{origin}, document {}", index + 1)
-    }
+    if count <= 1 { origin.to_string() } else { format!("{origin}, document {}", index + 1) }
 }
 
 /// Splits YAML (or JSON) text into documents. Empty documents are skipped;
@@ -63,14 +56,7 @@ pub fn parse_documents(text: &str, origin: &str) -> Result<Vec<Document>, Docume
     let values: Vec<Value> = serde_saphyr::from_multiple(text)
         .map_err(|e| DocumentError::new(origin, vec![Problem::new("", format!("not valid YAML: {e}"))]))?;
     let count = values.len();
-    Ok(values
-        .into_iter()
-        .enumerate()
-        .map(|(i, value)| Document {
-            source: document_source(origin, i, count),
-            value,
-        })
-        .collect())
+    Ok(values.into_iter().enumerate().map(|(i, value)| Document { source: document_source(origin, i, count), value }).collect())
 }
 
 /// A validated resource and its kind.
@@ -103,10 +89,7 @@ pub fn decode(value: &Value, source: &str, default_namespace: &str) -> Result<De
     let Value::Object(object) = value else {
         return Err(fail(vec![Problem::new(
             "",
-            format!(
-                "expected a mapping with apiVersion, kind, metadata and spec, got {}",
-                type_name(value)
-            ),
+            format!("expected a mapping with apiVersion, kind, metadata and spec, got {}", type_name(value)),
         )]));
     };
     let object = normalize_score(object);
@@ -128,10 +111,7 @@ pub fn decode(value: &Value, source: &str, default_namespace: &str) -> Result<De
             Some(kind) => Some(kind),
             None => {
                 let hint = kinds::suggest(name).map(|s| format!("; did you mean {s:?}?")).unwrap_or_default();
-                problems.push(Problem::new(
-                    "kind",
-                    format!("unknown kind {name:?}: expected one of {}{hint}", kinds::known_kinds()),
-                ));
+                problems.push(Problem::new("kind", format!("unknown kind {name:?}: expected one of {}{hint}", kinds::known_kinds())));
                 None
             }
         },
@@ -140,10 +120,7 @@ pub fn decode(value: &Value, source: &str, default_namespace: &str) -> Result<De
             None
         }
         None => {
-            problems.push(Problem::new(
-                "kind",
-                format!("required field is missing: expected one of {}", kinds::known_kinds()),
-            ));
+            problems.push(Problem::new("kind", format!("required field is missing: expected one of {}", kinds::known_kinds())));
             None
         }
     };
@@ -151,26 +128,17 @@ pub fn decode(value: &Value, source: &str, default_namespace: &str) -> Result<De
         return Err(fail(problems));
     };
     if api_version != kind.api_version {
-        problems.push(Problem::new(
-            "apiVersion",
-            format!("expected {:?} for kind {}, got {api_version:?}", kind.api_version, kind.kind),
-        ));
+        problems.push(Problem::new("apiVersion", format!("expected {:?} for kind {}, got {api_version:?}", kind.api_version, kind.kind)));
     }
     for key in object.keys() {
         if !ENVELOPE_FIELDS.contains(&key.as_str()) {
-            problems.push(Problem::new(
-                key.as_str(),
-                "unknown field: expected apiVersion, kind, metadata, spec or status",
-            ));
+            problems.push(Problem::new(key.as_str(), "unknown field: expected apiVersion, kind, metadata, spec or status"));
         }
     }
 
     let metadata = match object.get("metadata") {
         None => {
-            problems.push(Problem::new(
-                "metadata",
-                "required field is missing: expected a mapping with at least a name",
-            ));
+            problems.push(Problem::new("metadata", "required field is missing: expected a mapping with at least a name"));
             None
         }
         Some(value) => match spec::deserialize_at::<ObjectMeta>(value, "metadata") {
@@ -189,13 +157,7 @@ pub fn decode(value: &Value, source: &str, default_namespace: &str) -> Result<De
     match metadata {
         Some(metadata) if problems.is_empty() => Ok(Decoded {
             kind,
-            resource: Resource {
-                api_version: kind.api_version.to_string(),
-                kind: kind.kind.to_string(),
-                metadata,
-                spec,
-                status: None,
-            },
+            resource: Resource { api_version: kind.api_version.to_string(), kind: kind.kind.to_string(), metadata, spec, status: None },
         }),
         _ => Err(fail(problems)),
     }
@@ -217,10 +179,7 @@ fn check_metadata(mut meta: ObjectMeta, kind: &KindInfo, default_namespace: &str
         }
         Scope::Cluster => {
             if meta.namespace.is_some() {
-                problems.push(Problem::new(
-                    "metadata.namespace",
-                    format!("{} is cluster-scoped: remove metadata.namespace", kind.kind),
-                ));
+                problems.push(Problem::new("metadata.namespace", format!("{} is cluster-scoped: remove metadata.namespace", kind.kind)));
             }
         }
     }
@@ -237,10 +196,7 @@ fn check_metadata(mut meta: ObjectMeta, kind: &KindInfo, default_namespace: &str
     // Score's metadata is open (score-v1b1.json: additionalProperties true); ours is not.
     if kind.api_version != score::API_VERSION {
         for key in meta.extra.keys() {
-            problems.push(Problem::new(
-                format!("metadata.{key}"),
-                format!("unknown field: expected one of {METADATA_FIELDS}"),
-            ));
+            problems.push(Problem::new(format!("metadata.{key}"), format!("unknown field: expected one of {METADATA_FIELDS}")));
         }
     }
     meta.uid = None;
@@ -310,11 +266,7 @@ mod tests {
     fn unknown_kinds_suggest_the_closest() {
         let err = decode_yaml("apiVersion: core.oam.dev/v1beta1\nkind: Aplication\nmetadata: {name: web}\n").expect_err("invalid");
         assert_eq!(paths(&err), vec!["kind"]);
-        assert!(
-            err.problems[0].message.contains("did you mean \"Application\""),
-            "{}",
-            err.problems[0].message
-        );
+        assert!(err.problems[0].message.contains("did you mean \"Application\""), "{}", err.problems[0].message);
     }
 
     #[test]
@@ -325,16 +277,7 @@ mod tests {
         .expect_err("invalid");
         let mut got = paths(&err);
         got.sort();
-        assert_eq!(
-            got,
-            vec![
-                "metadata.labels[\"bad key!\"]",
-                "metadata.name",
-                "metadata.namespace",
-                "metadata.nmae",
-                "spec.delivery"
-            ]
-        );
+        assert_eq!(got, vec!["metadata.labels[\"bad key!\"]", "metadata.name", "metadata.namespace", "metadata.nmae", "spec.delivery"]);
     }
 
     #[test]

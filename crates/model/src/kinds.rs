@@ -31,10 +31,7 @@ pub struct KindInfo {
 
 impl std::fmt::Debug for KindInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KindInfo")
-            .field("apiVersion", &self.api_version)
-            .field("kind", &self.kind)
-            .finish()
+        f.debug_struct("KindInfo").field("apiVersion", &self.api_version).field("kind", &self.kind).finish()
     }
 }
 
@@ -54,12 +51,7 @@ fn array_len(resource: &Resource, field: &str) -> String {
 }
 
 fn object_keys(resource: &Resource, field: &str) -> String {
-    resource
-        .spec
-        .get(field)
-        .and_then(Value::as_object)
-        .map(|o| o.keys().cloned().collect::<Vec<_>>().join(","))
-        .unwrap_or_default()
+    resource.spec.get(field).and_then(Value::as_object).map(|o| o.keys().cloned().collect::<Vec<_>>().join(",")).unwrap_or_default()
 }
 
 fn string_field(resource: &Resource, field: &str) -> String {
@@ -67,23 +59,11 @@ fn string_field(resource: &Resource, field: &str) -> String {
 }
 
 fn phase(resource: &Resource) -> String {
-    resource
-        .status
-        .as_ref()
-        .and_then(|s| s.get("phase"))
-        .and_then(Value::as_str)
-        .unwrap_or("Pending")
-        .to_string()
+    resource.status.as_ref().and_then(|s| s.get("phase")).and_then(Value::as_str).unwrap_or("Pending").to_string()
 }
 
 fn labels(resource: &Resource) -> String {
-    resource
-        .metadata
-        .labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    resource.metadata.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 pub static KINDS: &[KindInfo] = &[
@@ -140,12 +120,7 @@ pub static KINDS: &[KindInfo] = &[
                     .get("clusterSelector")
                     .and_then(|s| s.get("matchLabels"))
                     .and_then(Value::as_object)
-                    .map(|o| {
-                        o.iter()
-                            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    })
+                    .map(|o| o.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>().join(","))
                     .unwrap_or_default()
             }),
         ],

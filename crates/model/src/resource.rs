@@ -57,11 +57,7 @@ pub struct ResourceKey {
 
 impl ResourceKey {
     pub fn new(kind: impl Into<String>, namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self {
-            kind: kind.into(),
-            namespace: namespace.into(),
-            name: name.into(),
-        }
+        Self { kind: kind.into(), namespace: namespace.into(), name: name.into() }
     }
 }
 
@@ -77,11 +73,7 @@ impl std::fmt::Display for ResourceKey {
 
 impl Resource {
     pub fn key(&self) -> ResourceKey {
-        ResourceKey::new(
-            self.kind.clone(),
-            self.metadata.namespace.clone().unwrap_or_default(),
-            self.metadata.name.clone(),
-        )
+        ResourceKey::new(self.kind.clone(), self.metadata.namespace.clone().unwrap_or_default(), self.metadata.name.clone())
     }
 
     /// The resourceVersion as a number, if the resource has a valid one.

@@ -54,10 +54,7 @@ impl LabelSelector {
 
     /// Parses the string form: comma-separated requirements.
     pub fn parse(input: &str) -> Result<Self, SelectorError> {
-        let fail = |reason: String| SelectorError {
-            selector: input.to_string(),
-            reason,
-        };
+        let fail = |reason: String| SelectorError { selector: input.to_string(), reason };
         let mut requirements = Vec::new();
         for part in split_top_level(input).map_err(&fail)? {
             let part = part.trim();
@@ -134,9 +131,7 @@ fn parse_requirement(part: &str) -> Result<Requirement, String> {
     if let Some(set) = rest.strip_prefix("in") {
         return Ok(Requirement::In(check_key(key)?, parse_set(set)?));
     }
-    Err(format!(
-        "cannot parse requirement {part:?}: expected key=value, key!=value, key in (..), key notin (..), key or !key"
-    ))
+    Err(format!("cannot parse requirement {part:?}: expected key=value, key!=value, key in (..), key notin (..), key or !key"))
 }
 
 /// The structured form used in specs (`clusterSelector:` and the like).
@@ -168,11 +163,7 @@ pub enum SelectorOperator {
 
 impl LabelSelectorSpec {
     pub fn to_selector(&self) -> LabelSelector {
-        let mut requirements: Vec<Requirement> = self
-            .match_labels
-            .iter()
-            .map(|(k, v)| Requirement::Equals(k.clone(), v.clone()))
-            .collect();
+        let mut requirements: Vec<Requirement> = self.match_labels.iter().map(|(k, v)| Requirement::Equals(k.clone(), v.clone())).collect();
         requirements.extend(self.match_expressions.iter().map(|e| match e.operator {
             SelectorOperator::In => Requirement::In(e.key.clone(), e.values.clone()),
             SelectorOperator::NotIn => Requirement::NotIn(e.key.clone(), e.values.clone()),
@@ -229,11 +220,7 @@ mod tests {
     fn structured_form_is_equivalent() {
         let spec = LabelSelectorSpec {
             match_labels: labels(&[("env", "prod")]),
-            match_expressions: vec![SelectorExpression {
-                key: "region".into(),
-                operator: SelectorOperator::In,
-                values: vec!["eu".into()],
-            }],
+            match_expressions: vec![SelectorExpression { key: "region".into(), operator: SelectorOperator::In, values: vec!["eu".into()] }],
         };
         let selector = spec.to_selector();
         assert!(selector.matches(&labels(&[("env", "prod"), ("region", "eu")])));

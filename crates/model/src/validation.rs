@@ -34,9 +34,7 @@ pub fn check_dns_subdomain(value: &str) -> Result<(), String> {
     if value.split('.').all(|part| check_dns_label(part).is_ok()) {
         Ok(())
     } else {
-        Err(format!(
-            "{value:?} is not a DNS subdomain: expected dot-separated lowercase labels (e.g. \"example.com\")"
-        ))
+        Err(format!("{value:?} is not a DNS subdomain: expected dot-separated lowercase labels (e.g. \"example.com\")"))
     }
 }
 
@@ -103,10 +101,7 @@ pub fn check_annotations(annotations: &BTreeMap<String, String>, path: &str, pro
         }
     }
     if total > MAX_TOTAL {
-        problems.push(Problem::new(
-            path,
-            format!("annotations may hold at most {MAX_TOTAL} bytes in total, got {total}"),
-        ));
+        problems.push(Problem::new(path, format!("annotations may hold at most {MAX_TOTAL} bytes in total, got {total}")));
     }
 }
 

@@ -154,10 +154,7 @@ fn main() {
         "| one application (3 components, 6 traits, 3 environments), median of 200, no policies | {:.2} ms |",
         one_without.as_secs_f64() * 1e3
     );
-    println!(
-        "| the same with the 4 example Rego policies | {:.2} ms |",
-        one_with.as_secs_f64() * 1e3
-    );
+    println!("| the same with the 4 example Rego policies | {:.2} ms |", one_with.as_secs_f64() * 1e3);
     println!(
         "| fleet of {FLEET} applications ({objects} objects), one core, no policies | {:.1} s, {:.0} apps/s |",
         fleet_without.as_secs_f64(),
@@ -168,8 +165,5 @@ fn main() {
         fleet_with.as_secs_f64(),
         rate(fleet_with)
     );
-    println!(
-        "| peak resident memory of the benchmark process (10,000 parsed applications held) | {:.0} MiB |",
-        peak_rss_mib()
-    );
+    println!("| peak resident memory of the benchmark process (10,000 parsed applications held) | {:.0} MiB |", peak_rss_mib());
 }

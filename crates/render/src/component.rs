@@ -45,13 +45,7 @@ const CONTAINER_KEYS: &[&str] = &[
     "annotations",
 ];
 const PORT_KEYS: &[&str] = &["port", "ports", "exposeType", "addRevisionLabel"];
-const JOB_KEYS: &[&str] = &[
-    "count",
-    "restart",
-    "ttlSecondsAfterFinished",
-    "activeDeadlineSeconds",
-    "backoffLimit",
-];
+const JOB_KEYS: &[&str] = &["count", "restart", "ttlSecondsAfterFinished", "activeDeadlineSeconds", "backoffLimit"];
 const CRON_KEYS: &[&str] = &[
     "schedule",
     "startingDeadlineSeconds",
@@ -275,13 +269,7 @@ fn volumes(params: &Params, path: &str, problems: &mut Vec<Problem>) -> (Vec<Val
         }
     };
     let groups = params.volume_mounts.as_ref().map(|v| {
-        [
-            ("pvc", &v.pvc),
-            ("configMap", &v.config_map),
-            ("secret", &v.secret),
-            ("emptyDir", &v.empty_dir),
-            ("hostPath", &v.host_path),
-        ]
+        [("pvc", &v.pvc), ("configMap", &v.config_map), ("secret", &v.secret), ("emptyDir", &v.empty_dir), ("hostPath", &v.host_path)]
     });
     for (kind, list) in groups.into_iter().flatten() {
         for (i, mount) in list.iter().enumerate() {
@@ -504,21 +492,15 @@ pub fn render(type_: &str, properties: &Map<String, Value>, ctx: &RenderContext,
         "statefulset" => {
             let headless = format!("{}-headless", ctx.name);
             if let Some(service) = exposing_service(ctx, &params, headless.clone(), true) {
-                outputs.push(Output {
-                    name: "headless".into(),
-                    object: service,
-                    trait_type: None,
-                });
+                outputs.push(Output { name: "headless".into(), object: service, trait_type: None });
             }
             json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": metadata, "spec": {"replicas": 1, "selector": selector, "serviceName": headless, "template": template}})
         }
         "task" => json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": job_spec(&params, template)}),
         _ => {
             let Some(schedule) = &params.schedule else {
-                problems.push(Problem::new(
-                    join_path(path, "schedule"),
-                    "required field is missing: a cron schedule such as \"*/5 * * * *\"",
-                ));
+                problems
+                    .push(Problem::new(join_path(path, "schedule"), "required field is missing: a cron schedule such as \"*/5 * * * *\""));
                 return Err(problems);
             };
             let mut spec = json!({
@@ -541,29 +523,17 @@ pub fn render(type_: &str, properties: &Map<String, Value>, ctx: &RenderContext,
     if matches!(type_, "webservice" | "daemon")
         && let Some(service) = exposing_service(ctx, &params, ctx.name.clone(), false)
     {
-        outputs.push(Output {
-            name: "webserviceExpose".into(),
-            object: service,
-            trait_type: None,
-        });
+        outputs.push(Output { name: "webserviceExpose".into(), object: service, trait_type: None });
     }
     if type_ == "statefulset"
         && let Some(service) = exposing_service(ctx, &params, ctx.name.clone(), false)
     {
-        outputs.push(Output {
-            name: "statefulsetExpose".into(),
-            object: service,
-            trait_type: None,
-        });
+        outputs.push(Output { name: "statefulsetExpose".into(), object: service, trait_type: None });
     }
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok(ComponentOutput {
-        workload: Some(workload),
-        outputs,
-        references: Vec::new(),
-    })
+    Ok(ComponentOutput { workload: Some(workload), outputs, references: Vec::new() })
 }
 
 fn job_spec(params: &Params, mut template: Value) -> Value {
@@ -602,20 +572,12 @@ fn k8s_objects(properties: &Map<String, Value>, path: &str) -> Result<ComponentO
         if object::name(&object).is_empty() {
             problems.push(Problem::new(format!("{at}.metadata.name"), "required field is missing"));
         }
-        outputs.push(Output {
-            name: format!("objects-{i}"),
-            object,
-            trait_type: None,
-        });
+        outputs.push(Output { name: format!("objects-{i}"), object, trait_type: None });
     }
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok(ComponentOutput {
-        workload: None,
-        outputs,
-        references: Vec::new(),
-    })
+    Ok(ComponentOutput { workload: None, outputs, references: Vec::new() })
 }
 
 #[derive(Debug, Deserialize)]
@@ -643,17 +605,11 @@ fn ref_objects(properties: &Map<String, Value>, ctx: &RenderContext, path: &str)
     let mut references = Vec::new();
     for (i, selector) in params.objects.into_iter().enumerate() {
         let Some(kind) = selector.kind.or(selector.resource) else {
-            problems.push(Problem::new(
-                format!("{path}.objects[{i}]"),
-                "expected a kind or a resource (e.g. resource: deployments)",
-            ));
+            problems.push(Problem::new(format!("{path}.objects[{i}]"), "expected a kind or a resource (e.g. resource: deployments)"));
             continue;
         };
         if selector.name.is_none() && selector.label_selector.is_none() {
-            problems.push(Problem::new(
-                format!("{path}.objects[{i}].name"),
-                "expected a name or a labelSelector",
-            ));
+            problems.push(Problem::new(format!("{path}.objects[{i}].name"), "expected a name or a labelSelector"));
         }
         if selector.cluster.as_deref().is_some_and(|c| c != ctx.cluster && c != "local") {
             continue;
@@ -669,9 +625,5 @@ fn ref_objects(properties: &Map<String, Value>, ctx: &RenderContext, path: &str)
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok(ComponentOutput {
-        workload: None,
-        outputs: Vec::new(),
-        references,
-    })
+    Ok(ComponentOutput { workload: None, outputs: Vec::new(), references })
 }

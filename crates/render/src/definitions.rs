@@ -30,10 +30,7 @@ fn scope(parameters: Value, ctx: &RenderContext, workload: Option<&Value>) -> Ma
 /// A template failure is reported where the application uses the definition,
 /// with the place in the definition that failed.
 fn definition_problem(kind: &str, name: &str, path: &str, problem: Problem) -> Vec<Problem> {
-    vec![Problem::new(
-        path,
-        format!("{kind} {name} failed at {}: {}", problem.path, problem.message),
-    )]
+    vec![Problem::new(path, format!("{kind} {name} failed at {}: {}", problem.path, problem.message))]
 }
 
 fn outputs(
@@ -47,18 +44,9 @@ fn outputs(
     let mut out = Vec::new();
     for (output_name, output) in template.get("outputs").and_then(Value::as_object).into_iter().flatten() {
         let at = format!("spec.template.outputs.{output_name}");
-        if let Some(object) = platform
-            .engine
-            .evaluate(output, scope.clone(), &at)
-            .map_err(|p| definition_problem(kind, name, path, p))?
-        {
+        if let Some(object) = platform.engine.evaluate(output, scope.clone(), &at).map_err(|p| definition_problem(kind, name, path, p))? {
             if !object.is_object() {
-                return Err(definition_problem(
-                    kind,
-                    name,
-                    path,
-                    Problem::new(at, "expected the output to be an object"),
-                ));
+                return Err(definition_problem(kind, name, path, Problem::new(at, "expected the output to be an object")));
             }
             out.push((output_name.clone(), object));
         }
@@ -87,26 +75,13 @@ pub fn render_component(
     if let Some(workload) = &workload
         && !workload.is_object()
     {
-        return Err(definition_problem(
-            kind,
-            name,
-            path,
-            Problem::new("spec.template.workload", "expected the workload to be an object"),
-        ));
+        return Err(definition_problem(kind, name, path, Problem::new("spec.template.workload", "expected the workload to be an object")));
     }
     let outputs = outputs(platform, &definition.template, &scope, kind, name, path)?
         .into_iter()
-        .map(|(name, object)| Output {
-            name,
-            object,
-            trait_type: None,
-        })
+        .map(|(name, object)| Output { name, object, trait_type: None })
         .collect();
-    Ok(ComponentOutput {
-        workload,
-        outputs,
-        references: Vec::new(),
-    })
+    Ok(ComponentOutput { workload, outputs, references: Vec::new() })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -124,10 +99,7 @@ pub fn apply_trait(
         let type_path = path.strip_suffix(".properties").unwrap_or(path);
         return Err(vec![Problem::new(
             format!("{type_path}.type"),
-            format!(
-                "trait {name} does not fit component type {component_type}: it applies to {}",
-                definition.applies_to.join(", ")
-            ),
+            format!("trait {name} does not fit component type {component_type}: it applies to {}", definition.applies_to.join(", ")),
         )]);
     }
     let parameters = read_parameters(&definition.parameters, properties, path)?;
@@ -135,25 +107,16 @@ pub fn apply_trait(
     let kind = "TraitDefinition";
     if let Some(template) = definition.template.get("patch") {
         let Some(workload) = component.workload.as_mut() else {
-            return Err(vec![Problem::new(
-                path,
-                format!("trait {name} patches a workload, and component type {component_type} has none"),
-            )]);
+            return Err(vec![Problem::new(path, format!("trait {name} patches a workload, and component type {component_type} has none"))]);
         };
-        if let Some(patch) = platform
-            .engine
-            .evaluate(template, scope.clone(), "spec.template.patch")
-            .map_err(|p| definition_problem(kind, name, path, p))?
+        if let Some(patch) =
+            platform.engine.evaluate(template, scope.clone(), "spec.template.patch").map_err(|p| definition_problem(kind, name, path, p))?
         {
             strategic_merge(workload, &patch);
         }
     }
     for (output_name, object) in outputs(platform, &definition.template, &scope, kind, name, path)? {
-        component.outputs.push(Output {
-            name: output_name,
-            object,
-            trait_type: Some(name.to_string()),
-        });
+        component.outputs.push(Output { name: output_name, object, trait_type: Some(name.to_string()) });
     }
     let _ = json!(null);
     Ok(())

@@ -207,11 +207,8 @@ fn add(target: &mut Value, path: &str, value: Value) -> Result<(), String> {
             Ok(())
         }
         Some(Value::Array(list)) => {
-            let index = if last == "-" {
-                list.len()
-            } else {
-                last.parse::<usize>().map_err(|_| format!("{last:?} is not a list index"))?
-            };
+            let index =
+                if last == "-" { list.len() } else { last.parse::<usize>().map_err(|_| format!("{last:?} is not a list index"))? };
             if index > list.len() {
                 return Err(format!("index {index} is past the end of the list at {parent:?}"));
             }
@@ -239,12 +236,7 @@ fn remove(target: &mut Value, path: &str) -> Result<Value, String> {
 }
 
 fn apply_operation(target: &mut Value, operation: &Value) -> Result<(), String> {
-    let field = |name: &str| {
-        operation
-            .get(name)
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("expected a string field {name:?}"))
-    };
+    let field = |name: &str| operation.get(name).and_then(Value::as_str).ok_or_else(|| format!("expected a string field {name:?}"));
     let op = field("op")?;
     let path = field("path")?;
     let value = || operation.get("value").cloned().ok_or_else(|| "expected a \"value\"".to_string());
@@ -261,10 +253,7 @@ fn apply_operation(target: &mut Value, operation: &Value) -> Result<(), String> 
             add(target, path, moved)
         }
         "copy" => {
-            let copied = target
-                .pointer(field("from")?)
-                .cloned()
-                .ok_or_else(|| "\"from\" does not exist".to_string())?;
+            let copied = target.pointer(field("from")?).cloned().ok_or_else(|| "\"from\" does not exist".to_string())?;
             add(target, path, copied)
         }
         "test" => match target.pointer(path) {
@@ -283,14 +272,8 @@ mod tests {
     #[test]
     fn strategic_merge_merges_containers_by_name_and_deletes_nulls() {
         let mut target = json!({"spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "y"}], "drop": 1}});
-        strategic_merge(
-            &mut target,
-            &json!({"spec": {"containers": [{"name": "b", "image": "z"}, {"name": "c"}], "drop": null}}),
-        );
-        assert_eq!(
-            target,
-            json!({"spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "z"}, {"name": "c"}]}})
-        );
+        strategic_merge(&mut target, &json!({"spec": {"containers": [{"name": "b", "image": "z"}, {"name": "c"}], "drop": null}}));
+        assert_eq!(target, json!({"spec": {"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "z"}, {"name": "c"}]}}));
         let mut args = json!({"args": ["a"]});
         strategic_merge(&mut args, &json!({"args": ["b"]}));
         assert_eq!(args, json!({"args": ["b"]}), "lists without a merge key are replaced");
@@ -317,14 +300,8 @@ mod tests {
         .expect("applies");
         assert_eq!(target, json!({"spec": {"replicas": 2, "list": [1, 2, 3], "new/key": true}}));
         let before = target.clone();
-        let err = json_patch(
-            &mut target,
-            &[
-                json!({"op": "remove", "path": "/spec/replicas"}),
-                json!({"op": "remove", "path": "/nope/x"}),
-            ],
-        )
-        .expect_err("fails");
+        let err = json_patch(&mut target, &[json!({"op": "remove", "path": "/spec/replicas"}), json!({"op": "remove", "path": "/nope/x"})])
+            .expect_err("fails");
         assert_eq!(err.0, 1);
         assert_eq!(target, before, "a failing patch changes nothing");
     }

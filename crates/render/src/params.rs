@@ -16,13 +16,8 @@ pub fn read<T: DeserializeOwned>(properties: &Map<String, Value>, allowed: &[&st
     let mut problems = Vec::new();
     for key in properties.keys() {
         if !allowed.contains(&key.as_str()) {
-            let hint = closest(key, allowed.iter().copied())
-                .map(|s| format!("; did you mean {s:?}?"))
-                .unwrap_or_default();
-            problems.push(Problem::new(
-                join_path(path, key),
-                format!("unknown property{hint} (expected one of {})", allowed.join(", ")),
-            ));
+            let hint = closest(key, allowed.iter().copied()).map(|s| format!("; did you mean {s:?}?")).unwrap_or_default();
+            problems.push(Problem::new(join_path(path, key), format!("unknown property{hint} (expected one of {})", allowed.join(", "))));
         }
     }
     if !problems.is_empty() {

@@ -84,16 +84,8 @@ pub const STEP_TYPES: &[&str] = &[
 ];
 
 /// Policy types that place, override, or mark objects for the agent.
-pub const POLICY_TYPES: &[&str] = &[
-    "topology",
-    "override",
-    "garbage-collect",
-    "apply-once",
-    "shared-resource",
-    "take-over",
-    "read-only",
-    "resource-update",
-];
+pub const POLICY_TYPES: &[&str] =
+    &["topology", "override", "garbage-collect", "apply-once", "shared-resource", "take-over", "read-only", "resource-update"];
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -128,18 +120,10 @@ impl Context<'_> {
     fn placements_for_environment(&self, name: &str, path: &str, namespace: Option<&str>) -> Result<Vec<Placement>, Vec<Problem>> {
         let Some(environment) = self.platform.environments.get(name) else {
             let known: Vec<&str> = self.platform.environments.keys().map(String::as_str).collect();
-            let hint = params::closest(name, known.iter().copied())
-                .map(|s| format!("; did you mean {s:?}?"))
-                .unwrap_or_default();
-            let known = if known.is_empty() {
-                "none; pass --platform DIR with Environment definitions".to_string()
-            } else {
-                known.join(", ")
-            };
-            return Err(vec![Problem::new(
-                path,
-                format!("unknown environment {name:?} (known: {known}){hint}"),
-            )]);
+            let hint = params::closest(name, known.iter().copied()).map(|s| format!("; did you mean {s:?}?")).unwrap_or_default();
+            let known =
+                if known.is_empty() { "none; pass --platform DIR with Environment definitions".to_string() } else { known.join(", ") };
+            return Err(vec![Problem::new(path, format!("unknown environment {name:?} (known: {known}){hint}"))]);
         };
         Ok(self
             .platform
@@ -168,24 +152,13 @@ impl Context<'_> {
             return Ok(placements);
         }
         if self.platform.clusters.is_empty() {
-            return Ok(vec![Placement {
-                cluster: "local".into(),
-                namespace: self.app_namespace.to_string(),
-                environment: None,
-            }]);
+            return Ok(vec![Placement { cluster: "local".into(), namespace: self.app_namespace.to_string(), environment: None }]);
         }
         Ok(Vec::new())
     }
 
     fn topology(&self, policy: &AppPolicy, path: &str) -> Result<Vec<Placement>, Vec<Problem>> {
-        let allowed = [
-            "clusters",
-            "clusterLabelSelector",
-            "clusterSelector",
-            "namespace",
-            "allowEmpty",
-            "environment",
-        ];
+        let allowed = ["clusters", "clusterLabelSelector", "clusterSelector", "namespace", "allowEmpty", "environment"];
         let topology: Topology = params::read(&properties(policy), &allowed, path)?;
         let namespace = topology.namespace.as_deref();
         let mut placements = Vec::new();
@@ -198,10 +171,7 @@ impl Context<'_> {
                 let hint = params::closest(cluster, self.platform.clusters.keys().map(String::as_str))
                     .map(|s| format!("; did you mean {s:?}?"))
                     .unwrap_or_default();
-                return Err(vec![Problem::new(
-                    format!("{path}.clusters[{i}]"),
-                    format!("unknown cluster {cluster:?}{hint}"),
-                )]);
+                return Err(vec![Problem::new(format!("{path}.clusters[{i}]"), format!("unknown cluster {cluster:?}{hint}"))]);
             }
             placements.push(Placement {
                 cluster: cluster.clone(),
@@ -229,17 +199,11 @@ impl Context<'_> {
             placements = self
                 .default_placements()?
                 .into_iter()
-                .map(|p| Placement {
-                    namespace: namespace.unwrap_or(&p.namespace).to_string(),
-                    ..p
-                })
+                .map(|p| Placement { namespace: namespace.unwrap_or(&p.namespace).to_string(), ..p })
                 .collect();
         }
         if placements.is_empty() && !topology.allow_empty && strict {
-            return Err(vec![Problem::new(
-                path,
-                "selects no cluster; set allowEmpty: true if that is intended",
-            )]);
+            return Err(vec![Problem::new(path, "selects no cluster; set allowEmpty: true if that is intended")]);
         }
         Ok(placements)
     }
@@ -267,10 +231,7 @@ fn check_overrides(spec: &ApplicationSpec, policy: &AppPolicy, path: &str) -> Ve
     let props = properties(policy);
     for key in props.keys() {
         if key != "components" && key != "selector" {
-            problems.push(Problem::new(
-                format!("{path}.{key}"),
-                "unknown property (expected components or selector)",
-            ));
+            problems.push(Problem::new(format!("{path}.{key}"), "unknown property (expected components or selector)"));
         }
     }
     for (j, entry) in props.get("components").and_then(Value::as_array).into_iter().flatten().enumerate() {
@@ -281,20 +242,14 @@ fn check_overrides(spec: &ApplicationSpec, policy: &AppPolicy, path: &str) -> Ve
             let hint = params::closest(name, spec.components.iter().map(|c| c.name.as_str()))
                 .map(|s| format!("; did you mean {s:?}?"))
                 .unwrap_or_default();
-            problems.push(Problem::new(
-                format!("{path}.components[{j}].name"),
-                format!("no component named {name:?}{hint}"),
-            ));
+            problems.push(Problem::new(format!("{path}.components[{j}].name"), format!("no component named {name:?}{hint}")));
         }
     }
     for (j, name) in props.get("selector").and_then(Value::as_array).into_iter().flatten().enumerate() {
         if let Some(name) = name.as_str()
             && !spec.components.iter().any(|c| c.name == name)
         {
-            problems.push(Problem::new(
-                format!("{path}.selector[{j}]"),
-                format!("no component named {name:?}"),
-            ));
+            problems.push(Problem::new(format!("{path}.selector[{j}]"), format!("no component named {name:?}")));
         }
     }
     problems
@@ -307,16 +262,11 @@ pub fn plan(ctx: &Context) -> Result<Plan, Vec<Problem>> {
     for (i, policy) in ctx.spec.policies.iter().enumerate() {
         let path = format!("spec.policies[{i}]");
         if !POLICY_TYPES.contains(&policy.type_.as_str()) {
-            let hint = params::closest(&policy.type_, POLICY_TYPES.iter().copied())
-                .map(|s| format!("; did you mean {s:?}?"))
-                .unwrap_or_default();
+            let hint =
+                params::closest(&policy.type_, POLICY_TYPES.iter().copied()).map(|s| format!("; did you mean {s:?}?")).unwrap_or_default();
             problems.push(Problem::new(
                 format!("{path}.type"),
-                format!(
-                    "unknown policy type {:?}{hint} (expected one of {})",
-                    policy.type_,
-                    POLICY_TYPES.join(", ")
-                ),
+                format!("unknown policy type {:?}{hint} (expected one of {})", policy.type_, POLICY_TYPES.join(", ")),
             ));
         }
         if policy.type_ == "override" {
@@ -334,24 +284,14 @@ pub fn plan(ctx: &Context) -> Result<Plan, Vec<Problem>> {
         default_workflow(ctx, &mut plan)?;
         return Ok(plan);
     }
-    let dag = ctx
-        .spec
-        .workflow
-        .as_ref()
-        .and_then(|w| w.mode.as_ref())
-        .and_then(|m| m.steps.as_deref())
-        == Some("DAG");
+    let dag = ctx.spec.workflow.as_ref().and_then(|w| w.mode.as_ref()).and_then(|m| m.steps.as_deref()) == Some("DAG");
     let mut held: Option<String> = None;
     let mut held_steps: BTreeMap<String, String> = BTreeMap::new();
     for (i, step) in steps.iter().enumerate() {
         let path = format!("spec.workflow.steps[{i}]");
         let name = step.name.clone().unwrap_or_else(|| format!("step-{i}"));
         // In DAG mode a gate holds only the steps that depend on it.
-        let gate = if dag {
-            step.depends_on.iter().find_map(|d| held_steps.get(d).cloned())
-        } else {
-            held.clone()
-        };
+        let gate = if dag { step.depends_on.iter().find_map(|d| held_steps.get(d).cloned()) } else { held.clone() };
         let result = run_step(ctx, &policies, step, &name, &path, gate.clone(), &mut plan);
         match result {
             Ok(Some(new_gate)) => {
@@ -380,13 +320,7 @@ fn default_workflow(ctx: &Context, plan: &mut Plan) -> Result<(), Vec<Problem>> 
         .filter(|(_, p)| p.type_ == "override")
         .map(|(i, p)| (Value::Object(properties(p)), format!("spec.policies[{i}].properties")))
         .collect();
-    let topologies: Vec<(usize, &AppPolicy)> = ctx
-        .spec
-        .policies
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.type_ == "topology")
-        .collect();
+    let topologies: Vec<(usize, &AppPolicy)> = ctx.spec.policies.iter().enumerate().filter(|(_, p)| p.type_ == "topology").collect();
     if topologies.is_empty() {
         plan.units.push(Unit {
             step: "deploy".into(),
@@ -409,12 +343,7 @@ fn default_workflow(ctx: &Context, plan: &mut Plan) -> Result<(), Vec<Problem>> 
             });
         }
     }
-    plan.steps.push(StepStatus {
-        name: "deploy".into(),
-        type_: "deploy".into(),
-        phase: Phase::Succeeded,
-        message: None,
-    });
+    plan.steps.push(StepStatus { name: "deploy".into(), type_: "deploy".into(), phase: Phase::Succeeded, message: None });
     Ok(())
 }
 
@@ -449,12 +378,7 @@ fn run_step(
 ) -> Result<Option<String>, Vec<Problem>> {
     let props = step_properties(step);
     let props_path = format!("{path}.properties");
-    let status = |phase: Phase, message: Option<String>| StepStatus {
-        name: name.to_string(),
-        type_: step.type_.clone(),
-        phase,
-        message,
-    };
+    let status = |phase: Phase, message: Option<String>| StepStatus { name: name.to_string(), type_: step.type_.clone(), phase, message };
     let settled = |gate: &Option<String>| if gate.is_some() { Phase::Pending } else { Phase::Succeeded };
     let approved = ctx.approvals.contains(name);
     let mut new_gate = None;
@@ -462,8 +386,7 @@ fn run_step(
         "suspend" => {
             let message = props.get("message").and_then(Value::as_str).map(String::from);
             if approved || gate.is_some() {
-                plan.steps
-                    .push(status(if approved { Phase::Succeeded } else { Phase::Pending }, message));
+                plan.steps.push(status(if approved { Phase::Succeeded } else { Phase::Pending }, message));
             } else {
                 plan.steps.push(status(
                     Phase::Suspended,
@@ -473,11 +396,7 @@ fn run_step(
             }
         }
         "deploy" => {
-            let deploy: Deploy = params::read(
-                &props,
-                &["policies", "auto", "parallelism", "ignoreTerraformComponent"],
-                &props_path,
-            )?;
+            let deploy: Deploy = params::read(&props, &["policies", "auto", "parallelism", "ignoreTerraformComponent"], &props_path)?;
             let _ = (deploy.parallelism, deploy.ignore_terraform_component);
             let mut placements = Vec::new();
             let mut overrides = Vec::new();
@@ -497,10 +416,7 @@ fn run_step(
                     }
                     "override" => overrides.push((Value::Object(properties(policy)), format!("spec.policies[{index}].properties"))),
                     other => {
-                        return Err(vec![Problem::new(
-                            at,
-                            format!("a deploy step takes topology and override policies, not {other}"),
-                        )]);
+                        return Err(vec![Problem::new(at, format!("a deploy step takes topology and override policies, not {other}"))]);
                     }
                 }
             }
@@ -532,10 +448,7 @@ fn run_step(
             }
             let apply: ApplyComponent = params::read(&props, &["component", "cluster", "namespace"], &props_path)?;
             if !ctx.spec.components.iter().any(|c| c.name == apply.component) {
-                return Err(vec![Problem::new(
-                    format!("{props_path}.component"),
-                    format!("no component named {:?}", apply.component),
-                )]);
+                return Err(vec![Problem::new(format!("{props_path}.component"), format!("no component named {:?}", apply.component))]);
             }
             let placements = match apply.cluster {
                 Some(cluster) => vec![Placement {
@@ -546,10 +459,7 @@ fn run_step(
                 None => ctx
                     .default_placements()?
                     .into_iter()
-                    .map(|p| Placement {
-                        namespace: apply.namespace.clone().unwrap_or(p.namespace.clone()),
-                        ..p
-                    })
+                    .map(|p| Placement { namespace: apply.namespace.clone().unwrap_or(p.namespace.clone()), ..p })
                     .collect(),
             };
             plan.units.push(Unit {
@@ -589,11 +499,7 @@ fn run_step(
             let data: BTreeMap<String, String> = props
                 .get("data")
                 .and_then(Value::as_object)
-                .map(|d| {
-                    d.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), String::from)))
-                        .collect()
-                })
+                .map(|d| d.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), String::from))).collect())
                 .unwrap_or_default();
             let mut object = if secret {
                 json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": object_name}, "type": props.get("type").and_then(Value::as_str).unwrap_or("Opaque"), "stringData": data})
@@ -632,15 +538,10 @@ fn run_step(
             ));
         }
         other => {
-            let hint = params::closest(other, STEP_TYPES.iter().copied())
-                .map(|s| format!("; did you mean {s:?}?"))
-                .unwrap_or_default();
+            let hint = params::closest(other, STEP_TYPES.iter().copied()).map(|s| format!("; did you mean {s:?}?")).unwrap_or_default();
             return Err(vec![Problem::new(
                 format!("{path}.type"),
-                format!(
-                    "unknown workflow step type {other:?}{hint} (expected one of {})",
-                    STEP_TYPES.join(", ")
-                ),
+                format!("unknown workflow step type {other:?}{hint} (expected one of {})", STEP_TYPES.join(", ")),
             )]);
         }
     }

@@ -99,72 +99,46 @@ impl Platform {
                     if let Some(first) = &defaults_seen {
                         fail(
                             resource,
-                            vec![Problem::new(
-                                "metadata.name",
-                                format!("Defaults {first} is already defined; keep one Defaults object"),
-                            )],
+                            vec![Problem::new("metadata.name", format!("Defaults {first} is already defined; keep one Defaults object"))],
                         );
                         continue;
                     }
                     defaults_seen = Some(name);
-                    let spec = if resource.spec.is_null() {
-                        serde_json::json!({})
-                    } else {
-                        resource.spec.clone()
-                    };
+                    let spec = if resource.spec.is_null() { serde_json::json!({}) } else { resource.spec.clone() };
                     match deserialize_at::<DefaultsSpec>(&spec, "spec") {
                         Ok(spec) => platform.defaults = spec,
                         Err(problem) => fail(resource, vec![problem]),
                     }
                 }
                 "Environment" => {
-                    let spec = if resource.spec.is_null() {
-                        serde_json::json!({})
-                    } else {
-                        resource.spec.clone()
-                    };
+                    let spec = if resource.spec.is_null() { serde_json::json!({}) } else { resource.spec.clone() };
                     match deserialize_at::<EnvironmentSpec>(&spec, "spec") {
                         Ok(spec) => {
                             platform.environments.insert(
                                 name.clone(),
-                                Environment {
-                                    name,
-                                    selector: spec.cluster_selector.to_selector(),
-                                    overrides: spec.overrides,
-                                },
+                                Environment { name, selector: spec.cluster_selector.to_selector(), overrides: spec.overrides },
                             );
                         }
                         Err(problem) => fail(resource, vec![problem]),
                     }
                 }
                 "Cluster" => {
-                    platform.clusters.insert(
-                        name.clone(),
-                        Cluster {
-                            name,
-                            labels: resource.metadata.labels.clone(),
-                        },
-                    );
+                    platform.clusters.insert(name.clone(), Cluster { name, labels: resource.metadata.labels.clone() });
                 }
                 _ => {}
             }
         }
         match Policies::compile(&policies) {
             Ok(compiled) => platform.policies = compiled,
-            Err(problems) => errors.extend(
-                problems
-                    .into_iter()
-                    .map(|(name, problem)| DocumentError::new(format!("Policy {name}"), vec![problem])),
-            ),
+            Err(problems) => {
+                errors.extend(problems.into_iter().map(|(name, problem)| DocumentError::new(format!("Policy {name}"), vec![problem])))
+            }
         }
         for (i, env) in platform.defaults.environments.iter().enumerate() {
             if !platform.environments.contains_key(env) {
                 errors.push(DocumentError::new(
                     format!("Defaults {}", defaults_seen.clone().unwrap_or_default()),
-                    vec![Problem::new(
-                        format!("spec.environments[{i}]"),
-                        format!("no Environment named {env:?}"),
-                    )],
+                    vec![Problem::new(format!("spec.environments[{i}]"), format!("no Environment named {env:?}"))],
                 ));
             }
         }
@@ -172,10 +146,7 @@ impl Platform {
     }
 
     fn compile_parameters(schema: Option<&Value>) -> Result<Option<Parameters>, Vec<Problem>> {
-        schema
-            .map(|schema| Parameters::compile(schema, "spec.parameters"))
-            .transpose()
-            .map_err(|p| vec![p])
+        schema.map(|schema| Parameters::compile(schema, "spec.parameters")).transpose().map_err(|p| vec![p])
     }
 
     fn compile_component(&self, spec: ComponentDefinitionSpec) -> Result<CustomComponent, Vec<Problem>> {
@@ -184,10 +155,7 @@ impl Platform {
         if !problems.is_empty() {
             return Err(problems);
         }
-        Ok(CustomComponent {
-            parameters,
-            template: spec.template,
-        })
+        Ok(CustomComponent { parameters, template: spec.template })
     }
 
     fn compile_trait(&self, spec: TraitDefinitionSpec) -> Result<CustomTrait, Vec<Problem>> {
@@ -196,11 +164,16 @@ impl Platform {
         if !problems.is_empty() {
             return Err(problems);
         }
-        Ok(CustomTrait {
-            applies_to: spec.applies_to,
-            parameters,
-            template: spec.template,
-        })
+        Ok(CustomTrait { applies_to: spec.applies_to, parameters, template: spec.template })
+    }
+
+    /// Whether the platform has a Cluster of this name.
+    pub fn has_cluster(&self, name: &str) -> bool {
+        self.clusters.contains_key(name)
+    }
+
+    pub fn cluster_names(&self) -> impl Iterator<Item = String> + '_ {
+        self.clusters.keys().cloned()
     }
 
     pub fn defaults(&self) -> &DefaultsSpec {
@@ -215,29 +188,20 @@ impl Platform {
     /// The environment a cluster serves: the first (by name) whose selector matches it.
     pub(crate) fn environment_of(&self, cluster: &str) -> Option<&Environment> {
         let labels = &self.clusters.get(cluster)?.labels;
-        self.environments
-            .values()
-            .find(|e| !e.selector.is_empty() && e.selector.matches(labels))
+        self.environments.values().find(|e| !e.selector.is_empty() && e.selector.matches(labels))
     }
 
     /// Every component type name, built-in and custom, for suggestions.
     pub fn component_types(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = crate::component::BUILTIN
-            .iter()
-            .map(|(n, _)| *n)
-            .chain(self.components.keys().map(String::as_str))
-            .collect();
+        let mut names: Vec<&str> =
+            crate::component::BUILTIN.iter().map(|(n, _)| *n).chain(self.components.keys().map(String::as_str)).collect();
         names.sort_unstable();
         names.dedup();
         names
     }
 
     pub fn trait_types(&self) -> Vec<&str> {
-        let mut names: Vec<&str> = crate::traits::BUILTIN
-            .iter()
-            .map(|(n, _)| *n)
-            .chain(self.traits.keys().map(String::as_str))
-            .collect();
+        let mut names: Vec<&str> = crate::traits::BUILTIN.iter().map(|(n, _)| *n).chain(self.traits.keys().map(String::as_str)).collect();
         names.sort_unstable();
         names.dedup();
         names

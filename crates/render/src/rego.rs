@@ -71,18 +71,11 @@ impl Policies {
                             name.clone(),
                             Problem::new(
                                 "spec.rego",
-                                format!(
-                                    "{package} is also the package of policy {:?}; each policy needs its own package",
-                                    other.name
-                                ),
+                                format!("{package} is also the package of policy {:?}; each policy needs its own package", other.name),
                             ),
                         ));
                     }
-                    entries.push(Entry {
-                        name: name.clone(),
-                        package,
-                        enforcement: *enforcement,
-                    });
+                    entries.push(Entry { name: name.clone(), package, enforcement: *enforcement });
                 }
                 Err(e) => problems.push((name.clone(), Problem::new("spec.rego", format!("not valid Rego: {e}")))),
             }
@@ -90,10 +83,7 @@ impl Policies {
         if !problems.is_empty() {
             return Err(problems);
         }
-        Ok(Policies {
-            engine: Some(engine),
-            entries,
-        })
+        Ok(Policies { engine: Some(engine), entries })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -137,11 +127,7 @@ impl Policies {
 
 /// Messages from a rule's value: a set or list of strings, or of objects with `msg`.
 fn messages(value: &regorus::Value) -> Vec<String> {
-    let json: Value = value
-        .to_json_str()
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or(Value::Null);
+    let json: Value = value.to_json_str().ok().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null);
     let items = match json {
         Value::Array(items) => items,
         Value::Null | Value::Bool(false) => Vec::new(),
@@ -190,11 +176,7 @@ warn contains "be careful" if { input.environment.name == "prod" }
                     message: "Deployment web: image nginx:latest uses the :latest tag".into(),
                     enforcement: Enforcement::Deny
                 },
-                Finding {
-                    policy: "no-latest".into(),
-                    message: "be careful".into(),
-                    enforcement: Enforcement::Warn
-                },
+                Finding { policy: "no-latest".into(), message: "be careful".into(), enforcement: Enforcement::Warn },
             ]
         );
     }
@@ -204,11 +186,9 @@ warn contains "be careful" if { input.environment.name == "prod" }
         let err =
             Policies::compile(&[("broken".into(), "package x\ndeny contains msg if {".into(), Enforcement::Deny)]).expect_err("invalid");
         assert_eq!(err[0].0, "broken");
-        let err = Policies::compile(&[
-            ("a".into(), NO_LATEST.into(), Enforcement::Deny),
-            ("b".into(), NO_LATEST.into(), Enforcement::Deny),
-        ])
-        .expect_err("duplicate package");
+        let err =
+            Policies::compile(&[("a".into(), NO_LATEST.into(), Enforcement::Deny), ("b".into(), NO_LATEST.into(), Enforcement::Deny)])
+                .expect_err("duplicate package");
         assert!(err[0].1.message.contains("also the package"), "{:?}", err);
     }
 

@@ -144,9 +144,7 @@ fn apply_override(components: &mut Vec<ComponentSpec>, properties: &Value) {
                         json_merge_patch(&mut merged, &patch);
                         *props = merged.as_object().cloned().unwrap_or_default();
                     }
-                    None => component
-                        .traits
-                        .push((usize::MAX, trait_type.to_string(), patch.as_object().cloned().unwrap_or_default())),
+                    None => component.traits.push((usize::MAX, trait_type.to_string(), patch.as_object().cloned().unwrap_or_default())),
                 }
             }
         }
@@ -165,18 +163,13 @@ fn check_structure(spec: &ApplicationSpec, platform: &Platform) -> Result<Vec<us
                 .unwrap_or_default();
             problems.push(Problem::new(
                 format!("spec.components[{i}].type"),
-                format!(
-                    "unknown component type {:?}{hint} (known: {})",
-                    component.type_,
-                    component_types.join(", ")
-                ),
+                format!("unknown component type {:?}{hint} (known: {})", component.type_, component_types.join(", ")),
             ));
         }
         for (j, t) in component.traits.iter().enumerate() {
             if !trait_types.contains(&t.type_.as_str()) {
-                let hint = params::closest(&t.type_, trait_types.iter().copied())
-                    .map(|s| format!("; did you mean {s:?}?"))
-                    .unwrap_or_default();
+                let hint =
+                    params::closest(&t.type_, trait_types.iter().copied()).map(|s| format!("; did you mean {s:?}?")).unwrap_or_default();
                 problems.push(Problem::new(
                     format!("spec.components[{i}].traits[{j}].type"),
                     format!("unknown trait {:?}{hint} (known: {})", t.type_, trait_types.join(", ")),
@@ -188,10 +181,8 @@ fn check_structure(spec: &ApplicationSpec, platform: &Platform) -> Result<Vec<us
                 let hint = params::closest(dependency, spec.components.iter().map(|c| c.name.as_str()))
                     .map(|s| format!("; did you mean {s:?}?"))
                     .unwrap_or_default();
-                problems.push(Problem::new(
-                    format!("spec.components[{i}].dependsOn[{j}]"),
-                    format!("no component named {dependency:?}{hint}"),
-                ));
+                problems
+                    .push(Problem::new(format!("spec.components[{i}].dependsOn[{j}]"), format!("no component named {dependency:?}{hint}")));
             }
         }
     }
@@ -219,10 +210,7 @@ fn waves(spec: &ApplicationSpec) -> Result<Vec<usize>, Vec<Problem>> {
         if let Some(start) = stack.iter().position(|&s| s == i) {
             let mut cycle: Vec<&str> = stack[start..].iter().map(|&s| spec.components[s].name.as_str()).collect();
             cycle.push(spec.components[i].name.as_str());
-            return Err(Problem::new(
-                format!("spec.components[{i}].dependsOn"),
-                format!("dependency cycle: {}", cycle.join(" -> ")),
-            ));
+            return Err(Problem::new(format!("spec.components[{i}].dependsOn"), format!("dependency cycle: {}", cycle.join(" -> "))));
         }
         stack.push(i);
         let mut deepest = None;
@@ -263,11 +251,7 @@ fn render_component(
     let workload_kind = output.workload.as_ref().map(|w| object::kind(w).to_string()).unwrap_or_default();
     let mut problems = Vec::new();
     for (j, trait_type, properties) in &component.traits {
-        let trait_path = if *j == usize::MAX {
-            format!("{path}.traits")
-        } else {
-            format!("{path}.traits[{j}]")
-        };
+        let trait_path = if *j == usize::MAX { format!("{path}.traits") } else { format!("{path}.traits[{j}]") };
         let result = match platform.traits.get(trait_type) {
             Some(custom) => crate::definitions::apply_trait(
                 platform,
@@ -282,11 +266,7 @@ fn render_component(
             None => {
                 let fits = traits::fits(trait_type).unwrap_or(Fits::Workload);
                 if !fits.accepts(&workload_kind) {
-                    let what = if workload_kind.is_empty() {
-                        "no workload".to_string()
-                    } else {
-                        format!("a {workload_kind}")
-                    };
+                    let what = if workload_kind.is_empty() { "no workload".to_string() } else { format!("a {workload_kind}") };
                     Err(vec![Problem::new(
                         format!("{trait_path}.type"),
                         format!(
@@ -307,11 +287,7 @@ fn render_component(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let ComponentOutput {
-        workload,
-        outputs,
-        references,
-    } = output;
+    let ComponentOutput { workload, outputs, references } = output;
     let mut objects = Vec::new();
     let origin = |trait_type: Option<String>, output: Option<String>| Origin {
         component: Some((component.name.clone(), component.type_.clone())),
@@ -386,10 +362,7 @@ impl Stamp<'_> {
             set_default(labels, key, json!(value));
         }
         let annotations = map_at(object, &["metadata", "annotations"]);
-        annotations.insert(
-            "heimdall.dev/source".into(),
-            json!(format!("{} {app_namespace}/{app_name}", self.app.kind)),
-        );
+        annotations.insert("heimdall.dev/source".into(), json!(format!("{} {app_namespace}/{app_name}", self.app.kind)));
         annotations.insert("heimdall.dev/generation".into(), json!(self.generation.to_string()));
         if origin.wave > 0 {
             annotations.insert("heimdall.dev/wave".into(), json!(origin.wave.to_string()));
@@ -404,11 +377,7 @@ impl Stamp<'_> {
         // Pods get the stable labels only: a revision label would restart them on every change.
         if let Some(template) = pod_template_mut(object) {
             let labels = map_at(template.entry("metadata").or_insert_with(|| json!({})), &["labels"]);
-            set_default(
-                labels,
-                "app.kubernetes.io/name",
-                json!(origin.component.as_ref().map(|c| c.0.clone()).unwrap_or_default()),
-            );
+            set_default(labels, "app.kubernetes.io/name", json!(origin.component.as_ref().map(|c| c.0.clone()).unwrap_or_default()));
             set_default(labels, "app.kubernetes.io/instance", json!(app_name));
             labels.insert("heimdall.dev/app".into(), json!(app_name));
             if let Some(environment) = self.environment {
@@ -472,10 +441,7 @@ pub(crate) struct ObjectRule {
 impl ObjectRule {
     fn matches(&self, object: &Object, origin: &Origin) -> bool {
         let listed = |key: &str, value: &str| {
-            self.selector
-                .get(key)
-                .and_then(Value::as_array)
-                .is_none_or(|list| list.iter().any(|v| v.as_str() == Some(value)))
+            self.selector.get(key).and_then(Value::as_array).is_none_or(|list| list.iter().any(|v| v.as_str() == Some(value)))
         };
         let component = origin.component.as_ref();
         listed("componentNames", component.map_or("", |c| c.0.as_str()))
@@ -509,10 +475,7 @@ fn object_rules(spec: &ApplicationSpec) -> Result<Vec<ObjectRule>, Vec<Problem>>
             })
             .unwrap_or_default();
         let mut push = |selector: Map<String, Value>, annotations: Vec<(&str, String)>| {
-            rules.push(ObjectRule {
-                selector,
-                annotations: annotations.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-            })
+            rules.push(ObjectRule { selector, annotations: annotations.into_iter().map(|(k, v)| (k.to_string(), v)).collect() })
         };
         match policy.type_.as_str() {
             "garbage-collect" => {
@@ -548,11 +511,7 @@ fn object_rules(spec: &ApplicationSpec) -> Result<Vec<ObjectRule>, Vec<Problem>>
                         .and_then(Value::as_array)
                         .map(|p| p.iter().filter_map(Value::as_str).collect())
                         .unwrap_or_default();
-                    let value = if paths.is_empty() || paths.contains(&"*") {
-                        "true".to_string()
-                    } else {
-                        paths.join(",")
-                    };
+                    let value = if paths.is_empty() || paths.contains(&"*") { "true".to_string() } else { paths.join(",") };
                     push(selector, vec![("heimdall.dev/apply-once", value)]);
                 }
             }
@@ -576,10 +535,8 @@ fn object_rules(spec: &ApplicationSpec) -> Result<Vec<ObjectRule>, Vec<Problem>>
                         annotations.push(("heimdall.dev/update", op.to_string()));
                     }
                     if let Some(fields) = strategy.get("recreateFields").and_then(Value::as_array) {
-                        annotations.push((
-                            "heimdall.dev/recreate-fields",
-                            fields.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
-                        ));
+                        annotations
+                            .push(("heimdall.dev/recreate-fields", fields.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")));
                     }
                     push(selector, annotations);
                 }
@@ -694,10 +651,7 @@ impl Finisher<'_> {
                 if !object_problems.is_empty() {
                     let what = format!("{} {}", object::kind(&object), object::name(&object));
                     for (path, message) in object_problems {
-                        problems.push(Problem::new(
-                            origin.path.clone(),
-                            format!("renders an invalid {what}: {path}: {message}"),
-                        ));
+                        problems.push(Problem::new(origin.path.clone(), format!("renders an invalid {what}: {path}: {message}")));
                     }
                 }
                 objects.push(object);
@@ -717,11 +671,7 @@ impl Finisher<'_> {
                     if global_warn {
                         finding.enforcement = Enforcement::Warn;
                     }
-                    TargetFinding {
-                        cluster: cluster.clone(),
-                        namespace: namespace.clone(),
-                        finding,
-                    }
+                    TargetFinding { cluster: cluster.clone(), namespace: namespace.clone(), finding }
                 }));
             }
             targets.push(Target {
@@ -740,12 +690,7 @@ impl Finisher<'_> {
             return Err(problems);
         }
         targets.sort_by(|a, b| (a.held_by.is_some(), &a.cluster, &a.namespace).cmp(&(b.held_by.is_some(), &b.cluster, &b.namespace)));
-        Ok(Rendered {
-            targets,
-            workflow,
-            findings,
-            warnings,
-        })
+        Ok(Rendered { targets, workflow, findings, warnings })
     }
 }
 
@@ -770,12 +715,7 @@ pub(crate) fn render_application(app: &Resource, platform: &Platform, options: &
         if unit.placements.is_empty() {
             warnings.push(format!("step {} deploys to no cluster", unit.step));
         }
-        for Placement {
-            cluster,
-            namespace,
-            environment,
-        } in &unit.placements
-        {
+        for Placement { cluster, namespace, environment } in &unit.placements {
             let mut components: Vec<ComponentSpec> = spec
                 .components
                 .iter()
@@ -783,19 +723,13 @@ pub(crate) fn render_application(app: &Resource, platform: &Platform, options: &
                 .filter(|(_, c)| unit.components.as_ref().is_none_or(|names| names.contains(&c.name)))
                 .map(|(i, c)| ComponentSpec::from_component(i, c))
                 .collect();
-            if let Some(overrides) = environment
-                .as_ref()
-                .and_then(|e| platform.environments.get(e))
-                .and_then(|e| e.overrides.as_ref())
-            {
+            if let Some(overrides) = environment.as_ref().and_then(|e| platform.environments.get(e)).and_then(|e| e.overrides.as_ref()) {
                 apply_override(&mut components, overrides);
             }
             for (overrides, _) in &unit.overrides {
                 apply_override(&mut components, overrides);
             }
-            let builder = builders
-                .entry((unit.held_by.clone(), cluster.clone(), namespace.clone()))
-                .or_default();
+            let builder = builders.entry((unit.held_by.clone(), cluster.clone(), namespace.clone())).or_default();
             builder.environment = environment.clone();
             builder.held_by = unit.held_by.clone();
             for component in &components {
@@ -820,13 +754,8 @@ pub(crate) fn render_application(app: &Resource, platform: &Platform, options: &
                 }
             }
             for object in &unit.objects {
-                let origin = Origin {
-                    component: None,
-                    trait_type: None,
-                    output: None,
-                    path: format!("spec.workflow ({})", unit.step),
-                    wave: 0,
-                };
+                let origin =
+                    Origin { component: None, trait_type: None, output: None, path: format!("spec.workflow ({})", unit.step), wave: 0 };
                 builder.add(namespace, object.clone(), origin);
             }
         }

@@ -42,9 +42,7 @@ impl Placeholders<'_> {
                 out.push_str("${");
                 rest = escaped;
             } else if let Some(inner) = after.strip_prefix("${") {
-                let end = inner
-                    .find('}')
-                    .ok_or_else(|| Problem::new(path, format!("unclosed placeholder in {text:?}")))?;
+                let end = inner.find('}').ok_or_else(|| Problem::new(path, format!("unclosed placeholder in {text:?}")))?;
                 out.push_str(&self.resolve(&inner[..end], path)?);
                 rest = &inner[end + 1..];
             } else {
@@ -75,13 +73,7 @@ impl Placeholders<'_> {
                 let key = output.join(".");
                 Some(outputs.get(&key).ok_or_else(|| {
                     let known: Vec<&str> = outputs.keys().map(String::as_str).collect();
-                    Problem::new(
-                        path,
-                        format!(
-                            "${{{reference}}}: resource {name:?} has no output {key:?} (it has: {})",
-                            known.join(", ")
-                        ),
-                    )
+                    Problem::new(path, format!("${{{reference}}}: resource {name:?} has no output {key:?} (it has: {})", known.join(", ")))
                 })?)
             }
             _ => None,
@@ -112,9 +104,7 @@ fn provision(
         "service" => BTreeMap::from([("name".to_string(), json!(service_name)), ("host".to_string(), json!(service_name))]),
         "endpoint" => {
             let port = params.get("port").cloned().unwrap_or(json!(80));
-            let port_text = port
-                .as_u64()
-                .map_or_else(|| port.as_str().unwrap_or("80").to_string(), |p| p.to_string());
+            let port_text = port.as_u64().map_or_else(|| port.as_str().unwrap_or("80").to_string(), |p| p.to_string());
             BTreeMap::from([
                 ("name".to_string(), json!(service_name)),
                 ("host".to_string(), json!(service_name)),
@@ -173,12 +163,8 @@ pub fn inline_file_sources(document: &mut Value, mut read: impl FnMut(&str) -> R
             let Some(source) = file.get("source").and_then(Value::as_str).map(String::from) else {
                 continue;
             };
-            let content = read(&source).map_err(|e| {
-                Problem::new(
-                    format!("containers.{container_name}.files"),
-                    format!("cannot read source {source:?}: {e}"),
-                )
-            })?;
+            let content = read(&source)
+                .map_err(|e| Problem::new(format!("containers.{container_name}.files"), format!("cannot read source {source:?}: {e}")))?;
             if let Some(file) = file.as_object_mut() {
                 file.remove("source");
                 file.insert("content".into(), json!(content));
@@ -203,16 +189,8 @@ fn probe(probe: &Value, path: &str) -> Result<Value, Problem> {
 }
 
 fn sanitize(target: &str) -> String {
-    let cleaned: String = target
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let cleaned: String =
+        target.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' }).collect();
     cleaned.trim_matches('-').to_string()
 }
 
@@ -247,12 +225,7 @@ fn container(
         values
             .iter()
             .enumerate()
-            .filter_map(|(i, v)| {
-                placeholders
-                    .expand(v, &format!("{path}.{field}[{i}]"))
-                    .map_err(|p| problems.push(p))
-                    .ok()
-            })
+            .filter_map(|(i, v)| placeholders.expand(v, &format!("{path}.{field}[{i}]")).map_err(|p| problems.push(p)).ok())
             .collect()
     };
     if !container.command.is_empty() {
@@ -274,10 +247,7 @@ fn container(
     if let Some(resources) = &container.resources {
         out["resources"] = resources.clone();
     }
-    for (field, value) in [
-        ("livenessProbe", &container.liveness_probe),
-        ("readinessProbe", &container.readiness_probe),
-    ] {
+    for (field, value) in [("livenessProbe", &container.liveness_probe), ("readinessProbe", &container.readiness_probe)] {
         if let Some(value) = value {
             match probe(value, &format!("{path}.{field}")) {
                 Ok(p) => out[field] = p,
@@ -297,11 +267,7 @@ fn container(
             let key = sanitize(target);
             if let Some(content) = file.get("content").and_then(Value::as_str) {
                 let no_expand = file.get("noExpand").and_then(Value::as_bool).unwrap_or(false);
-                let content = if no_expand {
-                    Ok(content.to_string())
-                } else {
-                    placeholders.expand(content, &at)
-                };
+                let content = if no_expand { Ok(content.to_string()) } else { placeholders.expand(content, &at) };
                 match content {
                     Ok(content) => {
                         data.insert(key.clone(), json!(content));
@@ -408,10 +374,7 @@ pub(crate) fn render_workload(app: &Resource, platform: &Platform, options: &Ren
     for (key, value) in &app.metadata.extra {
         metadata[key] = value.clone();
     }
-    let placeholders = Placeholders {
-        metadata: &metadata,
-        resources: &outputs,
-    };
+    let placeholders = Placeholders { metadata: &metadata, resources: &outputs };
     let mut built = Built { objects: Vec::new() };
     let mut volumes = Vec::new();
     let mut containers = Vec::new();
@@ -487,11 +450,7 @@ pub(crate) fn render_workload(app: &Resource, platform: &Platform, options: &Ren
         return Err(problems);
     }
 
-    let empty_spec = heimdall_model::spec::application::ApplicationSpec {
-        components: Vec::new(),
-        policies: Vec::new(),
-        workflow: None,
-    };
+    let empty_spec = heimdall_model::spec::application::ApplicationSpec { components: Vec::new(), policies: Vec::new(), workflow: None };
     let placements = plan::Context {
         spec: &empty_spec,
         app_namespace: &namespace,
@@ -501,12 +460,7 @@ pub(crate) fn render_workload(app: &Resource, platform: &Platform, options: &Ren
     }
     .plan_default()?;
     let mut builders: BTreeMap<(Option<String>, String, String), TargetBuilder> = BTreeMap::new();
-    for Placement {
-        cluster,
-        namespace,
-        environment,
-    } in &placements
-    {
+    for Placement { cluster, namespace, environment } in &placements {
         let builder = builders.entry((None, cluster.clone(), namespace.clone())).or_default();
         builder.environment = environment.clone();
         for object in &built.objects {
@@ -520,21 +474,11 @@ pub(crate) fn render_workload(app: &Resource, platform: &Platform, options: &Ren
             builder.add(namespace, object.clone(), origin);
         }
     }
-    let workflow = vec![StepStatus {
-        name: "deploy".into(),
-        type_: "deploy".into(),
-        phase: plan::Phase::Succeeded,
-        message: None,
-    }];
+    let workflow = vec![StepStatus { name: "deploy".into(), type_: "deploy".into(), phase: plan::Phase::Succeeded, message: None }];
     let warnings = if placements.is_empty() {
         vec!["the workload deploys to no cluster: set Defaults.spec.environments".to_string()]
     } else {
         Vec::new()
     };
-    Finisher {
-        platform,
-        app,
-        rules: Vec::new(),
-    }
-    .finish(builders, workflow, warnings)
+    Finisher { platform, app, rules: Vec::new() }.finish(builders, workflow, warnings)
 }

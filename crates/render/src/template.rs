@@ -125,11 +125,7 @@ impl Engine {
     /// Evaluates `template` with `scope` as the variables. `None` means the
     /// whole template was dropped by a false `$if`.
     pub fn evaluate(&self, template: &Value, scope: Map<String, Value>, path: &str) -> Result<Option<Value>, Problem> {
-        let mut evaluation = Evaluation {
-            engine: self,
-            scope,
-            nodes: 0,
-        };
+        let mut evaluation = Evaluation { engine: self, scope, nodes: 0 };
         evaluation.value(template, path)
     }
 }
@@ -160,10 +156,7 @@ fn size(value: &Value) -> (usize, usize) {
     match value {
         Value::String(s) => (1, s.len()),
         Value::Array(items) => items.iter().map(size).fold((1, 0), |(n, b), (n2, b2)| (n + n2, b + b2)),
-        Value::Object(map) => map
-            .iter()
-            .map(|(k, v)| (k.len(), size(v)))
-            .fold((1, 0), |(n, b), (k, (n2, b2))| (n + n2, b + b2 + k)),
+        Value::Object(map) => map.iter().map(|(k, v)| (k.len(), size(v))).fold((1, 0), |(n, b), (k, (n2, b2))| (n + n2, b + b2 + k)),
         _ => (1, 8),
     }
 }
@@ -172,10 +165,7 @@ impl Evaluation<'_> {
     fn count(&mut self, path: &str) -> Result<(), Problem> {
         self.nodes += 1;
         if self.nodes > MAX_NODES {
-            return Err(Problem::new(
-                path,
-                format!("the template produced more than {MAX_NODES} values; it was stopped"),
-            ));
+            return Err(Problem::new(path, format!("the template produced more than {MAX_NODES} values; it was stopped")));
         }
         Ok(())
     }
@@ -186,9 +176,7 @@ impl Evaluation<'_> {
             .env
             .compile_expression(expression)
             .map_err(|e| Problem::new(path, format!("invalid expression {expression:?}: {e}")))?;
-        compiled
-            .eval(&self.scope)
-            .map_err(|e| Problem::new(path, format!("${{{{ {expression} }}}} failed: {e}")))
+        compiled.eval(&self.scope).map_err(|e| Problem::new(path, format!("${{{{ {expression} }}}} failed: {e}")))
     }
 
     fn string(&mut self, text: &str, path: &str) -> Result<Value, Problem> {
@@ -261,10 +249,7 @@ impl Evaluation<'_> {
             Value::Object(map) => map.into_iter().map(|(k, v)| Value::Array(vec![Value::String(k), v])).collect(),
             Value::Null => Vec::new(),
             other => {
-                return Err(Problem::new(
-                    format!("{path}.$each"),
-                    format!("expected a list or a mapping, got {other}"),
-                ));
+                return Err(Problem::new(format!("{path}.$each"), format!("expected a list or a mapping, got {other}")));
             }
         };
         let name = item.get("$as").and_then(Value::as_str).unwrap_or("item").to_string();
@@ -328,10 +313,7 @@ impl std::fmt::Debug for Parameters {
 impl Parameters {
     pub fn compile(schema: &Value, path: &str) -> Result<Parameters, Problem> {
         let validator = jsonschema::validator_for(schema).map_err(|e| Problem::new(path, format!("not a valid JSON Schema: {e}")))?;
-        Ok(Parameters {
-            schema: schema.clone(),
-            validator,
-        })
+        Ok(Parameters { schema: schema.clone(), validator })
     }
 
     /// Applies defaults, then validates; every violation is reported at its path.
@@ -384,10 +366,7 @@ mod tests {
     fn exact_expressions_keep_types_and_text_interpolates() {
         let template =
             json!({"replicas": "${{ parameters.replicas }}", "name": "${{ context.name }}-svc", "ports": "${{ parameters.ports }}"});
-        let out = Engine::default()
-            .evaluate(&template, scope(json!({"replicas": 3, "ports": [80, 443]})), "t")
-            .expect("ok")
-            .expect("kept");
+        let out = Engine::default().evaluate(&template, scope(json!({"replicas": 3, "ports": [80, 443]})), "t").expect("ok").expect("kept");
         assert_eq!(out, json!({"replicas": 3, "name": "web-svc", "ports": [80, 443]}));
     }
 
@@ -399,49 +378,34 @@ mod tests {
             "args": [{"$each": "parameters.args", "$as": "arg", "$value": "--${{ arg }}"}],
         });
         let out = Engine::default()
-            .evaluate(
-                &template,
-                scope(json!({"expose": false, "env": {"B": "2", "A": "1"}, "args": ["x", "y"]})),
-                "t",
-            )
+            .evaluate(&template, scope(json!({"expose": false, "env": {"B": "2", "A": "1"}, "args": ["x", "y"]})), "t")
             .expect("ok")
             .expect("kept");
-        assert_eq!(
-            out,
-            json!({"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}], "args": ["--x", "--y"]})
-        );
+        assert_eq!(out, json!({"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}], "args": ["--x", "--y"]}));
     }
 
     #[test]
     fn a_parameter_cannot_inject_structure() {
         let template = json!({"image": "${{ parameters.image }}"});
         let evil = "nginx\nprivileged: true";
-        let out = Engine::default()
-            .evaluate(&template, scope(json!({"image": evil})), "t")
-            .expect("ok")
-            .expect("kept");
+        let out = Engine::default().evaluate(&template, scope(json!({"image": evil})), "t").expect("ok").expect("kept");
         assert_eq!(out, json!({"image": evil}), "the value stays one string");
     }
 
     #[test]
     fn undefined_names_and_runaway_templates_are_errors() {
         let engine = Engine::default();
-        let err = engine
-            .evaluate(&json!({"x": "${{ parameters.nope }}"}), scope(json!({})), "spec.template.workload")
-            .expect_err("undefined");
+        let err =
+            engine.evaluate(&json!({"x": "${{ parameters.nope }}"}), scope(json!({})), "spec.template.workload").expect_err("undefined");
         assert_eq!(err.path, "spec.template.workload.x");
         assert!(err.message.contains("refers to nothing"), "{}", err.message);
 
         let huge = json!({"x": "${{ range(100000) | map('string') | join(',') }}"});
-        let Err(err) = engine.evaluate(&huge, scope(json!({})), "t") else {
-            panic!("a huge value must be refused")
-        };
+        let Err(err) = engine.evaluate(&huge, scope(json!({})), "t") else { panic!("a huge value must be refused") };
         assert!(err.message.contains("limit of"), "{}", err.message);
 
         let exploding = json!([{"$each": "range(1000)", "x": [{"$each": "range(1000)", "$value": "${{ item }}"}]}]);
-        let Err(err) = engine.evaluate(&exploding, scope(json!({})), "t") else {
-            panic!("an exploding template must be stopped")
-        };
+        let Err(err) = engine.evaluate(&exploding, scope(json!({})), "t") else { panic!("an exploding template must be stopped") };
         assert!(err.message.contains("more than"), "{}", err.message);
     }
 
@@ -459,13 +423,8 @@ mod tests {
             "ports": {"type": "array", "items": {"type": "object", "properties": {"port": {"type": "integer"}, "expose": {"type": "boolean", "default": false}}}}}});
         let parameters = Parameters::compile(&schema, "spec.parameters").expect("valid schema");
         let props = json!({"image": "nginx", "ports": [{"port": 80}]});
-        let value = parameters
-            .read(props.as_object().expect("map"), "spec.components[0].properties")
-            .expect("valid");
-        assert_eq!(
-            value,
-            json!({"image": "nginx", "replicas": 1, "ports": [{"port": 80, "expose": false}]})
-        );
+        let value = parameters.read(props.as_object().expect("map"), "spec.components[0].properties").expect("valid");
+        assert_eq!(value, json!({"image": "nginx", "replicas": 1, "ports": [{"port": 80, "expose": false}]}));
         let bad = json!({"replicas": 0, "ports": [{"port": "x"}]});
         let problems = parameters.read(bad.as_object().expect("map"), "p").expect_err("invalid");
         let mut paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();

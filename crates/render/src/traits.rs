@@ -124,11 +124,7 @@ pub fn apply(type_: &str, properties: &Map<String, Value>, ctx: &RenderContext, 
         "hostalias" => host_alias(properties, path, workload)?,
         other => unreachable!("not a built-in trait: {other}"),
     }
-    component.outputs.extend(outputs.into_iter().map(|(name, object)| Output {
-        name,
-        object,
-        trait_type: Some(type_.to_string()),
-    }));
+    component.outputs.extend(outputs.into_iter().map(|(name, object)| Output { name, object, trait_type: Some(type_.to_string()) }));
     Ok(())
 }
 
@@ -136,17 +132,9 @@ pub fn apply(type_: &str, properties: &Map<String, Value>, ctx: &RenderContext, 
 /// alone, so delivery never fights the autoscaler.
 fn leave_replicas_to_the_autoscaler(workload: &mut Object) {
     let annotations = map_at(workload, &["metadata", "annotations"]);
-    let paths = annotations
-        .get("heimdall.dev/apply-once")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let paths = annotations.get("heimdall.dev/apply-once").and_then(Value::as_str).unwrap_or_default().to_string();
     if paths != "true" && !paths.split(',').any(|p| p == "spec.replicas") {
-        let value = if paths.is_empty() {
-            "spec.replicas".to_string()
-        } else {
-            format!("{paths},spec.replicas")
-        };
+        let value = if paths.is_empty() { "spec.replicas".to_string() } else { format!("{paths},spec.replicas") };
         annotations.insert("heimdall.dev/apply-once".into(), json!(value));
     }
 }
@@ -158,18 +146,12 @@ fn container_mut<'a>(workload: &'a mut Object, name: Option<&str>, ctx: &RenderC
         return Err(problem(path, "", "the workload has no pod template"));
     };
     let containers = list_at(spec, "containers");
-    let names: Vec<String> = containers
-        .iter()
-        .filter_map(|c| c.get("name").and_then(Value::as_str).map(String::from))
-        .collect();
+    let names: Vec<String> = containers.iter().filter_map(|c| c.get("name").and_then(Value::as_str).map(String::from)).collect();
     let index = match name {
-        Some(name) => names.iter().position(|n| n == name).ok_or_else(|| {
-            problem(
-                path,
-                "containerName",
-                format!("no container named {name:?}; the workload has {}", names.join(", ")),
-            )
-        })?,
+        Some(name) => names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| problem(path, "containerName", format!("no container named {name:?}; the workload has {}", names.join(", "))))?,
         None => names.iter().position(|n| *n == ctx.name).unwrap_or(0),
     };
     match containers.get_mut(index) {
@@ -239,17 +221,7 @@ fn gateway(
     outputs: &mut Vec<(String, Object)>,
 ) -> Result<()> {
     let allowed: &[&str] = if with_service {
-        &[
-            "domain",
-            "http",
-            "class",
-            "classInSpec",
-            "secretName",
-            "name",
-            "pathType",
-            "annotations",
-            "gatewayHost",
-        ]
+        &["domain", "http", "class", "classInSpec", "secretName", "name", "pathType", "annotations", "gatewayHost"]
     } else {
         &["domain", "http", "class"]
     };
@@ -297,10 +269,7 @@ fn gateway(
     if !annotations.is_empty() {
         metadata["annotations"] = json!(annotations);
     }
-    outputs.push((
-        "ingress".into(),
-        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": metadata, "spec": spec}),
-    ));
+    outputs.push(("ingress".into(), json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": metadata, "spec": spec})));
     Ok(())
 }
 
@@ -335,17 +304,9 @@ fn cluster_ip() -> String {
 fn expose(properties: &Map<String, Value>, ctx: &RenderContext, path: &str, outputs: &mut Vec<(String, Object)>) -> Result<()> {
     let params: Expose = params::read(properties, &["port", "ports", "type", "annotations", "matchLabels"], path)?;
     if !["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"].contains(&params.type_.as_str()) {
-        return Err(problem(
-            path,
-            "type",
-            format!("expected ClusterIP, NodePort, LoadBalancer or ExternalName, got {:?}", params.type_),
-        ));
+        return Err(problem(path, "type", format!("expected ClusterIP, NodePort, LoadBalancer or ExternalName, got {:?}", params.type_)));
     }
-    let mut ports: Vec<Value> = params
-        .port
-        .iter()
-        .map(|p| json!({"name": format!("port-{p}"), "port": p, "targetPort": p}))
-        .collect();
+    let mut ports: Vec<Value> = params.port.iter().map(|p| json!({"name": format!("port-{p}"), "port": p, "targetPort": p})).collect();
     for p in &params.ports {
         let mut port = json!({"name": p.name.clone().unwrap_or_else(|| format!("port-{}", p.port)), "port": p.port, "targetPort": p.target_port.clone().unwrap_or(json!(p.port))});
         if let Some(protocol) = &p.protocol {
@@ -359,9 +320,7 @@ fn expose(properties: &Map<String, Value>, ctx: &RenderContext, path: &str, outp
     if ports.is_empty() {
         return Err(problem(path, "ports", "expected at least one port"));
     }
-    let selector = params
-        .match_labels
-        .unwrap_or_else(|| BTreeMap::from([("app.oam.dev/component".to_string(), ctx.name.clone())]));
+    let selector = params.match_labels.unwrap_or_else(|| BTreeMap::from([("app.oam.dev/component".to_string(), ctx.name.clone())]));
     let mut metadata = json!({"name": ctx.name});
     if !params.annotations.is_empty() {
         metadata["annotations"] = json!(params.annotations);
@@ -446,19 +405,11 @@ fn set_env(container: &mut Map<String, Value>, vars: &BTreeMap<String, String>, 
 fn env(properties: &Map<String, Value>, ctx: &RenderContext, path: &str, workload: &mut Object) -> Result<()> {
     let params: Env = params::read(properties, &["env", "containerName", "replace", "containers"], path)?;
     if params.containers.is_empty() {
-        set_env(
-            container_mut(workload, params.container_name.as_deref(), ctx, path)?,
-            &params.env,
-            params.replace,
-        );
+        set_env(container_mut(workload, params.container_name.as_deref(), ctx, path)?, &params.env, params.replace);
     }
     for (i, entry) in params.containers.iter().enumerate() {
         let at = format!("{path}.containers[{i}]");
-        set_env(
-            container_mut(workload, Some(&entry.container_name), ctx, &at)?,
-            &entry.env,
-            entry.replace,
-        );
+        set_env(container_mut(workload, Some(&entry.container_name), ctx, &at)?, &entry.env, entry.replace);
     }
     Ok(())
 }
@@ -584,12 +535,7 @@ fn storage(
     outputs: &mut Vec<(String, Object)>,
 ) -> Result<()> {
     let params: Storage = params::read(properties, &["pvc", "configMap", "secret", "emptyDir", "hostPath"], path)?;
-    let mut m = Mounting {
-        volumes: Vec::new(),
-        mounts: Vec::new(),
-        env: Vec::new(),
-        outputs,
-    };
+    let mut m = Mounting { volumes: Vec::new(), mounts: Vec::new(), env: Vec::new(), outputs };
     for pvc in &params.pvc {
         let claim = pvc.claim_name.clone().unwrap_or_else(|| pvc.name.clone());
         m.mount(
@@ -638,18 +584,11 @@ fn storage(
                 json!({"configMap": with_mode(json!({"name": volume.name}), volume.default_mode, &volume.items)})
             };
             if volume.mount_path.is_some() {
-                m.mount(
-                    &volume.name,
-                    source,
-                    volume.mount_path.as_deref(),
-                    volume.sub_path.as_deref(),
-                    volume.read_only,
-                );
+                m.mount(&volume.name, source, volume.mount_path.as_deref(), volume.sub_path.as_deref(), volume.read_only);
             }
             for to_env in volume.mount_to_env.iter().chain(&volume.mount_to_envs) {
                 let reference = if is_secret { "secretKeyRef" } else { "configMapKeyRef" };
-                m.env
-                    .push(json!({"name": to_env.env_name, "valueFrom": {reference: {"name": volume.name, "key": to_env.config_map_key}}}));
+                m.env.push(json!({"name": to_env.env_name, "valueFrom": {reference: {"name": volume.name, "key": to_env.config_map_key}}}));
             }
             if !volume.mount_only && (!volume.data.is_empty() || !volume.string_data.is_empty()) {
                 let object = if is_secret {
@@ -669,13 +608,7 @@ fn storage(
             Some(medium) => json!({"emptyDir": {"medium": medium}}),
             None => json!({"emptyDir": {}}),
         };
-        m.mount(
-            &volume.name,
-            source,
-            Some(&volume.mount_path),
-            volume.sub_path.as_deref(),
-            volume.read_only,
-        );
+        m.mount(&volume.name, source, Some(&volume.mount_path), volume.sub_path.as_deref(), volume.read_only);
     }
     for (i, volume) in params.host_path.iter().enumerate() {
         let Some(host) = &volume.path else {
@@ -685,13 +618,7 @@ fn storage(
         if let Some(type_) = &volume.type_ {
             source["type"] = json!(type_);
         }
-        m.mount(
-            &volume.name,
-            json!({"hostPath": source}),
-            Some(&volume.mount_path),
-            volume.sub_path.as_deref(),
-            volume.read_only,
-        );
+        m.mount(&volume.name, json!({"hostPath": source}), Some(&volume.mount_path), volume.sub_path.as_deref(), volume.read_only);
     }
     let (volumes, mounts, env) = (m.volumes, m.mounts, m.env);
     let container = container_mut(workload, None, ctx, path)?;
@@ -731,11 +658,8 @@ struct Sidecar {
 }
 
 fn sidecar(properties: &Map<String, Value>, path: &str, workload: &mut Object) -> Result<()> {
-    let params: Sidecar = params::read(
-        properties,
-        &["name", "image", "cmd", "args", "env", "volumes", "livenessProbe", "readinessProbe"],
-        path,
-    )?;
+    let params: Sidecar =
+        params::read(properties, &["name", "image", "cmd", "args", "env", "volumes", "livenessProbe", "readinessProbe"], path)?;
     let mut container = json!({"name": params.name, "image": params.image});
     if let Some(cmd) = params.cmd {
         container["command"] = json!(cmd);
@@ -747,13 +671,7 @@ fn sidecar(properties: &Map<String, Value>, path: &str, workload: &mut Object) -
         container["env"] = Value::Array(params.env.iter().map(EnvVar::to_json).collect());
     }
     if !params.volumes.is_empty() {
-        container["volumeMounts"] = Value::Array(
-            params
-                .volumes
-                .iter()
-                .map(|v| json!({"name": v.name, "mountPath": v.path}))
-                .collect(),
-        );
+        container["volumeMounts"] = Value::Array(params.volumes.iter().map(|v| json!({"name": v.name, "mountPath": v.path})).collect());
     }
     if let Some(probe) = params.liveness_probe {
         container["livenessProbe"] = probe;
@@ -766,11 +684,7 @@ fn sidecar(properties: &Map<String, Value>, path: &str, workload: &mut Object) -
     };
     let containers = list_at(spec, "containers");
     if containers.iter().any(|c| c["name"] == json!(params.name)) {
-        return Err(problem(
-            path,
-            "name",
-            format!("the workload already has a container named {:?}", params.name),
-        ));
+        return Err(problem(path, "name", format!("the workload already has a container named {:?}", params.name)));
     }
     containers.push(container);
     Ok(())
@@ -813,27 +727,11 @@ fn workdir() -> String {
 fn init_container(properties: &Map<String, Value>, ctx: &RenderContext, path: &str, workload: &mut Object) -> Result<()> {
     let params: InitContainer = params::read(
         properties,
-        &[
-            "name",
-            "image",
-            "imagePullPolicy",
-            "cmd",
-            "args",
-            "env",
-            "mountName",
-            "appMountPath",
-            "initMountPath",
-            "extraVolumeMounts",
-        ],
+        &["name", "image", "imagePullPolicy", "cmd", "args", "env", "mountName", "appMountPath", "initMountPath", "extraVolumeMounts"],
         path,
     )?;
     let mut mounts = vec![json!({"name": params.mount_name, "mountPath": params.init_mount_path})];
-    mounts.extend(
-        params
-            .extra_volume_mounts
-            .iter()
-            .map(|m| json!({"name": m.name, "mountPath": m.mount_path})),
-    );
+    mounts.extend(params.extra_volume_mounts.iter().map(|m| json!({"name": m.name, "mountPath": m.mount_path})));
     let mut init = json!({"name": params.name, "image": params.image, "imagePullPolicy": params.image_pull_policy, "volumeMounts": mounts});
     if let Some(cmd) = params.cmd {
         init["command"] = json!(cmd);
@@ -913,11 +811,7 @@ fn resource_metric(name: &str, target: &MetricTarget, path: &str, field: &str) -
         "Utilization" => json!({"type": "Utilization", "averageUtilization": target.value}),
         "AverageValue" => json!({"type": "AverageValue", "averageValue": target.value.to_string()}),
         other => {
-            return Err(problem(
-                path,
-                &format!("{field}.type"),
-                format!("expected Utilization or AverageValue, got {other:?}"),
-            ));
+            return Err(problem(path, &format!("{field}.type"), format!("expected Utilization or AverageValue, got {other:?}")));
         }
     };
     Ok(json!({"type": "Resource", "resource": {"name": name, "target": target}}))
@@ -925,11 +819,7 @@ fn resource_metric(name: &str, target: &MetricTarget, path: &str, field: &str) -
 
 fn check_bounds(min: i32, max: i32, path: &str) -> Result<()> {
     if min < 1 || max < min {
-        return Err(problem(
-            path,
-            "max",
-            format!("expected 1 <= min <= max, got min {min} and max {max}"),
-        ));
+        return Err(problem(path, "max", format!("expected 1 <= min <= max, got min {min} and max {max}")));
     }
     Ok(())
 }
@@ -937,29 +827,13 @@ fn check_bounds(min: i32, max: i32, path: &str) -> Result<()> {
 fn hpa(properties: &Map<String, Value>, ctx: &RenderContext, path: &str, outputs: &mut Vec<(String, Object)>) -> Result<()> {
     let params: Hpa = params::read(
         properties,
-        &[
-            "min",
-            "max",
-            "cpuUtil",
-            "memUtil",
-            "cpu",
-            "mem",
-            "podCustomMetrics",
-            "targetAPIVersion",
-            "targetKind",
-        ],
+        &["min", "max", "cpuUtil", "memUtil", "cpu", "mem", "podCustomMetrics", "targetAPIVersion", "targetKind"],
         path,
     )?;
     check_bounds(params.min, params.max, path)?;
     let mut metrics = Vec::new();
-    let cpu = params.cpu.or(params.cpu_util.map(|value| MetricTarget {
-        type_: utilization(),
-        value,
-    }));
-    let mem = params.mem.or(params.mem_util.map(|value| MetricTarget {
-        type_: utilization(),
-        value,
-    }));
+    let cpu = params.cpu.or(params.cpu_util.map(|value| MetricTarget { type_: utilization(), value }));
+    let mem = params.mem.or(params.mem_util.map(|value| MetricTarget { type_: utilization(), value }));
     if let Some(cpu) = &cpu {
         metrics.push(resource_metric("cpu", cpu, path, "cpu")?);
     }
@@ -1109,15 +983,9 @@ fn service_account(
         spec.insert("serviceAccountName".into(), json!(params.name));
     }
     if params.create {
-        outputs.push((
-            "service-account".into(),
-            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": params.name}}),
-        ));
+        outputs.push(("service-account".into(), json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": params.name}})));
     }
-    for (scope, role_kind, binding_kind) in [
-        ("namespace", "Role", "RoleBinding"),
-        ("cluster", "ClusterRole", "ClusterRoleBinding"),
-    ] {
+    for (scope, role_kind, binding_kind) in [("namespace", "Role", "RoleBinding"), ("cluster", "ClusterRole", "ClusterRoleBinding")] {
         let rules: Vec<Value> = params
             .privileges
             .iter()
@@ -1206,11 +1074,9 @@ struct Affinity {
 fn affinity(properties: &Map<String, Value>, path: &str, workload: &mut Object) -> Result<()> {
     let params: Affinity = params::read(properties, &["podAffinity", "podAntiAffinity", "nodeAffinity", "tolerations"], path)?;
     let mut affinity = Map::new();
-    for (field, terms) in [
-        ("podAffinity", &params.pod_affinity),
-        ("podAntiAffinity", &params.pod_anti_affinity),
-        ("nodeAffinity", &params.node_affinity),
-    ] {
+    for (field, terms) in
+        [("podAffinity", &params.pod_affinity), ("podAntiAffinity", &params.pod_anti_affinity), ("nodeAffinity", &params.node_affinity)]
+    {
         let Some(terms) = terms else { continue };
         let mut converted = Map::new();
         if let Some(required) = &terms.required {
@@ -1305,10 +1171,7 @@ fn security_context(properties: &Map<String, Value>, ctx: &RenderContext, path: 
 
 fn pod_security_context(properties: &Map<String, Value>, workload: &mut Object) {
     if let Some(spec) = pod_spec_mut(workload) {
-        object::strategic_merge(
-            spec.entry("securityContext").or_insert_with(|| json!({})),
-            &Value::Object(properties.clone()),
-        );
+        object::strategic_merge(spec.entry("securityContext").or_insert_with(|| json!({})), &Value::Object(properties.clone()));
     }
 }
 
@@ -1353,11 +1216,7 @@ fn set_command(container: &mut Map<String, Value>, spec: &CommandSpec) {
 }
 
 fn command(properties: &Map<String, Value>, ctx: &RenderContext, path: &str, workload: &mut Object) -> Result<()> {
-    let params: Command = params::read(
-        properties,
-        &["containerName", "command", "args", "addArgs", "delArgs", "containers"],
-        path,
-    )?;
+    let params: Command = params::read(properties, &["containerName", "command", "args", "addArgs", "delArgs", "containers"], path)?;
     if params.containers.is_empty() {
         let spec = CommandSpec {
             container_name: params.container_name,
@@ -1369,10 +1228,7 @@ fn command(properties: &Map<String, Value>, ctx: &RenderContext, path: &str, wor
         set_command(container_mut(workload, spec.container_name.as_deref(), ctx, path)?, &spec);
     }
     for (i, spec) in params.containers.iter().enumerate() {
-        set_command(
-            container_mut(workload, spec.container_name.as_deref(), ctx, &format!("{path}.containers[{i}]"))?,
-            spec,
-        );
+        set_command(container_mut(workload, spec.container_name.as_deref(), ctx, &format!("{path}.containers[{i}]"))?, spec);
     }
     Ok(())
 }
@@ -1402,11 +1258,7 @@ fn container_image(properties: &Map<String, Value>, ctx: &RenderContext, path: &
         let Some(image) = params.image else {
             return Err(problem(path, "image", "required field is missing"));
         };
-        specs.push(ImageSpec {
-            container_name: params.container_name,
-            image,
-            image_pull_policy: params.image_pull_policy,
-        });
+        specs.push(ImageSpec { container_name: params.container_name, image, image_pull_policy: params.image_pull_policy });
     }
     for spec in specs {
         let container = container_mut(workload, spec.container_name.as_deref(), ctx, path)?;
@@ -1475,11 +1327,7 @@ fn update_strategy(properties: &Map<String, Value>, path: &str, workload: &mut O
         return Err(problem(
             path,
             "targetKind",
-            format!(
-                "the workload is a {kind} ({}), not a {}",
-                object::api_version(workload),
-                params.target_kind
-            ),
+            format!("the workload is a {kind} ({}), not a {}", object::api_version(workload), params.target_kind),
         ));
     }
     let rolling = params.strategy.rolling_strategy.as_ref();
@@ -1487,26 +1335,19 @@ fn update_strategy(properties: &Map<String, Value>, path: &str, workload: &mut O
     let unavailable = rolling.and_then(|r| r.max_unavailable.clone()).unwrap_or(json!("25%"));
     let type_ = params.strategy.type_.as_str();
     let (field, value) = match (kind.as_str(), type_) {
-        ("Deployment", "RollingUpdate") => (
-            "strategy",
-            json!({"type": type_, "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}),
-        ),
+        ("Deployment", "RollingUpdate") => {
+            ("strategy", json!({"type": type_, "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}))
+        }
         ("Deployment", "Recreate") => ("strategy", json!({"type": type_})),
-        ("StatefulSet", "RollingUpdate") => (
-            "updateStrategy",
-            json!({"type": type_, "rollingUpdate": {"partition": rolling.and_then(|r| r.partition).unwrap_or(0)}}),
-        ),
+        ("StatefulSet", "RollingUpdate") => {
+            ("updateStrategy", json!({"type": type_, "rollingUpdate": {"partition": rolling.and_then(|r| r.partition).unwrap_or(0)}}))
+        }
         ("StatefulSet" | "DaemonSet", "OnDelete") => ("updateStrategy", json!({"type": type_})),
-        ("DaemonSet", "RollingUpdate") => (
-            "updateStrategy",
-            json!({"type": type_, "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}),
-        ),
+        ("DaemonSet", "RollingUpdate") => {
+            ("updateStrategy", json!({"type": type_, "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}))
+        }
         _ => {
-            return Err(problem(
-                path,
-                "strategy.type",
-                format!("{type_:?} is not an update strategy of a {kind}"),
-            ));
+            return Err(problem(path, "strategy.type", format!("{type_:?} is not an update strategy of a {kind}")));
         }
     };
     map_at(workload, &["spec"]).insert(field.into(), value);
@@ -1546,11 +1387,7 @@ fn service_binding(properties: &Map<String, Value>, ctx: &RenderContext, path: &
             (Some(secret), None) => json!({"secretKeyRef": {"name": secret, "key": key}}),
             (None, Some(configmap)) => json!({"configMapKeyRef": {"name": configmap, "key": key}}),
             _ => {
-                return Err(problem(
-                    path,
-                    &format!("envMappings.{env}"),
-                    "expected exactly one of secret or configmap",
-                ));
+                return Err(problem(path, &format!("envMappings.{env}"), "expected exactly one of secret or configmap"));
             }
         };
         vars.push(json!({"name": env, "valueFrom": from}));

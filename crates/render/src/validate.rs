@@ -102,9 +102,7 @@ pub fn check(object: &Value) -> Result<(), ObjectProblems> {
 fn check_name(kind: &str, name: &str) -> Result<(), String> {
     if matches!(kind, "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding") {
         if name == "." || name == ".." || name.contains(['/', '%']) {
-            return Err(format!(
-                "{name:?} is not a valid {kind} name: it may not be . or .. or contain / or %"
-            ));
+            return Err(format!("{name:?} is not a valid {kind} name: it may not be . or .. or contain / or %"));
         }
         return Ok(());
     }
@@ -159,10 +157,8 @@ fn normalize_at(value: &mut Value, path: &str, problems: &mut ObjectProblems) {
                         };
                         match crate::quantity::canonical(&text) {
                             Some(canonical) => *quantity = Value::String(canonical),
-                            None => problems.push((
-                                format!("{child_path}.{name}"),
-                                format!("{text:?} is not a quantity (e.g. 250m, 1.5, 512Mi, 2Gi)"),
-                            )),
+                            None => problems
+                                .push((format!("{child_path}.{name}"), format!("{text:?} is not a quantity (e.g. 250m, 1.5, 512Mi, 2Gi)"))),
                         }
                     }
                     continue;
@@ -193,10 +189,7 @@ mod tests {
         typo["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = json!("Always");
         assert_eq!(
             check(&typo),
-            Err(vec![(
-                "spec.template.spec.containers[0].imagePullPolcy".into(),
-                "unknown field: Kubernetes would drop it".into()
-            )])
+            Err(vec![("spec.template.spec.containers[0].imagePullPolcy".into(), "unknown field: Kubernetes would drop it".into())])
         );
         let mut wrong = good.clone();
         wrong["spec"]["replicas"] = json!("three");
@@ -223,10 +216,7 @@ mod tests {
         assert_eq!(value["resources"]["limits"]["cpu"], json!("500m"));
         assert_eq!(
             problems,
-            vec![(
-                "resources.limits.memory".to_string(),
-                "\"lots\" is not a quantity (e.g. 250m, 1.5, 512Mi, 2Gi)".to_string()
-            )]
+            vec![("resources.limits.memory".to_string(), "\"lots\" is not a quantity (e.g. 250m, 1.5, 512Mi, 2Gi)".to_string())]
         );
     }
 }

@@ -36,15 +36,8 @@ fn render_ok(app: &Resource, file: &Path) -> Rendered {
 #[test]
 fn every_built_in_kubevela_application_renders() {
     let root = corpus().join("kubevela");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("apps"))
-        .expect("apps")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    files.extend(
-        std::fs::read_dir(root.join("expected"))
-            .expect("expected")
-            .map(|e| e.expect("entry").path().join("app.yaml")),
-    );
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("apps")).expect("apps").map(|e| e.expect("entry").path()).collect();
+    files.extend(std::fs::read_dir(root.join("expected")).expect("expected").map(|e| e.expect("entry").path().join("app.yaml")));
     files.sort();
     let mut failures = Vec::new();
     let mut rendered = 0;
@@ -57,13 +50,7 @@ fn every_built_in_kubevela_application_renders() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} applications failed:\n{}",
-        failures.len(),
-        rendered + failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} applications failed:\n{}", failures.len(), rendered + failures.len(), failures.join("\n"));
     assert!(rendered >= 58, "only {rendered} applications rendered");
 }
 
@@ -101,10 +88,7 @@ fn api_default(kind: &str, path: &str) -> Option<Value> {
 #[test]
 fn kubevela_expectations_hold() {
     let root = corpus().join("kubevela/expected");
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
-        .expect("expected")
-        .map(|e| e.expect("entry").path())
-        .collect();
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root).expect("expected").map(|e| e.expect("entry").path()).collect();
     cases.sort();
     let mut failures = Vec::new();
     for case in &cases {
@@ -125,19 +109,10 @@ fn kubevela_expectations_hold() {
         )
         .expect("json");
         let app_namespace = app.metadata.namespace.clone().unwrap_or_default();
-        let objects: Vec<&Value> = rendered
-            .targets
-            .iter()
-            .flat_map(|t| t.objects.iter())
-            .chain(existing.iter())
-            .collect();
+        let objects: Vec<&Value> = rendered.targets.iter().flat_map(|t| t.objects.iter()).chain(existing.iter()).collect();
         for expectation in expected.get("expectations").and_then(Value::as_array).into_iter().flatten() {
             let field = |k: &str| expectation.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-            let namespace = expectation
-                .get("namespace")
-                .and_then(Value::as_str)
-                .map(String::from)
-                .unwrap_or_else(|| app_namespace.clone());
+            let namespace = expectation.get("namespace").and_then(Value::as_str).map(String::from).unwrap_or_else(|| app_namespace.clone());
             let found = objects.iter().find(|o| {
                 o["apiVersion"] == field("apiVersion")
                     && o["kind"] == field("kind")
@@ -145,22 +120,13 @@ fn kubevela_expectations_hold() {
                     && o["metadata"].get("namespace").and_then(Value::as_str).unwrap_or(&namespace) == namespace
             });
             let Some(object) = found else {
-                failures.push(format!(
-                    "{name}: no {} {} {namespace}/{}",
-                    field("apiVersion"),
-                    field("kind"),
-                    field("name")
-                ));
+                failures.push(format!("{name}: no {} {} {namespace}/{}", field("apiVersion"), field("kind"), field("name")));
                 continue;
             };
             for (path, want) in expectation.get("fields").and_then(Value::as_object).into_iter().flatten() {
                 let got = lookup(object, path).cloned().or_else(|| api_default(&field("kind"), path));
                 if got.as_ref() != Some(want) {
-                    failures.push(format!(
-                        "{name}: {} {}: {path} is {got:?}, expected {want}",
-                        field("kind"),
-                        field("name")
-                    ));
+                    failures.push(format!("{name}: {} {}: {path} is {got:?}, expected {want}", field("kind"), field("name")));
                 }
             }
         }
@@ -182,12 +148,7 @@ fn kubevela_expectations_hold() {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} expectations failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} expectations failed:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
@@ -199,16 +160,10 @@ fn the_multi_environment_dry_run_renders_both_topologies() {
         .targets
         .iter()
         .flat_map(|t| {
-            t.objects
-                .iter()
-                .filter(|o| o["kind"] == "Deployment")
-                .map(move |o| (t.namespace.clone(), o["spec"]["replicas"].clone()))
+            t.objects.iter().filter(|o| o["kind"] == "Deployment").map(move |o| (t.namespace.clone(), o["spec"]["replicas"].clone()))
         })
         .collect();
-    assert_eq!(
-        replicas,
-        vec![("default".to_string(), Value::from(1)), ("prod".to_string(), Value::from(3))]
-    );
+    assert_eq!(replicas, vec![("default".to_string(), Value::from(1)), ("prod".to_string(), Value::from(3))]);
 }
 
 fn score_files() -> Vec<PathBuf> {
@@ -243,19 +198,14 @@ fn score_workloads_render_or_name_the_capability_they_need() {
         let _ = heimdall_render::score::inline_file_sources(&mut document.value, |source| {
             std::fs::read_to_string(folder.join(source)).map_err(|e| e.to_string())
         });
-        let app = decode(&document.value, &document.source, "default")
-            .unwrap_or_else(|e| panic!("{e}"))
-            .resource;
+        let app = decode(&document.value, &document.source, "default").unwrap_or_else(|e| panic!("{e}")).resource;
         let types: Vec<String> = app
             .spec
             .get("resources")
             .and_then(Value::as_object)
             .map(|r| r.values().filter_map(|v| v["type"].as_str().map(String::from)).collect())
             .unwrap_or_default();
-        let options = RenderOptions {
-            score_image: Some("registry.example.com/image:1".into()),
-            ..Default::default()
-        };
+        let options = RenderOptions { score_image: Some("registry.example.com/image:1".into()), ..Default::default() };
         let result = render(&app, &file.display().to_string(), &Platform::builtin(), &options);
         if types.iter().all(|t| builtin.contains(&t.as_str())) {
             match result {
@@ -288,23 +238,11 @@ fn score_placeholders_resolve_to_resource_outputs() {
     let document = parse_documents(&text, "trade-service").expect("parse").remove(0);
     let app = decode(&document.value, &document.source, "shop").expect("valid").resource;
     let rendered = render_ok(&app, &file);
-    let deployment = rendered.targets[0]
-        .objects
-        .iter()
-        .find(|o| o["kind"] == "Deployment")
-        .expect("deployment");
+    let deployment = rendered.targets[0].objects.iter().find(|o| o["kind"] == "Deployment").expect("deployment");
     let env = &deployment["spec"]["template"]["spec"]["containers"][0]["env"];
-    let value = |name: &str| {
-        env.as_array()
-            .and_then(|e| e.iter().find(|v| v["name"] == name))
-            .map(|v| v["value"].clone())
-    };
+    let value = |name: &str| env.as_array().and_then(|e| e.iter().find(|v| v["name"] == name)).map(|v| v["value"].clone());
     assert_eq!(value("DATABASE_TCP_HOST"), Some(Value::from("database")));
     assert_eq!(value("PEOPLE_SERVICE_HOST"), Some(Value::from("people-service")));
-    let service = rendered.targets[0]
-        .objects
-        .iter()
-        .find(|o| o["kind"] == "Service")
-        .expect("service");
+    let service = rendered.targets[0].objects.iter().find(|o| o["kind"] == "Service").expect("service");
     assert_eq!(service["spec"]["ports"][0]["port"], 18092);
 }

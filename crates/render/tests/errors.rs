@@ -6,9 +6,7 @@ use heimdall_render::{Platform, RenderOptions, render};
 /// The problems of rendering `yaml`, as `path: message` lines.
 fn problems(yaml: &str) -> Vec<String> {
     let document = parse_documents(yaml, "app.yaml").expect("parse").remove(0);
-    let app = decode(&document.value, "app.yaml", "default")
-        .unwrap_or_else(|e| panic!("{e}"))
-        .resource;
+    let app = decode(&document.value, "app.yaml", "default").unwrap_or_else(|e| panic!("{e}")).resource;
     match render(&app, "app.yaml", &Platform::builtin(), &RenderOptions::default()) {
         Ok(_) => panic!("expected {yaml} to fail"),
         Err(e) => {
@@ -45,13 +43,9 @@ fn properties_of_the_wrong_type_or_missing_are_named() {
         "  components:\n    - name: web\n      type: webservice\n      properties: {image: x}\n      traits: [{type: scaler, properties: {replicas: many}}]\n",
     ));
     assert_one(p, "spec.components[0].traits[0].properties.replicas", "expected i32");
-    let p = problems(&app(
-        "  components:\n    - {name: web, type: webservice, properties: {ports: [{port: 80}]}}\n",
-    ));
+    let p = problems(&app("  components:\n    - {name: web, type: webservice, properties: {ports: [{port: 80}]}}\n"));
     assert_one(p, "spec.components[0].properties", "missing field `image`");
-    let p = problems(&app(
-        "  components:\n    - {name: web, type: webservice, properties: {image: x, replicas: 3}}\n",
-    ));
+    let p = problems(&app("  components:\n    - {name: web, type: webservice, properties: {image: x, replicas: 3}}\n"));
     assert_one(p, "spec.components[0].properties.replicas", "unknown property");
 }
 
@@ -68,19 +62,11 @@ fn dependency_cycles_and_unknown_dependencies_are_errors() {
     let p = problems(&app(
         "  components:\n    - {name: a, type: worker, dependsOn: [b], properties: {image: x}}\n    - {name: b, type: worker, dependsOn: [a], properties: {image: x}}\n",
     ));
-    assert!(
-        p.iter()
-            .any(|p| p.contains("dependency cycle: a -> b -> a") || p.contains("dependency cycle: b -> a -> b")),
-        "{p:?}"
-    );
+    assert!(p.iter().any(|p| p.contains("dependency cycle: a -> b -> a") || p.contains("dependency cycle: b -> a -> b")), "{p:?}");
     let p = problems(&app(
         "  components:\n    - {name: a, type: worker, dependsOn: [bb], properties: {image: x}}\n    - {name: b, type: worker, properties: {image: x}}\n",
     ));
-    assert_one(
-        p,
-        "spec.components[0].dependsOn[0]",
-        "no component named \"bb\"; did you mean \"b\"?",
-    );
+    assert_one(p, "spec.components[0].dependsOn[0]", "no component named \"bb\"; did you mean \"b\"?");
 }
 
 #[test]
@@ -88,11 +74,7 @@ fn overrides_and_workflow_references_must_exist() {
     let p = problems(&app(
         "  components:\n    - {name: web, type: webservice, properties: {image: x}}\n  policies:\n    - {name: o, type: override, properties: {components: [{name: wbe, properties: {image: y}}]}}\n",
     ));
-    assert_one(
-        p,
-        "spec.policies[0].properties.components[0].name",
-        "no component named \"wbe\"; did you mean \"web\"?",
-    );
+    assert_one(p, "spec.policies[0].properties.components[0].name", "no component named \"wbe\"; did you mean \"web\"?");
     let p = problems(&app(
         "  components:\n    - {name: web, type: webservice, properties: {image: x}}\n  workflow:\n    steps:\n      - {name: d, type: deploy, properties: {policies: [missing]}}\n",
     ));

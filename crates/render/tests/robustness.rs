@@ -58,17 +58,8 @@ const PROPERTY_KEYS: &[&str] = &[
     "exposeType",
     "readinessProbe",
 ];
-const COMPONENT_TYPES: &[&str] = &[
-    "webservice",
-    "worker",
-    "daemon",
-    "statefulset",
-    "task",
-    "cron-task",
-    "k8s-objects",
-    "ref-objects",
-    "bogus",
-];
+const COMPONENT_TYPES: &[&str] =
+    &["webservice", "worker", "daemon", "statefulset", "task", "cron-task", "k8s-objects", "ref-objects", "bogus"];
 const TRAIT_TYPES: &[&str] = &[
     "scaler",
     "gateway",

@@ -11,9 +11,7 @@ fn render_objects(components: &str) -> Value {
         "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {{name: demo, namespace: shop}}\nspec:\n  components:\n{components}"
     );
     let document = parse_documents(&yaml, "snapshot.yaml").unwrap_or_else(|e| panic!("{e}")).remove(0);
-    let app = decode(&document.value, "snapshot.yaml", "default")
-        .unwrap_or_else(|e| panic!("{e}"))
-        .resource;
+    let app = decode(&document.value, "snapshot.yaml", "default").unwrap_or_else(|e| panic!("{e}")).resource;
     let rendered = render(&app, "snapshot.yaml", &Platform::builtin(), &RenderOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(rendered.targets.len(), 1);
     let target = &rendered.targets[0];

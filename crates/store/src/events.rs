@@ -194,14 +194,8 @@ impl Store {
             wake: tokio::sync::watch::Receiver<i64>,
             failed: bool,
         }
-        let state = State {
-            store: self.clone(),
-            filter,
-            after: from,
-            buffer: VecDeque::new(),
-            wake: self.latest.subscribe(),
-            failed: false,
-        };
+        let state =
+            State { store: self.clone(), filter, after: from, buffer: VecDeque::new(), wake: self.latest.subscribe(), failed: false };
         futures::stream::unfold(state, |mut state| async move {
             if state.failed {
                 return None;

@@ -57,18 +57,13 @@ pub(crate) async fn run(conn: &mut AnyConnection) -> Result<(), StoreError> {
         .await?;
     for (version, sql) in MIGRATIONS {
         let mut tx = conn.begin().await?;
-        let applied: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
-            .bind(*version)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1").bind(*version).fetch_optional(&mut *tx).await?;
         if applied.is_some() {
             continue;
         }
         for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            sqlx::query(statement)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| StoreError::Migration(format!("version {version}: {e}")))?;
+            sqlx::query(statement).execute(&mut *tx).await.map_err(|e| StoreError::Migration(format!("version {version}: {e}")))?;
         }
         sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
             .bind(*version)

@@ -65,10 +65,7 @@ struct Cursor {
 }
 
 fn encode_cursor(resource: &Resource) -> String {
-    let cursor = Cursor {
-        ns: resource.metadata.namespace.clone().unwrap_or_default(),
-        name: resource.metadata.name.clone(),
-    };
+    let cursor = Cursor { ns: resource.metadata.namespace.clone().unwrap_or_default(), name: resource.metadata.name.clone() };
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).unwrap_or_default())
 }
 
@@ -77,11 +74,7 @@ fn decode_cursor(token: &str) -> Result<Cursor, StoreError> {
         .decode(token)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| {
-            StoreError::BadRequest(format!(
-                "invalid continue token {token:?}: pass the token of the previous page unchanged"
-            ))
-        })
+        .ok_or_else(|| StoreError::BadRequest(format!("invalid continue token {token:?}: pass the token of the previous page unchanged")))
 }
 
 pub(crate) fn parse_body(body: &str) -> Result<Resource, StoreError> {
@@ -137,18 +130,8 @@ fn content_diff(old: Option<&Resource>, new: Option<&Resource>) -> Vec<Change> {
         .unwrap_or(Value::Null)
     };
     match (old, new) {
-        (None, Some(r)) => vec![Change {
-            op: ChangeOp::Add,
-            path: "spec".into(),
-            old: None,
-            new: Some(r.spec.clone()),
-        }],
-        (Some(r), None) => vec![Change {
-            op: ChangeOp::Remove,
-            path: "spec".into(),
-            old: Some(r.spec.clone()),
-            new: None,
-        }],
+        (None, Some(r)) => vec![Change { op: ChangeOp::Add, path: "spec".into(), old: None, new: Some(r.spec.clone()) }],
+        (Some(r), None) => vec![Change { op: ChangeOp::Remove, path: "spec".into(), old: Some(r.spec.clone()), new: None }],
         _ => diff(&view(old), &view(new), ""),
     }
 }
@@ -162,16 +145,10 @@ fn same_content(a: &Resource, b: &Resource) -> bool {
 
 fn check_precondition(key: &ResourceKey, wanted: Option<i64>, existing: Option<&Resource>) -> Result<(), StoreError> {
     match (wanted, existing) {
-        (Some(expected), Some(current)) if Some(expected) != current.resource_version() => Err(StoreError::Conflict {
-            key: key.clone(),
-            expected,
-            actual: current.resource_version().unwrap_or_default(),
-        }),
-        (Some(expected), None) => Err(StoreError::Conflict {
-            key: key.clone(),
-            expected,
-            actual: 0,
-        }),
+        (Some(expected), Some(current)) if Some(expected) != current.resource_version() => {
+            Err(StoreError::Conflict { key: key.clone(), expected, actual: current.resource_version().unwrap_or_default() })
+        }
+        (Some(expected), None) => Err(StoreError::Conflict { key: key.clone(), expected, actual: 0 }),
         _ => Ok(()),
     }
 }
@@ -195,10 +172,7 @@ async fn write_one(
     if let Some(current) = &existing
         && same_content(current, &resource)
     {
-        return Ok(WriteResult {
-            outcome: ApplyOutcome::Unchanged,
-            resource: current.clone(),
-        });
+        return Ok(WriteResult { outcome: ApplyOutcome::Unchanged, resource: current.clone() });
     }
     *revision += 1;
     let meta = &mut resource.metadata;
@@ -220,22 +194,9 @@ async fn write_one(
         }
     }
     upsert(tx, &resource, existing.is_some()).await?;
-    let (verb, outcome) = if existing.is_some() {
-        (Verb::Update, ApplyOutcome::Configured)
-    } else {
-        (Verb::Create, ApplyOutcome::Created)
-    };
+    let (verb, outcome) = if existing.is_some() { (Verb::Update, ApplyOutcome::Configured) } else { (Verb::Create, ApplyOutcome::Created) };
     let changes = content_diff(existing.as_ref(), Some(&resource));
-    events::record(
-        tx,
-        *revision,
-        actor,
-        verb,
-        &resource,
-        existing.as_ref().and_then(Resource::resource_version),
-        &changes,
-    )
-    .await?;
+    events::record(tx, *revision, actor, verb, &resource, existing.as_ref().and_then(Resource::resource_version), &changes).await?;
     Ok(WriteResult { outcome, resource })
 }
 
@@ -244,10 +205,7 @@ impl Store {
     /// precondition: if the stored object has another, nothing changes and the
     /// result is [`StoreError::Conflict`].
     pub async fn write(&self, actor: &str, resource: Resource, mode: ApplyMode) -> Result<WriteResult, StoreError> {
-        self.write_all(actor, vec![resource], mode)
-            .await
-            .map(|mut results| results.remove(0))
-            .map_err(|(_, e)| e)
+        self.write_all(actor, vec![resource], mode).await.map(|mut results| results.remove(0)).map_err(|(_, e)| e)
     }
 
     /// Writes several resources in one transaction: all of them or none. On
@@ -278,11 +236,7 @@ impl Store {
         let mut revision = start;
         let mut results = Vec::with_capacity(resources.len());
         for (index, resource) in resources.into_iter().enumerate() {
-            results.push(
-                write_one(&mut tx, &mut revision, actor, resource, mode)
-                    .await
-                    .map_err(|e| (index, e))?,
-            );
+            results.push(write_one(&mut tx, &mut revision, actor, resource, mode).await.map_err(|e| (index, e))?);
         }
         if commit {
             self.commit_write(tx, start, revision).await.map_err(|e| (0, e))?;
@@ -302,9 +256,7 @@ impl Store {
     ) -> Result<Resource, StoreError> {
         self.observed("update_status", async {
             let (mut tx, start) = self.begin_write().await?;
-            let mut current = fetch(&mut tx, key)
-                .await?
-                .ok_or_else(|| StoreError::NotFound { key: key.clone() })?;
+            let mut current = fetch(&mut tx, key).await?.ok_or_else(|| StoreError::NotFound { key: key.clone() })?;
             check_precondition(key, expected, Some(&current))?;
             if current.status.as_ref() == Some(&status) {
                 tx.rollback().await?;
@@ -326,9 +278,7 @@ impl Store {
     pub async fn get(&self, key: &ResourceKey) -> Result<Resource, StoreError> {
         self.observed("get", async {
             let mut conn = self.pool.acquire().await?;
-            fetch(&mut conn, key)
-                .await?
-                .ok_or_else(|| StoreError::NotFound { key: key.clone() })
+            fetch(&mut conn, key).await?.ok_or_else(|| StoreError::NotFound { key: key.clone() })
         })
         .await
     }
@@ -337,9 +287,7 @@ impl Store {
     pub async fn delete(&self, actor: &str, key: &ResourceKey, expected: Option<i64>) -> Result<Resource, StoreError> {
         self.observed("delete", async {
             let (mut tx, start) = self.begin_write().await?;
-            let current = fetch(&mut tx, key)
-                .await?
-                .ok_or_else(|| StoreError::NotFound { key: key.clone() })?;
+            let current = fetch(&mut tx, key).await?.ok_or_else(|| StoreError::NotFound { key: key.clone() })?;
             check_precondition(key, expected, Some(&current))?;
             sqlx::query("DELETE FROM resources WHERE kind = $1 AND namespace = $2 AND name = $3")
                 .bind(&key.kind)
@@ -349,16 +297,7 @@ impl Store {
                 .await?;
             let revision = start + 1;
             let changes = content_diff(Some(&current), None);
-            events::record(
-                &mut tx,
-                revision,
-                actor,
-                Verb::Delete,
-                &current,
-                current.resource_version(),
-                &changes,
-            )
-            .await?;
+            events::record(&mut tx, revision, actor, Verb::Delete, &current, current.resource_version(), &changes).await?;
             self.commit_write(tx, start, revision).await?;
             Ok(current)
         })
@@ -373,9 +312,7 @@ impl Store {
             let mut cursor = query.continue_token.as_deref().map(decode_cursor).transpose()?;
             let limit = query.limit.unwrap_or(usize::MAX);
             let mut conn = self.pool.acquire().await?;
-            let resource_version: i64 = sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1")
-                .fetch_one(&mut *conn)
-                .await?;
+            let resource_version: i64 = sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1").fetch_one(&mut *conn).await?;
             let mut items = Vec::new();
             // Label selectors are evaluated here rather than in SQL, so a page may
             // take several batches; the keyset cursor keeps each batch cheap.
@@ -395,10 +332,8 @@ impl Store {
                 let fetched = rows.len();
                 for row in rows {
                     let resource = parse_body(&row.try_get::<String, _>("body")?)?;
-                    cursor = Some(Cursor {
-                        ns: resource.metadata.namespace.clone().unwrap_or_default(),
-                        name: resource.metadata.name.clone(),
-                    });
+                    cursor =
+                        Some(Cursor { ns: resource.metadata.namespace.clone().unwrap_or_default(), name: resource.metadata.name.clone() });
                     if query.selector.matches(&resource.metadata.labels) {
                         items.push(resource);
                         if items.len() > limit {
@@ -416,11 +351,7 @@ impl Store {
             } else {
                 None
             };
-            Ok(ResourceList {
-                items,
-                continue_token,
-                resource_version,
-            })
+            Ok(ResourceList { items, continue_token, resource_version })
         })
         .await
     }

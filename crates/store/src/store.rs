@@ -45,11 +45,7 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if let Some(path) = url.strip_prefix("sqlite://") {
-            let url = if path.contains('?') {
-                url.to_string()
-            } else {
-                format!("sqlite://{path}?mode=rwc")
-            };
+            let url = if path.contains('?') { url.to_string() } else { format!("sqlite://{path}?mode=rwc") };
             (Backend::Sqlite, url)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Backend::Postgres, url.to_string())
@@ -76,12 +72,7 @@ impl Store {
         let mut conn = pool.acquire().await?;
         migrations::run(&mut conn).await?;
         drop(conn);
-        let store = Store {
-            pool,
-            backend,
-            latest: Arc::new(watch::channel(0).0),
-            observer: None,
-        };
+        let store = Store { pool, backend, latest: Arc::new(watch::channel(0).0), observer: None };
         let revision = store.revision().await?;
         store.latest.send_replace(revision);
         Ok(store)
@@ -107,9 +98,7 @@ impl Store {
 
     /// The newest committed revision.
     pub async fn revision(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1").fetch_one(&self.pool).await?)
     }
 
     pub async fn close(&self) {
@@ -131,12 +120,8 @@ impl Store {
     /// another writer commits in between.
     pub(crate) async fn begin_write(&self) -> Result<(Transaction<'static, Any>, i64), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE revision_counter SET value = value WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
-        let revision: i64 = sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?;
+        sqlx::query("UPDATE revision_counter SET value = value WHERE id = 1").execute(&mut *tx).await?;
+        let revision: i64 = sqlx::query_scalar("SELECT value FROM revision_counter WHERE id = 1").fetch_one(&mut *tx).await?;
         Ok((tx, revision))
     }
 
@@ -146,10 +131,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(());
         }
-        sqlx::query("UPDATE revision_counter SET value = $1 WHERE id = 1")
-            .bind(revision)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("UPDATE revision_counter SET value = $1 WHERE id = 1").bind(revision).execute(&mut *tx).await?;
         tx.commit().await?;
         self.latest.send_if_modified(|latest| {
             let newer = revision > *latest;

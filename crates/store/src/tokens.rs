@@ -40,10 +40,7 @@ impl Store {
             let id = uuid::Uuid::new_v4().to_string();
             let created_at = now();
             let mut tx = self.pool.begin().await?;
-            sqlx::query("DELETE FROM api_tokens WHERE name = $1")
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("DELETE FROM api_tokens WHERE name = $1").bind(name).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO api_tokens (id, name, hash, role, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(&id)
                 .bind(name)
@@ -54,14 +51,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            Ok(TokenInfo {
-                id,
-                name: name.to_string(),
-                role: role.to_string(),
-                created_at,
-                expires_at,
-                last_used_at: None,
-            })
+            Ok(TokenInfo { id, name: name.to_string(), role: role.to_string(), created_at, expires_at, last_used_at: None })
         })
         .await
     }
@@ -88,10 +78,7 @@ impl Store {
                 return Ok(None);
             }
             // Record use at most once a minute, so authentication is not a write per request.
-            let stale = info
-                .last_used_at
-                .as_deref()
-                .is_none_or(|last| last[..16.min(last.len())] != current[..16]);
+            let stale = info.last_used_at.as_deref().is_none_or(|last| last[..16.min(last.len())] != current[..16]);
             if stale {
                 sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
                     .bind(&current)

@@ -24,10 +24,7 @@ async fn sqlite() -> (Store, Guard) {
 
 async fn postgres() -> (Store, Guard) {
     let server = Postgres::start();
-    (
-        Store::connect(&server.url()).await.expect("connect postgres"),
-        Guard::Server(server),
-    )
+    (Store::connect(&server.url()).await.expect("connect postgres"), Guard::Server(server))
 }
 
 fn app(namespace: &str, name: &str, image: &str, labels: &[(&str, &str)]) -> Resource {
@@ -37,10 +34,7 @@ fn app(namespace: &str, name: &str, image: &str, labels: &[(&str, &str)]) -> Res
         metadata: ObjectMeta {
             name: name.into(),
             namespace: Some(namespace.into()),
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
             ..Default::default()
         },
         spec: json!({"components": [{"name": name, "type": "webservice", "properties": {"image": image}}]}),
@@ -53,21 +47,11 @@ fn key(namespace: &str, name: &str) -> ResourceKey {
 }
 
 async fn audit_count(store: &Store) -> usize {
-    store
-        .audit(&AuditQuery {
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .expect("audit")
-        .len()
+    store.audit(&AuditQuery { limit: 1000, ..Default::default() }).await.expect("audit").len()
 }
 
 async fn create_sets_server_fields(store: Store) {
-    let written = store
-        .write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Create)
-        .await
-        .expect("create");
+    let written = store.write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Create).await.expect("create");
     assert_eq!(written.outcome, ApplyOutcome::Created);
     let meta = &written.resource.metadata;
     assert_eq!(meta.resource_version.as_deref(), Some("1"));
@@ -81,60 +65,32 @@ async fn create_sets_server_fields(store: Store) {
 }
 
 async fn apply_is_idempotent(store: Store) {
-    let first = store
-        .write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply)
-        .await
-        .expect("apply");
-    let second = store
-        .write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply)
-        .await
-        .expect("apply");
+    let first = store.write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply).await.expect("apply");
+    let second = store.write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply).await.expect("apply");
     assert_eq!(second.outcome, ApplyOutcome::Unchanged);
     assert_eq!(second.resource, first.resource, "nothing bumped");
     assert_eq!(audit_count(&store).await, 1, "an unchanged apply writes no audit event");
     assert_eq!(store.revision().await.expect("revision"), 1);
 
-    let relabelled = store
-        .write("bob", app("shop", "web", "nginx:1", &[("tier", "web")]), ApplyMode::Apply)
-        .await
-        .expect("apply");
+    let relabelled = store.write("bob", app("shop", "web", "nginx:1", &[("tier", "web")]), ApplyMode::Apply).await.expect("apply");
     assert_eq!(relabelled.outcome, ApplyOutcome::Configured);
-    assert_eq!(
-        relabelled.resource.metadata.generation,
-        Some(1),
-        "metadata changes keep the generation"
-    );
+    assert_eq!(relabelled.resource.metadata.generation, Some(1), "metadata changes keep the generation");
     assert_eq!(relabelled.resource.metadata.resource_version.as_deref(), Some("2"));
 
-    let changed = store
-        .write("bob", app("shop", "web", "nginx:2", &[("tier", "web")]), ApplyMode::Apply)
-        .await
-        .expect("apply");
+    let changed = store.write("bob", app("shop", "web", "nginx:2", &[("tier", "web")]), ApplyMode::Apply).await.expect("apply");
     assert_eq!(changed.resource.metadata.generation, Some(2), "spec changes bump the generation");
     assert_eq!(changed.resource.metadata.uid, first.resource.metadata.uid);
-    assert_eq!(
-        changed.resource.metadata.creation_timestamp,
-        first.resource.metadata.creation_timestamp
-    );
+    assert_eq!(changed.resource.metadata.creation_timestamp, first.resource.metadata.creation_timestamp);
 }
 
 async fn stale_resource_version_conflicts(store: Store) {
-    let v1 = store
-        .write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply)
-        .await
-        .expect("apply")
-        .resource;
-    store
-        .write("alice", app("shop", "web", "nginx:2", &[]), ApplyMode::Apply)
-        .await
-        .expect("apply");
+    let v1 = store.write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply).await.expect("apply").resource;
+    store.write("alice", app("shop", "web", "nginx:2", &[]), ApplyMode::Apply).await.expect("apply");
     let mut stale = app("shop", "web", "nginx:3", &[]);
     stale.metadata.resource_version = v1.metadata.resource_version.clone();
     let result = store.write("bob", stale, ApplyMode::Update).await;
     match result {
-        Err(StoreError::Conflict {
-            expected: 1, actual: 2, ..
-        }) => {}
+        Err(StoreError::Conflict { expected: 1, actual: 2, .. }) => {}
         other => panic!("expected a conflict, got {other:?}"),
     }
     let stored = store.get(&key("shop", "web")).await.expect("get");
@@ -143,11 +99,7 @@ async fn stale_resource_version_conflicts(store: Store) {
 }
 
 async fn two_writers_one_conflicts(store: Store) {
-    let base = store
-        .write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply)
-        .await
-        .expect("apply")
-        .resource;
+    let base = store.write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply).await.expect("apply").resource;
     let mut a = app("shop", "web", "nginx:a", &[]);
     let mut b = app("shop", "web", "nginx:b", &[]);
     a.metadata.resource_version = base.metadata.resource_version.clone();
@@ -169,11 +121,7 @@ async fn concurrent_writers_get_gap_free_revisions(store: Store) {
     let tasks: Vec<_> = (0..24)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .write("load", app("shop", &format!("app-{i}"), "nginx", &[]), ApplyMode::Apply)
-                    .await
-            })
+            tokio::spawn(async move { store.write("load", app("shop", &format!("app-{i}"), "nginx", &[]), ApplyMode::Apply).await })
         })
         .collect();
     let mut revisions: Vec<i64> = Vec::new();
@@ -183,30 +131,18 @@ async fn concurrent_writers_get_gap_free_revisions(store: Store) {
     }
     revisions.sort();
     assert_eq!(revisions, (1..=24).collect::<Vec<_>>());
-    let events = store
-        .audit(&AuditQuery {
-            limit: 100,
-            ..Default::default()
-        })
-        .await
-        .expect("audit");
+    let events = store.audit(&AuditQuery { limit: 100, ..Default::default() }).await.expect("audit");
     let mut logged: Vec<i64> = events.iter().map(|e| e.revision).collect();
     logged.sort();
     assert_eq!(logged, revisions);
 }
 
 async fn batches_are_all_or_nothing(store: Store) {
-    store
-        .write("alice", app("shop", "existing", "nginx", &[]), ApplyMode::Create)
-        .await
-        .expect("create");
+    store.write("alice", app("shop", "existing", "nginx", &[]), ApplyMode::Create).await.expect("create");
     let batch = vec![app("shop", "new-one", "nginx", &[]), app("shop", "existing", "nginx", &[])];
     let err = store.write_all("alice", batch, ApplyMode::Create).await.expect_err("second fails");
     assert_eq!(err.0, 1, "the failing document is named by index");
-    assert!(
-        matches!(store.get(&key("shop", "new-one")).await, Err(StoreError::NotFound { .. })),
-        "first was rolled back"
-    );
+    assert!(matches!(store.get(&key("shop", "new-one")).await, Err(StoreError::NotFound { .. })), "first was rolled back");
     assert_eq!(store.revision().await.expect("revision"), 1);
     assert_eq!(audit_count(&store).await, 1);
 }
@@ -214,32 +150,13 @@ async fn batches_are_all_or_nothing(store: Store) {
 async fn list_filters_and_pages(store: Store) {
     for i in 0..7 {
         let tier = if i % 2 == 0 { "web" } else { "worker" };
-        store
-            .write(
-                "alice",
-                app("shop", &format!("app-{i}"), "nginx", &[("tier", tier)]),
-                ApplyMode::Apply,
-            )
-            .await
-            .expect("apply");
+        store.write("alice", app("shop", &format!("app-{i}"), "nginx", &[("tier", tier)]), ApplyMode::Apply).await.expect("apply");
     }
-    store
-        .write("alice", app("payments", "api", "nginx", &[("tier", "web")]), ApplyMode::Apply)
-        .await
-        .expect("apply");
+    store.write("alice", app("payments", "api", "nginx", &[("tier", "web")]), ApplyMode::Apply).await.expect("apply");
 
-    let all = store
-        .list(&ListQuery {
-            kind: "Application".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("list");
-    let names: Vec<String> = all
-        .items
-        .iter()
-        .map(|r| format!("{}/{}", r.metadata.namespace.as_deref().unwrap_or(""), r.metadata.name))
-        .collect();
+    let all = store.list(&ListQuery { kind: "Application".into(), ..Default::default() }).await.expect("list");
+    let names: Vec<String> =
+        all.items.iter().map(|r| format!("{}/{}", r.metadata.namespace.as_deref().unwrap_or(""), r.metadata.name)).collect();
     assert_eq!(names[0], "payments/api", "ordered by namespace, then name");
     assert_eq!(names.len(), 8);
     assert_eq!(all.resource_version, 8);
@@ -252,63 +169,30 @@ async fn list_filters_and_pages(store: Store) {
         continue_token: None,
     };
     let page1 = store.list(&web).await.expect("page 1");
-    assert_eq!(
-        page1.items.iter().map(|r| r.metadata.name.as_str()).collect::<Vec<_>>(),
-        ["app-0", "app-2", "app-4"]
-    );
+    assert_eq!(page1.items.iter().map(|r| r.metadata.name.as_str()).collect::<Vec<_>>(), ["app-0", "app-2", "app-4"]);
     let token = page1.continue_token.clone().expect("more pages");
-    let page2 = store
-        .list(&ListQuery {
-            continue_token: Some(token),
-            ..web.clone()
-        })
-        .await
-        .expect("page 2");
+    let page2 = store.list(&ListQuery { continue_token: Some(token), ..web.clone() }).await.expect("page 2");
     assert_eq!(page2.items.iter().map(|r| r.metadata.name.as_str()).collect::<Vec<_>>(), ["app-6"]);
     assert_eq!(page2.continue_token, None);
 
-    let bad = store
-        .list(&ListQuery {
-            continue_token: Some("garbage!".into()),
-            ..web
-        })
-        .await;
+    let bad = store.list(&ListQuery { continue_token: Some("garbage!".into()), ..web }).await;
     assert!(matches!(bad, Err(StoreError::BadRequest(_))), "{bad:?}");
 }
 
 async fn delete_records_and_honours_preconditions(store: Store) {
-    let v = store
-        .write("alice", app("shop", "web", "nginx", &[]), ApplyMode::Apply)
-        .await
-        .expect("apply")
-        .resource;
+    let v = store.write("alice", app("shop", "web", "nginx", &[]), ApplyMode::Apply).await.expect("apply").resource;
     let stale = store.delete("bob", &key("shop", "web"), Some(99)).await;
     assert!(matches!(stale, Err(StoreError::Conflict { .. })), "{stale:?}");
-    let deleted = store
-        .delete("bob", &key("shop", "web"), v.resource_version())
-        .await
-        .expect("delete");
+    let deleted = store.delete("bob", &key("shop", "web"), v.resource_version()).await.expect("delete");
     assert_eq!(deleted.metadata.uid, v.metadata.uid);
     assert!(matches!(store.get(&key("shop", "web")).await, Err(StoreError::NotFound { .. })));
-    assert!(matches!(
-        store.delete("bob", &key("shop", "web"), None).await,
-        Err(StoreError::NotFound { .. })
-    ));
+    assert!(matches!(store.delete("bob", &key("shop", "web"), None).await, Err(StoreError::NotFound { .. })));
 }
 
 async fn audit_trail_says_who_did_what(store: Store) {
-    store
-        .write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply)
-        .await
-        .expect("apply");
-    store
-        .write("bob", app("shop", "web", "nginx:2", &[]), ApplyMode::Apply)
-        .await
-        .expect("apply");
-    store
-        .write("carol", app("shop", "other", "nginx:1", &[]), ApplyMode::Apply)
-        .await
-        .expect("apply");
+    store.write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply).await.expect("apply");
+    store.write("bob", app("shop", "web", "nginx:2", &[]), ApplyMode::Apply).await.expect("apply");
+    store.write("carol", app("shop", "other", "nginx:1", &[]), ApplyMode::Apply).await.expect("apply");
     store.delete("dave", &key("shop", "web"), None).await.expect("delete");
 
     let events = store
@@ -321,72 +205,34 @@ async fn audit_trail_says_who_did_what(store: Store) {
         })
         .await
         .expect("audit");
-    let summary: Vec<(i64, &str, &str, Option<i64>)> = events
-        .iter()
-        .map(|e| (e.revision, e.actor.as_str(), e.verb.as_str(), e.revision_before))
-        .collect();
-    assert_eq!(
-        summary,
-        vec![
-            (4, "dave", "delete", Some(2)),
-            (2, "bob", "update", Some(1)),
-            (1, "alice", "create", None)
-        ]
-    );
+    let summary: Vec<(i64, &str, &str, Option<i64>)> =
+        events.iter().map(|e| (e.revision, e.actor.as_str(), e.verb.as_str(), e.revision_before)).collect();
+    assert_eq!(summary, vec![(4, "dave", "delete", Some(2)), (2, "bob", "update", Some(1)), (1, "alice", "create", None)]);
     let update = &events[1];
     assert_eq!(update.changes.len(), 1);
     assert_eq!(update.changes[0].path, "spec.components[0].properties.image");
     assert_eq!(update.changes[0].old, Some(json!("nginx:1")));
     assert_eq!(update.changes[0].new, Some(json!("nginx:2")));
 
-    let older = store
-        .audit(&AuditQuery {
-            before: Some(2),
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .expect("audit");
+    let older = store.audit(&AuditQuery { before: Some(2), limit: 10, ..Default::default() }).await.expect("audit");
     assert_eq!(older.iter().map(|e| e.revision).collect::<Vec<_>>(), vec![1]);
 }
 
 async fn status_updates_keep_spec_and_generation(store: Store) {
-    store
-        .write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply)
-        .await
-        .expect("apply");
-    let with_status = store
-        .update_status("hub", &key("shop", "web"), json!({"phase": "rendered"}), None)
-        .await
-        .expect("status");
+    store.write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply).await.expect("apply");
+    let with_status = store.update_status("hub", &key("shop", "web"), json!({"phase": "rendered"}), None).await.expect("status");
     assert_eq!(with_status.metadata.generation, Some(1));
     assert_eq!(with_status.metadata.resource_version.as_deref(), Some("2"));
-    let reapplied = store
-        .write("alice", app("shop", "web", "nginx:2", &[]), ApplyMode::Apply)
-        .await
-        .expect("apply")
-        .resource;
+    let reapplied = store.write("alice", app("shop", "web", "nginx:2", &[]), ApplyMode::Apply).await.expect("apply").resource;
     assert_eq!(reapplied.status, Some(json!({"phase": "rendered"})), "apply never drops status");
 }
 
 async fn watch_replays_then_follows(store: Store) {
-    store
-        .write("alice", app("shop", "before", "nginx", &[]), ApplyMode::Apply)
-        .await
-        .expect("apply");
+    store.write("alice", app("shop", "before", "nginx", &[]), ApplyMode::Apply).await.expect("apply");
     let from = store.revision().await.expect("revision");
-    store
-        .write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply)
-        .await
-        .expect("apply");
-    store
-        .write("alice", app("other", "ignored", "nginx:1", &[]), ApplyMode::Apply)
-        .await
-        .expect("apply");
-    let filter = WatchFilter {
-        kind: Some("Application".into()),
-        namespace: Some("shop".into()),
-    };
+    store.write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply).await.expect("apply");
+    store.write("alice", app("other", "ignored", "nginx:1", &[]), ApplyMode::Apply).await.expect("apply");
+    let filter = WatchFilter { kind: Some("Application".into()), namespace: Some("shop".into()) };
     let mut stream = Box::pin(store.watch(filter, from));
     let first = stream.next().await.expect("event").expect("ok");
     assert_eq!((first.type_, first.object.metadata.name.as_str()), (WatchEventType::Added, "web"));
@@ -394,28 +240,14 @@ async fn watch_replays_then_follows(store: Store) {
     let writer = store.clone();
     tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        writer
-            .write("bob", app("shop", "web", "nginx:2", &[]), ApplyMode::Apply)
-            .await
-            .expect("apply");
-        writer
-            .delete("bob", &ResourceKey::new("Application", "shop", "web"), None)
-            .await
-            .expect("delete");
+        writer.write("bob", app("shop", "web", "nginx:2", &[]), ApplyMode::Apply).await.expect("apply");
+        writer.delete("bob", &ResourceKey::new("Application", "shop", "web"), None).await.expect("delete");
     });
     let timeout = std::time::Duration::from_secs(10);
-    let modified = tokio::time::timeout(timeout, stream.next())
-        .await
-        .expect("in time")
-        .expect("event")
-        .expect("ok");
+    let modified = tokio::time::timeout(timeout, stream.next()).await.expect("in time").expect("event").expect("ok");
     assert_eq!(modified.type_, WatchEventType::Modified);
     assert_eq!(modified.object.spec["components"][0]["properties"]["image"], "nginx:2");
-    let deleted = tokio::time::timeout(timeout, stream.next())
-        .await
-        .expect("in time")
-        .expect("event")
-        .expect("ok");
+    let deleted = tokio::time::timeout(timeout, stream.next()).await.expect("in time").expect("event").expect("ok");
     assert_eq!(deleted.type_, WatchEventType::Deleted);
 }
 
@@ -425,29 +257,15 @@ async fn tokens_authenticate_by_hash(store: Store) {
     let found = store.authenticate_token(&token).await.expect("auth").expect("known");
     assert_eq!((found.id.as_str(), found.role.as_str()), (info.id.as_str(), "platform-admin"));
     assert!(found.last_used_at.is_none());
-    assert!(
-        store
-            .authenticate_token(&token)
-            .await
-            .expect("auth")
-            .expect("known")
-            .last_used_at
-            .is_some()
-    );
+    assert!(store.authenticate_token(&token).await.expect("auth").expect("known").last_used_at.is_some());
     assert!(store.authenticate_token("hdl_wrong").await.expect("auth").is_none());
 
     let rotated = heimdall_store::generate_token();
     store.put_token("admin", &rotated, "platform-admin", None).await.expect("put");
-    assert!(
-        store.authenticate_token(&token).await.expect("auth").is_none(),
-        "the replaced token no longer works"
-    );
+    assert!(store.authenticate_token(&token).await.expect("auth").is_none(), "the replaced token no longer works");
 
     let expired = heimdall_store::generate_token();
-    store
-        .put_token("ci", &expired, "platform-admin", Some("2000-01-01T00:00:00Z".into()))
-        .await
-        .expect("put");
+    store.put_token("ci", &expired, "platform-admin", Some("2000-01-01T00:00:00Z".into())).await.expect("put");
     assert!(store.authenticate_token(&expired).await.expect("auth").is_none());
 }
 
@@ -491,23 +309,11 @@ async fn sqlite_state_survives_reconnect() {
     let url = format!("sqlite://{}", dir.path().join("heimdall.db").display());
     {
         let store = Store::connect(&url).await.expect("connect");
-        store
-            .write("alice", app("shop", "web", "nginx", &[]), ApplyMode::Apply)
-            .await
-            .expect("apply");
+        store.write("alice", app("shop", "web", "nginx", &[]), ApplyMode::Apply).await.expect("apply");
         store.close().await;
     }
     let store = Store::connect(&url).await.expect("reconnect");
-    assert_eq!(
-        store
-            .get(&key("shop", "web"))
-            .await
-            .expect("kept")
-            .metadata
-            .resource_version
-            .as_deref(),
-        Some("1")
-    );
+    assert_eq!(store.get(&key("shop", "web")).await.expect("kept").metadata.resource_version.as_deref(), Some("1"));
     assert_eq!(store.revision().await.expect("revision"), 1);
 }
 

@@ -16,11 +16,7 @@ pub fn conformance_dir() -> PathBuf {
     let dir = std::env::var_os("HEIMDALL_CONFORMANCE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"));
-    assert!(
-        dir.is_dir(),
-        "conformance corpus not found at {}: set HEIMDALL_CONFORMANCE_DIR",
-        dir.display()
-    );
+    assert!(dir.is_dir(), "conformance corpus not found at {}: set HEIMDALL_CONFORMANCE_DIR", dir.display());
     dir
 }
 
@@ -34,10 +30,7 @@ impl Postgres {
     /// Starts a fresh server with trust authentication for user `postgres`.
     pub fn start() -> Postgres {
         let bin = find_bin_dir();
-        let dir = tempfile::Builder::new()
-            .prefix("heimdall-pg-")
-            .tempdir()
-            .expect("create temp dir for PostgreSQL");
+        let dir = tempfile::Builder::new().prefix("heimdall-pg-").tempdir().expect("create temp dir for PostgreSQL");
         let data = dir.path().join("data");
         let owner = service_user();
         if let Some((uid, gid)) = owner {
@@ -45,26 +38,12 @@ impl Postgres {
         }
         let mut initdb = Command::new(bin.join("initdb"));
         initdb
-            .args([
-                "-D",
-                &data.to_string_lossy(),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-                "--no-instructions",
-            ])
+            .args(["-D", &data.to_string_lossy(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         run_as(&mut initdb, owner);
         let output = initdb.output().expect("run initdb");
-        assert!(
-            output.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "initdb failed: {}", String::from_utf8_lossy(&output.stderr));
 
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("postgres.log")).expect("create PostgreSQL log");
@@ -73,24 +52,8 @@ impl Postgres {
         }
         let mut postgres = Command::new(bin.join("postgres"));
         postgres
-            .args([
-                "-D",
-                &data.to_string_lossy(),
-                "-p",
-                &port.to_string(),
-                "-k",
-                &dir.path().to_string_lossy(),
-            ])
-            .args([
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-            ])
+            .args(["-D", &data.to_string_lossy(), "-p", &port.to_string(), "-k", &dir.path().to_string_lossy()])
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
             .args(["-c", "max_connections=200"])
             .stdout(Stdio::null())
             .stderr(log);
@@ -137,10 +100,7 @@ impl Drop for Postgres {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("find a free loopback port")
+    TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("find a free loopback port")
 }
 
 /// PostgreSQL refuses to run as root; when we are root, run it as the

@@ -30,26 +30,11 @@ pub async fn audit(
         .items
         .iter()
         .map(|e| {
-            let object = if e.namespace.is_empty() {
-                e.name.clone()
-            } else {
-                format!("{}/{}", e.namespace, e.name)
-            };
+            let object = if e.namespace.is_empty() { e.name.clone() } else { format!("{}/{}", e.namespace, e.name) };
             let changes = e.changes.iter().map(|c| c.path.clone()).collect::<Vec<_>>().join(", ");
-            vec![
-                e.revision.to_string(),
-                e.at.clone(),
-                e.actor.clone(),
-                e.verb.clone(),
-                e.kind.clone(),
-                object,
-                changes,
-            ]
+            vec![e.revision.to_string(), e.at.clone(), e.actor.clone(), e.verb.clone(), e.kind.clone(), object, changes]
         })
         .collect();
-    print!(
-        "{}",
-        table(&["REVISION", "AT", "ACTOR", "VERB", "KIND", "OBJECT", "CHANGED"], &rows)
-    );
+    print!("{}", table(&["REVISION", "AT", "ACTOR", "VERB", "KIND", "OBJECT", "CHANGED"], &rows));
     Ok(ExitCode::SUCCESS)
 }

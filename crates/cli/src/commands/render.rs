@@ -41,11 +41,7 @@ fn decode_all(documents: &[Document], namespace: &str) -> Result<Vec<(String, Re
         let kind = document.value.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
         let is_foreign_object = !kind.is_empty()
             && kinds::by_kind(kind).is_none()
-            && document
-                .value
-                .get("apiVersion")
-                .and_then(|v| v.as_str())
-                .is_some_and(|v| v != heimdall_model::spec::score::API_VERSION);
+            && document.value.get("apiVersion").and_then(|v| v.as_str()).is_some_and(|v| v != heimdall_model::spec::score::API_VERSION);
         if is_foreign_object {
             eprintln!("note: {}: skipped {kind}, not a kind Heimdall renders", document.source);
             continue;
@@ -110,10 +106,7 @@ pub fn run(options: Options) -> Result<ExitCode> {
     };
     let documents = read_with_sources(&options.files)?;
     let resources = decode_all(&documents, options.namespace.as_deref().unwrap_or("default"))?;
-    let apps: Vec<&(String, Resource)> = resources
-        .iter()
-        .filter(|(_, r)| r.kind == "Application" || r.kind == "Workload")
-        .collect();
+    let apps: Vec<&(String, Resource)> = resources.iter().filter(|(_, r)| r.kind == "Application" || r.kind == "Workload").collect();
     if apps.is_empty() {
         bail!(
             "no Application or Score workload found in {}",
@@ -151,16 +144,8 @@ pub fn run(options: Options) -> Result<ExitCode> {
             let mut out = String::new();
             for (source, app, rendered) in &outputs {
                 for target in &rendered.targets {
-                    let environment = target
-                        .environment
-                        .as_deref()
-                        .map(|e| format!(", environment: {e}"))
-                        .unwrap_or_default();
-                    let held = target
-                        .held_by
-                        .as_deref()
-                        .map(|s| format!(" (held until step {s} is approved)"))
-                        .unwrap_or_default();
+                    let environment = target.environment.as_deref().map(|e| format!(", environment: {e}")).unwrap_or_default();
+                    let held = target.held_by.as_deref().map(|s| format!(" (held until step {s} is approved)")).unwrap_or_default();
                     out.push_str(&format!(
                         "# {} {}/{} from {source}\n# cluster: {}, namespace: {}{environment}{held}, revision: {}\n",
                         app.kind,

@@ -59,18 +59,9 @@ fn read_documents(files: &[PathBuf]) -> Result<Vec<ApplyDocument>> {
     let paths: Vec<PathBuf> = paths.into_iter().cloned().collect();
     documents.extend(super::render::read_with_sources(&paths)?);
     if documents.is_empty() {
-        bail!(
-            "no documents found in {}",
-            files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
-        );
+        bail!("no documents found in {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
     }
-    Ok(documents
-        .into_iter()
-        .map(|d| ApplyDocument {
-            source: d.source,
-            object: d.value,
-        })
-        .collect())
+    Ok(documents.into_iter().map(|d| ApplyDocument { source: d.source, object: d.value }).collect())
 }
 
 pub async fn apply(
@@ -80,14 +71,7 @@ pub async fn apply(
     dry_run: bool,
     continue_on_error: bool,
 ) -> Result<ExitCode> {
-    let request = ApplyRequest {
-        documents: read_documents(files)?,
-        options: ApplyOptions {
-            namespace,
-            dry_run,
-            continue_on_error,
-        },
-    };
+    let request = ApplyRequest { documents: read_documents(files)?, options: ApplyOptions { namespace, dry_run, continue_on_error } };
     let response: ApplyResponse = client.post_json("/api/v1/apply", &request).await?;
     let suffix = if response.dry_run { " (dry run)" } else { "" };
     for result in &response.results {
@@ -105,10 +89,7 @@ pub async fn apply(
     let refused = heimdall_hub::ApiError {
         status: 422,
         reason: "Invalid".into(),
-        message: format!(
-            "{} problem(s); the documents above were applied, these were not:",
-            response.errors.len()
-        ),
+        message: format!("{} problem(s); the documents above were applied, these were not:", response.errors.len()),
         details: response.errors,
     };
     eprintln!("error: {}", render_api_error(&refused));
@@ -196,10 +177,7 @@ fn pairs(map: &std::collections::BTreeMap<String, String>) -> String {
     if map.is_empty() {
         return "<none>".into();
     }
-    map.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("\n              ")
+    map.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n              ")
 }
 
 pub async fn describe(client: &Client, kind_name: &str, name: &str, namespace: Option<&str>) -> Result<ExitCode> {
@@ -221,10 +199,7 @@ pub async fn describe(client: &Client, kind_name: &str, name: &str, namespace: O
         meta.resource_version.as_deref().unwrap_or_default(),
         meta.generation.unwrap_or_default()
     ));
-    out.push_str(&format!(
-        "Created:      {}\n",
-        meta.creation_timestamp.as_deref().unwrap_or_default()
-    ));
+    out.push_str(&format!("Created:      {}\n", meta.creation_timestamp.as_deref().unwrap_or_default()));
     out.push_str("Spec:\n");
     out.push_str(&indent(&serialize(&resource.spec, OutputFormat::Yaml)?, 2));
     out.push_str("Status:\n");
@@ -265,12 +240,7 @@ pub async fn approve(client: &Client, kind_name: &str, name: &str, namespace: Op
     let (ns, name) = namespaced_name(kind, name, namespace)?;
     let path = format!("{}/approve", item_path(kind, ns.as_deref(), &name));
     let app: Resource = client.post_json(&path, &serde_json::json!({"step": step})).await?;
-    let phase = app
-        .status
-        .as_ref()
-        .and_then(|s| s.get("phase"))
-        .and_then(|p| p.as_str())
-        .unwrap_or("Pending");
+    let phase = app.status.as_ref().and_then(|s| s.get("phase")).and_then(|p| p.as_str()).unwrap_or("Pending");
     println!("application/{}/{name} step {step} approved; phase {phase}", ns.unwrap_or_default());
     Ok(ExitCode::SUCCESS)
 }
@@ -295,18 +265,9 @@ mod tests {
     fn names_split_by_scope() {
         let app = kinds::by_name("app").expect("kind");
         let cluster = kinds::by_name("cluster").expect("kind");
-        assert_eq!(
-            namespaced_name(app, "shop/web", None).expect("ok"),
-            (Some("shop".into()), "web".into())
-        );
-        assert_eq!(
-            namespaced_name(app, "web", Some("shop")).expect("ok"),
-            (Some("shop".into()), "web".into())
-        );
-        assert_eq!(
-            namespaced_name(app, "web", None).expect("ok"),
-            (Some("default".into()), "web".into())
-        );
+        assert_eq!(namespaced_name(app, "shop/web", None).expect("ok"), (Some("shop".into()), "web".into()));
+        assert_eq!(namespaced_name(app, "web", Some("shop")).expect("ok"), (Some("shop".into()), "web".into()));
+        assert_eq!(namespaced_name(app, "web", None).expect("ok"), (Some("default".into()), "web".into()));
         assert!(namespaced_name(app, "shop/web", Some("other")).is_err());
         assert!(namespaced_name(cluster, "a/b", None).is_err());
         assert_eq!(item_path(cluster, None, "prod-1"), "/api/v1/clusters/prod-1");

@@ -48,20 +48,12 @@ fn url(config: &HubConfig, listener: &std::net::TcpListener) -> Result<String> {
 pub async fn up(data_dir: PathBuf, listen: String, examples: Option<PathBuf>, no_examples: bool) -> Result<ExitCode> {
     init_logging(LogFormat::Text);
     let data_dir = std::path::absolute(&data_dir).with_context(|| format!("resolving {}", data_dir.display()))?;
-    let config = HubConfig {
-        listen,
-        data_dir: data_dir.clone(),
-        ..HubConfig::default()
-    };
+    let config = HubConfig { listen, data_dir: data_dir.clone(), ..HubConfig::default() };
     let listener = bind(&config.listen)?;
     let state = server::open(&config).await?;
     let fresh = state.store.revision().await? == 0;
     let token = server::ensure_admin_token(&state.store, &data_dir).await?;
-    println!(
-        "Admin token: {} (mode 0600{})",
-        token.path.display(),
-        if token.created { ", new" } else { "" }
-    );
+    println!("Admin token: {} (mode 0600{})", token.path.display(), if token.created { ", new" } else { "" });
 
     if fresh && !no_examples {
         let files = match &examples {
@@ -75,14 +67,7 @@ pub async fn up(data_dir: PathBuf, listen: String, examples: Option<PathBuf>, no
     let hub_url = url(&config, &listener)?;
     let path = config_path();
     let mut client_config = ClientConfig::load(&path)?;
-    client_config.contexts.insert(
-        "local".into(),
-        Context {
-            hub: hub_url.clone(),
-            token: None,
-            token_file: Some(token.path.clone()),
-        },
-    );
+    client_config.contexts.insert("local".into(), Context { hub: hub_url.clone(), token: None, token_file: Some(token.path.clone()) });
     client_config.current_context = Some("local".into());
     client_config.save(&path)?;
     println!("CLI context \"local\" written to {}", path.display());

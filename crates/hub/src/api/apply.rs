@@ -74,11 +74,7 @@ pub struct ApplyResponse {
 }
 
 fn details(error: &DocumentError) -> impl Iterator<Item = ErrorDetail> + '_ {
-    error.problems.iter().map(|p| ErrorDetail {
-        document: Some(error.document.clone()),
-        path: p.path.clone(),
-        message: p.message.clone(),
-    })
+    error.problems.iter().map(|p| ErrorDetail { document: Some(error.document.clone()), path: p.path.clone(), message: p.message.clone() })
 }
 
 fn result(document: &str, resource: &Resource, outcome: ApplyOutcome) -> ApplyResult {
@@ -114,10 +110,7 @@ pub async fn apply_documents(
                 if let Some(first) = seen.get(&key) {
                     invalid.push(DocumentError::new(
                         &document.source,
-                        vec![Problem::new(
-                            "metadata.name",
-                            format!("{key} is also defined in {first}; each object may appear once"),
-                        )],
+                        vec![Problem::new("metadata.name", format!("{key} is also defined in {first}; each object may appear once"))],
                     ));
                 } else {
                     seen.insert(key, document.source.clone());
@@ -133,34 +126,24 @@ pub async fn apply_documents(
             return Err(ApiError::invalid(&invalid));
         }
         let sources: Vec<String> = valid.iter().map(|(source, _)| source.clone()).collect();
-        let written = admission::write(state, actor, valid, ApplyMode::Apply, options.dry_run).await?;
+        let written = admission::write(state, actor, "apply", valid, ApplyMode::Apply, options.dry_run).await?;
         return Ok(ApplyResponse {
             dry_run: options.dry_run,
-            results: sources
-                .iter()
-                .zip(&written)
-                .map(|(source, w)| result(source, &w.resource, w.outcome))
-                .collect(),
+            results: sources.iter().zip(&written).map(|(source, w)| result(source, &w.resource, w.outcome)).collect(),
             errors: Vec::new(),
         });
     }
 
-    let mut response = ApplyResponse {
-        dry_run: options.dry_run,
-        results: Vec::new(),
-        errors: invalid.iter().flat_map(details).collect(),
-    };
+    let mut response = ApplyResponse { dry_run: options.dry_run, results: Vec::new(), errors: invalid.iter().flat_map(details).collect() };
     for (source, resource) in valid {
-        match admission::write(state, actor, vec![(source.clone(), resource)], ApplyMode::Apply, options.dry_run).await {
+        match admission::write(state, actor, "apply", vec![(source.clone(), resource)], ApplyMode::Apply, options.dry_run).await {
             Ok(mut written) => {
                 let w = written.remove(0);
                 response.results.push(result(&source, &w.resource, w.outcome));
             }
-            Err(e) if e.details.is_empty() => response.errors.push(ErrorDetail {
-                document: Some(source),
-                path: String::new(),
-                message: e.message,
-            }),
+            Err(e) if e.details.is_empty() => {
+                response.errors.push(ErrorDetail { document: Some(source), path: String::new(), message: e.message })
+            }
             Err(e) => response.errors.extend(e.details),
         }
     }
@@ -189,14 +172,7 @@ pub async fn apply(
             dry_run: request.options.dry_run || query.dry_run,
             continue_on_error: request.options.continue_on_error || query.continue_on_error,
         };
-        let documents = request
-            .documents
-            .into_iter()
-            .map(|d| Document {
-                source: d.source,
-                value: d.object,
-            })
-            .collect();
+        let documents = request.documents.into_iter().map(|d| Document { source: d.source, value: d.object }).collect();
         (documents, options)
     };
     Ok(Json(apply_documents(&state, &principal.name, documents, &options).await?))

@@ -8,8 +8,9 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::auth::Principal;
+use crate::delivery::{self, ChangeNote, Desired};
 use crate::error::ApiError;
-use crate::rendering::approvals;
+use crate::rendering::{approvals, status_of};
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -40,15 +41,8 @@ pub async fn approve(
         .filter_map(|s| s.get("name").and_then(Value::as_str))
         .collect();
     if !waiting.contains(&request.step.as_str()) {
-        let waiting = if waiting.is_empty() {
-            "no step is waiting".to_string()
-        } else {
-            format!("waiting: {}", waiting.join(", "))
-        };
-        return Err(ApiError::invalid_field(
-            "step",
-            format!("step {:?} is not waiting for approval ({waiting})", request.step),
-        ));
+        let waiting = if waiting.is_empty() { "no step is waiting".to_string() } else { format!("waiting: {}", waiting.join(", ")) };
+        return Err(ApiError::invalid_field("step", format!("step {:?} is not waiting for approval ({waiting})", request.step)));
     }
     let mut steps = approvals(&app);
     steps.insert(request.step.clone());
@@ -56,11 +50,18 @@ pub async fn approve(
     let mut status = app.status.clone().unwrap_or_else(|| json!({}));
     status["approvals"] = json!({"generation": app.metadata.generation, "steps": steps});
     approved.status = Some(status);
-    let status = state.rendering.status(&approved);
-    let updated = state
-        .store
-        .update_status(&principal.name, &key, status, app.resource_version())
-        .await?;
+    let result = state.rendering.render_app(&approved);
+    let status = status_of(&approved, &result);
+    let updated = state.store.update_status(&principal.name, &key, status, app.resource_version()).await?;
     tracing::info!(app = %key, step = %request.step, by = %principal.name, "workflow step approved");
+    let mut desired = Desired::default();
+    desired.add(&state, &updated, &result);
+    let note = ChangeNote {
+        actor: principal.name.clone(),
+        summary: format!("approve step {} of application {}/{}", request.step, key.namespace, key.name),
+        revision: updated.resource_version().unwrap_or_default(),
+        resources: vec![format!("Application/{}/{}={}", key.namespace, key.name, updated.resource_version().unwrap_or_default())],
+    };
+    delivery::deliver(&state, &desired, &[(key.namespace.clone(), key.name.clone())], &note);
     Ok(Json(updated))
 }

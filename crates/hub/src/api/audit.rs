@@ -40,14 +40,7 @@ pub async fn audit(State(state): State<AppState>, Query(params): Query<AuditPara
         ),
         None => None,
     };
-    let query = AuditQuery {
-        kind,
-        namespace: params.namespace,
-        name: params.name,
-        before: params.before,
-        limit: params.limit.unwrap_or(100),
-    };
-    Ok(Json(AuditList {
-        items: state.store.audit(&query).await?,
-    }))
+    let query =
+        AuditQuery { kind, namespace: params.namespace, name: params.name, before: params.before, limit: params.limit.unwrap_or(100) };
+    Ok(Json(AuditList { items: state.store.audit(&query).await? }))
 }

@@ -35,19 +35,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/{plural}", get(resources::list_all).post(resources::create_cluster_scoped))
         .route(
             "/api/v1/{plural}/{name}",
-            get(resources::get_cluster_scoped)
-                .put(resources::replace_cluster_scoped)
-                .delete(resources::delete_cluster_scoped),
+            get(resources::get_cluster_scoped).put(resources::replace_cluster_scoped).delete(resources::delete_cluster_scoped),
         )
-        .route(
-            "/api/v1/namespaces/{namespace}/{plural}",
-            get(resources::list_namespaced).post(resources::create_namespaced),
-        )
+        .route("/api/v1/namespaces/{namespace}/{plural}", get(resources::list_namespaced).post(resources::create_namespaced))
         .route(
             "/api/v1/namespaces/{namespace}/{plural}/{name}",
-            get(resources::get_namespaced)
-                .put(resources::replace_namespaced)
-                .delete(resources::delete_namespaced),
+            get(resources::get_namespaced).put(resources::replace_namespaced).delete(resources::delete_namespaced),
         )
         .route("/api/v1/namespaces/{namespace}/applications/{name}/approve", post(approve::approve))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_principal));

@@ -65,10 +65,7 @@ fn kind_for(plural: &str) -> Result<&'static KindInfo, ApiError> {
     kinds::KINDS.iter().find(|k| k.plural == plural).ok_or_else(|| {
         let hint = kinds::suggest(plural).map(|s| format!("; did you mean {s:?}?")).unwrap_or_default();
         let known: Vec<&str> = kinds::KINDS.iter().map(|k| k.plural).collect();
-        ApiError::not_found(format!(
-            "unknown resource type {plural:?}: expected one of {}{hint}",
-            known.join(", ")
-        ))
+        ApiError::not_found(format!("unknown resource type {plural:?}: expected one of {}{hint}", known.join(", ")))
     })
 }
 
@@ -76,14 +73,8 @@ fn kind_for(plural: &str) -> Result<&'static KindInfo, ApiError> {
 fn target(plural: &str, namespace: Option<&str>) -> Result<&'static KindInfo, ApiError> {
     let kind = kind_for(plural)?;
     match (kind.is_namespaced(), namespace) {
-        (true, None) => Err(ApiError::not_found(format!(
-            "{} is namespaced: use /api/v1/namespaces/{{namespace}}/{plural}",
-            kind.kind
-        ))),
-        (false, Some(_)) => Err(ApiError::not_found(format!(
-            "{} is cluster-scoped: use /api/v1/{plural}",
-            kind.kind
-        ))),
+        (true, None) => Err(ApiError::not_found(format!("{} is namespaced: use /api/v1/namespaces/{{namespace}}/{plural}", kind.kind))),
+        (false, Some(_)) => Err(ApiError::not_found(format!("{} is cluster-scoped: use /api/v1/{plural}", kind.kind))),
         _ => Ok(kind),
     }
 }
@@ -100,10 +91,7 @@ async fn list(state: AppState, kind: &KindInfo, namespace: Option<String>, param
             Some(rv) => rv,
             None => state.store.revision().await?,
         };
-        let filter = WatchFilter {
-            kind: Some(kind.kind.to_string()),
-            namespace,
-        };
+        let filter = WatchFilter { kind: Some(kind.kind.to_string()), namespace };
         let stream = state.store.watch(filter, from).filter_map(move |event| {
             let line = match event {
                 Ok(event) if !selector.matches(&event.object.metadata.labels) => None,
@@ -115,11 +103,7 @@ async fn list(state: AppState, kind: &KindInfo, namespace: Option<String>, param
                 Ok::<_, std::convert::Infallible>(Bytes::from(line))
             }))
         });
-        return Ok((
-            [(header::CONTENT_TYPE, "application/x-ndjson")],
-            axum::body::Body::from_stream(stream),
-        )
-            .into_response());
+        return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], axum::body::Body::from_stream(stream)).into_response());
     }
     let query = ListQuery {
         kind: kind.kind.to_string(),
@@ -132,10 +116,7 @@ async fn list(state: AppState, kind: &KindInfo, namespace: Option<String>, param
     Ok(Json(ResourceListBody {
         api_version: "v1".into(),
         kind: format!("{}List", kind.kind),
-        metadata: ListMeta {
-            resource_version: list.resource_version.to_string(),
-            continue_token: list.continue_token,
-        },
+        metadata: ListMeta { resource_version: list.resource_version.to_string(), continue_token: list.continue_token },
         items: list.items,
     })
     .into_response())
@@ -146,19 +127,13 @@ fn decode_for_url(body: &Body, kind: &KindInfo, namespace: Option<&str>, name: O
     let value = body.single_document("request body")?;
     let decoded = heimdall_model::decode(&value, "request body", namespace.unwrap_or("default")).map_err(|e| ApiError::invalid(&[e]))?;
     if decoded.kind.kind != kind.kind {
-        return Err(ApiError::invalid_field(
-            "kind",
-            format!("expected {} at this URL, got {}", kind.kind, decoded.kind.kind),
-        ));
+        return Err(ApiError::invalid_field("kind", format!("expected {} at this URL, got {}", kind.kind, decoded.kind.kind)));
     }
     let resource = decoded.resource;
     if let Some(namespace) = namespace
         && resource.metadata.namespace.as_deref() != Some(namespace)
     {
-        return Err(ApiError::invalid_field(
-            "metadata.namespace",
-            format!("expected {namespace:?} to match the URL"),
-        ));
+        return Err(ApiError::invalid_field("metadata.namespace", format!("expected {namespace:?} to match the URL")));
     }
     if let Some(name) = name
         && resource.metadata.name != name
@@ -179,14 +154,8 @@ async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let resource = decode_for_url(&body, kind, namespace.as_deref(), None)?;
-    let mut written = admission::write(
-        &state,
-        &principal.name,
-        vec![("request body".into(), resource)],
-        ApplyMode::Create,
-        false,
-    )
-    .await?;
+    let mut written =
+        admission::write(&state, &principal.name, "create", vec![("request body".into(), resource)], ApplyMode::Create, false).await?;
     Ok((StatusCode::CREATED, Json(written.remove(0).resource)).into_response())
 }
 
@@ -199,9 +168,9 @@ async fn replace(
     body: Body,
 ) -> Result<Json<Resource>, ApiError> {
     let resource = decode_for_url(&body, kind, namespace.as_deref(), Some(&name))?;
-    Ok(Json(
-        state.store.write(&principal.name, resource, ApplyMode::Update).await?.resource,
-    ))
+    let mut written =
+        admission::write(&state, &principal.name, "update", vec![("request body".into(), resource)], ApplyMode::Update, false).await?;
+    Ok(Json(written.remove(0).resource))
 }
 
 /// List every resource of a kind (across all namespaces for namespaced kinds), or watch them.
@@ -322,9 +291,7 @@ pub async fn delete_cluster_scoped(
     Query(params): Query<DeleteParams>,
 ) -> Result<Json<Resource>, ApiError> {
     let kind = target(&plural, None)?;
-    Ok(Json(
-        admission::delete(&state, &principal.name, &key(kind, None, &name), params.resource_version).await?,
-    ))
+    Ok(Json(admission::delete(&state, &principal.name, &key(kind, None, &name), params.resource_version).await?))
 }
 
 /// Delete a namespaced resource; returns what was deleted.
@@ -338,13 +305,5 @@ pub async fn delete_namespaced(
     Query(params): Query<DeleteParams>,
 ) -> Result<Json<Resource>, ApiError> {
     let kind = target(&plural, Some(&namespace))?;
-    Ok(Json(
-        admission::delete(
-            &state,
-            &principal.name,
-            &key(kind, Some(&namespace), &name),
-            params.resource_version,
-        )
-        .await?,
-    ))
+    Ok(Json(admission::delete(&state, &principal.name, &key(kind, Some(&namespace), &name), params.resource_version).await?))
 }

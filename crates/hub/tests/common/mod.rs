@@ -26,21 +26,10 @@ impl TestHub {
     /// A hub with the built-in platform only.
     pub async fn new() -> TestHub {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::connect(&format!("sqlite://{}", dir.path().join("h.db").display()))
-            .await
-            .expect("store");
-        let token = heimdall_hub::server::ensure_admin_token(&store, dir.path())
-            .await
-            .expect("token")
-            .token;
-        let state = AppState::new(store.clone());
-        TestHub {
-            router: router(state.clone()),
-            state,
-            store,
-            token,
-            _dir: dir,
-        }
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("h.db").display())).await.expect("store");
+        let token = heimdall_hub::server::ensure_admin_token(&store, dir.path()).await.expect("token").token;
+        let state = AppState::new(store.clone(), dir.path().join("git"));
+        TestHub { router: router(state.clone()), state, store, token, _dir: dir }
     }
 
     /// A hub with the example platform loaded: defaults, policies, definitions, environments, clusters.
@@ -69,12 +58,7 @@ impl TestHub {
         if let Some(token) = token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        let response = self
-            .router
-            .clone()
-            .oneshot(request.body(body.into()).expect("request"))
-            .await
-            .expect("response");
+        let response = self.router.clone().oneshot(request.body(body.into()).expect("request")).await.expect("response");
         let status = response.status();
         let bytes = response.into_body().collect().await.expect("body").to_bytes();
         let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
@@ -91,11 +75,17 @@ impl TestHub {
     }
 
     pub async fn apply_yaml(&self, yaml: &str, query: &str) -> (StatusCode, Value) {
-        self.call("POST", &format!("/api/v1/apply{query}"), "application/yaml", yaml.to_string())
-            .await
+        self.call("POST", &format!("/api/v1/apply{query}"), "application/yaml", yaml.to_string()).await
     }
 
     pub async fn application(&self, namespace: &str, name: &str) -> Value {
         self.get(&format!("/api/v1/namespaces/{namespace}/applications/{name}")).await.1
+    }
+}
+
+impl TestHub {
+    /// The commits of a cluster's repository, newest first: `(author email, summary, trailers)`.
+    pub fn commits(&self, cluster: &str) -> Vec<(String, String, Vec<(String, String)>)> {
+        self.state.repos.log(cluster, 100).unwrap_or_default().into_iter().map(|c| (c.author.email, c.summary, c.trailers)).collect()
     }
 }

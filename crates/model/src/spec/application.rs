@@ -146,17 +146,11 @@ pub(crate) fn validate(spec: &Value) -> Vec<Problem> {
             problems.push(Problem::new(format!("spec.components[{i}].name"), e));
         }
         if component.type_.trim().is_empty() {
-            problems.push(Problem::new(
-                format!("spec.components[{i}].type"),
-                "expected a component type such as \"webservice\"",
-            ));
+            problems.push(Problem::new(format!("spec.components[{i}].type"), "expected a component type such as \"webservice\""));
         }
         for (j, t) in component.traits.iter().enumerate() {
             if t.type_.trim().is_empty() {
-                problems.push(Problem::new(
-                    format!("spec.components[{i}].traits[{j}].type"),
-                    "expected a trait type such as \"scaler\"",
-                ));
+                problems.push(Problem::new(format!("spec.components[{i}].traits[{j}].type"), "expected a trait type such as \"scaler\""));
             }
         }
     }

@@ -17,11 +17,7 @@ use crate::problem::{Problem, join_path};
 pub fn deserialize_at<T: DeserializeOwned>(value: &Value, prefix: &str) -> Result<T, Problem> {
     serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
         let inner = err.path().to_string();
-        let path = if inner == "." {
-            prefix.to_string()
-        } else {
-            join_path(prefix, &inner)
-        };
+        let path = if inner == "." { prefix.to_string() } else { join_path(prefix, &inner) };
         Problem::new(path, err.into_inner().to_string())
     })
 }
@@ -36,10 +32,7 @@ pub(crate) fn check_unique<'a>(
     let mut seen = std::collections::HashMap::new();
     for (i, name) in names.enumerate() {
         if let Some(first) = seen.insert(name, i) {
-            problems.push(Problem::new(
-                path(i),
-                format!("duplicate {what} {name:?}: already used at index {first}"),
-            ));
+            problems.push(Problem::new(path(i), format!("duplicate {what} {name:?}: already used at index {first}")));
         }
     }
 }

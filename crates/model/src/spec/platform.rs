@@ -87,11 +87,7 @@ pub enum Delivery {
 
 /// An absent spec is an empty one for the platform kinds: every field is optional.
 fn or_empty(spec: &Value) -> Value {
-    if spec.is_null() {
-        Value::Object(Default::default())
-    } else {
-        spec.clone()
-    }
+    if spec.is_null() { Value::Object(Default::default()) } else { spec.clone() }
 }
 
 pub(crate) fn validate_tenant(spec: &Value) -> Vec<Problem> {
@@ -118,11 +114,7 @@ pub(crate) fn validate_environment(spec: &Value) -> Vec<Problem> {
     match super::deserialize_at::<EnvironmentSpec>(&or_empty(spec), "spec") {
         Ok(spec) => {
             let mut problems = Vec::new();
-            check_labels(
-                &spec.cluster_selector.match_labels,
-                "spec.clusterSelector.matchLabels",
-                &mut problems,
-            );
+            check_labels(&spec.cluster_selector.match_labels, "spec.clusterSelector.matchLabels", &mut problems);
             problems
         }
         Err(problem) => vec![problem],
@@ -227,18 +219,12 @@ pub enum SecurityDefaults {
 
 fn validate_object_template(template: &Value, allowed: &[&str], required: &[&str], problems: &mut Vec<Problem>) {
     let Some(object) = template.as_object() else {
-        problems.push(Problem::new(
-            "spec.template",
-            format!("expected a mapping with {}", allowed.join(" and/or ")),
-        ));
+        problems.push(Problem::new("spec.template", format!("expected a mapping with {}", allowed.join(" and/or "))));
         return;
     };
     for key in object.keys() {
         if !allowed.contains(&key.as_str()) {
-            problems.push(Problem::new(
-                format!("spec.template.{key}"),
-                format!("unknown field: expected {}", allowed.join(" or ")),
-            ));
+            problems.push(Problem::new(format!("spec.template.{key}"), format!("unknown field: expected {}", allowed.join(" or "))));
         }
     }
     for key in required {
@@ -249,10 +235,7 @@ fn validate_object_template(template: &Value, allowed: &[&str], required: &[&str
     if let Some(outputs) = object.get("outputs")
         && !outputs.is_object()
     {
-        problems.push(Problem::new(
-            "spec.template.outputs",
-            "expected a mapping of output name to object template",
-        ));
+        problems.push(Problem::new("spec.template.outputs", "expected a mapping of output name to object template"));
     }
 }
 
@@ -312,10 +295,7 @@ pub(crate) fn validate_defaults(spec: &Value) -> Vec<Problem> {
             if let Some(policy) = &spec.image_pull_policy
                 && !["Always", "IfNotPresent", "Never"].contains(&policy.as_str())
             {
-                problems.push(Problem::new(
-                    "spec.imagePullPolicy",
-                    format!("expected Always, IfNotPresent or Never, got {policy:?}"),
-                ));
+                problems.push(Problem::new("spec.imagePullPolicy", format!("expected Always, IfNotPresent or Never, got {policy:?}")));
             }
             problems
         }

@@ -1,0 +1,221 @@
+//! Delivery: rendered targets become folders in the cluster repositories,
+//! one commit per cluster per accepted change.
+//!
+//! An application's folder in a cluster is `<namespace>/<app>`, or
+//! `<namespace>/<app-namespace>--<app>` when it deploys outside its own
+//! namespace (so two applications of the same name never collide). A target
+//! held behind an approval gate, or blocked by a policy, keeps what is
+//! delivered now; a render that fails keeps everything as it is, so a broken
+//! change never removes a running application.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use heimdall_gitops::{Author, Change, FolderUpdate};
+use heimdall_model::spec::platform::Enforcement;
+use heimdall_model::{DocumentError, Resource};
+use heimdall_render::Rendered;
+use serde_json::Value;
+
+use crate::state::AppState;
+
+/// The git author for `actor`: a person's email when the name is one.
+pub fn author(actor: &str) -> Author {
+    Author { name: actor.to_string(), email: if actor.contains('@') { actor.to_string() } else { format!("{actor}@heimdall.invalid") } }
+}
+
+/// What a commit says about the change that caused it.
+#[derive(Debug, Clone)]
+pub struct ChangeNote {
+    pub actor: String,
+    /// `apply application shop/web`
+    pub summary: String,
+    /// The store revision of the change (the audit event id).
+    pub revision: i64,
+    /// `Application/shop/web=42`
+    pub resources: Vec<String>,
+}
+
+impl ChangeNote {
+    pub fn to_change(&self) -> Change {
+        let mut trailers = vec![("Heimdall-Event".to_string(), self.revision.to_string())];
+        trailers.extend(self.resources.iter().map(|r| ("Heimdall-Resource".to_string(), r.clone())));
+        Change { author: author(&self.actor), message: format!("{} by {}", self.summary, self.actor), trailers }
+    }
+}
+
+/// The folder an application's objects for `namespace` live in.
+pub fn folder(app: &Resource, namespace: &str) -> String {
+    let app_namespace = app.metadata.namespace.as_deref().unwrap_or_default();
+    if app_namespace == namespace {
+        format!("{namespace}/{}", app.metadata.name)
+    } else {
+        format!("{namespace}/{app_namespace}--{}", app.metadata.name)
+    }
+}
+
+/// Whether `folder` (as `folder()` names them) belongs to the application `namespace/name`.
+pub fn belongs_to(folder: &str, namespace: &str, name: &str) -> bool {
+    match folder.split_once('/') {
+        Some((ns, rest)) => (ns == namespace && rest == name) || rest == format!("{namespace}--{name}"),
+        None => false,
+    }
+}
+
+/// The owner (`namespace`, `name`) a folder name implies.
+pub fn owner(folder: &str) -> Option<(String, String)> {
+    let (namespace, rest) = folder.split_once('/')?;
+    match rest.split_once("--") {
+        Some((app_namespace, name)) => Some((app_namespace.to_string(), name.to_string())),
+        None => Some((namespace.to_string(), rest.to_string())),
+    }
+}
+
+fn file_name(object: &Value, target_namespace: &str) -> String {
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("object").to_ascii_lowercase();
+    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("unnamed");
+    match object.pointer("/metadata/namespace").and_then(Value::as_str) {
+        Some(ns) if ns != target_namespace => format!("{kind}-{ns}-{name}.yaml"),
+        _ => format!("{kind}-{name}.yaml"),
+    }
+}
+
+/// What a render means for each cluster: folders to write and folders to keep.
+#[derive(Debug, Default)]
+pub struct Desired {
+    pub write: BTreeMap<String, BTreeMap<String, Vec<(String, Vec<u8>)>>>,
+    pub keep: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Desired {
+    /// Adds one application's render (or, for a failed render, keeps what it has).
+    pub fn add(&mut self, state: &AppState, app: &Resource, result: &Result<Rendered, DocumentError>) {
+        let platform = state.rendering.platform();
+        let Ok(rendered) = result else {
+            for cluster in state.repos.clusters() {
+                if let Ok(folders) = state.repos.folders(&cluster) {
+                    let (ns, name) = (app.metadata.namespace.as_deref().unwrap_or_default(), app.metadata.name.as_str());
+                    self.keep.entry(cluster).or_default().extend(folders.into_iter().filter(|f| belongs_to(f, ns, name)));
+                }
+            }
+            return;
+        };
+        let blocked: BTreeSet<(&str, &str)> = rendered
+            .findings
+            .iter()
+            .filter(|f| f.finding.enforcement == Enforcement::Deny && platform.defaults().policy_enforcement == Enforcement::Deny)
+            .map(|f| (f.cluster.as_str(), f.namespace.as_str()))
+            .collect();
+        for target in &rendered.targets {
+            if !platform.has_cluster(&target.cluster) {
+                continue;
+            }
+            let folder = folder(app, &target.namespace);
+            if target.held_by.is_some() || blocked.contains(&(target.cluster.as_str(), target.namespace.as_str())) {
+                self.keep.entry(target.cluster.clone()).or_default().insert(folder);
+                continue;
+            }
+            let files = target
+                .objects
+                .iter()
+                .map(|object| (file_name(object, &target.namespace), serde_saphyr::to_string(object).unwrap_or_default().into_bytes()))
+                .collect();
+            self.write.entry(target.cluster.clone()).or_default().insert(folder, files);
+        }
+    }
+
+    /// Folder updates for `cluster`, given the folders it has now and which
+    /// of them this change is about (`in_scope`).
+    pub fn updates(&self, cluster: &str, existing: &BTreeSet<String>, in_scope: impl Fn(&str) -> bool) -> Vec<FolderUpdate> {
+        let mut updates: Vec<FolderUpdate> = self
+            .write
+            .get(cluster)
+            .into_iter()
+            .flatten()
+            .map(|(folder, files)| FolderUpdate { folder: folder.clone(), files: Some(files.clone()) })
+            .collect();
+        let keep = self.keep.get(cluster);
+        let written = self.write.get(cluster);
+        for folder in existing {
+            let wanted = written.is_some_and(|w| w.contains_key(folder)) || keep.is_some_and(|k| k.contains(folder));
+            if !wanted && in_scope(folder) {
+                updates.push(FolderUpdate { folder: folder.clone(), files: None });
+            }
+        }
+        updates
+    }
+}
+
+/// Commits the folders of `apps` (just rendered, or deleted) to every
+/// cluster they touch. Returns `(cluster, commit)` for each commit made.
+pub fn deliver(state: &AppState, desired: &Desired, apps: &[(String, String)], note: &ChangeNote) -> Vec<(String, String)> {
+    let platform = state.rendering.platform();
+    let mut clusters: BTreeSet<String> = state.repos.clusters().into_iter().filter(|c| platform.has_cluster(c)).collect();
+    clusters.extend(desired.write.keys().cloned());
+    let change = note.to_change();
+    let mut commits = Vec::new();
+    for cluster in clusters {
+        if let Err(e) =
+            state.repos.ensure(&cluster, &Change { message: format!("create the repository of cluster {cluster}"), ..change.clone() })
+        {
+            tracing::error!(%cluster, error = %e, "cannot create the cluster repository");
+            continue;
+        }
+        let existing = match state.repos.folders(&cluster) {
+            Ok(folders) => folders,
+            Err(e) => {
+                tracing::error!(%cluster, error = %e, "cannot read the cluster repository");
+                continue;
+            }
+        };
+        let updates = desired.updates(&cluster, &existing, |folder| apps.iter().any(|(ns, name)| belongs_to(folder, ns, name)));
+        if updates.is_empty() {
+            continue;
+        }
+        match state.repos.apply(&cluster, &updates, &change) {
+            Ok(Some(commit)) => {
+                tracing::info!(%cluster, %commit, summary = %note.summary, "committed");
+                commits.push((cluster, commit));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(%cluster, error = %e, "cannot commit"),
+        }
+    }
+    commits
+}
+
+/// Brings every cluster repository in line with the store: each
+/// application's current render, and no folder of an application that is
+/// gone. Run at start (a crash between a store write and its commit loses
+/// nothing) and after every platform change.
+pub async fn reconcile_all(state: &AppState, apps: &[Resource], note: &ChangeNote) -> Vec<(String, String)> {
+    let mut desired = Desired::default();
+    for app in apps {
+        desired.add(state, app, &state.rendering.render_app(app));
+    }
+    let platform = state.rendering.platform();
+    let mut clusters: BTreeSet<String> = state.repos.clusters().into_iter().filter(|c| platform.has_cluster(c)).collect();
+    clusters.extend(platform.cluster_names());
+    clusters.extend(desired.write.keys().cloned());
+    let change = note.to_change();
+    let mut commits = Vec::new();
+    for cluster in clusters {
+        if let Err(e) =
+            state.repos.ensure(&cluster, &Change { message: format!("create the repository of cluster {cluster}"), ..change.clone() })
+        {
+            tracing::error!(%cluster, error = %e, "cannot create the cluster repository");
+            continue;
+        }
+        let Ok(existing) = state.repos.folders(&cluster) else { continue };
+        // Every folder is in scope: one whose application is gone is removed.
+        let updates = desired.updates(&cluster, &existing, |_| true);
+        if updates.is_empty() {
+            continue;
+        }
+        match state.repos.apply(&cluster, &updates, &change) {
+            Ok(Some(commit)) => commits.push((cluster, commit)),
+            Ok(None) => {}
+            Err(e) => tracing::error!(%cluster, error = %e, "cannot reconcile the repository"),
+        }
+    }
+    commits
+}

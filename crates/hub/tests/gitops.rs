@@ -1,0 +1,106 @@
+//! Delivery to the cluster repositories, through the API.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::TestHub;
+use serde_json::json;
+
+fn web(name: &str, image: &str, topology: &str) -> String {
+    format!(
+        "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n  components:\n    - name: {name}\n      type: webservice\n      properties:\n        image: {image}\n        memory: 128Mi\n  policies:\n    - {{name: where, type: topology, properties: {topology}}}\n"
+    )
+}
+
+#[tokio::test]
+async fn an_apply_commits_to_exactly_the_clusters_it_targets() {
+    let hub = TestHub::with_example_platform().await;
+    let (status, body) = hub.apply_yaml(&web("web", "registry.example.com/shop/web:1.0", "{environment: dev}"), "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let dev = hub.commits("dev-eu-1");
+    let (email, summary, trailers) = &dev[0];
+    assert_eq!(summary, "apply application shop/web by admin");
+    assert_eq!(email, "admin@heimdall.invalid");
+    let version = body["results"][0]["resourceVersion"].as_str().expect("rv");
+    assert!(trailers.iter().any(|(k, v)| k == "Heimdall-Resource" && v.starts_with("Application/shop/web=")), "{trailers:?}");
+    assert!(trailers.iter().any(|(k, _)| k == "Heimdall-Event"), "{trailers:?}; rv {version}");
+    assert!(hub.state.repos.folders("dev-eu-1").expect("folders").contains("shop/web"));
+    for other in ["staging-eu-1", "prod-eu-1"] {
+        assert!(hub.commits(other).iter().all(|(_, s, _)| !s.contains("shop/web")), "{other} got no commit for shop/web");
+        assert!(!hub.state.repos.folders(other).expect("folders").contains("shop/web"));
+    }
+
+    let before = hub.commits("dev-eu-1").len();
+    hub.apply_yaml(&web("web", "registry.example.com/shop/web:1.0", "{environment: dev}"), "").await;
+    assert_eq!(hub.commits("dev-eu-1").len(), before, "re-applying the same document commits nothing");
+
+    // Moving the app to staging removes it from dev in the same change.
+    let (status, body) = hub.apply_yaml(&web("web", "registry.example.com/shop/web:1.0", "{environment: staging}"), "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!hub.state.repos.folders("dev-eu-1").expect("folders").contains("shop/web"));
+    assert!(hub.state.repos.folders("staging-eu-1").expect("folders").contains("shop/web"));
+
+    let (status, _) = hub.call("DELETE", "/api/v1/namespaces/shop/applications/web", "", axum::body::Body::empty()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!hub.state.repos.folders("staging-eu-1").expect("folders").contains("shop/web"));
+    assert_eq!(hub.commits("staging-eu-1")[0].1, "delete application shop/web by admin");
+}
+
+#[tokio::test]
+async fn a_put_is_admitted_and_delivered_like_an_apply() {
+    let hub = TestHub::with_example_platform().await;
+    hub.apply_yaml(&web("web", "registry.example.com/shop/web:1.0", "{environment: dev}"), "").await;
+    let (status, body) = hub
+        .call("PUT", "/api/v1/namespaces/shop/applications/web", "application/yaml", web("web", "docker.io/nginx:1", "{environment: dev}"))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "policies apply to PUT too: {body}");
+    let (status, body) = hub
+        .call(
+            "PUT",
+            "/api/v1/namespaces/shop/applications/web",
+            "application/yaml",
+            web("web", "registry.example.com/shop/web:2.0", "{environment: dev}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(hub.commits("dev-eu-1")[0].1, "update application shop/web by admin");
+}
+
+#[tokio::test]
+async fn held_targets_are_delivered_when_approved() {
+    let hub = TestHub::with_example_platform().await;
+    let storefront =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/apps/shop/storefront.yaml"))
+            .expect("read");
+    hub.apply_yaml(&storefront, "").await;
+    assert!(hub.state.repos.folders("dev-eu-1").expect("folders").contains("shop/storefront"));
+    assert!(!hub.state.repos.folders("prod-eu-1").expect("folders").contains("shop/storefront"), "production waits for approval");
+    let (status, body) = hub
+        .call(
+            "POST",
+            "/api/v1/namespaces/shop/applications/storefront/approve",
+            "application/json",
+            json!({"step": "approve-prod"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(hub.state.repos.folders("prod-eu-1").expect("folders").contains("shop/storefront"));
+    assert_eq!(hub.commits("prod-eu-1")[0].1, "approve step approve-prod of application shop/storefront by admin");
+}
+
+#[tokio::test]
+async fn a_lost_commit_is_made_when_the_hub_reconciles() {
+    let hub = TestHub::with_example_platform().await;
+    // Simulate a crash between the store write and the commit: store directly.
+    let document = heimdall_model::parse_documents(&web("web", "registry.example.com/shop/web:1.0", "{environment: dev}"), "app.yaml")
+        .expect("parse")
+        .remove(0);
+    let app = heimdall_model::decode(&document.value, "app.yaml", "default").expect("valid").resource;
+    hub.store.write("alice", app, heimdall_store::ApplyMode::Apply).await.expect("stored");
+    assert!(!hub.state.repos.folders("dev-eu-1").expect("folders").contains("shop/web"), "the commit was lost");
+    heimdall_hub::reconcile::render_all(&hub.state).await.expect("reconcile");
+    assert!(hub.state.repos.folders("dev-eu-1").expect("folders").contains("shop/web"), "reconciling at start makes it");
+    assert!(hub.commits("dev-eu-1")[0].1.starts_with("reconcile every cluster with the store"), "{:?}", hub.commits("dev-eu-1")[0]);
+    heimdall_hub::reconcile::render_all(&hub.state).await.expect("reconcile again");
+    assert!(hub.commits("dev-eu-1")[0].1.starts_with("reconcile"), "a second reconcile finds nothing to do");
+}
