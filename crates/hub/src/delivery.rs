@@ -79,10 +79,14 @@ fn file_name(object: &Value, target_namespace: &str) -> String {
     }
 }
 
+/// A folder's files in apply order: `(file name, content)`.
+pub type Files = Vec<(String, Vec<u8>)>;
+
 /// What a render means for each cluster: folders to write and folders to keep.
 #[derive(Debug, Default)]
 pub struct Desired {
-    pub write: BTreeMap<String, BTreeMap<String, Vec<(String, Vec<u8>)>>>,
+    /// cluster -> folder -> files
+    pub write: BTreeMap<String, BTreeMap<String, Files>>,
     pub keep: BTreeMap<String, BTreeSet<String>>,
 }
 
