@@ -18,7 +18,7 @@ async fn an_apply_commits_to_exactly_the_clusters_it_targets() {
     let (status, body) = hub.apply_yaml(&web("web", "registry.example.com/shop/web:1.0", "{environment: dev}"), "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let dev = hub.commits("dev-eu-1");
-    let (email, summary, trailers) = &dev[0];
+    let (email, summary, trailers) = (&dev[0].author.email, &dev[0].summary, &dev[0].trailers);
     assert_eq!(summary, "apply application shop/web by admin");
     assert_eq!(email, "admin@heimdall.invalid");
     let version = body["results"][0]["resourceVersion"].as_str().expect("rv");
@@ -26,7 +26,7 @@ async fn an_apply_commits_to_exactly_the_clusters_it_targets() {
     assert!(trailers.iter().any(|(k, _)| k == "Heimdall-Event"), "{trailers:?}; rv {version}");
     assert!(hub.state.repos.folders("dev-eu-1").expect("folders").contains("shop/web"));
     for other in ["staging-eu-1", "prod-eu-1"] {
-        assert!(hub.commits(other).iter().all(|(_, s, _)| !s.contains("shop/web")), "{other} got no commit for shop/web");
+        assert!(hub.commits(other).iter().all(|c| !c.summary.contains("shop/web")), "{other} got no commit for shop/web");
         assert!(!hub.state.repos.folders(other).expect("folders").contains("shop/web"));
     }
 
@@ -43,7 +43,7 @@ async fn an_apply_commits_to_exactly_the_clusters_it_targets() {
     let (status, _) = hub.call("DELETE", "/api/v1/namespaces/shop/applications/web", "", axum::body::Body::empty()).await;
     assert_eq!(status, StatusCode::OK);
     assert!(!hub.state.repos.folders("staging-eu-1").expect("folders").contains("shop/web"));
-    assert_eq!(hub.commits("staging-eu-1")[0].1, "delete application shop/web by admin");
+    assert_eq!(hub.commits("staging-eu-1")[0].summary, "delete application shop/web by admin");
 }
 
 #[tokio::test]
@@ -63,7 +63,7 @@ async fn a_put_is_admitted_and_delivered_like_an_apply() {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(hub.commits("dev-eu-1")[0].1, "update application shop/web by admin");
+    assert_eq!(hub.commits("dev-eu-1")[0].summary, "update application shop/web by admin");
 }
 
 #[tokio::test]
@@ -85,7 +85,7 @@ async fn held_targets_are_delivered_when_approved() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(hub.state.repos.folders("prod-eu-1").expect("folders").contains("shop/storefront"));
-    assert_eq!(hub.commits("prod-eu-1")[0].1, "approve step approve-prod of application shop/storefront by admin");
+    assert_eq!(hub.commits("prod-eu-1")[0].summary, "approve step approve-prod of application shop/storefront by admin");
 }
 
 #[tokio::test]
@@ -100,7 +100,7 @@ async fn a_lost_commit_is_made_when_the_hub_reconciles() {
     assert!(!hub.state.repos.folders("dev-eu-1").expect("folders").contains("shop/web"), "the commit was lost");
     heimdall_hub::reconcile::render_all(&hub.state).await.expect("reconcile");
     assert!(hub.state.repos.folders("dev-eu-1").expect("folders").contains("shop/web"), "reconciling at start makes it");
-    assert!(hub.commits("dev-eu-1")[0].1.starts_with("reconcile every cluster with the store"), "{:?}", hub.commits("dev-eu-1")[0]);
+    assert!(hub.commits("dev-eu-1")[0].summary.starts_with("reconcile every cluster with the store"), "{:?}", hub.commits("dev-eu-1")[0]);
     heimdall_hub::reconcile::render_all(&hub.state).await.expect("reconcile again");
-    assert!(hub.commits("dev-eu-1")[0].1.starts_with("reconcile"), "a second reconcile finds nothing to do");
+    assert!(hub.commits("dev-eu-1")[0].summary.starts_with("reconcile"), "a second reconcile finds nothing to do");
 }

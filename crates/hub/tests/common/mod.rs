@@ -84,8 +84,8 @@ impl TestHub {
 }
 
 impl TestHub {
-    /// The commits of a cluster's repository, newest first: `(author email, summary, trailers)`.
-    pub fn commits(&self, cluster: &str) -> Vec<(String, String, Vec<(String, String)>)> {
-        self.state.repos.log(cluster, 100).unwrap_or_default().into_iter().map(|c| (c.author.email, c.summary, c.trailers)).collect()
+    /// The commits of a cluster's repository, newest first.
+    pub fn commits(&self, cluster: &str) -> Vec<heimdall_gitops::CommitInfo> {
+        self.state.repos.log(cluster, 100).unwrap_or_default()
     }
 }
