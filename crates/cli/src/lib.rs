@@ -107,6 +107,9 @@ enum Command {
         #[arg(long)]
         step: String,
     },
+    /// Manage clusters' access to their repositories.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Show the audit trail, newest first.
     Audit {
         #[arg(long)]
@@ -122,6 +125,12 @@ enum Command {
     },
     /// Print a shell completion script.
     Completion { shell: Shell },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Issue (or rotate) the token that may read this cluster's git repository.
+    Token { name: String },
 }
 
 /// Parses the command line, runs the command, and maps errors to exit code 1.
@@ -165,6 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit { kind, name, namespace, limit, output } => {
             commands::audit::audit(&client()?, kind, name, namespace, limit, output).await
         }
+        Command::Cluster(ClusterCommand::Token { name }) => commands::clusters::token(&client()?, &name).await,
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "heimdall", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

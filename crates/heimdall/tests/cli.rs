@@ -262,3 +262,46 @@ fn up_renders_the_examples_and_approvals_promote() {
         app["status"]["targets"].as_array().expect("targets").iter().map(|t| t["state"].as_str().expect("state")).collect();
     assert_eq!(states, ["Ready", "Ready"]);
 }
+
+fn git_clone(url: &str, into: &Path) -> Output {
+    Command::new("git")
+        .args(["clone", "-q", url, into.to_str().expect("utf-8")])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("git runs")
+}
+
+#[test]
+fn cluster_repositories_clone_over_http_with_per_cluster_tokens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let env = [("HEIMDALL_CONFIG", dir.path().join("client.yaml").display().to_string())];
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let hub = start(&["up", "--data-dir", data.to_str().expect("utf-8"), "--listen", &listen], &env, "Heimdall hub ready at", port);
+    let token = stdout(&run(&["cluster", "token", "dev-eu-1"], &env)).trim().to_string();
+    assert!(token.starts_with("hdl_"), "{token}");
+    let with = |token: &str, cluster: &str| format!("http://agent:{token}@127.0.0.1:{port}/git/clusters/{cluster}.git");
+
+    let clone = dir.path().join("dev");
+    let cloned = git_clone(&with(&token, "dev-eu-1"), &clone);
+    assert!(cloned.status.success(), "{}", String::from_utf8_lossy(&cloned.stderr));
+    assert!(clone.join("shop/cart/kustomization.yaml").exists(), "the example cart app is delivered to dev");
+    let kustomized = Command::new("kubectl").args(["kustomize", clone.to_str().expect("utf-8")]).output().expect("kubectl");
+    assert!(kustomized.status.success(), "{}", String::from_utf8_lossy(&kustomized.stderr));
+    assert!(String::from_utf8_lossy(&kustomized.stdout).contains("kind: Deployment"));
+
+    let refused = git_clone(&with(&token, "prod-eu-1"), &dir.path().join("prod"));
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("403"), "{}", String::from_utf8_lossy(&refused.stderr));
+    let anonymous = git_clone(&format!("{}/git/clusters/dev-eu-1.git", hub.url), &dir.path().join("anon"));
+    assert!(!anonymous.status.success(), "no token, no clone");
+
+    let admin = std::fs::read_to_string(data.join("admin-token")).expect("admin token");
+    let all = git_clone(&with(admin.trim(), "prod-eu-1"), &dir.path().join("prod-admin"));
+    assert!(all.status.success(), "the admin token reads every repository: {}", String::from_utf8_lossy(&all.stderr));
+
+    let api = run(&["get", "apps", "--token", &token], &env);
+    assert!(!api.status.success() && String::from_utf8_lossy(&api.stderr).contains("may only read"), "a cluster token is not an API token");
+}

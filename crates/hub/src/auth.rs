@@ -12,17 +12,26 @@ use axum::response::Response;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
     /// May do everything.
     PlatformAdmin,
+    /// May only read this cluster's repository (an agent's, Argo CD's or Flux's token).
+    Cluster(String),
 }
 
 impl Role {
     pub const PLATFORM_ADMIN: &'static str = "platform-admin";
 
-    fn parse(role: &str) -> Option<Role> {
-        (role == Self::PLATFORM_ADMIN).then_some(Role::PlatformAdmin)
+    pub fn parse(role: &str) -> Option<Role> {
+        if role == Self::PLATFORM_ADMIN {
+            return Some(Role::PlatformAdmin);
+        }
+        role.strip_prefix("cluster:").filter(|c| !c.is_empty()).map(|c| Role::Cluster(c.to_string()))
+    }
+
+    pub fn cluster(name: &str) -> String {
+        format!("cluster:{name}")
     }
 }
 
@@ -41,19 +50,52 @@ fn bearer(request: &Request) -> Option<&str> {
 
 /// Decides whether `principal` may call `method` on `route`.
 fn authorize(principal: &Principal, _method: &Method, _route: &str) -> Result<(), ApiError> {
-    match principal.role {
+    match &principal.role {
         Role::PlatformAdmin => Ok(()),
+        Role::Cluster(cluster) => {
+            Err(ApiError::forbidden(format!("a token of cluster {cluster} may only read that cluster's git repository")))
+        }
     }
+}
+
+/// Whether `principal` may read cluster `cluster`'s repository.
+pub fn may_read_repository(principal: &Principal, cluster: &str) -> bool {
+    match &principal.role {
+        Role::PlatformAdmin => true,
+        Role::Cluster(own) => own == cluster,
+    }
+}
+
+/// A token from `Authorization: Bearer <token>`, or from Basic auth's
+/// password (what `git` sends for `https://user:token@hub/...`).
+pub fn token(request: &Request) -> Option<String> {
+    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credentials) = value.split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(credentials.trim().to_string());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(credentials.trim()).ok()?;
+        let (_, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+        return Some(password.to_string());
+    }
+    None
+}
+
+/// The principal a token names, if the token is valid.
+pub async fn principal(state: &AppState, token: &str) -> Result<Option<Principal>, ApiError> {
+    let Some(info) = state.store.authenticate_token(token).await? else { return Ok(None) };
+    let role = Role::parse(&info.role)
+        .ok_or_else(|| ApiError::forbidden(format!("token {:?} has role {:?}, which grants nothing", info.name, info.role)))?;
+    Ok(Some(Principal { name: info.name, role }))
 }
 
 /// Middleware: rejects requests without a valid token (401) or without the
 /// permission for the route (403), and hands the [`Principal`] to handlers.
 pub async fn require_principal(State(state): State<AppState>, mut request: Request, next: Next) -> Result<Response, ApiError> {
     let token = bearer(&request).ok_or_else(|| ApiError::unauthorized("missing bearer token: send Authorization: Bearer <token>"))?;
-    let info = state.store.authenticate_token(token).await?.ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
-    let role = Role::parse(&info.role)
-        .ok_or_else(|| ApiError::forbidden(format!("token {:?} has role {:?}, which grants nothing", info.name, info.role)))?;
-    let principal = Principal { name: info.name, role };
+    let principal = principal(&state, token).await?.ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
     authorize(&principal, request.method(), &route)?;
     request.extensions_mut().insert(principal);

@@ -9,6 +9,7 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod examples;
+pub mod git;
 pub mod metrics;
 pub mod openapi;
 pub mod reconcile;

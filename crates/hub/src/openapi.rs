@@ -3,14 +3,14 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{apply, approve, audit, resources, system};
+use crate::api::{apply, approve, audit, clusters, resources, system};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Heimdall hub API", description = "Resources, apply, audit and health of a Heimdall hub."),
     paths(
         system::kinds, system::healthz, system::readyz, system::metrics, system::openapi,
-        apply::apply, approve::approve, audit::audit,
+        apply::apply, approve::approve, audit::audit, clusters::issue_token,
         resources::list_all, resources::list_namespaced,
         resources::get_cluster_scoped, resources::get_namespaced,
         resources::create_cluster_scoped, resources::create_namespaced,

@@ -1,4 +1,5 @@
 pub mod audit;
+pub mod clusters;
 pub mod render;
 pub mod resources;
 pub mod server;

@@ -12,6 +12,7 @@ pub mod apply;
 pub mod approve;
 pub mod audit;
 pub mod body;
+pub mod clusters;
 pub mod resources;
 pub mod system;
 
@@ -43,7 +44,14 @@ pub fn router(state: AppState) -> Router {
             get(resources::get_namespaced).put(resources::replace_namespaced).delete(resources::delete_namespaced),
         )
         .route("/api/v1/namespaces/{namespace}/applications/{name}/approve", post(approve::approve))
+        .route("/api/v1/clusters/{name}/tokens", post(clusters::issue_token))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_principal));
+
+    // The git routes authenticate themselves: git needs a Basic challenge, not a bearer 401.
+    let git = Router::new()
+        .route("/git/clusters/{repo}/info/refs", get(crate::git::info_refs))
+        .route("/git/clusters/{repo}/git-upload-pack", post(crate::git::upload_pack))
+        .route("/git/clusters/{repo}/git-receive-pack", post(crate::git::receive_pack));
 
     let open = Router::new()
         .route("/healthz", get(system::healthz))
@@ -52,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/openapi.json", get(system::openapi));
 
     api.merge(open)
+        .merge(git)
         .fallback(system::not_found)
         .layer(middleware::from_fn_with_state(state.metrics.clone(), crate::metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -1,0 +1,30 @@
+//! Cluster credentials and the manifests that connect a cluster to its repository.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use heimdall_model::ResourceKey;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Role;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClusterToken {
+    /// Shown once; the hub keeps only its hash.
+    pub token: String,
+    pub role: String,
+}
+
+/// Issue (or rotate) the token that may read this cluster's repository. The
+/// previous token of the cluster stops working.
+#[utoipa::path(post, path = "/api/v1/clusters/{name}/tokens", tag = "clusters", params(("name" = String, Path)),
+    responses((status = 200, body = ClusterToken), (status = 404, body = ApiError)))]
+pub async fn issue_token(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<ClusterToken>, ApiError> {
+    state.store.get(&ResourceKey::new("Cluster", "", &name)).await?;
+    let role = Role::cluster(&name);
+    let token = heimdall_store::generate_token();
+    state.store.put_token(&role, &token, &role, None).await?;
+    Ok(Json(ClusterToken { token, role }))
+}

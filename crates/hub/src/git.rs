@@ -1,0 +1,187 @@
+//! The cluster repositories over git's smart HTTP protocol, read-only:
+//! `git clone http://hub/git/clusters/<cluster>.git` with a token as the
+//! password (or a bearer header). The hub runs `git upload-pack
+//! --stateless-rpc` for each request, as `git http-backend` would.
+
+use std::io::Read;
+use std::process::Stdio;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+
+use crate::auth::{self, Principal, may_read_repository};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A 401 that makes `git` retry with the credentials it has.
+fn challenge(message: &str) -> Response {
+    let mut response = ApiError::unauthorized(message).into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"heimdall\""));
+    response
+}
+
+async fn reader(state: &AppState, token: Option<String>, cluster: &str) -> Result<Principal, Response> {
+    let Some(token) = token else {
+        return Err(challenge("the repositories need a token: use it as the password, or send Authorization: Bearer <token>"));
+    };
+    let principal = match auth::principal(state, &token).await {
+        Ok(Some(principal)) => principal,
+        Ok(None) => return Err(challenge("invalid or expired token")),
+        Err(e) => return Err(e.into_response()),
+    };
+    if !may_read_repository(&principal, cluster) {
+        return Err(ApiError::forbidden(format!("this token may not read the repository of cluster {cluster}")).into_response());
+    }
+    Ok(principal)
+}
+
+fn repository(state: &AppState, repo: &str) -> Result<(String, std::path::PathBuf), Response> {
+    let not_found = || ApiError::not_found(format!("no repository {repo:?}: expected /git/clusters/<cluster>.git")).into_response();
+    let cluster = repo.strip_suffix(".git").ok_or_else(not_found)?;
+    let path = state.repos.path(cluster).map_err(|_| not_found())?;
+    if !state.repos.exists(cluster) {
+        return Err(not_found());
+    }
+    Ok((cluster.to_string(), path))
+}
+
+fn protocol(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("git-protocol")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.chars().all(|c| c.is_ascii_alphanumeric() || "=:.-".contains(c)))
+        .map(String::from)
+}
+
+fn pkt_line(text: &str) -> Vec<u8> {
+    format!("{:04x}{text}", text.len() + 4).into_bytes()
+}
+
+#[derive(Deserialize)]
+pub struct InfoRefs {
+    service: Option<String>,
+}
+
+/// `GET .../info/refs?service=git-upload-pack`: the ref advertisement.
+pub async fn info_refs(
+    State(state): State<AppState>,
+    Path(repo): Path<String>,
+    Query(query): Query<InfoRefs>,
+    request: Request,
+) -> Response {
+    let (cluster, path) = match repository(&state, &repo) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let token = auth::token(&request);
+    let protocol = protocol(request.headers());
+    drop(request);
+    if let Err(response) = reader(&state, token, &cluster).await {
+        return response;
+    }
+    match query.service.as_deref() {
+        Some("git-upload-pack") => {}
+        Some("git-receive-pack") => {
+            return ApiError::forbidden("the repositories are read-only: change what runs through the API").into_response();
+        }
+        _ => return ApiError::bad_request("only the smart protocol is served: expected ?service=git-upload-pack").into_response(),
+    }
+    let mut command = tokio::process::Command::new("git");
+    command
+        .args(["upload-pack", "--stateless-rpc", "--advertise-refs"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(protocol) = &protocol {
+        command.env("GIT_PROTOCOL", protocol);
+    }
+    let output = match command.output().await {
+        Ok(output) if output.status.success() => output,
+        Ok(output) => {
+            tracing::error!(%cluster, stderr = %String::from_utf8_lossy(&output.stderr), "git upload-pack failed");
+            return ApiError::internal().into_response();
+        }
+        Err(e) => {
+            tracing::error!(%cluster, error = %e, "cannot run git");
+            return ApiError::internal().into_response();
+        }
+    };
+    // Protocol v2 starts with its capability advertisement; v0 with the service line.
+    let mut body = Vec::new();
+    if !protocol.as_deref().is_some_and(|p| p.contains("version=2")) {
+        body.extend(pkt_line("# service=git-upload-pack\n"));
+        body.extend(b"0000");
+    }
+    body.extend(output.stdout);
+    ([(header::CONTENT_TYPE, "application/x-git-upload-pack-advertisement"), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}
+
+/// `POST .../git-upload-pack`: negotiation and the pack.
+pub async fn upload_pack(State(state): State<AppState>, Path(repo): Path<String>, request: Request) -> Response {
+    let (cluster, path) = match repository(&state, &repo) {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let token = auth::token(&request);
+    if let Err(response) = reader(&state, token, &cluster).await {
+        return response;
+    }
+    let protocol = protocol(request.headers());
+    let gzipped = request.headers().get(header::CONTENT_ENCODING).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    let body = match axum::body::to_bytes(request.into_body(), crate::api::MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(_) => return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", "request body too large").into_response(),
+    };
+    let input: Bytes = if gzipped {
+        let mut decoded = Vec::new();
+        if flate2::read::GzDecoder::new(&body[..]).take(crate::api::MAX_BODY_BYTES as u64).read_to_end(&mut decoded).is_err() {
+            return ApiError::bad_request("the gzip request body does not decode").into_response();
+        }
+        Bytes::from(decoded)
+    } else {
+        body
+    };
+    let mut command = tokio::process::Command::new("git");
+    command
+        .args(["upload-pack", "--stateless-rpc"])
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    if let Some(protocol) = &protocol {
+        command.env("GIT_PROTOCOL", protocol);
+    }
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            tracing::error!(%cluster, error = %e, "cannot run git");
+            return ApiError::internal().into_response();
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // Feeding input while the pack streams out avoids a full pipe on either side.
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&input).await;
+        });
+    }
+    let Some(stdout) = child.stdout.take() else { return ApiError::internal().into_response() };
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-git-upload-pack-result"), (header::CACHE_CONTROL, "no-cache")],
+        Body::from_stream(tokio_util::io::ReaderStream::new(stdout)),
+    )
+        .into_response()
+}
+
+/// Pushing is refused: what runs in a cluster changes through the API.
+pub async fn receive_pack() -> ApiError {
+    ApiError::forbidden("the repositories are read-only: change what runs through the API")
+}
