@@ -39,8 +39,8 @@ async fn reader(state: &AppState, token: Option<String>, cluster: &str) -> Resul
     Ok(principal)
 }
 
-fn repository(state: &AppState, repo: &str) -> Result<(String, std::path::PathBuf), Response> {
-    let not_found = || ApiError::not_found(format!("no repository {repo:?}: expected /git/clusters/<cluster>.git")).into_response();
+fn repository(state: &AppState, repo: &str) -> Result<(String, std::path::PathBuf), ApiError> {
+    let not_found = || ApiError::not_found(format!("no repository {repo:?}: expected /git/clusters/<cluster>.git"));
     let cluster = repo.strip_suffix(".git").ok_or_else(not_found)?;
     let path = state.repos.path(cluster).map_err(|_| not_found())?;
     if !state.repos.exists(cluster) {
@@ -75,7 +75,7 @@ pub async fn info_refs(
 ) -> Response {
     let (cluster, path) = match repository(&state, &repo) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
     let token = auth::token(&request);
     let protocol = protocol(request.headers());
@@ -125,7 +125,7 @@ pub async fn info_refs(
 pub async fn upload_pack(State(state): State<AppState>, Path(repo): Path<String>, request: Request) -> Response {
     let (cluster, path) = match repository(&state, &repo) {
         Ok(found) => found,
-        Err(response) => return response,
+        Err(error) => return error.into_response(),
     };
     let token = auth::token(&request);
     if let Err(response) = reader(&state, token, &cluster).await {
