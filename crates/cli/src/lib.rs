@@ -107,6 +107,38 @@ enum Command {
         #[arg(long)]
         step: String,
     },
+    /// The revisions of an application: who changed it, when, and the commits per cluster.
+    History {
+        /// `application`.
+        kind: String,
+        /// NAME or NAMESPACE/NAME.
+        name: String,
+        #[arg(short, long)]
+        namespace: Option<String>,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// The manifest diff of an application between two revisions (or commits).
+    Diff {
+        kind: String,
+        name: String,
+        #[arg(short, long)]
+        namespace: Option<String>,
+        #[arg(long)]
+        from: String,
+        /// Default: now.
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Restore an application's spec as of a revision (or commit), as a new change.
+    Rollback {
+        kind: String,
+        name: String,
+        #[arg(short, long)]
+        namespace: Option<String>,
+        #[arg(long)]
+        to: String,
+    },
     /// Manage clusters' access to their repositories.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -173,6 +205,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Delete { kind, name, namespace } => commands::resources::delete(&client()?, &kind, &name, namespace.as_deref()).await,
         Command::Audit { kind, name, namespace, limit, output } => {
             commands::audit::audit(&client()?, kind, name, namespace, limit, output).await
+        }
+        Command::History { kind, name, namespace, output } => {
+            commands::history::history(&client()?, &kind, &name, namespace.as_deref(), output).await
+        }
+        Command::Diff { kind, name, namespace, from, to } => {
+            commands::history::diff(&client()?, &kind, &name, namespace.as_deref(), &from, to.as_deref()).await
+        }
+        Command::Rollback { kind, name, namespace, to } => {
+            commands::history::rollback(&client()?, &kind, &name, namespace.as_deref(), &to).await
         }
         Command::Cluster(ClusterCommand::Token { name }) => commands::clusters::token(&client()?, &name).await,
         Command::Completion { shell } => {

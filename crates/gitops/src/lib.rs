@@ -356,6 +356,36 @@ impl Repositories {
         Ok(files)
     }
 
+    /// A unified diff of `folder` between two commits (`None`: an empty folder).
+    pub fn diff_folder(&self, cluster: &str, from: Option<&str>, to: Option<&str>, folder: &str) -> Result<String, GitopsError> {
+        let before = match from {
+            Some(commit) => self.files_at(cluster, commit, folder)?,
+            None => BTreeMap::new(),
+        };
+        let after = match to {
+            Some(commit) => self.files_at(cluster, commit, folder)?,
+            None => BTreeMap::new(),
+        };
+        let names: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+        let mut out = String::new();
+        for name in names {
+            let (old, new) = (before.get(name), after.get(name));
+            if old == new {
+                continue;
+            }
+            let path = format!("{folder}/{name}");
+            let mut patch = git2::Patch::from_buffers(
+                old.map(String::as_bytes).unwrap_or_default(),
+                old.map(|_| Path::new(&path)),
+                new.map(String::as_bytes).unwrap_or_default(),
+                new.map(|_| Path::new(&path)),
+                None,
+            )?;
+            out.push_str(&String::from_utf8_lossy(&patch.to_buf()?));
+        }
+        Ok(out)
+    }
+
     /// The commits of the branch, newest first, with their trailers.
     pub fn log(&self, cluster: &str, limit: usize) -> Result<Vec<CommitInfo>, GitopsError> {
         let repo = self.open(cluster)?;

@@ -104,3 +104,53 @@ async fn a_lost_commit_is_made_when_the_hub_reconciles() {
     heimdall_hub::reconcile::render_all(&hub.state).await.expect("reconcile again");
     assert!(hub.commits("dev-eu-1")[0].summary.starts_with("reconcile"), "a second reconcile finds nothing to do");
 }
+
+#[tokio::test]
+async fn history_diff_and_rollback() {
+    let hub = TestHub::with_example_platform().await;
+    let (_, v1) = hub.apply_yaml(&web("web", "registry.example.com/shop/web:1.0", "{environment: dev}"), "").await;
+    let first = v1["results"][0]["resourceVersion"].as_str().expect("rv").parse::<i64>().expect("number");
+    hub.apply_yaml(&web("web", "registry.example.com/shop/web:2.0", "{environment: dev}"), "").await;
+
+    let (status, history) = hub.get("/api/v1/namespaces/shop/applications/web/history").await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    let items = history["items"].as_array().expect("items");
+    let with_commits: Vec<&serde_json::Value> = items.iter().filter(|i| !i["commits"].as_array().expect("commits").is_empty()).collect();
+    assert_eq!(with_commits.len(), 2, "two revisions reached a cluster: {history}");
+    assert_eq!(with_commits[0]["commits"][0]["cluster"], "dev-eu-1");
+    assert_eq!(with_commits[0]["actor"], "admin");
+
+    let (status, diff) = hub.get(&format!("/api/v1/namespaces/shop/applications/web/diff?from={first}")).await;
+    assert_eq!(status, StatusCode::OK, "{diff}");
+    let text = diff["clusters"][0]["diff"].as_str().expect("diff");
+    assert!(
+        text.contains("-  - image: registry.example.com/shop/web:1.0")
+            || text.contains("-      - image: registry.example.com/shop/web:1.0")
+            || text.contains("web:1.0"),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with('+') && l.contains("web:2.0")), "{text}");
+
+    let (status, rolled) = hub
+        .call("POST", "/api/v1/namespaces/shop/applications/web/rollback", "application/json", json!({"to": first.to_string()}).to_string())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rolled}");
+    assert_eq!(rolled["spec"]["components"][0]["properties"]["image"], "registry.example.com/shop/web:1.0");
+    let latest = &hub.commits("dev-eu-1")[0];
+    assert_eq!(latest.summary, format!("roll back to revision {first}: application shop/web by admin"));
+    let (_, audit) = hub.get("/api/v1/audit?kind=app&name=web&limit=5").await;
+    assert!(
+        audit["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|e| e["verb"] == "update" && e["actor"] == "admin" && e["revision"].as_i64() > Some(first))
+    );
+
+    let commit = hub.commits("dev-eu-1")[2].id.clone();
+    let (status, by_commit) = hub.get(&format!("/api/v1/namespaces/shop/applications/web/diff?from={}", &commit[..12])).await;
+    assert_eq!(status, StatusCode::OK, "a commit id works as a revision: {by_commit}");
+    let (status, body) =
+        hub.call("POST", "/api/v1/namespaces/shop/applications/web/rollback", "application/json", json!({"to": "1"}).to_string()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}

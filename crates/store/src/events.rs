@@ -157,6 +157,24 @@ impl Store {
         .await
     }
 
+    /// The object as the newest create or update at or before `revision` left it.
+    pub async fn object_at(&self, key: &heimdall_model::ResourceKey, revision: i64) -> Result<Option<Resource>, StoreError> {
+        self.observed("object_at", async {
+            let object: Option<String> = sqlx::query_scalar(
+                "SELECT object FROM events WHERE kind = $1 AND namespace = $2 AND name = $3 AND revision <= $4 \
+                 AND verb IN ('create', 'update') ORDER BY revision DESC LIMIT 1",
+            )
+            .bind(&key.kind)
+            .bind(&key.namespace)
+            .bind(&key.name)
+            .bind(revision)
+            .fetch_optional(&self.pool)
+            .await?;
+            object.as_deref().map(parse_body).transpose()
+        })
+        .await
+    }
+
     async fn events_after(&self, filter: &WatchFilter, after: i64) -> Result<Vec<(i64, WatchEvent)>, StoreError> {
         let rows = sqlx::query(
             "SELECT revision, verb, object FROM events WHERE revision > $1 AND ($2 = '' OR kind = $2) \

@@ -1,5 +1,6 @@
 pub mod audit;
 pub mod clusters;
+pub mod history;
 pub mod render;
 pub mod resources;
 pub mod server;

@@ -14,7 +14,7 @@ use heimdall_model::{Resource, parse_documents};
 use crate::client::{Client, render_api_error};
 use crate::output::{OutputFormat, age, serialize, table};
 
-fn kind(name: &str) -> Result<&'static KindInfo> {
+pub(crate) fn kind(name: &str) -> Result<&'static KindInfo> {
     kinds::by_name(name).with_context(|| {
         let hint = kinds::suggest(name).map(|s| format!("; did you mean {s:?}?")).unwrap_or_default();
         let known: Vec<&str> = kinds::KINDS.iter().map(|k| k.plural).collect();
@@ -23,7 +23,7 @@ fn kind(name: &str) -> Result<&'static KindInfo> {
 }
 
 /// Splits `NAMESPACE/NAME`; a bare NAME takes `-n` or `default`.
-fn namespaced_name(kind: &KindInfo, name: &str, namespace: Option<&str>) -> Result<(Option<String>, String)> {
+pub(crate) fn namespaced_name(kind: &KindInfo, name: &str, namespace: Option<&str>) -> Result<(Option<String>, String)> {
     match (kind.is_namespaced(), name.split_once('/')) {
         (true, Some((ns, name))) => {
             if namespace.is_some_and(|n| n != ns) {
@@ -44,7 +44,7 @@ fn collection_path(kind: &KindInfo, namespace: Option<&str>) -> String {
     }
 }
 
-fn item_path(kind: &KindInfo, namespace: Option<&str>, name: &str) -> String {
+pub(crate) fn item_path(kind: &KindInfo, namespace: Option<&str>, name: &str) -> String {
     format!("{}/{name}", collection_path(kind, namespace))
 }
 

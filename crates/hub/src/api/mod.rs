@@ -13,6 +13,7 @@ pub mod approve;
 pub mod audit;
 pub mod body;
 pub mod clusters;
+pub mod history;
 pub mod resources;
 pub mod system;
 
@@ -45,6 +46,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/namespaces/{namespace}/applications/{name}/approve", post(approve::approve))
         .route("/api/v1/clusters/{name}/tokens", post(clusters::issue_token))
+        .route("/api/v1/namespaces/{namespace}/applications/{name}/history", get(history::history))
+        .route("/api/v1/namespaces/{namespace}/applications/{name}/diff", get(history::diff))
+        .route("/api/v1/namespaces/{namespace}/applications/{name}/rollback", post(history::rollback))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_principal));
 
     // The git routes authenticate themselves: git needs a Basic challenge, not a bearer 401.

@@ -1,0 +1,232 @@
+//! History, diff and rollback of an application: what the audit trail and
+//! the cluster repositories know about it, and a way back.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Extension, Path, Query, State};
+use heimdall_model::ResourceKey;
+use heimdall_store::{ApplyMode, AuditQuery};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::admission;
+use crate::auth::Principal;
+use crate::delivery::belongs_to;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ClusterCommit {
+    pub cluster: String,
+    pub commit: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Revision {
+    /// The store revision (audit event id); what `diff` and `rollback` take.
+    pub revision: i64,
+    /// When (RFC 3339 for audit events, else the commit's time).
+    pub at: String,
+    pub actor: String,
+    /// What happened: the audit verb, or the commit's summary for changes
+    /// from elsewhere (a platform change re-rendering the application).
+    pub summary: String,
+    /// The commits this revision made, per cluster.
+    pub commits: Vec<ClusterCommit>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct History {
+    pub items: Vec<Revision>,
+}
+
+fn app_key(namespace: &str, name: &str) -> ResourceKey {
+    ResourceKey::new("Application", namespace, name)
+}
+
+/// Folders of the application in a cluster's repository, now and by default.
+fn folders(state: &AppState, cluster: &str, namespace: &str, name: &str) -> Vec<String> {
+    let mut folders: Vec<String> =
+        state.repos.folders(cluster).unwrap_or_default().into_iter().filter(|f| belongs_to(f, namespace, name)).collect();
+    let own = format!("{namespace}/{name}");
+    if !folders.contains(&own) {
+        folders.push(own);
+    }
+    folders
+}
+
+/// Per cluster, the commits that touched the application, newest first.
+fn commits(state: &AppState, namespace: &str, name: &str, limit: usize) -> BTreeMap<String, Vec<heimdall_gitops::CommitInfo>> {
+    state
+        .repos
+        .clusters()
+        .into_iter()
+        .filter_map(|cluster| {
+            let history = state.repos.history(&cluster, &folders(state, &cluster, namespace, name), limit).ok()?;
+            (!history.is_empty()).then_some((cluster, history))
+        })
+        .collect()
+}
+
+fn event(commit: &heimdall_gitops::CommitInfo) -> Option<i64> {
+    commit.trailer("Heimdall-Event")?.parse().ok()
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryParams {
+    /// At most this many revisions (default 50).
+    pub limit: Option<usize>,
+}
+
+/// The revisions that changed an application or what it delivers, newest first.
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/applications/{name}/history", tag = "history",
+    params(("namespace" = String, Path), ("name" = String, Path), HistoryParams), responses((status = 200, body = History)))]
+pub async fn history(
+    State(state): State<AppState>,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(params): Query<HistoryParams>,
+) -> Result<Json<History>, ApiError> {
+    let limit = params.limit.unwrap_or(50).clamp(1, 500);
+    let events = state
+        .store
+        .audit(&AuditQuery {
+            kind: Some("Application".into()),
+            namespace: Some(namespace.clone()),
+            name: Some(name.clone()),
+            limit,
+            ..Default::default()
+        })
+        .await?;
+    let mut revisions: BTreeMap<i64, Revision> = events
+        .into_iter()
+        .map(|e| (e.revision, Revision { revision: e.revision, at: e.at, actor: e.actor, summary: e.verb, commits: Vec::new() }))
+        .collect();
+    for (cluster, list) in commits(&state, &namespace, &name, limit) {
+        for commit in list {
+            let Some(revision) = event(&commit) else { continue };
+            let entry = revisions.entry(revision).or_insert_with(|| Revision {
+                revision,
+                at: chrono::DateTime::from_timestamp(commit.time, 0)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default(),
+                actor: commit.author.name.clone(),
+                summary: commit.summary.clone(),
+                commits: Vec::new(),
+            });
+            entry.commits.push(ClusterCommit { cluster: cluster.clone(), commit: commit.id.clone() });
+        }
+    }
+    let mut items: Vec<Revision> = revisions.into_values().rev().take(limit).collect();
+    for item in &mut items {
+        item.commits.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+    }
+    Ok(Json(History { items }))
+}
+
+/// A revision number, or a commit id (prefix) that one of the repositories knows.
+fn resolve(state: &AppState, revision: &str, namespace: &str, name: &str) -> Result<i64, ApiError> {
+    if let Ok(number) = revision.parse::<i64>() {
+        return Ok(number);
+    }
+    for (_, list) in commits(state, namespace, name, 500) {
+        if let Some(commit) = list.iter().find(|c| c.id.starts_with(revision)) {
+            return event(commit)
+                .ok_or_else(|| ApiError::invalid_field("revision", format!("commit {revision} carries no Heimdall-Event")));
+        }
+    }
+    Err(ApiError::invalid_field("revision", format!("{revision:?} is neither a revision number nor a commit of this application")))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DiffParams {
+    /// A revision or commit; the manifests as they were then.
+    pub from: String,
+    /// A revision or commit (default: now).
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClusterDiff {
+    pub cluster: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Unified diff of the application's manifests in this cluster.
+    pub diff: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Diff {
+    pub clusters: Vec<ClusterDiff>,
+}
+
+/// The manifest diff of an application between two revisions, per cluster.
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/applications/{name}/diff", tag = "history",
+    params(("namespace" = String, Path), ("name" = String, Path), DiffParams), responses((status = 200, body = Diff), (status = 422, body = ApiError)))]
+pub async fn diff(
+    State(state): State<AppState>,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(params): Query<DiffParams>,
+) -> Result<Json<Diff>, ApiError> {
+    let from = resolve(&state, &params.from, &namespace, &name)?;
+    let to = params.to.as_deref().map(|r| resolve(&state, r, &namespace, &name)).transpose()?;
+    let mut clusters = Vec::new();
+    for (cluster, list) in commits(&state, &namespace, &name, 500) {
+        // The newest commit at or before a revision is how the cluster looked then.
+        let at = |revision: Option<i64>| -> Option<String> {
+            match revision {
+                None => state.repos.head(&cluster).ok().flatten(),
+                Some(revision) => list.iter().find(|c| event(c).is_some_and(|e| e <= revision)).map(|c| c.id.clone()),
+            }
+        };
+        let (old, new) = (at(Some(from)), at(to));
+        let mut text = String::new();
+        for folder in folders(&state, &cluster, &namespace, &name) {
+            text.push_str(&state.repos.diff_folder(&cluster, old.as_deref(), new.as_deref(), &folder).map_err(|e| {
+                tracing::error!(%cluster, error = %e, "cannot diff");
+                ApiError::internal()
+            })?);
+        }
+        if !text.is_empty() {
+            clusters.push(ClusterDiff { cluster, from: old, to: new, diff: text });
+        }
+    }
+    Ok(Json(Diff { clusters }))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RollbackRequest {
+    /// The revision (or commit) whose spec to restore.
+    pub to: String,
+}
+
+/// Restore the application's spec, labels and annotations as of a revision,
+/// as a new change: admitted, stored, audited and committed like any other.
+#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/applications/{name}/rollback", tag = "history",
+    params(("namespace" = String, Path), ("name" = String, Path)), request_body = RollbackRequest,
+    responses((status = 200, body = heimdall_model::Resource), (status = 422, body = ApiError)))]
+pub async fn rollback(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((namespace, name)): Path<(String, String)>,
+    Json(request): Json<RollbackRequest>,
+) -> Result<Json<heimdall_model::Resource>, ApiError> {
+    let revision = resolve(&state, &request.to, &namespace, &name)?;
+    let key = app_key(&namespace, &name);
+    let Some(mut old) = state.store.object_at(&key, revision).await? else {
+        return Err(ApiError::invalid_field("to", format!("application {namespace}/{name} did not exist at revision {revision}")));
+    };
+    let meta = &mut old.metadata;
+    meta.resource_version = None;
+    meta.uid = None;
+    meta.generation = None;
+    meta.creation_timestamp = None;
+    old.status = None;
+    let verb = format!("roll back to revision {revision}:");
+    let mut written =
+        admission::write(&state, &principal.name, &verb, vec![(format!("revision {revision}"), old)], ApplyMode::Apply, false).await?;
+    Ok(Json(written.remove(0).resource))
+}
