@@ -92,6 +92,26 @@ impl Client {
         self.send(self.request(Method::DELETE, path), &format!("DELETE {path}")).await
     }
 
+    /// A POST whose answer is text (YAML manifests).
+    pub async fn post_text<B: Serialize>(&self, path: &str, body: &B) -> Result<String> {
+        let what = format!("POST {path}");
+        let response = self
+            .request(Method::POST, path)
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the hub at {} ({what})", self.hub))?;
+        let status = response.status();
+        let text = response.text().await.with_context(|| format!("reading the hub's answer to {what}"))?;
+        if status.is_success() {
+            return Ok(text);
+        }
+        match serde_json::from_str::<ApiError>(&text) {
+            Ok(error) => Err(HubRefused(error).into()),
+            Err(_) => bail!("{what}: the hub answered {status}: {text}"),
+        }
+    }
+
     pub async fn post_json<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         self.send(self.request(Method::POST, path).json(body), &format!("POST {path}")).await
     }

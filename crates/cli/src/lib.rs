@@ -142,6 +142,9 @@ enum Command {
     /// Manage clusters' access to their repositories.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Maintain the cluster repositories.
+    #[command(subcommand)]
+    Gitops(GitopsCommand),
     /// Show the audit trail, newest first.
     Audit {
         #[arg(long)]
@@ -163,6 +166,22 @@ enum Command {
 enum ClusterCommand {
     /// Issue (or rotate) the token that may read this cluster's git repository.
     Token { name: String },
+    /// Print the manifests that point Argo CD or Flux at the cluster's repository.
+    BootstrapManifest {
+        name: String,
+        /// The hub's URL as the cluster reaches it (default: the URL this CLI uses).
+        #[arg(long)]
+        hub_url: Option<String>,
+        /// Issue a new cluster token and embed it (the cluster's previous token stops working).
+        #[arg(long)]
+        issue_token: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GitopsCommand {
+    /// Rebuild a cluster's repository from the store (the old one is moved aside).
+    Rebuild { cluster: String },
 }
 
 /// Parses the command line, runs the command, and maps errors to exit code 1.
@@ -216,6 +235,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::history::rollback(&client()?, &kind, &name, namespace.as_deref(), &to).await
         }
         Command::Cluster(ClusterCommand::Token { name }) => commands::clusters::token(&client()?, &name).await,
+        Command::Cluster(ClusterCommand::BootstrapManifest { name, hub_url, issue_token }) => {
+            commands::clusters::bootstrap(&client()?, &name, hub_url, issue_token).await
+        }
+        Command::Gitops(GitopsCommand::Rebuild { cluster }) => commands::clusters::rebuild(&client()?, &cluster).await,
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "heimdall", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

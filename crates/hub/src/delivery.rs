@@ -192,6 +192,11 @@ pub fn deliver(state: &AppState, desired: &Desired, apps: &[(String, String)], n
 /// gone. Run at start (a crash between a store write and its commit loses
 /// nothing) and after every platform change.
 pub async fn reconcile_all(state: &AppState, apps: &[Resource], note: &ChangeNote) -> Vec<(String, String)> {
+    reconcile(state, apps, note, None).await
+}
+
+/// [`reconcile_all`] for every cluster, or only for `only`.
+pub async fn reconcile(state: &AppState, apps: &[Resource], note: &ChangeNote, only: Option<&str>) -> Vec<(String, String)> {
     let mut desired = Desired::default();
     for app in apps {
         desired.add(state, app, &state.rendering.render_app(app));
@@ -200,14 +205,22 @@ pub async fn reconcile_all(state: &AppState, apps: &[Resource], note: &ChangeNot
     let mut clusters: BTreeSet<String> = state.repos.clusters().into_iter().filter(|c| platform.has_cluster(c)).collect();
     clusters.extend(platform.cluster_names());
     clusters.extend(desired.write.keys().cloned());
+    clusters.retain(|c| only.is_none_or(|only| only == c));
     let change = note.to_change();
     let mut commits = Vec::new();
     for cluster in clusters {
-        if let Err(e) =
-            state.repos.ensure(&cluster, &Change { message: format!("create the repository of cluster {cluster}"), ..change.clone() })
+        let created = match state
+            .repos
+            .ensure(&cluster, &Change { message: format!("create the repository of cluster {cluster}"), ..change.clone() })
         {
-            tracing::error!(%cluster, error = %e, "cannot create the cluster repository");
-            continue;
+            Ok(created) => created,
+            Err(e) => {
+                tracing::error!(%cluster, error = %e, "cannot create the cluster repository");
+                continue;
+            }
+        };
+        if created && only.is_some() {
+            commits.push((cluster.clone(), state.repos.head(&cluster).ok().flatten().unwrap_or_default()));
         }
         let Ok(existing) = state.repos.folders(&cluster) else { continue };
         // Every folder is in scope: one whose application is gone is removed.

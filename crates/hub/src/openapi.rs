@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{apply, approve, audit, clusters, history, resources, system};
+use crate::api::{apply, approve, audit, clusters, gitops, history, resources, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -11,7 +11,7 @@ use crate::api::{apply, approve, audit, clusters, history, resources, system};
     paths(
         system::kinds, system::healthz, system::readyz, system::metrics, system::openapi,
         apply::apply, approve::approve, audit::audit, clusters::issue_token,
-        history::history, history::diff, history::rollback,
+        history::history, history::diff, history::rollback, gitops::rebuild, gitops::bootstrap,
         resources::list_all, resources::list_namespaced,
         resources::get_cluster_scoped, resources::get_namespaced,
         resources::create_cluster_scoped, resources::create_namespaced,

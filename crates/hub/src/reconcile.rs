@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use heimdall_model::Resource;
+use std::collections::HashMap;
+
+use heimdall_model::{Resource, ResourceKey};
 use heimdall_store::{ListQuery, StoreError, WatchFilter};
 
 use crate::admission::settle;
@@ -17,6 +19,24 @@ use crate::state::AppState;
 /// Events that arrive this close together are handled as one batch, so a
 /// folder of platform documents re-renders the fleet once.
 const BATCH_WINDOW: Duration = Duration::from_millis(100);
+
+/// Every stored application and Score workload.
+pub async fn all_apps(state: &AppState) -> Result<Vec<Resource>, StoreError> {
+    let mut apps = Vec::new();
+    for kind in APP_KINDS {
+        let mut continue_token = None;
+        loop {
+            let page =
+                state.store.list(&ListQuery { kind: kind.to_string(), limit: Some(500), continue_token, ..Default::default() }).await?;
+            apps.extend(page.items);
+            continue_token = page.continue_token;
+            if continue_token.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(apps)
+}
 
 /// Re-renders every application, records the statuses that changed, and
 /// brings every cluster repository in line. Returns how many statuses changed.
@@ -66,16 +86,40 @@ pub async fn run(state: AppState) -> Result<(), StoreError> {
     state.rendering.reload(&state.store).await?;
     let changed = render_all(&state).await?;
     tracing::info!(changed, "rendered every application");
+    if let Err(e) = crate::api::gitops::record_health(&state).await {
+        tracing::warn!(error = %e.message, "cannot record repository health");
+    }
+    // Generations of platform objects seen: a status update (same generation)
+    // changes nothing that renders, so it must not re-render the fleet.
+    let mut seen: HashMap<ResourceKey, i64> = crate::rendering::platform_resources(&state.store)
+        .await?
+        .into_iter()
+        .map(|r| (r.key(), r.metadata.generation.unwrap_or_default()))
+        .collect();
     let mut events = Box::pin(state.store.watch(WatchFilter::default(), from));
     while let Some(first) = events.next().await {
         let mut batch = vec![first?];
         while let Ok(Some(next)) = tokio::time::timeout(BATCH_WINDOW, events.next()).await {
             batch.push(next?);
         }
-        if batch.iter().any(|e| is_platform_kind(&e.object.kind)) {
+        let mut platform_changed = false;
+        for event in batch.iter().filter(|e| is_platform_kind(&e.object.kind)) {
+            let key = event.object.key();
+            let generation = event.object.metadata.generation.unwrap_or_default();
+            if event.type_ == heimdall_store::WatchEventType::Deleted {
+                seen.remove(&key);
+                platform_changed = true;
+            } else if seen.insert(key, generation) != Some(generation) {
+                platform_changed = true;
+            }
+        }
+        if platform_changed {
             state.rendering.reload(&state.store).await?;
             let changed = render_all(&state).await?;
             tracing::info!(changed, "platform changed; re-rendered applications");
+            if let Err(e) = crate::api::gitops::record_health(&state).await {
+                tracing::warn!(error = %e.message, "cannot record repository health");
+            }
             continue;
         }
         for event in batch {

@@ -154,3 +154,57 @@ async fn history_diff_and_rollback() {
         hub.call("POST", "/api/v1/namespaces/shop/applications/web/rollback", "application/json", json!({"to": "1"}).to_string()).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 }
+
+#[tokio::test]
+async fn a_broken_repository_shows_on_readyz_and_is_rebuilt() {
+    let hub = TestHub::with_example_platform().await;
+    hub.apply_yaml(&web("web", "registry.example.com/shop/web:1.0", "{environment: dev}"), "").await;
+    let (status, _) = hub.call_with("GET", "/readyz", "", axum::body::Body::empty(), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let path = hub.state.repos.path("dev-eu-1").expect("path");
+    std::fs::remove_dir_all(path.join("objects")).expect("damage");
+    std::fs::create_dir_all(path.join("objects")).expect("empty");
+    let (status, body) = hub.call_with("GET", "/readyz", "", axum::body::Body::empty(), None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["details"][0]["document"], "Cluster dev-eu-1");
+    assert!(body["details"][0]["message"].as_str().expect("message").starts_with("Corrupt"), "{body}");
+
+    let (status, rebuilt) = hub.call("POST", "/api/v1/clusters/dev-eu-1/rebuild", "application/json", "{}".to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{rebuilt}");
+    assert!(rebuilt["setAside"].as_str().is_some_and(|p| p.contains("dev-eu-1.git.broken-1")));
+    assert!(hub.state.repos.folders("dev-eu-1").expect("folders").contains("shop/web"), "the desired state is back");
+    assert!(
+        hub.commits("dev-eu-1")[0].summary.starts_with("rebuild the repository of cluster dev-eu-1 from the store"),
+        "{:?}",
+        hub.commits("dev-eu-1")[0]
+    );
+    let (status, _) = hub.call_with("GET", "/readyz", "", axum::body::Body::empty(), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, cluster) = hub.get("/api/v1/clusters/dev-eu-1").await;
+    assert_eq!(cluster["status"]["repository"]["state"], "Healthy", "{cluster}");
+}
+
+#[tokio::test]
+async fn bootstrap_manifests_point_argo_cd_and_flux_at_the_repository() {
+    let hub = TestHub::with_example_platform().await;
+    for (name, delivery) in [("edge-argo", "argocd"), ("edge-flux", "flux")] {
+        let (status, body) = hub
+            .apply_yaml(&format!("apiVersion: platform.heimdall.dev/v1alpha1\nkind: Cluster\nmetadata: {{name: {name}, labels: {{env: dev}}}}\nspec: {{delivery: {delivery}}}\n"), "")
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let request = json!({"hubUrl": "https://hub.example.com/", "token": "hdl_x"}).to_string();
+    let (status, argo) = hub.call("POST", "/api/v1/clusters/edge-argo/bootstrap", "application/json", request.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    let argo = argo.as_str().expect("yaml");
+    assert!(argo.contains("kind: Application") && argo.contains("repoURL: https://hub.example.com/git/clusters/edge-argo.git"), "{argo}");
+    assert!(argo.contains("argocd.argoproj.io/secret-type: repository") && argo.contains("password: hdl_x"), "{argo}");
+    let documents = heimdall_model::parse_documents(argo, "argo.yaml").expect("valid YAML");
+    assert_eq!(documents.len(), 2);
+    let (_, flux) = hub.call("POST", "/api/v1/clusters/edge-flux/bootstrap", "application/json", request.clone()).await;
+    let flux = flux.as_str().expect("yaml");
+    assert!(flux.contains("kind: GitRepository") && flux.contains("kind: Kustomization") && flux.contains("branch: main"), "{flux}");
+    let (status, body) = hub.call("POST", "/api/v1/clusters/dev-eu-1/bootstrap", "application/json", request).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "agent clusters get the agent's install manifest instead: {body}");
+    assert!(hub.state.repos.exists("edge-argo"), "a new cluster gets its repository at once");
+}

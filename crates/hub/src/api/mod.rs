@@ -13,6 +13,7 @@ pub mod approve;
 pub mod audit;
 pub mod body;
 pub mod clusters;
+pub mod gitops;
 pub mod history;
 pub mod resources;
 pub mod system;
@@ -46,6 +47,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/namespaces/{namespace}/applications/{name}/approve", post(approve::approve))
         .route("/api/v1/clusters/{name}/tokens", post(clusters::issue_token))
+        .route("/api/v1/clusters/{name}/rebuild", post(gitops::rebuild))
+        .route("/api/v1/clusters/{name}/bootstrap", post(gitops::bootstrap))
         .route("/api/v1/namespaces/{namespace}/applications/{name}/history", get(history::history))
         .route("/api/v1/namespaces/{namespace}/applications/{name}/diff", get(history::diff))
         .route("/api/v1/namespaces/{namespace}/applications/{name}/rollback", post(history::rollback))

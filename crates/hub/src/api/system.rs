@@ -63,6 +63,24 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
         tracing::warn!(error = %e, "readiness check failed");
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", "database unreachable")
     })?;
+    let broken: Vec<crate::api::gitops::RepositoryHealth> =
+        crate::api::gitops::health(&state).await?.into_iter().filter(|h| h.state != "Healthy").collect();
+    if !broken.is_empty() {
+        let mut error = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Unavailable",
+            format!("{} cluster repositor{} unusable", broken.len(), if broken.len() == 1 { "y is" } else { "ies are" }),
+        );
+        error.details = broken
+            .into_iter()
+            .map(|h| crate::error::ErrorDetail {
+                document: Some(format!("Cluster {}", h.cluster)),
+                path: "status.repository".into(),
+                message: format!("{}: {}", h.state, h.message.unwrap_or_default()),
+            })
+            .collect();
+        return Err(error);
+    }
     Ok(Json(Health { status: "ok".into() }))
 }
 
