@@ -26,7 +26,11 @@ fn manifests(app: usize, version: usize) -> Vec<(String, Vec<u8>)> {
 }
 
 fn change(message: &str) -> Change {
-    Change { author: Author { name: "bench".into(), email: "bench@example.com".into() }, message: message.into(), trailers: vec![("Heimdall-Event".into(), "1".into())] }
+    Change {
+        author: Author { name: "bench".into(), email: "bench@example.com".into() },
+        message: message.into(),
+        trailers: vec![("Heimdall-Event".into(), "1".into())],
+    }
 }
 
 fn main() {
@@ -36,7 +40,8 @@ fn main() {
     // Baseline: the same one-application commits in a repository of ten applications.
     let small = Repositories::new(dir.path().join("small"));
     small.ensure("bench", &change("create")).expect("init");
-    let ten: Vec<FolderUpdate> = (0..10).map(|app| FolderUpdate { folder: format!("team-{}/app-{app}", app % 50), files: Some(manifests(app, 1)) }).collect();
+    let ten: Vec<FolderUpdate> =
+        (0..10).map(|app| FolderUpdate { folder: format!("team-{}/app-{app}", app % 50), files: Some(manifests(app, 1)) }).collect();
     small.apply("bench", &ten, &change("ten apps")).expect("commit");
     // Warm up (page cache, allocator) so both measurements start alike.
     for i in 0..50 {
@@ -54,7 +59,8 @@ fn main() {
         .collect();
     baseline.sort();
 
-    let updates: Vec<FolderUpdate> = (0..APPS).map(|app| FolderUpdate { folder: format!("team-{}/app-{app}", app % 50), files: Some(manifests(app, 1)) }).collect();
+    let updates: Vec<FolderUpdate> =
+        (0..APPS).map(|app| FolderUpdate { folder: format!("team-{}/app-{app}", app % 50), files: Some(manifests(app, 1)) }).collect();
     let started = Instant::now();
     repos.apply("bench", &updates, &change("initial state")).expect("initial commit").expect("a commit");
     let initial = started.elapsed();
@@ -73,12 +79,23 @@ fn main() {
     println!("| Benchmark | Result |");
     println!("| --- | --- |");
     println!("| initial write of {APPS} applications (50,000 manifests, 50 namespaces), one commit | {:.2} s |", initial.as_secs_f64());
-    println!("| commit of a one-application change in a repository of 10 applications, median of 200 | {:.2} ms |", baseline[100].as_secs_f64() * 1e3);
-    println!("| commit of a one-application change in the repository of {APPS}, median of 200 | {:.2} ms |", latencies[100].as_secs_f64() * 1e3);
+    println!(
+        "| commit of a one-application change in a repository of 10 applications, median of 200 | {:.2} ms |",
+        baseline[100].as_secs_f64() * 1e3
+    );
+    println!(
+        "| commit of a one-application change in the repository of {APPS}, median of 200 | {:.2} ms |",
+        latencies[100].as_secs_f64() * 1e3
+    );
     println!("| the same, slowest of 200 | {:.2} ms |", latencies[199].as_secs_f64() * 1e3);
     println!("| repository size on disk after 201 commits (loose objects) | {:.0} MiB |", size as f64 / (1024.0 * 1024.0));
 }
 
 fn walk(path: &std::path::Path) -> u64 {
-    std::fs::read_dir(path).into_iter().flatten().flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { e.metadata().map(|m| m.len()).unwrap_or(0) }).sum()
+    std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| if e.path().is_dir() { walk(&e.path()) } else { e.metadata().map(|m| m.len()).unwrap_or(0) })
+        .sum()
 }

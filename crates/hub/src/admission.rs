@@ -97,7 +97,8 @@ pub async fn write(
         results.push(result);
     }
     if !apps.is_empty() {
-        delivery::deliver(state, &desired, &apps, &note);
+        let commits = delivery::deliver(state, &desired, &apps, &note);
+        delivery::publish(state, &commits).await;
     }
     Ok(results)
 }
@@ -133,7 +134,8 @@ pub async fn delete(state: &AppState, actor: &str, key: &ResourceKey, expected: 
             revision: state.store.revision().await?,
             resources: vec![format!("{}/{}/{}={}", key.kind, key.namespace, key.name, deleted.resource_version().unwrap_or_default())],
         };
-        delivery::deliver(state, &Desired::default(), &[(key.namespace.clone(), key.name.clone())], &note);
+        let commits = delivery::deliver(state, &Desired::default(), &[(key.namespace.clone(), key.name.clone())], &note);
+        delivery::publish(state, &commits).await;
     }
     Ok(deleted)
 }

@@ -236,3 +236,39 @@ pub async fn reconcile(state: &AppState, apps: &[Resource], note: &ChangeNote, o
     }
     commits
 }
+
+/// Pushes each committed cluster's repository to its mirror, if it has one,
+/// and records the outcome in the Cluster's status.
+pub async fn publish(state: &AppState, commits: &[(String, String)]) {
+    for (cluster, commit) in commits {
+        let key = heimdall_model::ResourceKey::new("Cluster", "", cluster);
+        let Ok(resource) = state.store.get(&key).await else { continue };
+        let spec: Option<heimdall_model::spec::platform::ClusterSpec> = serde_json::from_value(resource.spec.clone()).ok();
+        let Some(mirror) = spec.and_then(|s| s.mirror) else { continue };
+        let Ok(path) = state.repos.path(cluster) else { continue };
+        let pushed = tokio::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&path)
+            .args(["push", "--quiet", "--force", "--", &mirror.url, "refs/heads/main:refs/heads/main"])
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .await;
+        let outcome = match pushed {
+            Ok(output) if output.status.success() => serde_json::json!({"state": "Synced", "commit": commit}),
+            Ok(output) => {
+                // git's message names the remote URL; it carries no credentials of ours.
+                let message = String::from_utf8_lossy(&output.stderr).trim().to_string();
+                tracing::warn!(%cluster, %message, "mirror push failed");
+                serde_json::json!({"state": "Failed", "commit": commit, "message": message})
+            }
+            Err(e) => serde_json::json!({"state": "Failed", "commit": commit, "message": format!("cannot run git: {e}")}),
+        };
+        let mut status = resource.status.clone().unwrap_or_else(|| serde_json::json!({}));
+        if status.get("mirror") != Some(&outcome) {
+            status["mirror"] = outcome;
+            if let Err(e) = state.store.update_status(crate::admission::RENDERER, &key, status, None).await {
+                tracing::warn!(%cluster, error = %e, "cannot record the mirror state");
+            }
+        }
+    }
+}

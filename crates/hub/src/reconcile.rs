@@ -70,6 +70,7 @@ pub async fn render_all(state: &AppState) -> Result<usize, StoreError> {
         resources: Vec::new(),
     };
     let commits = delivery::reconcile_all(state, &apps, &note).await;
+    delivery::publish(state, &commits).await;
     if !commits.is_empty() {
         tracing::info!(commits = commits.len(), revision, "repositories reconciled with the store");
     }
@@ -140,12 +141,9 @@ pub async fn run(state: AppState) -> Result<(), StoreError> {
                         revision: settled.resource_version().unwrap_or_default(),
                         resources: Vec::new(),
                     };
-                    delivery::deliver(
-                        &state,
-                        &desired,
-                        &[(settled.metadata.namespace.clone().unwrap_or_default(), settled.metadata.name.clone())],
-                        &note,
-                    );
+                    let apps = [(settled.metadata.namespace.clone().unwrap_or_default(), settled.metadata.name.clone())];
+                    let commits = delivery::deliver(&state, &desired, &apps, &note);
+                    delivery::publish(&state, &commits).await;
                 }
                 Ok(_) | Err(StoreError::NotFound { .. }) => {}
                 Err(e) => return Err(e),

@@ -208,3 +208,24 @@ async fn bootstrap_manifests_point_argo_cd_and_flux_at_the_repository() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "agent clusters get the agent's install manifest instead: {body}");
     assert!(hub.state.repos.exists("edge-argo"), "a new cluster gets its repository at once");
 }
+
+#[tokio::test]
+async fn a_mirror_receives_every_commit() {
+    let hub = TestHub::with_example_platform().await;
+    let remote = tempfile::tempdir().expect("tempdir");
+    let init = std::process::Command::new("git").args(["init", "--bare", "-q"]).arg(remote.path()).status().expect("git");
+    assert!(init.success());
+    let cluster = format!(
+        "apiVersion: platform.heimdall.dev/v1alpha1\nkind: Cluster\nmetadata: {{name: dev-eu-1, labels: {{env: dev, region: eu-west-1}}}}\nspec:\n  mirror: {{url: \"file://{}\"}}\n",
+        remote.path().display()
+    );
+    let (status, body) = hub.apply_yaml(&cluster, "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    hub.apply_yaml(&web("web", "registry.example.com/shop/web:1.0", "{environment: dev}"), "").await;
+    let head = hub.state.repos.head("dev-eu-1").expect("head").expect("commit");
+    let mirrored =
+        std::process::Command::new("git").arg("--git-dir").arg(remote.path()).args(["rev-parse", "refs/heads/main"]).output().expect("git");
+    assert_eq!(String::from_utf8_lossy(&mirrored.stdout).trim(), head, "the mirror has the newest commit");
+    let (_, cluster) = hub.get("/api/v1/clusters/dev-eu-1").await;
+    assert_eq!(cluster["status"]["mirror"]["state"], "Synced", "{cluster}");
+}

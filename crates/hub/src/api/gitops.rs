@@ -96,7 +96,9 @@ pub async fn rebuild(
         resources: Vec::new(),
     };
     let apps = crate::reconcile::all_apps(&state).await?;
-    let commits = delivery::reconcile(&state, &apps, &note, Some(&name)).await.into_iter().map(|(_, commit)| commit).collect();
+    let commits = delivery::reconcile(&state, &apps, &note, Some(&name)).await;
+    delivery::publish(&state, &commits).await;
+    let commits = commits.into_iter().map(|(_, commit)| commit).collect();
     record_health(&state).await?;
     tracing::info!(cluster = %name, by = %principal.name, "repository rebuilt");
     Ok(Json(Rebuilt { cluster: name, set_aside: set_aside.map(|p| p.display().to_string()), commits }))

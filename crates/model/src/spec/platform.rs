@@ -74,6 +74,17 @@ pub struct ClusterSpec {
     /// How desired state reaches the cluster.
     #[serde(default)]
     pub delivery: Delivery,
+    /// An external git remote that receives every commit of the cluster's
+    /// repository (for an Argo CD or Flux that reads from there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<Mirror>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Mirror {
+    /// A URL `git push` understands: `https://...`, `ssh://...`, `file:///...`.
+    pub url: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -123,6 +134,9 @@ pub(crate) fn validate_environment(spec: &Value) -> Vec<Problem> {
 
 pub(crate) fn validate_cluster(spec: &Value) -> Vec<Problem> {
     match super::deserialize_at::<ClusterSpec>(&or_empty(spec), "spec") {
+        Ok(ClusterSpec { mirror: Some(mirror), .. }) if mirror.url.trim().is_empty() || mirror.url.starts_with('-') => {
+            vec![Problem::new("spec.mirror.url", "expected a git URL such as https://git.example.com/org/cluster.git")]
+        }
         Ok(_) => Vec::new(),
         Err(problem) => vec![problem],
     }
