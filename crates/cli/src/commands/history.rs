@@ -19,6 +19,11 @@ fn application_path(kind_name: &str, name: &str, namespace: Option<&str>) -> Res
     Ok(item_path(kind, ns.as_deref(), &name))
 }
 
+/// Long batch summaries keep the table readable; `-o yaml` has them whole.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max { text.to_string() } else { text.chars().take(max - 3).collect::<String>() + "..." }
+}
+
 pub async fn history(client: &Client, kind_name: &str, name: &str, namespace: Option<&str>, output: OutputFormat) -> Result<ExitCode> {
     let history: History = client.get(&format!("{}/history", application_path(kind_name, name, namespace)?)).await?;
     if output != OutputFormat::Table {
@@ -35,7 +40,7 @@ pub async fn history(client: &Client, kind_name: &str, name: &str, namespace: Op
                 r.revision.to_string(),
                 r.at.clone(),
                 r.actor.clone(),
-                r.summary.clone(),
+                shorten(&r.summary, 60),
                 if commits.is_empty() { "-".into() } else { commits },
             ]
         })

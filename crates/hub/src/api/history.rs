@@ -70,8 +70,17 @@ fn commits(state: &AppState, namespace: &str, name: &str, limit: usize) -> BTree
         .collect()
 }
 
-fn event(commit: &heimdall_gitops::CommitInfo) -> Option<i64> {
-    commit.trailer("Heimdall-Event")?.parse().ok()
+/// The application's own revision in a commit: its `Heimdall-Resource`
+/// trailer when the commit names it (a batch commit names each resource), else
+/// the change's `Heimdall-Event`.
+fn event_of(commit: &heimdall_gitops::CommitInfo, namespace: &str, name: &str) -> Option<i64> {
+    let prefix = format!("Application/{namespace}/{name}=");
+    commit
+        .trailers
+        .iter()
+        .filter(|(k, _)| k == "Heimdall-Resource")
+        .find_map(|(_, v)| v.strip_prefix(&prefix)?.parse().ok())
+        .or_else(|| commit.trailer("Heimdall-Event")?.parse().ok())
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -100,13 +109,15 @@ pub async fn history(
             ..Default::default()
         })
         .await?;
+    // Statuses the hub derives itself are not revisions of the application.
     let mut revisions: BTreeMap<i64, Revision> = events
         .into_iter()
+        .filter(|e| !(e.verb == "update-status" && e.actor == admission::RENDERER))
         .map(|e| (e.revision, Revision { revision: e.revision, at: e.at, actor: e.actor, summary: e.verb, commits: Vec::new() }))
         .collect();
     for (cluster, list) in commits(&state, &namespace, &name, limit) {
         for commit in list {
-            let Some(revision) = event(&commit) else { continue };
+            let Some(revision) = event_of(&commit, &namespace, &name) else { continue };
             let entry = revisions.entry(revision).or_insert_with(|| Revision {
                 revision,
                 at: chrono::DateTime::from_timestamp(commit.time, 0)
@@ -133,7 +144,7 @@ fn resolve(state: &AppState, revision: &str, namespace: &str, name: &str) -> Res
     }
     for (_, list) in commits(state, namespace, name, 500) {
         if let Some(commit) = list.iter().find(|c| c.id.starts_with(revision)) {
-            return event(commit)
+            return event_of(commit, namespace, name)
                 .ok_or_else(|| ApiError::invalid_field("revision", format!("commit {revision} carries no Heimdall-Event")));
         }
     }
@@ -179,7 +190,7 @@ pub async fn diff(
         let at = |revision: Option<i64>| -> Option<String> {
             match revision {
                 None => state.repos.head(&cluster).ok().flatten(),
-                Some(revision) => list.iter().find(|c| event(c).is_some_and(|e| e <= revision)).map(|c| c.id.clone()),
+                Some(revision) => list.iter().find(|c| event_of(c, &namespace, &name).is_some_and(|e| e <= revision)).map(|c| c.id.clone()),
             }
         };
         let (old, new) = (at(Some(from)), at(to));
