@@ -90,6 +90,18 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// `heimdall up` with its data in `dir/data` and its CLI context in `dir/client.yaml`.
+fn up(dir: &Path, extra: &[&str]) -> ([(&'static str, String); 1], u16, Running) {
+    let env = [("HEIMDALL_CONFIG", dir.join("client.yaml").display().to_string())];
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let data = dir.join("data");
+    let mut args = vec!["up", "--data-dir", data.to_str().expect("utf-8"), "--listen", &listen];
+    args.extend_from_slice(extra);
+    let hub = start(&args, &env, "Heimdall hub ready at", port);
+    (env, port, hub)
+}
+
 #[test]
 fn up_apply_get_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -150,11 +162,7 @@ fn up_apply_get_restart() {
 #[test]
 fn up_loads_the_example_organization_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let env = [("HEIMDALL_CONFIG", dir.path().join("client.yaml").display().to_string())];
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let _hub = start(&["up", "--data-dir", data.to_str().expect("utf-8"), "--listen", &listen], &env, "Heimdall hub ready at", port);
+    let (env, _port, _hub) = up(dir.path(), &[]);
     let tenants = stdout(&run(&["get", "tenants"], &env));
     assert!(tenants.contains("shop") && tenants.contains("payments"), "{tenants}");
     let workloads = stdout(&run(&["get", "workloads", "-n", "payments"], &env));
@@ -247,11 +255,7 @@ fn render_works_offline_for_every_target() {
 #[test]
 fn up_renders_the_examples_and_approvals_promote() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let env = [("HEIMDALL_CONFIG", dir.path().join("client.yaml").display().to_string())];
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let _hub = start(&["up", "--data-dir", data.to_str().expect("utf-8"), "--listen", &listen], &env, "Heimdall hub ready at", port);
+    let (env, _port, _hub) = up(dir.path(), &[]);
     let apps = stdout(&run(&["get", "applications"], &env));
     assert!(apps.lines().any(|l| l.contains("storefront") && l.contains("Suspended")), "{apps}");
     assert!(apps.lines().any(|l| l.contains("cart") && l.contains("Rendered")), "{apps}");
@@ -276,10 +280,7 @@ fn git_clone(url: &str, into: &Path) -> Output {
 fn cluster_repositories_clone_over_http_with_per_cluster_tokens() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let env = [("HEIMDALL_CONFIG", dir.path().join("client.yaml").display().to_string())];
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let hub = start(&["up", "--data-dir", data.to_str().expect("utf-8"), "--listen", &listen], &env, "Heimdall hub ready at", port);
+    let (env, port, hub) = up(dir.path(), &[]);
     let token = stdout(&run(&["cluster", "token", "dev-eu-1"], &env)).trim().to_string();
     assert!(token.starts_with("hdl_"), "{token}");
     let with = |token: &str, cluster: &str| format!("http://agent:{token}@127.0.0.1:{port}/git/clusters/{cluster}.git");

@@ -44,24 +44,13 @@ pub async fn render_all(state: &AppState) -> Result<usize, StoreError> {
     let revision = state.store.revision().await?;
     let mut changed = 0;
     let mut apps = Vec::new();
-    for kind in APP_KINDS {
-        let mut continue_token = None;
-        loop {
-            let page =
-                state.store.list(&ListQuery { kind: kind.to_string(), limit: Some(500), continue_token, ..Default::default() }).await?;
-            for app in page.items {
-                let before = app.status.clone();
-                let (settled, _) = settle(state, app).await;
-                if settled.status != before {
-                    changed += 1;
-                }
-                apps.push(settled);
-            }
-            continue_token = page.continue_token;
-            if continue_token.is_none() {
-                break;
-            }
+    for app in all_apps(state).await? {
+        let before = app.status.clone();
+        let (settled, _) = settle(state, app).await;
+        if settled.status != before {
+            changed += 1;
         }
+        apps.push(settled);
     }
     let note = ChangeNote {
         actor: "heimdall".into(),

@@ -7,9 +7,7 @@ use common::TestHub;
 use serde_json::json;
 
 fn web(name: &str, image: &str, topology: &str) -> String {
-    format!(
-        "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n  components:\n    - name: {name}\n      type: webservice\n      properties:\n        image: {image}\n        memory: 128Mi\n  policies:\n    - {{name: where, type: topology, properties: {topology}}}\n"
-    )
+    common::web_app(name, image, Some(topology))
 }
 
 #[tokio::test]

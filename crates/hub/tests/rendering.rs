@@ -11,9 +11,7 @@ async fn hub() -> TestHub {
 }
 
 fn web(name: &str, image: &str) -> String {
-    format!(
-        "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n  components:\n    - name: {name}\n      type: webservice\n      properties:\n        image: {image}\n        memory: 128Mi\n"
-    )
+    common::web_app(name, image, None)
 }
 
 #[tokio::test]

@@ -89,3 +89,15 @@ impl TestHub {
         self.state.repos.log(cluster, 100).unwrap_or_default()
     }
 }
+
+/// A one-component web application in namespace `shop`, placed by `topology`
+/// (`None` for the platform's default environments).
+pub fn web_app(name: &str, image: &str, topology: Option<&str>) -> String {
+    let mut yaml = format!(
+        "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n  components:\n    - name: {name}\n      type: webservice\n      properties:\n        image: {image}\n        memory: 128Mi\n"
+    );
+    if let Some(topology) = topology {
+        yaml.push_str(&format!("  policies:\n    - {{name: where, type: topology, properties: {topology}}}\n"));
+    }
+    yaml
+}
