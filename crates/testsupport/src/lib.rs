@@ -5,6 +5,8 @@
 //! drop. If the server binaries are missing, it panics with what to install:
 //! a PostgreSQL test must never pass by not running.
 
+pub mod fake_kube;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,357 @@
+//! One pass that makes the cluster match the desired state: apply what is
+//! missing or different (server-side apply, in order, in parallel within a
+//! step), prune what the agent applied earlier and is no longer desired, and
+//! judge the health of each application folder.
+//!
+//! The same pass runs for a new revision and on the drift interval: it lists
+//! each kind once (only objects labelled as Heimdall's), so a pass over an
+//! unchanged cluster costs one LIST per kind and no writes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::cluster::{Cluster, ClusterError};
+use crate::desired::{Desired, DesiredObject, GarbageCollect, MANAGED_BY, ObjectRef, drifted, set_at, value_at};
+use crate::health::{self, Health};
+
+/// What the agent applied, so it prunes only its own objects.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub entries: BTreeMap<ObjectRef, InventoryEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InventoryEntry {
+    pub folder: String,
+    /// Digest of the desired object last applied.
+    pub digest: String,
+    /// It existed before the agent applied it (take-over, shared): never deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
+    #[serde(default)]
+    pub gc: GarbageCollect,
+}
+
+/// The state of one application folder after a pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FolderStatus {
+    /// `Synced` or `Failed`.
+    pub sync: String,
+    pub health: Health,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<String>,
+    pub objects: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectError {
+    pub object: String,
+    pub folder: String,
+    pub message: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub applied: Vec<ObjectRef>,
+    pub pruned: Vec<ObjectRef>,
+    /// Objects that had been changed or deleted underneath and were repaired.
+    pub drift: Vec<ObjectRef>,
+    pub errors: Vec<ObjectError>,
+    pub folders: BTreeMap<String, FolderStatus>,
+}
+
+/// How long to wait for an applied CRD to be established.
+const CRD_ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
+
+enum Step {
+    Applied(Value),
+    Unchanged,
+}
+
+/// Runs one pass. `concurrency` bounds parallel requests to the API server.
+pub async fn sync(cluster: &Cluster, desired: &Desired, inventory: &mut Inventory, concurrency: usize) -> Outcome {
+    let mut outcome = Outcome::default();
+    let mut live = snapshot(cluster, desired, inventory).await;
+    for group in desired.apply_groups() {
+        let results: Vec<(&DesiredObject, Result<(Step, bool, bool), ClusterError>)> = futures::stream::iter(group)
+            .map(|object| {
+                let current = live.get(&object.reference).cloned();
+                let entry = inventory.entries.get(&object.reference).cloned();
+                async move { (object, apply_one(cluster, object, current, entry).await) }
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        let mut crds = Vec::new();
+        for (object, result) in results {
+            match result {
+                Ok((step, adopted, repaired)) => {
+                    if let Step::Applied(applied) = step {
+                        outcome.applied.push(object.reference.clone());
+                        if object.reference.kind == "CustomResourceDefinition" {
+                            crds.push(object.reference.clone());
+                        }
+                        live.insert(object.reference.clone(), applied);
+                    }
+                    if repaired {
+                        outcome.drift.push(object.reference.clone());
+                    }
+                    let adopted = adopted || inventory.entries.get(&object.reference).is_some_and(|e| e.adopted);
+                    inventory.entries.insert(
+                        object.reference.clone(),
+                        InventoryEntry { folder: object.folder.clone(), digest: object.digest.clone(), adopted, gc: object.hints.gc },
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(object = %object.reference, error = %e, "apply failed");
+                    outcome.errors.push(ObjectError { object: object.reference.to_string(), folder: object.folder.clone(), message: e.to_string() });
+                }
+            }
+        }
+        if !crds.is_empty() {
+            wait_established(cluster, &crds, &mut outcome).await;
+            if let Err(e) = cluster.refresh_discovery().await {
+                tracing::warn!(error = %e, "discovery failed after applying CRDs");
+            }
+        }
+    }
+    prune(cluster, desired, inventory, &mut outcome, concurrency).await;
+    for object in desired.objects.values().filter(|o| o.hints.read_only) {
+        if let Ok(Some(value)) = cluster.get(&object.reference).await {
+            live.insert(object.reference.clone(), value);
+        }
+    }
+    outcome.folders = assess(cluster, desired, &live, &outcome.errors).await;
+    outcome
+}
+
+/// Every object of the kinds involved that carries Heimdall's label: one LIST per kind.
+async fn snapshot(cluster: &Cluster, desired: &Desired, inventory: &Inventory) -> BTreeMap<ObjectRef, Value> {
+    let kinds: BTreeSet<(String, String)> =
+        desired.objects.keys().chain(inventory.entries.keys()).map(|r| (r.api_version.clone(), r.kind.clone())).collect();
+    let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
+    let lists = futures::stream::iter(kinds)
+        .map(|(api_version, kind)| {
+            let selector = selector.clone();
+            async move { cluster.list(&api_version, &kind, &selector).await }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    let mut live = BTreeMap::new();
+    for list in lists {
+        // A kind the cluster does not serve yet (its CRD comes in this pass) has nothing live.
+        for object in list.into_iter().flatten() {
+            if let Some(reference) = ObjectRef::of(&object) {
+                live.insert(reference, object);
+            }
+        }
+    }
+    live
+}
+
+/// Applies one object if it is missing or differs. Returns the step, whether
+/// the object was adopted, and whether this repaired drift.
+async fn apply_one(
+    cluster: &Cluster,
+    object: &DesiredObject,
+    live: Option<Value>,
+    entry: Option<InventoryEntry>,
+) -> Result<(Step, bool, bool), ClusterError> {
+    let reference = &object.reference;
+    let mut adopted = false;
+    let live = match (live, &entry) {
+        (Some(live), _) => Some(live),
+        (None, Some(_)) => None,
+        // Never applied by us and not labelled as ours: it may be someone else's.
+        (None, None) => match cluster.get(reference).await {
+            Ok(Some(existing)) if object.hints.adopt => {
+                adopted = true;
+                Some(existing)
+            }
+            Ok(Some(_)) => {
+                return Err(ClusterError::Api {
+                    code: 409,
+                    reason: "AlreadyExists".into(),
+                    message: format!("{reference} exists and is not managed by Heimdall; a take-over or shared-resource policy adopts it"),
+                });
+            }
+            Ok(None) | Err(ClusterError::UnknownKind { .. }) => None,
+            Err(e) => return Err(e),
+        },
+    };
+    let mut desired = object.object.clone();
+    if let (Some(paths), Some(live)) = (&object.hints.apply_once, &live) {
+        if paths.is_empty() {
+            return Ok((Step::Unchanged, adopted, false));
+        }
+        for path in paths {
+            if let Some(value) = value_at(live, path) {
+                set_at(&mut desired, path, value.clone());
+            }
+        }
+    }
+    let needed = live.as_ref().is_none_or(|l| drifted(&desired, l));
+    if !needed {
+        return Ok((Step::Unchanged, adopted, false));
+    }
+    // Applied before at this very content, yet different now: someone changed it underneath.
+    let repaired = entry.is_some_and(|e| e.digest == object.digest);
+    if let Some(live) = &live {
+        let recreate = object.hints.recreate_fields.iter().any(|f| value_at(&desired, f) != value_at(live, f));
+        if recreate {
+            cluster.delete(reference).await?;
+        }
+    }
+    let applied = cluster.apply(reference, &desired).await?;
+    Ok((Step::Applied(applied), adopted, repaired))
+}
+
+async fn wait_established(cluster: &Cluster, crds: &[ObjectRef], outcome: &mut Outcome) {
+    let deadline = tokio::time::Instant::now() + CRD_ESTABLISH_TIMEOUT;
+    for crd in crds {
+        loop {
+            let established = match cluster.get(crd).await {
+                Ok(Some(object)) => health::assess(Some(&object)).health == Health::Healthy,
+                _ => false,
+            };
+            if established {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                outcome.errors.push(ObjectError {
+                    object: crd.to_string(),
+                    folder: String::new(),
+                    message: format!("not established after {}s", CRD_ESTABLISH_TIMEOUT.as_secs()),
+                });
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// Deletes what the agent applied and is no longer desired, workloads
+/// before Namespaces before CRDs, honouring garbage-collection hints.
+async fn prune(cluster: &Cluster, desired: &Desired, inventory: &mut Inventory, outcome: &mut Outcome, concurrency: usize) {
+    let folders = desired.folders();
+    let broken: BTreeSet<&str> = desired.errors.iter().filter_map(|e| crate::desired::folder_of(&e.path)).collect();
+    let mut doomed: Vec<(ObjectRef, String)> = Vec::new();
+    inventory.entries.retain(|reference, entry| {
+        if desired.objects.contains_key(reference) || broken.contains(entry.folder.as_str()) {
+            return true;
+        }
+        if entry.adopted || entry.gc == GarbageCollect::Never {
+            return false;
+        }
+        if entry.gc == GarbageCollect::OnAppDelete && folders.contains(entry.folder.as_str()) {
+            return true;
+        }
+        doomed.push((reference.clone(), entry.folder.clone()));
+        true
+    });
+    let rank = |r: &ObjectRef| match r.kind.as_str() {
+        "CustomResourceDefinition" => 2,
+        "Namespace" => 1,
+        _ => 0,
+    };
+    for level in 0..3 {
+        let batch: Vec<&(ObjectRef, String)> = doomed.iter().filter(|(r, _)| rank(r) == level).collect();
+        let results: Vec<_> = futures::stream::iter(batch)
+            .map(|(reference, folder)| async move { (reference, folder, cluster.delete(reference).await) })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        for (reference, folder, result) in results {
+            match result {
+                Ok(existed) => {
+                    inventory.entries.remove(reference);
+                    if existed {
+                        tracing::info!(object = %reference, "pruned");
+                        outcome.pruned.push(reference.clone());
+                    }
+                }
+                Err(ClusterError::UnknownKind { .. }) => {
+                    inventory.entries.remove(reference);
+                }
+                Err(e) => outcome.errors.push(ObjectError { object: reference.to_string(), folder: folder.clone(), message: format!("prune: {e}") }),
+            }
+        }
+    }
+}
+
+/// Health and sync of each application folder.
+async fn assess(cluster: &Cluster, desired: &Desired, live: &BTreeMap<ObjectRef, Value>, errors: &[ObjectError]) -> BTreeMap<String, FolderStatus> {
+    let has = |kinds: &[&str]| desired.objects.keys().any(|r| kinds.contains(&r.kind.as_str()));
+    let pods = if has(&["Deployment", "StatefulSet", "DaemonSet", "Job"]) {
+        cluster.list("v1", "Pod", "heimdall.dev/app").await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let slices = if has(&["Service"]) {
+        cluster.list("discovery.k8s.io/v1", "EndpointSlice", "kubernetes.io/service-name").await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut folders: BTreeMap<String, FolderStatus> = BTreeMap::new();
+    for object in desired.objects.values() {
+        let status = folders
+            .entry(object.folder.clone())
+            .or_insert_with(|| FolderStatus { sync: "Synced".into(), health: Health::Healthy, messages: Vec::new(), objects: 0 });
+        status.objects += 1;
+        let current = live.get(&object.reference);
+        let mut verdict = health::assess(current);
+        if verdict.health == Health::Healthy
+            && let Some(current) = current
+        {
+            let namespace = &object.reference.namespace;
+            let problem = match object.reference.kind.as_str() {
+                "Deployment" | "StatefulSet" | "DaemonSet" | "Job" => {
+                    let app = current.pointer("/spec/template/metadata/labels/heimdall.dev~1app").and_then(Value::as_str);
+                    pods.iter()
+                        .filter(|p| p.pointer("/metadata/namespace").and_then(Value::as_str) == Some(namespace))
+                        .filter(|p| app.is_some() && p.pointer("/metadata/labels/heimdall.dev~1app").and_then(Value::as_str) == app)
+                        .find_map(health::pod_problem)
+                }
+                "Service" => {
+                    let local: Vec<&Value> =
+                        slices.iter().filter(|s| s.pointer("/metadata/namespace").and_then(Value::as_str) == Some(namespace)).collect();
+                    health::service_without_endpoints(current, &local).map(|m| (m, Health::Progressing)).map(|(m, _)| m)
+                }
+                _ => None,
+            };
+            if let Some(message) = problem {
+                let health = if object.reference.kind == "Service" { Health::Progressing } else { Health::Degraded };
+                verdict = health::Assessment { health, message: Some(message) };
+            }
+        }
+        if verdict.health > Health::Healthy
+            && let Some(message) = verdict.message
+        {
+            status.messages.push(format!("{}: {message}", object.reference));
+        }
+        status.health = status.health.max(verdict.health);
+    }
+    for error in errors {
+        if let Some(status) = folders.get_mut(&error.folder) {
+            status.sync = "Failed".into();
+            status.messages.push(format!("{}: {}", error.object, error.message));
+        }
+    }
+    for error in &desired.errors {
+        if let Some(folder) = crate::desired::folder_of(&error.path)
+            && let Some(status) = folders.get_mut(folder)
+        {
+            status.sync = "Failed".into();
+            status.messages.push(error.to_string());
+        }
+    }
+    for status in folders.values_mut() {
+        status.messages.truncate(10);
+    }
+    folders
+}
