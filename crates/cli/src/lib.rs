@@ -139,7 +139,7 @@ enum Command {
         #[arg(long)]
         to: String,
     },
-    /// Manage clusters' access to their repositories.
+    /// Register clusters and manage their agents' and repositories' credentials.
     #[command(subcommand)]
     Cluster(ClusterCommand),
     /// Maintain the cluster repositories.
@@ -158,12 +158,103 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Run the spoke agent: join the hub, apply the cluster's desired state, prune, heal drift, report health.
+    Agent(Box<AgentArgs>),
     /// Print a shell completion script.
     Completion { shell: Shell },
 }
 
+#[derive(Debug, clap::Args)]
+struct AgentArgs {
+    /// The hub's URL, as this cluster reaches it.
+    #[arg(long = "hub", env = "HEIMDALL_AGENT_HUB")]
+    hub_url: String,
+    /// One-time join token from `heimdall cluster add` (only needed until the agent has joined).
+    #[arg(long, env = "HEIMDALL_JOIN_TOKEN", hide_env_values = true, conflicts_with = "join_token_file")]
+    join_token: Option<String>,
+    /// Read the join token from this file (the install manifest mounts it).
+    #[arg(long)]
+    join_token_file: Option<PathBuf>,
+    /// Kubeconfig of the cluster (default: the in-cluster service account).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// The cluster's name on the hub; checked against the join token.
+    #[arg(long)]
+    cluster_name: Option<String>,
+    /// The agent's namespace (its state Secret and Lease).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "heimdall-system")]
+    namespace: String,
+    /// Keep the credential and inventory in this file instead of a Secret.
+    #[arg(long)]
+    state_file: Option<PathBuf>,
+    /// PEM file of an extra CA to trust for the hub.
+    #[arg(long)]
+    hub_ca: Option<PathBuf>,
+    /// How often to check the cluster for drift.
+    #[arg(long, default_value = "60s", value_parser = commands::clusters::parse_duration)]
+    drift_interval: std::time::Duration,
+    /// How often to send a heartbeat.
+    #[arg(long, default_value = "20s", value_parser = commands::clusters::parse_duration)]
+    heartbeat_interval: std::time::Duration,
+    /// Parallel requests to the Kubernetes API.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Apply even if another replica holds the Lease (a single replica only).
+    #[arg(long)]
+    no_leader_election: bool,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text.split_once('=').ok_or_else(|| format!("expected key=value, got {text:?}"))?;
+    heimdall_model::validation::check_qualified_name(key).map_err(|e| format!("label key {key:?}: {e}"))?;
+    heimdall_model::validation::check_label_value(value).map_err(|e| format!("label value {value:?}: {e}"))?;
+    Ok((key.to_string(), value.to_string()))
+}
+
 #[derive(Debug, Subcommand)]
 enum ClusterCommand {
+    /// Register a cluster and print a one-time join token for its agent.
+    Add {
+        name: String,
+        /// A label, `key=value`; repeatable. Environments select clusters by label.
+        #[arg(long = "label", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+        /// `agent` (default), `argocd` or `flux`.
+        #[arg(long, default_value = "agent")]
+        delivery: String,
+        /// How long the join token stays valid.
+        #[arg(long, default_value = "24h", value_parser = commands::clusters::parse_duration)]
+        ttl: std::time::Duration,
+    },
+    /// Print what to `kubectl apply` on the spoke: namespace, service account, RBAC, join token, agent Deployment.
+    InstallManifest {
+        name: String,
+        /// The hub's URL as the spoke reaches it (default: the URL this CLI uses).
+        #[arg(long)]
+        hub_url: Option<String>,
+        /// The agent image.
+        #[arg(long)]
+        image: Option<String>,
+        /// The agent's namespace.
+        #[arg(long, default_value = "heimdall-system")]
+        namespace: String,
+        /// Narrower mode: the agent may write only in these namespaces (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        namespaced: Option<Vec<String>>,
+        /// PEM file of the CA that signed the hub's certificate.
+        #[arg(long)]
+        hub_ca: Option<PathBuf>,
+        #[arg(long, default_value = "24h", value_parser = commands::clusters::parse_duration)]
+        ttl: std::time::Duration,
+    },
+    /// Issue a new one-time join token (an unspent earlier one stops working).
+    JoinToken {
+        name: String,
+        #[arg(long, default_value = "24h", value_parser = commands::clusters::parse_duration)]
+        ttl: std::time::Duration,
+    },
+    /// Revoke the cluster's agent credential, join token and repository token.
+    Revoke { name: String },
     /// Issue (or rotate) the token that may read this cluster's git repository.
     Token { name: String },
     /// Print the manifests that point Argo CD or Flux at the cluster's repository.
@@ -234,6 +325,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollback { kind, name, namespace, to } => {
             commands::history::rollback(&client()?, &kind, &name, namespace.as_deref(), &to).await
         }
+        Command::Cluster(ClusterCommand::Add { name, labels, delivery, ttl }) => {
+            commands::clusters::add(&client()?, &name, &labels, &delivery, ttl).await
+        }
+        Command::Cluster(ClusterCommand::InstallManifest { name, hub_url, image, namespace, namespaced, hub_ca, ttl }) => {
+            let client = client()?;
+            let hub_ca = hub_ca.map(|path| std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))).transpose()?;
+            let request = heimdall_hub::api::agents::InstallRequest {
+                hub_url: hub_url.unwrap_or_else(|| client.hub().to_string()),
+                image,
+                namespace: Some(namespace),
+                namespaces: namespaced,
+                hub_ca,
+                ttl_seconds: Some(ttl.as_secs()),
+            };
+            commands::clusters::install_manifest(&client, &name, request).await
+        }
+        Command::Cluster(ClusterCommand::JoinToken { name, ttl }) => commands::clusters::join_token(&client()?, &name, ttl).await,
+        Command::Cluster(ClusterCommand::Revoke { name }) => commands::clusters::revoke(&client()?, &name).await,
+        Command::Agent(args) => commands::agent::run(*args).await,
         Command::Cluster(ClusterCommand::Token { name }) => commands::clusters::token(&client()?, &name).await,
         Command::Cluster(ClusterCommand::BootstrapManifest { name, hub_url, issue_token }) => {
             commands::clusters::bootstrap(&client()?, &name, hub_url, issue_token).await

@@ -356,6 +356,34 @@ impl Repositories {
         Ok(files)
     }
 
+    /// The files of the whole repository at `commit` (`since: None`), or
+    /// only those that changed since `since` and the paths removed since.
+    /// This is what an agent fetches: the cost follows the change, not the repository.
+    pub fn changes(&self, cluster: &str, commit: &str, since: Option<&str>) -> Result<TreeChanges, GitopsError> {
+        let repo = self.open(cluster)?;
+        let find = |revision: &str| -> Result<Tree<'_>, GitopsError> {
+            let unknown = || GitopsError::UnknownRevision { cluster: cluster.into(), revision: revision.into() };
+            let id = Oid::from_str(revision).map_err(|_| unknown())?;
+            Ok(repo.find_commit(id).map_err(|_| unknown())?.tree()?)
+        };
+        let new = find(commit)?;
+        let old = since.map(find).transpose()?;
+        let mut changes = TreeChanges::default();
+        let diff = repo.diff_tree_to_tree(old.as_ref(), Some(&new), None)?;
+        for delta in diff.deltas() {
+            let new_file = delta.new_file();
+            let path = |file: &git2::DiffFile<'_>| file.path().map(|p| p.to_string_lossy().into_owned());
+            if delta.status() == git2::Delta::Deleted {
+                changes.removed.extend(path(&delta.old_file()));
+                continue;
+            }
+            if let (Some(path), Ok(blob)) = (path(&new_file), repo.find_blob(new_file.id())) {
+                changes.files.insert(path, String::from_utf8_lossy(blob.content()).into_owned());
+            }
+        }
+        Ok(changes)
+    }
+
     /// A unified diff of `folder` between two commits (`None`: an empty folder).
     pub fn diff_folder(&self, cluster: &str, from: Option<&str>, to: Option<&str>, folder: &str) -> Result<String, GitopsError> {
         let before = match from {
@@ -453,6 +481,14 @@ fn updated_tree(repo: &Repository, base: &Tree, updates: &[FolderUpdate]) -> Res
     let list: Vec<String> = root_namespaces.into_iter().collect();
     builder.upsert(KUSTOMIZATION, repo.blob(&kustomization(&list))?, FileMode::Blob);
     Ok(builder.create_updated(repo, base)?)
+}
+
+/// Files of a repository at one commit, or what changed between two.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeChanges {
+    /// Path -> content.
+    pub files: BTreeMap<String, String>,
+    pub removed: Vec<String>,
 }
 
 /// Names of the files directly in `folder` of `tree`.

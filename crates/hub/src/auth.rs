@@ -16,7 +16,8 @@ use crate::state::AppState;
 pub enum Role {
     /// May do everything.
     PlatformAdmin,
-    /// May only read this cluster's repository (an agent's, Argo CD's or Flux's token).
+    /// May only read this cluster's repository (an agent's, Argo CD's or Flux's
+    /// token); the agent's own credential may also use the agent API.
     Cluster(String),
 }
 
@@ -49,9 +50,11 @@ fn bearer(request: &Request) -> Option<&str> {
 }
 
 /// Decides whether `principal` may call `method` on `route`.
-fn authorize(principal: &Principal, _method: &Method, _route: &str) -> Result<(), ApiError> {
+fn authorize(principal: &Principal, _method: &Method, route: &str) -> Result<(), ApiError> {
     match &principal.role {
         Role::PlatformAdmin => Ok(()),
+        // Agent routes check themselves that this is the cluster's agent credential.
+        Role::Cluster(_) if route.starts_with("/api/v1/agent/") => Ok(()),
         Role::Cluster(cluster) => {
             Err(ApiError::forbidden(format!("a token of cluster {cluster} may only read that cluster's git repository")))
         }

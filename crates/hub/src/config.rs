@@ -24,6 +24,13 @@ pub struct HubConfig {
     pub tls: Option<TlsConfig>,
     #[serde(default)]
     pub log_format: LogFormat,
+    /// A cluster whose agent sends no heartbeat for this long is `Unreachable`.
+    #[serde(default = "default_unreachable_after")]
+    pub agent_unreachable_after_seconds: u64,
+}
+
+fn default_unreachable_after() -> u64 {
+    90
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,7 +58,14 @@ fn default_data_dir() -> PathBuf {
 
 impl Default for HubConfig {
     fn default() -> Self {
-        Self { listen: default_listen(), database_url: None, data_dir: default_data_dir(), tls: None, log_format: LogFormat::default() }
+        Self {
+            listen: default_listen(),
+            database_url: None,
+            data_dir: default_data_dir(),
+            tls: None,
+            log_format: LogFormat::default(),
+            agent_unreachable_after_seconds: default_unreachable_after(),
+        }
     }
 }
 

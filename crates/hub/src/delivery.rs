@@ -237,9 +237,13 @@ pub async fn reconcile(state: &AppState, apps: &[Resource], note: &ChangeNote, o
     commits
 }
 
-/// Pushes each committed cluster's repository to its mirror, if it has one,
-/// and records the outcome in the Cluster's status.
+/// Wakes the agents waiting for these clusters, pushes each committed
+/// cluster's repository to its mirror, if it has one, and records the
+/// outcome in the Cluster's status.
 pub async fn publish(state: &AppState, commits: &[(String, String)]) {
+    if !commits.is_empty() {
+        state.commits.send_modify(|n| *n += 1);
+    }
     for (cluster, commit) in commits {
         let key = heimdall_model::ResourceKey::new("Cluster", "", cluster);
         let Ok(resource) = state.store.get(&key).await else { continue };

@@ -116,6 +116,19 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<heimdall_gitops::GitopsError> for ApiError {
+    fn from(err: heimdall_gitops::GitopsError) -> Self {
+        use heimdall_gitops::GitopsError;
+        match &err {
+            GitopsError::Missing { .. } | GitopsError::UnknownRevision { .. } => Self::not_found(err.to_string()),
+            _ => {
+                tracing::error!(error = %err, "repository failure");
+                Self::internal()
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status_code(), Json(self)).into_response()

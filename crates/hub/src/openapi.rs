@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{apply, approve, audit, clusters, gitops, history, resources, system};
+use crate::api::{agents, apply, approve, audit, clusters, gitops, history, resources, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -12,6 +12,8 @@ use crate::api::{apply, approve, audit, clusters, gitops, history, resources, sy
         system::kinds, system::healthz, system::readyz, system::metrics, system::openapi,
         apply::apply, approve::approve, audit::audit, clusters::issue_token,
         history::history, history::diff, history::rollback, gitops::rebuild, gitops::bootstrap,
+        agents::join, agents::rotate, agents::desired, agents::manifests, agents::report,
+        agents::issue_join_token, agents::revoke, agents::install_manifest,
         resources::list_all, resources::list_namespaced,
         resources::get_cluster_scoped, resources::get_namespaced,
         resources::create_cluster_scoped, resources::create_namespaced,

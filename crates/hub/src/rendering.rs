@@ -171,6 +171,10 @@ pub fn status_of(app: &Resource, result: &Result<Rendered, DocumentError>) -> Va
         }),
     };
     status["observedGeneration"] = json!(generation);
+    // What agents report (sync and health per cluster) is theirs, not the renderer's.
+    if let Some(clusters) = app.status.as_ref().and_then(|s| s.get("clusters")) {
+        status["clusters"] = clusters.clone();
+    }
     if !approvals.is_empty() {
         status["approvals"] = json!({"generation": generation, "steps": approvals});
     }

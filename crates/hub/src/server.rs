@@ -28,7 +28,8 @@ pub async fn open(config: &HubConfig) -> Result<AppState, HubError> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_error(dir))?;
     let store = Store::connect(&config.database_url()).await?;
     tracing::info!(backend = ?store.backend(), data_dir = %dir.display(), "store ready");
-    let state = AppState::new(store, dir.join("git"));
+    let mut state = AppState::new(store, dir.join("git"));
+    state.agent_unreachable_after = std::time::Duration::from_secs(config.agent_unreachable_after_seconds.max(1));
     state.rendering.reload(&state.store).await?;
     Ok(state)
 }
@@ -81,6 +82,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), HubError> {
     let reconciler = tokio::spawn(crate::reconcile::supervise(state.clone()));
+    let heartbeats = tokio::spawn(crate::fleet::watch_heartbeats(state.clone(), state.agent_unreachable_after));
     let app = api::router(state);
     let address = listener.local_addr().map_err(|source| HubError::Serve(source.to_string()))?;
     listener.set_nonblocking(true).map_err(|source| HubError::Serve(source.to_string()))?;
@@ -108,6 +110,7 @@ pub async fn serve(
         }
     }
     reconciler.abort();
+    heartbeats.abort();
     tracing::info!(%address, "hub stopped");
     Ok(())
 }

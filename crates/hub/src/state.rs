@@ -15,6 +15,10 @@ pub struct AppState {
     pub rendering: Arc<Rendering>,
     /// The per-cluster git repositories.
     pub repos: Arc<Repositories>,
+    /// Moves after every batch of commits, so agents' long polls answer at once.
+    pub commits: Arc<tokio::sync::watch::Sender<u64>>,
+    /// A cluster whose agent is silent this long is `Unreachable`.
+    pub agent_unreachable_after: std::time::Duration,
 }
 
 impl AppState {
@@ -24,6 +28,13 @@ impl AppState {
     pub fn new(store: Store, git_root: impl Into<PathBuf>) -> Self {
         let metrics = Arc::new(Metrics::default());
         let store = store.with_observer(metrics.clone());
-        Self { store, metrics, rendering: Arc::new(Rendering::default()), repos: Arc::new(Repositories::new(git_root)) }
+        Self {
+            store,
+            metrics,
+            rendering: Arc::new(Rendering::default()),
+            repos: Arc::new(Repositories::new(git_root)),
+            commits: Arc::new(tokio::sync::watch::channel(0).0),
+            agent_unreachable_after: std::time::Duration::from_secs(90),
+        }
     }
 }

@@ -62,6 +62,26 @@ fn phase(resource: &Resource) -> String {
     resource.status.as_ref().and_then(|s| s.get("phase")).and_then(Value::as_str).unwrap_or("Pending").to_string()
 }
 
+/// A field of `status.agent` (what a Cluster's agent reports).
+fn agent_field(resource: &Resource, field: &str, missing: &str) -> String {
+    resource.status.as_ref().and_then(|s| s.pointer(&format!("/agent/{field}"))).and_then(Value::as_str).unwrap_or(missing).to_string()
+}
+
+/// Sync and health per cluster, as agents report them: `eu-1:Synced/Healthy`.
+fn deployments(resource: &Resource) -> String {
+    let Some(clusters) = resource.status.as_ref().and_then(|s| s.get("clusters")).and_then(Value::as_object) else {
+        return String::new();
+    };
+    clusters
+        .iter()
+        .map(|(cluster, state)| {
+            let field = |f: &str| state.get(f).and_then(Value::as_str).unwrap_or("Unknown").to_string();
+            format!("{cluster}:{}/{}", field("sync"), field("health"))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn labels(resource: &Resource) -> String {
     resource.metadata.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
@@ -74,7 +94,7 @@ pub static KINDS: &[KindInfo] = &[
         singular: "application",
         short_names: &["app", "apps"],
         scope: Scope::Namespaced,
-        columns: &[("COMPONENTS", |r| array_len(r, "components")), ("PHASE", phase)],
+        columns: &[("COMPONENTS", |r| array_len(r, "components")), ("PHASE", phase), ("CLUSTERS", deployments)],
         validate_spec: spec::application::validate,
     },
     KindInfo {
@@ -84,7 +104,7 @@ pub static KINDS: &[KindInfo] = &[
         singular: "workload",
         short_names: &["score"],
         scope: Scope::Namespaced,
-        columns: &[("CONTAINERS", |r| object_keys(r, "containers")), ("PHASE", phase)],
+        columns: &[("CONTAINERS", |r| object_keys(r, "containers")), ("PHASE", phase), ("CLUSTERS", deployments)],
         validate_spec: spec::score::validate,
     },
     KindInfo {
@@ -139,6 +159,9 @@ pub static KINDS: &[KindInfo] = &[
                 if delivery.is_empty() { "agent".into() } else { delivery }
             }),
             ("LABELS", labels),
+            ("CONNECTION", |r| agent_field(r, "connection", "Pending")),
+            ("SYNC", |r| agent_field(r, "sync", "")),
+            ("REVISION", |r| agent_field(r, "appliedRevision", "").chars().take(8).collect()),
         ],
         validate_spec: spec::platform::validate_cluster,
     },

@@ -6,8 +6,9 @@ use sqlx::{AnyConnection, Connection};
 use crate::error::StoreError;
 
 /// (version, statements). Append only: a released migration never changes.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
     r#"
 CREATE TABLE revision_counter (
     id INTEGER PRIMARY KEY,
@@ -49,7 +50,17 @@ CREATE TABLE api_tokens (
     last_used_at TEXT
 )
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE cluster_heartbeats (
+    cluster TEXT PRIMARY KEY,
+    at TEXT NOT NULL
+)
+"#,
+    ),
+];
 
 pub(crate) async fn run(conn: &mut AnyConnection) -> Result<(), StoreError> {
     sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")

@@ -33,6 +33,17 @@ pub struct TokenInfo {
     pub last_used_at: Option<String>,
 }
 
+fn token_info(row: &sqlx::any::AnyRow) -> Result<TokenInfo, sqlx::Error> {
+    Ok(TokenInfo {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        role: row.try_get("role")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+    })
+}
+
 impl Store {
     /// Makes `token` the one token called `name`, replacing any earlier one.
     pub async fn put_token(&self, name: &str, token: &str, role: &str, expires_at: Option<String>) -> Result<TokenInfo, StoreError> {
@@ -64,14 +75,7 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?;
             let Some(row) = row else { return Ok(None) };
-            let info = TokenInfo {
-                id: row.try_get("id")?,
-                name: row.try_get("name")?,
-                role: row.try_get("role")?,
-                created_at: row.try_get("created_at")?,
-                expires_at: row.try_get("expires_at")?,
-                last_used_at: row.try_get("last_used_at")?,
-            };
+            let info = token_info(&row)?;
             let current = now();
             // RFC 3339 UTC timestamps of one format compare correctly as strings.
             if info.expires_at.as_deref().is_some_and(|expiry| expiry <= current.as_str()) {
@@ -87,6 +91,81 @@ impl Store {
                     .await?;
             }
             Ok(Some(info))
+        })
+        .await
+    }
+}
+
+impl Store {
+    /// Spends a one-time token: returns its record (if it is valid and its
+    /// role starts with `role_prefix`) and deletes it in the same statement,
+    /// so two redeemers can never both succeed.
+    pub async fn redeem_token(&self, token: &str, role_prefix: &str) -> Result<Option<TokenInfo>, StoreError> {
+        self.observed("redeem_token", async {
+            let row = sqlx::query(
+                "DELETE FROM api_tokens WHERE hash = $1 AND role LIKE $2 RETURNING id, name, role, created_at, expires_at, last_used_at",
+            )
+            .bind(hash_token(token))
+            .bind(format!("{role_prefix}%"))
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let info = token_info(&row)?;
+            if info.expires_at.as_deref().is_some_and(|expiry| expiry <= now().as_str()) {
+                return Ok(None);
+            }
+            Ok(Some(info))
+        })
+        .await
+    }
+
+    /// Deletes the tokens called `names`; returns how many there were.
+    pub async fn delete_tokens(&self, names: &[String]) -> Result<u64, StoreError> {
+        self.observed("delete_tokens", async {
+            let mut deleted = 0;
+            let mut tx = self.pool.begin().await?;
+            for name in names {
+                deleted += sqlx::query("DELETE FROM api_tokens WHERE name = $1").bind(name).execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+            Ok(deleted)
+        })
+        .await
+    }
+
+    /// The record of the token called `name`, without authenticating anything.
+    pub async fn token_named(&self, name: &str) -> Result<Option<TokenInfo>, StoreError> {
+        self.observed("token_named", async {
+            let row = sqlx::query("SELECT id, name, role, created_at, expires_at, last_used_at FROM api_tokens WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            Ok(Some(token_info(&row)?))
+        })
+        .await
+    }
+
+    /// Records that `cluster`'s agent was heard from now. Not an event:
+    /// heartbeats are frequent and say nothing the audit trail needs.
+    pub async fn record_heartbeat(&self, cluster: &str) -> Result<String, StoreError> {
+        self.observed("record_heartbeat", async {
+            let at = now();
+            sqlx::query("INSERT INTO cluster_heartbeats (cluster, at) VALUES ($1, $2) ON CONFLICT (cluster) DO UPDATE SET at = excluded.at")
+                .bind(cluster)
+                .bind(&at)
+                .execute(&self.pool)
+                .await?;
+            Ok(at)
+        })
+        .await
+    }
+
+    /// The last heartbeat of every cluster that ever sent one.
+    pub async fn heartbeats(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.observed("heartbeats", async {
+            let rows = sqlx::query("SELECT cluster, at FROM cluster_heartbeats").fetch_all(&self.pool).await?;
+            rows.iter().map(|row| Ok((row.try_get("cluster")?, row.try_get("at")?))).collect()
         })
         .await
     }

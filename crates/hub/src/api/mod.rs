@@ -8,6 +8,7 @@
 //! - namespaced kinds: `/api/v1/namespaces/{namespace}/{plural}[/{name}]`, and
 //!   `GET /api/v1/{plural}` across all namespaces
 
+pub mod agents;
 pub mod apply;
 pub mod approve;
 pub mod audit;
@@ -47,6 +48,13 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/namespaces/{namespace}/applications/{name}/approve", post(approve::approve))
         .route("/api/v1/clusters/{name}/tokens", post(clusters::issue_token))
+        .route("/api/v1/clusters/{name}/join-tokens", post(agents::issue_join_token))
+        .route("/api/v1/clusters/{name}/revoke", post(agents::revoke))
+        .route("/api/v1/clusters/{name}/install-manifest", post(agents::install_manifest))
+        .route("/api/v1/agent/rotate", post(agents::rotate))
+        .route("/api/v1/agent/desired", get(agents::desired))
+        .route("/api/v1/agent/manifests", get(agents::manifests))
+        .route("/api/v1/agent/report", post(agents::report))
         .route("/api/v1/clusters/{name}/rebuild", post(gitops::rebuild))
         .route("/api/v1/clusters/{name}/bootstrap", post(gitops::bootstrap))
         .route("/api/v1/namespaces/{namespace}/applications/{name}/history", get(history::history))
@@ -54,6 +62,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/namespaces/{namespace}/applications/{name}/rollback", post(history::rollback))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_principal));
 
+    // Joining authenticates with the join token in the body.
+    let join = Router::new().route("/api/v1/agent/join", post(agents::join));
     // The git routes authenticate themselves: git needs a Basic challenge, not a bearer 401.
     let git = Router::new()
         .route("/git/clusters/{repo}/info/refs", get(crate::git::info_refs))
@@ -67,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/openapi.json", get(system::openapi));
 
     api.merge(open)
+        .merge(join)
         .merge(git)
         .fallback(system::not_found)
         .layer(middleware::from_fn_with_state(state.metrics.clone(), crate::metrics::track))

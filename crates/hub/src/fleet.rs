@@ -1,0 +1,306 @@
+//! The hub's side of its spoke agents: join tokens traded for per-cluster
+//! credentials, rotation and revocation, heartbeats and reports turned into
+//! Cluster and Application statuses, and clusters that fall silent marked
+//! `Unreachable`.
+//!
+//! Heartbeats go to their own table (no audit event per heartbeat); a
+//! status is written only when what it says changes, and its
+//! `lastHeartbeat` at most once a minute.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use heimdall_model::ResourceKey;
+use heimdall_store::{StoreError, generate_token};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How long an agent credential lives; agents rotate well before the end.
+pub const CREDENTIAL_LIFETIME_DAYS: i64 = 365;
+/// The audit trail's name for statuses agents report.
+pub const AGENT_ACTOR: &str = "heimdall-agent";
+
+pub fn join_token_name(cluster: &str) -> String {
+    format!("join:{cluster}")
+}
+
+pub fn credential_name(cluster: &str) -> String {
+    format!("agent:{cluster}")
+}
+
+fn timestamp(at: chrono::DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinToken {
+    /// Shown once; the hub keeps only its hash. Spent by the first join.
+    pub token: String,
+    pub cluster: String,
+    pub expires_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Credential {
+    pub cluster: String,
+    /// Shown once; the hub keeps only its hash.
+    pub credential: String,
+    pub expires_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinRequest {
+    pub join_token: String,
+    /// The agent's X25519 public key as an age recipient (`age1...`).
+    pub public_key: String,
+    #[serde(default)]
+    pub cluster_name: Option<String>,
+}
+
+/// What an agent reports with each heartbeat.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentReport {
+    #[serde(default)]
+    pub facts: Option<Value>,
+    #[serde(default)]
+    pub applied_revision: Option<String>,
+    #[serde(default)]
+    pub leader: Option<String>,
+    #[serde(default)]
+    pub drift: Option<Value>,
+    #[serde(default)]
+    pub errors: Vec<Value>,
+    /// Application folder (`<namespace>/<app>`) -> its sync and health; only those that changed.
+    #[serde(default)]
+    pub apps: BTreeMap<String, AppReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppReport {
+    pub sync: SyncState,
+    pub health: HealthState,
+    #[serde(default)]
+    pub messages: Vec<String>,
+    #[serde(default)]
+    pub objects: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum SyncState {
+    Synced,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum HealthState {
+    Healthy,
+    Progressing,
+    Missing,
+    Degraded,
+}
+
+/// Issues a one-time join token for `cluster`, replacing any unspent one.
+pub async fn issue_join_token(state: &AppState, cluster: &str, ttl: Duration) -> Result<JoinToken, ApiError> {
+    state.store.get(&ResourceKey::new("Cluster", "", cluster)).await?;
+    let token = generate_token();
+    let expires_at = timestamp(Utc::now() + chrono::Duration::seconds(ttl.as_secs() as i64));
+    let name = join_token_name(cluster);
+    state.store.put_token(&name, &token, &name, Some(expires_at.clone())).await?;
+    Ok(JoinToken { token, cluster: cluster.to_string(), expires_at })
+}
+
+async fn issue_credential(state: &AppState, cluster: &str) -> Result<Credential, ApiError> {
+    let credential = generate_token();
+    let expires_at = timestamp(Utc::now() + chrono::Duration::days(CREDENTIAL_LIFETIME_DAYS));
+    state.store.put_token(&credential_name(cluster), &credential, &crate::auth::Role::cluster(cluster), Some(expires_at.clone())).await?;
+    Ok(Credential { cluster: cluster.to_string(), credential, expires_at })
+}
+
+/// Trades a join token for the cluster's credential and records the agent's key.
+pub async fn join(state: &AppState, request: &JoinRequest) -> Result<Credential, ApiError> {
+    let refused = || ApiError::unauthorized("invalid, expired or already used join token");
+    let info = state.store.authenticate_token(&request.join_token).await?.ok_or_else(refused)?;
+    let cluster = info.role.strip_prefix("join:").ok_or_else(refused)?.to_string();
+    if let Some(given) = request.cluster_name.as_deref().filter(|given| *given != cluster) {
+        return Err(ApiError::invalid_field("clusterName", format!("this join token is for cluster {cluster}, not {given}")));
+    }
+    if request.public_key.parse::<age::x25519::Recipient>().is_err() {
+        return Err(ApiError::invalid_field("publicKey", "expected an age X25519 recipient (age1...)"));
+    }
+    state.store.get(&ResourceKey::new("Cluster", "", &cluster)).await?;
+    // Spend the token before issuing anything: of two joins with one token, one wins.
+    state.store.redeem_token(&request.join_token, "join:").await?.ok_or_else(refused)?;
+    let credential = issue_credential(state, &cluster).await?;
+    let now = timestamp(Utc::now());
+    let public_key = request.public_key.clone();
+    update_agent_status(state, &cluster, move |agent| {
+        *agent = json!({"connection": "Connected", "publicKey": public_key, "joinedAt": now, "lastHeartbeat": now});
+    })
+    .await?;
+    state.store.record_heartbeat(&cluster).await?;
+    tracing::info!(%cluster, "agent joined");
+    Ok(credential)
+}
+
+/// A fresh credential for the calling agent; the old one stops working.
+pub async fn rotate(state: &AppState, cluster: &str) -> Result<Credential, ApiError> {
+    let credential = issue_credential(state, cluster).await?;
+    tracing::info!(%cluster, "agent credential rotated");
+    Ok(credential)
+}
+
+/// Revokes every credential of the cluster: its agent's, its unspent join
+/// token, and its repository token. The agent is refused from now on.
+pub async fn revoke(state: &AppState, cluster: &str) -> Result<u64, ApiError> {
+    state.store.get(&ResourceKey::new("Cluster", "", cluster)).await?;
+    let names = [credential_name(cluster), join_token_name(cluster), crate::auth::Role::cluster(cluster)];
+    let revoked = state.store.delete_tokens(&names).await?;
+    update_agent_status(state, cluster, |agent| {
+        agent["connection"] = json!("Revoked");
+    })
+    .await?;
+    tracing::info!(%cluster, revoked, "cluster credentials revoked");
+    Ok(revoked)
+}
+
+/// Reads, changes and writes `status.agent` of a Cluster, retrying when
+/// another writer got there first. Writes nothing if nothing changed.
+pub async fn update_agent_status(state: &AppState, cluster: &str, change: impl Fn(&mut Value)) -> Result<(), ApiError> {
+    let key = ResourceKey::new("Cluster", "", cluster);
+    for _ in 0..5 {
+        let resource = state.store.get(&key).await?;
+        let mut status = resource.status.clone().unwrap_or_else(|| json!({}));
+        if !status.get("agent").is_some_and(Value::is_object) {
+            status["agent"] = json!({});
+        }
+        change(&mut status["agent"]);
+        if resource.status.as_ref() == Some(&status) {
+            return Ok(());
+        }
+        match state.store.update_status(AGENT_ACTOR, &key, status, resource.resource_version()).await {
+            Ok(_) => return Ok(()),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::internal())
+}
+
+/// Records a heartbeat and what it says. Returns the cluster's desired revision.
+pub async fn record_report(state: &AppState, cluster: &str, report: AgentReport) -> Result<Option<String>, ApiError> {
+    let heard = state.store.record_heartbeat(cluster).await?;
+    let desired = state.repos.head(cluster).ok().flatten();
+    let stale_after = chrono::Duration::seconds(60);
+    update_agent_status(state, cluster, |agent| {
+        let stale = agent
+            .get("lastHeartbeat")
+            .and_then(Value::as_str)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .is_none_or(|t| Utc::now() - t.with_timezone(&Utc) > stale_after);
+        let mut next = agent.clone();
+        next["connection"] = json!("Connected");
+        next["appliedRevision"] = json!(report.applied_revision);
+        next["desiredRevision"] = json!(desired);
+        next["sync"] = json!(if report.applied_revision.is_some() && report.applied_revision == desired { "Synced" } else { "OutOfSync" });
+        next["facts"] = report.facts.clone().unwrap_or(Value::Null);
+        next["leader"] = json!(report.leader);
+        next["drift"] = report.drift.clone().unwrap_or(Value::Null);
+        next["errors"] = json!(report.errors.iter().take(20).collect::<Vec<_>>());
+        if let Some(map) = next.as_object_mut() {
+            // Back from Unreachable: the silence message no longer holds.
+            map.remove("message");
+            map.retain(|_, v| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()));
+        }
+        if stale || next != *agent {
+            next["lastHeartbeat"] = json!(heard);
+        }
+        *agent = next;
+    })
+    .await?;
+    for (folder, app) in &report.apps {
+        if let Err(e) = record_app_health(state, cluster, folder, app, report.applied_revision.as_deref()).await {
+            tracing::warn!(%cluster, %folder, error = %e.message, "cannot record application health");
+        }
+    }
+    Ok(desired)
+}
+
+/// Writes one application's sync and health in one cluster into its status.
+async fn record_app_health(state: &AppState, cluster: &str, folder: &str, app: &AppReport, revision: Option<&str>) -> Result<(), ApiError> {
+    let Some((namespace, name)) = crate::delivery::owner(folder) else { return Ok(()) };
+    for kind in ["Application", "Workload"] {
+        let key = ResourceKey::new(kind, &namespace, &name);
+        let resource = match state.store.get(&key).await {
+            Ok(resource) => resource,
+            Err(StoreError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let mut status = resource.status.clone().unwrap_or_else(|| json!({}));
+        let mut entry = json!({"sync": app.sync, "health": app.health, "objects": app.objects, "revision": revision});
+        if !app.messages.is_empty() {
+            entry["messages"] = json!(app.messages.iter().take(10).collect::<Vec<_>>());
+        }
+        if !status.get("clusters").is_some_and(Value::is_object) {
+            status["clusters"] = json!({});
+        }
+        if status["clusters"].get(cluster) == Some(&entry) {
+            return Ok(());
+        }
+        status["clusters"][cluster] = entry;
+        match state.store.update_status(AGENT_ACTOR, &key, status, resource.resource_version()).await {
+            Ok(_) | Err(StoreError::Conflict { .. }) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Marks clusters whose agent fell silent for longer than `after` as
+/// `Unreachable`. Runs until the hub stops.
+pub async fn watch_heartbeats(state: AppState, after: Duration) {
+    let every = (after / 3).clamp(Duration::from_secs(1), Duration::from_secs(15));
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        if let Err(e) = mark_unreachable(&state, after).await {
+            tracing::warn!(error = %e.message, "cannot check agent heartbeats");
+        }
+    }
+}
+
+/// One round of [`watch_heartbeats`]. Returns the clusters it marked.
+pub async fn mark_unreachable(state: &AppState, after: Duration) -> Result<Vec<String>, ApiError> {
+    let deadline = timestamp(Utc::now() - chrono::Duration::milliseconds(after.as_millis() as i64));
+    let mut marked = Vec::new();
+    for (cluster, at) in state.store.heartbeats().await? {
+        if at.as_str() >= deadline.as_str() {
+            continue;
+        }
+        let key = ResourceKey::new("Cluster", "", &cluster);
+        let Ok(resource) = state.store.get(&key).await else { continue };
+        let connected = resource.status.as_ref().and_then(|s| s.pointer("/agent/connection")).and_then(Value::as_str) == Some("Connected");
+        if !connected {
+            continue;
+        }
+        let silent = format!("no heartbeat since {at}");
+        update_agent_status(state, &cluster, |agent| {
+            agent["connection"] = json!("Unreachable");
+            agent["lastHeartbeat"] = json!(at);
+            agent["message"] = json!(silent);
+        })
+        .await?;
+        tracing::warn!(%cluster, last_heartbeat = %at, "cluster unreachable");
+        marked.push(cluster);
+    }
+    Ok(marked)
+}
