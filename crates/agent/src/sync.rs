@@ -18,10 +18,32 @@ use crate::cluster::{Cluster, ClusterError};
 use crate::desired::{Desired, DesiredObject, GarbageCollect, MANAGED_BY, ObjectRef, drifted, set_at, value_at};
 use crate::health::{self, Health};
 
-/// What the agent applied, so it prunes only its own objects.
+/// What the agent applied, so it prunes only its own objects. Stored as a
+/// list (JSON maps need string keys).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(into = "Vec<StoredEntry>", from = "Vec<StoredEntry>")]
 pub struct Inventory {
     pub entries: BTreeMap<ObjectRef, InventoryEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredEntry {
+    #[serde(flatten)]
+    reference: ObjectRef,
+    #[serde(flatten)]
+    entry: InventoryEntry,
+}
+
+impl From<Inventory> for Vec<StoredEntry> {
+    fn from(inventory: Inventory) -> Self {
+        inventory.entries.into_iter().map(|(reference, entry)| StoredEntry { reference, entry }).collect()
+    }
+}
+
+impl From<Vec<StoredEntry>> for Inventory {
+    fn from(entries: Vec<StoredEntry>) -> Self {
+        Inventory { entries: entries.into_iter().map(|e| (e.reference, e.entry)).collect() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,7 +98,12 @@ enum Step {
 pub async fn sync(cluster: &Cluster, desired: &Desired, inventory: &mut Inventory, concurrency: usize) -> Outcome {
     let mut outcome = Outcome::default();
     let mut live = snapshot(cluster, desired, inventory).await;
-    for group in desired.apply_groups() {
+    let groups = desired.apply_groups();
+    let before_workloads = groups.iter().position(|g| g.iter().all(|o| !matches!(o.reference.kind.as_str(), "CustomResourceDefinition" | "Namespace")));
+    for (index, group) in groups.into_iter().enumerate() {
+        if Some(index) == before_workloads {
+            ensure_namespaces(cluster, desired, &mut outcome).await;
+        }
         let results: Vec<(&DesiredObject, Result<(Step, bool, bool), ClusterError>)> = futures::stream::iter(group)
             .map(|object| {
                 let current = live.get(&object.reference).cloned();
@@ -127,6 +154,36 @@ pub async fn sync(cluster: &Cluster, desired: &Desired, inventory: &mut Inventor
     }
     outcome.folders = assess(cluster, desired, &live, &outcome.errors).await;
     outcome
+}
+
+/// Creates the namespaces objects go into that neither exist nor are
+/// desired (as `kubectl create namespace` would before an apply). They are
+/// not in the inventory: the agent never deletes a namespace it was not
+/// asked for, with whatever else lives in it.
+async fn ensure_namespaces(cluster: &Cluster, desired: &Desired, outcome: &mut Outcome) {
+    let wanted: BTreeSet<&str> = desired.objects.keys().map(|r| r.namespace.as_str()).filter(|ns| !ns.is_empty()).collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let existing: BTreeSet<String> = match cluster.list("v1", "Namespace", "").await {
+        Ok(namespaces) => namespaces.iter().filter_map(|n| n.pointer("/metadata/name").and_then(Value::as_str)).map(String::from).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list namespaces");
+            return;
+        }
+    };
+    for namespace in wanted.into_iter().filter(|ns| !existing.contains(*ns)) {
+        let reference = ObjectRef { api_version: "v1".into(), kind: "Namespace".into(), namespace: String::new(), name: namespace.to_string() };
+        if desired.objects.contains_key(&reference) {
+            continue;
+        }
+        let object = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace,
+            "annotations": {"heimdall.dev/created-by": "agent"}}});
+        match cluster.apply(&reference, &object).await {
+            Ok(_) => tracing::info!(%namespace, "created namespace"),
+            Err(e) => outcome.errors.push(ObjectError { object: reference.to_string(), folder: String::new(), message: e.to_string() }),
+        }
+    }
 }
 
 /// Every object of the kinds involved that carries Heimdall's label: one LIST per kind.
