@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -104,15 +104,16 @@ pub async fn sync(cluster: &Cluster, desired: &Desired, inventory: &mut Inventor
         if Some(index) == before_workloads {
             ensure_namespaces(cluster, desired, &mut outcome).await;
         }
-        let results: Vec<(&DesiredObject, Result<(Step, bool, bool), ClusterError>)> = futures::stream::iter(group)
+        let work: Vec<_> = group
+            .into_iter()
             .map(|object| {
                 let current = live.get(&object.reference).cloned();
                 let entry = inventory.entries.get(&object.reference).cloned();
-                async move { (object, apply_one(cluster, object, current, entry).await) }
+                apply_one(cluster, object, current, entry).map(move |result| (object, result)).boxed()
             })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
+            .collect();
+        let results: Vec<(&DesiredObject, Result<(Step, bool, bool), ClusterError>)> =
+            futures::stream::iter(work).buffer_unordered(concurrency.max(1)).collect().await;
         let mut crds = Vec::new();
         for (object, result) in results {
             match result {
@@ -191,14 +192,14 @@ async fn snapshot(cluster: &Cluster, desired: &Desired, inventory: &Inventory) -
     let kinds: BTreeSet<(String, String)> =
         desired.objects.keys().chain(inventory.entries.keys()).map(|r| (r.api_version.clone(), r.kind.clone())).collect();
     let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
-    let lists = futures::stream::iter(kinds)
+    let work: Vec<_> = kinds
+        .into_iter()
         .map(|(api_version, kind)| {
             let selector = selector.clone();
-            async move { cluster.list(&api_version, &kind, &selector).await }
+            async move { cluster.list(&api_version, &kind, &selector).await }.boxed()
         })
-        .buffer_unordered(8)
-        .collect::<Vec<_>>()
-        .await;
+        .collect();
+    let lists: Vec<_> = futures::stream::iter(work).buffer_unordered(8).collect().await;
     let mut live = BTreeMap::new();
     for list in lists {
         // A kind the cluster does not serve yet (its CRD comes in this pass) has nothing live.
@@ -318,11 +319,9 @@ async fn prune(cluster: &Cluster, desired: &Desired, inventory: &mut Inventory, 
     };
     for level in 0..3 {
         let batch: Vec<&(ObjectRef, String)> = doomed.iter().filter(|(r, _)| rank(r) == level).collect();
-        let results: Vec<_> = futures::stream::iter(batch)
-            .map(|(reference, folder)| async move { (reference, folder, cluster.delete(reference).await) })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
+        let work: Vec<_> =
+            batch.into_iter().map(|(reference, folder)| cluster.delete(reference).map(move |r| (reference, folder, r)).boxed()).collect();
+        let results: Vec<_> = futures::stream::iter(work).buffer_unordered(concurrency.max(1)).collect().await;
         for (reference, folder, result) in results {
             match result {
                 Ok(existed) => {
