@@ -45,7 +45,9 @@ impl ClusterError {
 impl From<kube::Error> for ClusterError {
     fn from(error: kube::Error) -> Self {
         match error {
-            kube::Error::Api(status) => ClusterError::Api { code: status.code, reason: status.reason.clone(), message: status.message.clone() },
+            kube::Error::Api(status) => {
+                ClusterError::Api { code: status.code, reason: status.reason.clone(), message: status.message.clone() }
+            }
             kube::Error::SerdeError(e) => ClusterError::Decode(e.to_string()),
             other => ClusterError::Transport(other.to_string()),
         }

@@ -161,7 +161,9 @@ impl Desired {
                 reference.namespace.clear();
             }
             let hints = Hints::of(&object);
-            desired.objects.insert(reference.clone(), DesiredObject { reference, folder: folder.to_string(), digest: digest(&object), object, hints });
+            desired
+                .objects
+                .insert(reference.clone(), DesiredObject { reference, folder: folder.to_string(), digest: digest(&object), object, hints });
         }
         desired
     }
@@ -275,8 +277,7 @@ mod tests {
             ("shop/a/ns.yaml", &object("Namespace", "shop", None)),
             ("shop/a/crd.yaml", &object("CustomResourceDefinition", "dbs.example.com", None)),
         ]));
-        let order: Vec<Vec<&str>> =
-            desired.apply_groups().iter().map(|g| g.iter().map(|o| o.reference.name.as_str()).collect()).collect();
+        let order: Vec<Vec<&str>> = desired.apply_groups().iter().map(|g| g.iter().map(|o| o.reference.name.as_str()).collect()).collect();
         assert_eq!(order, vec![vec!["dbs.example.com"], vec!["shop"], vec!["early"], vec!["plain"], vec!["late"]]);
     }
 
@@ -296,7 +297,8 @@ mod tests {
 
     #[test]
     fn drift_ignores_server_additions_but_sees_changed_values() {
-        let desired = json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "image": "a:1"}]}}}, "status": {"x": 1}});
+        let desired =
+            json!({"spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "image": "a:1"}]}}}, "status": {"x": 1}});
         let live = json!({"metadata": {"uid": "u"}, "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "web", "image": "a:1", "imagePullPolicy": "IfNotPresent"}]}}}});
         assert!(!drifted(&desired, &live));
         let mut changed = live.clone();

@@ -287,12 +287,13 @@ mod tests {
     fn jobs_and_cronjobs_report_their_last_outcome() {
         assert_eq!(health(json!({"kind": "Job", "status": {"conditions": [{"type": "Complete", "status": "True"}]}})), Health::Healthy);
         assert_eq!(
-            health(json!({"kind": "Job", "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}})),
+            health(
+                json!({"kind": "Job", "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}})
+            ),
             Health::Degraded
         );
         assert_eq!(health(json!({"kind": "Job", "status": {"active": 1}})), Health::Progressing);
-        let failed_run =
-            json!({"kind": "CronJob", "status": {"lastScheduleTime": "2026-01-02T00:00:00Z", "lastSuccessfulTime": "2026-01-01T00:00:00Z"}});
+        let failed_run = json!({"kind": "CronJob", "status": {"lastScheduleTime": "2026-01-02T00:00:00Z", "lastSuccessfulTime": "2026-01-01T00:00:00Z"}});
         assert_eq!(health(failed_run), Health::Degraded);
         assert_eq!(health(json!({"kind": "CronJob", "status": {}})), Health::Healthy);
     }
@@ -310,7 +311,10 @@ mod tests {
 
     #[test]
     fn custom_resources_use_their_ready_condition() {
-        assert_eq!(health(json!({"kind": "Database", "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "Creating"}]}})), Health::Progressing);
+        assert_eq!(
+            health(json!({"kind": "Database", "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "Creating"}]}})),
+            Health::Progressing
+        );
         assert_eq!(health(json!({"kind": "Database", "status": {"conditions": [{"type": "Ready", "status": "True"}]}})), Health::Healthy);
         assert_eq!(health(json!({"kind": "ConfigMap"})), Health::Healthy);
     }
@@ -328,7 +332,8 @@ mod tests {
     fn services_need_a_ready_endpoint() {
         let service = json!({"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}}});
         let ready = json!({"metadata": {"labels": {"kubernetes.io/service-name": "web"}}, "endpoints": [{"conditions": {"ready": true}}]});
-        let unready = json!({"metadata": {"labels": {"kubernetes.io/service-name": "web"}}, "endpoints": [{"conditions": {"ready": false}}]});
+        let unready =
+            json!({"metadata": {"labels": {"kubernetes.io/service-name": "web"}}, "endpoints": [{"conditions": {"ready": false}}]});
         assert_eq!(service_without_endpoints(&service, &[&ready]), None);
         assert!(service_without_endpoints(&service, &[&unready]).is_some());
         assert!(service_without_endpoints(&service, &[]).is_some());

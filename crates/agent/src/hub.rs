@@ -88,9 +88,12 @@ impl std::fmt::Debug for HubClient {
 impl HubClient {
     /// `ca` is an extra PEM root to trust (a hub with a private CA).
     pub fn new(base: &str, ca: Option<&[u8]>) -> Result<HubClient, HubError> {
-        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).user_agent(concat!("heimdall-agent/", env!("CARGO_PKG_VERSION")));
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("heimdall-agent/", env!("CARGO_PKG_VERSION")));
         if let Some(pem) = ca {
-            let certificate = reqwest::Certificate::from_pem(pem).map_err(|e| HubError::Rejected { status: 0, message: format!("CA certificate: {e}") })?;
+            let certificate = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| HubError::Rejected { status: 0, message: format!("CA certificate: {e}") })?;
             builder = builder.add_root_certificate(certificate);
         }
         let http = builder.build().map_err(|e| HubError::Unreachable(e.to_string()))?;

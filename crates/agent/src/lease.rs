@@ -26,7 +26,12 @@ fn micro_time(at: DateTime<Utc>) -> String {
 
 impl Lease {
     fn reference(&self) -> ObjectRef {
-        ObjectRef { api_version: "coordination.k8s.io/v1".into(), kind: "Lease".into(), namespace: self.namespace.clone(), name: LEASE_NAME.into() }
+        ObjectRef {
+            api_version: "coordination.k8s.io/v1".into(),
+            kind: "Lease".into(),
+            namespace: self.namespace.clone(),
+            name: LEASE_NAME.into(),
+        }
     }
 
     /// Takes or renews the lease. `Ok(false)`: another replica holds it.

@@ -46,7 +46,9 @@ pub enum AgentError {
     State(#[from] StateError),
     #[error(transparent)]
     Hub(#[from] HubError),
-    #[error("no credential is stored for this agent and no join token was given: pass --join-token (or HEIMDALL_JOIN_TOKEN, or --join-token-file)")]
+    #[error(
+        "no credential is stored for this agent and no join token was given: pass --join-token (or HEIMDALL_JOIN_TOKEN, or --join-token-file)"
+    )]
     NoCredential,
     #[error("the stored credential belongs to cluster {stored}, but --cluster-name says {given}")]
     ClusterMismatch { stored: String, given: String },
@@ -239,7 +241,8 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
     let (events_tx, mut events) = mpsc::channel(16);
     let watcher = tokio::spawn(watch_revisions(hub.clone(), options.poll_wait, events_tx));
     let _stop_watcher = AbortOnDrop(watcher);
-    let lease = lease::Lease { namespace: options.namespace.clone(), identity: options.identity.clone(), duration: Duration::from_secs(30) };
+    let lease =
+        lease::Lease { namespace: options.namespace.clone(), identity: options.identity.clone(), duration: Duration::from_secs(30) };
 
     let mut drift_tick = tokio::time::interval(options.drift_interval);
     let mut heartbeat_tick = tokio::time::interval(options.heartbeat_interval);
@@ -375,6 +378,11 @@ impl Drop for AbortOnDrop {
 }
 
 /// Re-exported for the benchmark and tests: one sync pass.
-pub async fn sync_once(cluster: &Cluster, files: &BTreeMap<String, String>, inventory: &mut Inventory, concurrency: usize) -> sync::Outcome {
+pub async fn sync_once(
+    cluster: &Cluster,
+    files: &BTreeMap<String, String>,
+    inventory: &mut Inventory,
+    concurrency: usize,
+) -> sync::Outcome {
     sync::sync(cluster, &Desired::from_files(files), inventory, concurrency).await
 }

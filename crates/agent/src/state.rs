@@ -109,8 +109,13 @@ impl StateStore {
                 let partial = path.with_extension("partial");
                 {
                     use std::os::unix::fs::OpenOptionsExt;
-                    let mut file =
-                        std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&partial).map_err(file_error)?;
+                    let mut file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .truncate(true)
+                        .write(true)
+                        .mode(0o600)
+                        .open(&partial)
+                        .map_err(file_error)?;
                     file.write_all(&bytes).and_then(|_| file.sync_all()).map_err(file_error)?;
                 }
                 std::fs::rename(&partial, path).map_err(file_error)

@@ -94,12 +94,22 @@ enum Step {
     Unchanged,
 }
 
+/// What applying one object did.
+struct Applied {
+    step: Step,
+    /// It existed before and a take-over or shared policy adopted it.
+    adopted: bool,
+    /// It had been changed or deleted underneath and is repaired.
+    repaired: bool,
+}
+
 /// Runs one pass. `concurrency` bounds parallel requests to the API server.
 pub async fn sync(cluster: &Cluster, desired: &Desired, inventory: &mut Inventory, concurrency: usize) -> Outcome {
     let mut outcome = Outcome::default();
     let mut live = snapshot(cluster, desired, inventory).await;
     let groups = desired.apply_groups();
-    let before_workloads = groups.iter().position(|g| g.iter().all(|o| !matches!(o.reference.kind.as_str(), "CustomResourceDefinition" | "Namespace")));
+    let before_workloads =
+        groups.iter().position(|g| g.iter().all(|o| !matches!(o.reference.kind.as_str(), "CustomResourceDefinition" | "Namespace")));
     for (index, group) in groups.into_iter().enumerate() {
         if Some(index) == before_workloads {
             ensure_namespaces(cluster, desired, &mut outcome).await;
@@ -112,12 +122,12 @@ pub async fn sync(cluster: &Cluster, desired: &Desired, inventory: &mut Inventor
                 apply_one(cluster, object, current, entry).map(move |result| (object, result)).boxed()
             })
             .collect();
-        let results: Vec<(&DesiredObject, Result<(Step, bool, bool), ClusterError>)> =
+        let results: Vec<(&DesiredObject, Result<Applied, ClusterError>)> =
             futures::stream::iter(work).buffer_unordered(concurrency.max(1)).collect().await;
         let mut crds = Vec::new();
         for (object, result) in results {
             match result {
-                Ok((step, adopted, repaired)) => {
+                Ok(Applied { step, adopted, repaired }) => {
                     if let Step::Applied(applied) = step {
                         outcome.applied.push(object.reference.clone());
                         if object.reference.kind == "CustomResourceDefinition" {
@@ -136,7 +146,11 @@ pub async fn sync(cluster: &Cluster, desired: &Desired, inventory: &mut Inventor
                 }
                 Err(e) => {
                     tracing::warn!(object = %object.reference, error = %e, "apply failed");
-                    outcome.errors.push(ObjectError { object: object.reference.to_string(), folder: object.folder.clone(), message: e.to_string() });
+                    outcome.errors.push(ObjectError {
+                        object: object.reference.to_string(),
+                        folder: object.folder.clone(),
+                        message: e.to_string(),
+                    });
                 }
             }
         }
@@ -174,7 +188,8 @@ async fn ensure_namespaces(cluster: &Cluster, desired: &Desired, outcome: &mut O
         }
     };
     for namespace in wanted.into_iter().filter(|ns| !existing.contains(*ns)) {
-        let reference = ObjectRef { api_version: "v1".into(), kind: "Namespace".into(), namespace: String::new(), name: namespace.to_string() };
+        let reference =
+            ObjectRef { api_version: "v1".into(), kind: "Namespace".into(), namespace: String::new(), name: namespace.to_string() };
         if desired.objects.contains_key(&reference) {
             continue;
         }
@@ -212,14 +227,13 @@ async fn snapshot(cluster: &Cluster, desired: &Desired, inventory: &Inventory) -
     live
 }
 
-/// Applies one object if it is missing or differs. Returns the step, whether
-/// the object was adopted, and whether this repaired drift.
+/// Applies one object if it is missing or differs.
 async fn apply_one(
     cluster: &Cluster,
     object: &DesiredObject,
     live: Option<Value>,
     entry: Option<InventoryEntry>,
-) -> Result<(Step, bool, bool), ClusterError> {
+) -> Result<Applied, ClusterError> {
     let reference = &object.reference;
     let mut adopted = false;
     let live = match (live, &entry) {
@@ -245,7 +259,7 @@ async fn apply_one(
     let mut desired = object.object.clone();
     if let (Some(paths), Some(live)) = (&object.hints.apply_once, &live) {
         if paths.is_empty() {
-            return Ok((Step::Unchanged, adopted, false));
+            return Ok(Applied { step: Step::Unchanged, adopted, repaired: false });
         }
         for path in paths {
             if let Some(value) = value_at(live, path) {
@@ -255,7 +269,7 @@ async fn apply_one(
     }
     let needed = live.as_ref().is_none_or(|l| drifted(&desired, l));
     if !needed {
-        return Ok((Step::Unchanged, adopted, false));
+        return Ok(Applied { step: Step::Unchanged, adopted, repaired: false });
     }
     // Applied before at this very content, yet different now: someone changed it underneath.
     let repaired = entry.is_some_and(|e| e.digest == object.digest);
@@ -266,7 +280,7 @@ async fn apply_one(
         }
     }
     let applied = cluster.apply(reference, &desired).await?;
-    Ok((Step::Applied(applied), adopted, repaired))
+    Ok(Applied { step: Step::Applied(applied), adopted, repaired })
 }
 
 async fn wait_established(cluster: &Cluster, crds: &[ObjectRef], outcome: &mut Outcome) {
@@ -334,14 +348,23 @@ async fn prune(cluster: &Cluster, desired: &Desired, inventory: &mut Inventory, 
                 Err(ClusterError::UnknownKind { .. }) => {
                     inventory.entries.remove(reference);
                 }
-                Err(e) => outcome.errors.push(ObjectError { object: reference.to_string(), folder: folder.clone(), message: format!("prune: {e}") }),
+                Err(e) => outcome.errors.push(ObjectError {
+                    object: reference.to_string(),
+                    folder: folder.clone(),
+                    message: format!("prune: {e}"),
+                }),
             }
         }
     }
 }
 
 /// Health and sync of each application folder.
-async fn assess(cluster: &Cluster, desired: &Desired, live: &BTreeMap<ObjectRef, Value>, errors: &[ObjectError]) -> BTreeMap<String, FolderStatus> {
+async fn assess(
+    cluster: &Cluster,
+    desired: &Desired,
+    live: &BTreeMap<ObjectRef, Value>,
+    errors: &[ObjectError],
+) -> BTreeMap<String, FolderStatus> {
     let has = |kinds: &[&str]| desired.objects.keys().any(|r| kinds.contains(&r.kind.as_str()));
     let pods = if has(&["Deployment", "StatefulSet", "DaemonSet", "Job"]) {
         cluster.list("v1", "Pod", "heimdall.dev/app").await.unwrap_or_default()
@@ -355,9 +378,12 @@ async fn assess(cluster: &Cluster, desired: &Desired, live: &BTreeMap<ObjectRef,
     };
     let mut folders: BTreeMap<String, FolderStatus> = BTreeMap::new();
     for object in desired.objects.values() {
-        let status = folders
-            .entry(object.folder.clone())
-            .or_insert_with(|| FolderStatus { sync: "Synced".into(), health: Health::Healthy, messages: Vec::new(), objects: 0 });
+        let status = folders.entry(object.folder.clone()).or_insert_with(|| FolderStatus {
+            sync: "Synced".into(),
+            health: Health::Healthy,
+            messages: Vec::new(),
+            objects: 0,
+        });
         status.objects += 1;
         let current = live.get(&object.reference);
         let mut verdict = health::assess(current);

@@ -131,7 +131,9 @@ async fn the_agent_loop_from_join_to_revocation() {
     let data_dir: PathBuf = dir.path().join("hub");
     let hub = Hub::start(&data_dir, None).await;
     let platform = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform");
-    heimdall_hub::server::load_manifests(&hub.state, heimdall_hub::examples::read_manifests(&platform).expect("read")).await.expect("platform");
+    heimdall_hub::server::load_manifests(&hub.state, heimdall_hub::examples::read_manifests(&platform).expect("read"))
+        .await
+        .expect("platform");
     hub.admin(
         reqwest::Method::POST,
         "/api/v1/clusters",
@@ -163,7 +165,10 @@ async fn the_agent_loop_from_join_to_revocation() {
 
     // Apply: objects appear, health flows back.
     hub.apply(&app("web", "registry.example.com/nginx:1")).await;
-    eventually("the deployment is applied", || async { (image_of(&fake, "web").as_deref() == Some("registry.example.com/nginx:1")).then_some(()) }).await;
+    eventually("the deployment is applied", || async {
+        (image_of(&fake, "web").as_deref() == Some("registry.example.com/nginx:1")).then_some(())
+    })
+    .await;
     let health = |hub: &Hub| {
         let hub_url = hub.url();
         let token = hub.token.clone();
@@ -182,15 +187,23 @@ async fn the_agent_loop_from_join_to_revocation() {
     };
     eventually("the hub shows the app progressing", || async { health(&hub).await.filter(|h| h["health"] == "Progressing") }).await;
     let generation = fake.get("apps/v1", "Deployment", "shop", "web").expect("deployment")["metadata"]["generation"].clone();
-    fake.set_status("apps/v1", "Deployment", "shop", "web", json!({"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}));
+    fake.set_status(
+        "apps/v1",
+        "Deployment",
+        "shop",
+        "web",
+        json!({"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}),
+    );
     let healthy = eventually("the hub shows the app healthy", || async { health(&hub).await.filter(|h| h["health"] == "Healthy") }).await;
     assert_eq!(healthy["sync"], "Synced");
-    let agent_status = eventually("the cluster is in sync", || async { Some(hub.cluster_agent().await).filter(|a| a["sync"] == "Synced") }).await;
+    let agent_status =
+        eventually("the cluster is in sync", || async { Some(hub.cluster_agent().await).filter(|a| a["sync"] == "Synced") }).await;
     assert_eq!(agent_status["appliedRevision"], agent_status["desiredRevision"]);
 
     // Drift is repaired and counted.
     fake.mutate("apps/v1", "Deployment", "shop", "web", |d| d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("evil:1"));
-    eventually("drift is repaired", || async { (image_of(&fake, "web").as_deref() == Some("registry.example.com/nginx:1")).then_some(()) }).await;
+    eventually("drift is repaired", || async { (image_of(&fake, "web").as_deref() == Some("registry.example.com/nginx:1")).then_some(()) })
+        .await;
     eventually("the hub counts the drift", || async {
         let agent = hub.cluster_agent().await;
         (agent.pointer("/drift/corrected").and_then(Value::as_u64).unwrap_or(0) >= 1).then_some(())
@@ -207,14 +220,24 @@ async fn the_agent_loop_from_join_to_revocation() {
     let addr = hub.addr;
     hub.stop().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(image_of(&fake, "web").as_deref(), Some("registry.example.com/nginx:1"), "the agent keeps the applied state while the hub is away");
+    assert_eq!(
+        image_of(&fake, "web").as_deref(),
+        Some("registry.example.com/nginx:1"),
+        "the agent keeps the applied state while the hub is away"
+    );
     let hub = Hub::start(&data_dir, Some(addr)).await;
     hub.apply(&app("web", "registry.example.com/nginx:2")).await;
-    eventually("the agent applies the change after the outage", || async { (image_of(&fake, "web").as_deref() == Some("registry.example.com/nginx:2")).then_some(()) }).await;
+    eventually("the agent applies the change after the outage", || async {
+        (image_of(&fake, "web").as_deref() == Some("registry.example.com/nginx:2")).then_some(())
+    })
+    .await;
 
     // A silent agent makes its cluster Unreachable; a restarted one needs no join token.
     agent.abort();
-    eventually("the cluster becomes unreachable", || async { Some(hub.cluster_agent().await).filter(|a| a["connection"] == "Unreachable") }).await;
+    eventually("the cluster becomes unreachable", || async {
+        Some(hub.cluster_agent().await).filter(|a| a["connection"] == "Unreachable")
+    })
+    .await;
     let agent = spawn_agent(agent_options(&hub, &kubeconfig, None));
     eventually("the restarted agent reconnects with its stored credential", || async {
         Some(hub.cluster_agent().await).filter(|a| a["connection"] == "Connected")

@@ -44,7 +44,10 @@ fn deployment(name: &str, image: &str, replicas: i64) -> Value {
 }
 
 fn config_map(name: &str, annotations: Value) -> Value {
-    labelled(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "shop", "annotations": annotations}, "data": {"k": "v"}}), "web")
+    labelled(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "shop", "annotations": annotations}, "data": {"k": "v"}}),
+        "web",
+    )
 }
 
 /// Repository files for `shop/web` holding `objects`.
@@ -96,7 +99,10 @@ async fn applies_prunes_and_repairs_drift() {
     let pruned = heimdall_agent::sync_once(&cluster, &fewer, &mut inventory, 4).await;
     assert_eq!(pruned.pruned, vec![reference("v1", "ConfigMap", "shop", "web-config")]);
     assert!(fake.get("v1", "ConfigMap", "shop", "web-config").is_none());
-    assert_eq!(fake.get("apps/v1", "Deployment", "shop", "web").expect("deployment")["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:2");
+    assert_eq!(
+        fake.get("apps/v1", "Deployment", "shop", "web").expect("deployment")["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:2"
+    );
     assert!(pruned.drift.is_empty(), "a changed desired state is not drift");
 
     // The whole application folder gone: everything it had goes too.
@@ -112,7 +118,10 @@ async fn never_touches_what_it_did_not_create_and_one_failure_stops_nothing() {
     fake.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}));
     fake.create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "foreign", "namespace": "shop"}, "data": {"owner": "someone"}}));
     fake.forbid("networking.k8s.io", "networkpolicies");
-    let policy = labelled(json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny", "namespace": "shop"}, "spec": {"podSelector": {}}}), "web");
+    let policy = labelled(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny", "namespace": "shop"}, "spec": {"podSelector": {}}}),
+        "web",
+    );
     let desired = files(&[config_map("foreign", json!({})), policy, config_map("mine", json!({}))]);
     let mut inventory = Inventory::default();
     let outcome = heimdall_agent::sync_once(&cluster, &desired, &mut inventory, 4).await;
@@ -175,7 +184,10 @@ async fn crds_come_first_and_their_kinds_are_usable_in_the_same_pass() {
                 "versions": [{"name": "v1", "served": true, "storage": true}]}}),
         "web",
     );
-    let database = labelled(json!({"apiVersion": "example.com/v1", "kind": "Database", "metadata": {"name": "orders", "namespace": "shop"}, "spec": {"size": 1}}), "web");
+    let database = labelled(
+        json!({"apiVersion": "example.com/v1", "kind": "Database", "metadata": {"name": "orders", "namespace": "shop"}, "spec": {"size": 1}}),
+        "web",
+    );
     let mut inventory = Inventory::default();
     let outcome = heimdall_agent::sync_once(&cluster, &files(&[database, crd]), &mut inventory, 4).await;
     assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
@@ -192,14 +204,21 @@ async fn health_follows_the_live_objects() {
     assert_eq!(outcome.folders["shop/web"].health, Health::Progressing);
 
     let generation = fake.get("apps/v1", "Deployment", "shop", "web").expect("deployment")["metadata"]["generation"].clone();
-    fake.set_status("apps/v1", "Deployment", "shop", "web",
-        json!({"observedGeneration": generation, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2, "readyReplicas": 2}));
+    fake.set_status(
+        "apps/v1",
+        "Deployment",
+        "shop",
+        "web",
+        json!({"observedGeneration": generation, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2, "readyReplicas": 2}),
+    );
     let outcome = heimdall_agent::sync_once(&cluster, &desired, &mut inventory, 4).await;
     assert_eq!(outcome.folders["shop/web"].health, Health::Healthy, "{:?}", outcome.folders["shop/web"].messages);
     assert_eq!(outcome.folders["shop/web"].sync, "Synced");
 
-    fake.create(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "namespace": "shop", "labels": {"heimdall.dev/app": "web"}},
-        "status": {"containerStatuses": [{"name": "web", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}));
+    fake.create(
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "namespace": "shop", "labels": {"heimdall.dev/app": "web"}},
+        "status": {"containerStatuses": [{"name": "web", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}),
+    );
     let outcome = heimdall_agent::sync_once(&cluster, &desired, &mut inventory, 4).await;
     let folder = &outcome.folders["shop/web"];
     assert_eq!(folder.health, Health::Degraded);
@@ -240,11 +259,17 @@ async fn state_survives_in_a_secret_and_a_file() {
 async fn one_replica_holds_the_lease() {
     let Setup { fake, cluster, .. } = setup().await;
     fake.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "heimdall-system"}}));
-    let lease = |identity: &str| Lease { namespace: "heimdall-system".into(), identity: identity.into(), duration: std::time::Duration::from_secs(30) };
+    let lease = |identity: &str| Lease {
+        namespace: "heimdall-system".into(),
+        identity: identity.into(),
+        duration: std::time::Duration::from_secs(30),
+    };
     assert!(lease("a").acquire(&cluster).await.expect("a"));
     assert!(!lease("b").acquire(&cluster).await.expect("b"), "a holds a fresh lease");
     assert!(lease("a").acquire(&cluster).await.expect("renew"));
-    fake.mutate("coordination.k8s.io/v1", "Lease", "heimdall-system", "heimdall-agent", |l| l["spec"]["renewTime"] = json!("2020-01-01T00:00:00.000000Z"));
+    fake.mutate("coordination.k8s.io/v1", "Lease", "heimdall-system", "heimdall-agent", |l| {
+        l["spec"]["renewTime"] = json!("2020-01-01T00:00:00.000000Z")
+    });
     assert!(lease("b").acquire(&cluster).await.expect("b takes over an expired lease"));
     assert!(!lease("a").acquire(&cluster).await.expect("a lost it"));
 }

@@ -330,7 +330,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Cluster(ClusterCommand::InstallManifest { name, hub_url, image, namespace, namespaced, hub_ca, ttl }) => {
             let client = client()?;
-            let hub_ca = hub_ca.map(|path| std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))).transpose()?;
+            let hub_ca =
+                hub_ca.map(|path| std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))).transpose()?;
             let request = heimdall_hub::api::agents::InstallRequest {
                 hub_url: hub_url.unwrap_or_else(|| client.hub().to_string()),
                 image,

@@ -164,7 +164,10 @@ mod tests {
     fn cluster_mode_grants_everything_cluster_wide() {
         let all = manifests(&options(None));
         let kinds: Vec<&str> = all.iter().filter_map(|m| m["kind"].as_str()).collect();
-        assert_eq!(kinds, ["Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "Secret", "Deployment"]);
+        assert_eq!(
+            kinds,
+            ["Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "Secret", "Deployment"]
+        );
         let cluster_role = &all[4];
         assert_eq!(cluster_role["rules"][0]["resources"], json!(["*"]));
         assert_eq!(all[6]["stringData"]["token"], "hdl_join");
@@ -178,8 +181,11 @@ mod tests {
         let cluster_role = all.iter().find(|m| m["kind"] == "ClusterRole").expect("cluster role");
         let writes_anything = cluster_role["rules"].as_array().expect("rules").iter().any(|r| r["resources"] == json!(["*"]));
         assert!(!writes_anything);
-        let roles: Vec<&str> =
-            all.iter().filter(|m| m["kind"] == "Role" && m["rules"][0]["resources"] == json!(["*"])).filter_map(|m| m["metadata"]["namespace"].as_str()).collect();
+        let roles: Vec<&str> = all
+            .iter()
+            .filter(|m| m["kind"] == "Role" && m["rules"][0]["resources"] == json!(["*"]))
+            .filter_map(|m| m["metadata"]["namespace"].as_str())
+            .collect();
         assert_eq!(roles, ["shop", "payments"]);
         let only_shop = options(Some(vec!["shop".into()]));
         let yaml = render(&only_shop);

@@ -9,7 +9,7 @@ use crate::error::StoreError;
 const MIGRATIONS: &[(i64, &str)] = &[
     (
         1,
-    r#"
+        r#"
 CREATE TABLE revision_counter (
     id INTEGER PRIMARY KEY,
     value BIGINT NOT NULL

@@ -151,11 +151,13 @@ impl Store {
     pub async fn record_heartbeat(&self, cluster: &str) -> Result<String, StoreError> {
         self.observed("record_heartbeat", async {
             let at = now();
-            sqlx::query("INSERT INTO cluster_heartbeats (cluster, at) VALUES ($1, $2) ON CONFLICT (cluster) DO UPDATE SET at = excluded.at")
-                .bind(cluster)
-                .bind(&at)
-                .execute(&self.pool)
-                .await?;
+            sqlx::query(
+                "INSERT INTO cluster_heartbeats (cluster, at) VALUES ($1, $2) ON CONFLICT (cluster) DO UPDATE SET at = excluded.at",
+            )
+            .bind(cluster)
+            .bind(&at)
+            .execute(&self.pool)
+            .await?;
             Ok(at)
         })
         .await

@@ -750,7 +750,7 @@ fn conflicting_fields(theirs: &Value, ours: &Value, path: &str) -> Vec<String> {
     match (theirs, ours) {
         (Value::Object(a), Value::Object(b)) => a
             .iter()
-            .filter(|(k, _)| path != "" || (k.as_str() != "apiVersion" && k.as_str() != "kind"))
+            .filter(|(k, _)| !path.is_empty() || (k.as_str() != "apiVersion" && k.as_str() != "kind"))
             .filter_map(|(k, v)| b.get(k).map(|w| (k, v, w)))
             .flat_map(|(k, v, w)| conflicting_fields(v, w, &format!("{path}.{k}")))
             .collect(),

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use heimdall_hub::api::agents::{InstallRequest, JoinTokenRequest, Revoked};
 use heimdall_hub::api::clusters::ClusterToken;
-use heimdall_hub::fleet::JoinToken;
 use heimdall_hub::api::gitops::{BootstrapRequest, Rebuilt};
+use heimdall_hub::fleet::JoinToken;
 
 use crate::client::Client;
 
