@@ -130,6 +130,7 @@ async fn watch_revisions(hub: HubClient, wait: Duration, events: mpsc::Sender<Ev
     loop {
         match hub.desired(known.as_deref(), wait).await {
             Ok(desired) => {
+                tracing::debug!(revision = desired.revision.as_deref().unwrap_or_default(), "desired revision");
                 backoff.reset();
                 if desired.revision != known || known.is_none() {
                     known = desired.revision.clone();
@@ -260,7 +261,8 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
     let mut recent_drift: Vec<String> = Vec::new();
     let mut facts: Option<facts::Facts> = None;
     let mut saved = state.clone();
-    let mut leader = !options.leader_election;
+    let mut election = options.leader_election;
+    let mut leader = !election;
 
     loop {
         let mut pass = false;
@@ -276,12 +278,22 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
             _ = drift_tick.tick() => pass = true,
             _ = heartbeat_tick.tick() => report = true,
         }
-        if options.leader_election && (report || !leader) {
+        // The lease is renewed with each heartbeat, well within its duration.
+        if election && report {
             let was = leader;
-            leader = lease.acquire(&cluster).await.unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "cannot take the lease");
-                false
-            });
+            leader = match lease.acquire(&cluster).await {
+                Ok(held) => held,
+                // Outside a cluster there may be no agent namespace: then this is the one agent.
+                Err(e) if e.code() == Some(404) => {
+                    tracing::warn!(namespace = %options.namespace, "no namespace for the lease; leader election is off");
+                    election = false;
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take the lease");
+                    false
+                }
+            };
             if leader != was {
                 tracing::info!(leader, identity = %options.identity, "leadership changed");
             }

@@ -158,7 +158,7 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t)]
         output: OutputFormat,
     },
-    /// Run the spoke agent: join the hub, apply the cluster's desired state, prune, heal drift, report health.
+    /// Run the spoke agent (`heimdall agent --hub URL ...`): join the hub, apply the cluster's desired state, prune, heal drift, report health.
     Agent(Box<AgentArgs>),
     /// Print a shell completion script.
     Completion { shell: Shell },
@@ -166,9 +166,6 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct AgentArgs {
-    /// The hub's URL, as this cluster reaches it.
-    #[arg(long = "hub", env = "HEIMDALL_AGENT_HUB")]
-    hub_url: String,
     /// One-time join token from `heimdall cluster add` (only needed until the agent has joined).
     #[arg(long, env = "HEIMDALL_JOIN_TOKEN", hide_env_values = true, conflicts_with = "join_token_file")]
     join_token: Option<String>,
@@ -344,7 +341,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Cluster(ClusterCommand::JoinToken { name, ttl }) => commands::clusters::join_token(&client()?, &name, ttl).await,
         Command::Cluster(ClusterCommand::Revoke { name }) => commands::clusters::revoke(&client()?, &name).await,
-        Command::Agent(args) => commands::agent::run(*args).await,
+        Command::Agent(args) => commands::agent::run(cli.hub.clone(), *args).await,
         Command::Cluster(ClusterCommand::Token { name }) => commands::clusters::token(&client()?, &name).await,
         Command::Cluster(ClusterCommand::BootstrapManifest { name, hub_url, issue_token }) => {
             commands::clusters::bootstrap(&client()?, &name, hub_url, issue_token).await

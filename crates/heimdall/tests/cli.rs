@@ -22,6 +22,15 @@ fn free_port() -> u16 {
 struct Running {
     child: Child,
     url: String,
+    /// Everything it printed, for failure messages.
+    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Running {
+    fn last_lines(&self, n: usize) -> String {
+        let output = self.output.lock().unwrap_or_else(|e| e.into_inner());
+        output[output.len().saturating_sub(n)..].join("\n")
+    }
 }
 
 impl Drop for Running {
@@ -41,6 +50,7 @@ fn start(args: &[&str], env: &[(&str, String)], ready_marker: &str, port: u16) -
     }
     let mut child = command.spawn().expect("start heimdall");
     let (sender, receiver) = std::sync::mpsc::channel::<String>();
+    let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     for stream in [
         child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
@@ -49,8 +59,10 @@ fn start(args: &[&str], env: &[(&str, String)], ready_marker: &str, port: u16) -
     .flatten()
     {
         let sender = sender.clone();
+        let output = output.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                output.lock().unwrap_or_else(|e| e.into_inner()).push(line.clone());
                 let _ = sender.send(line);
             }
         });
@@ -63,7 +75,7 @@ fn start(args: &[&str], env: &[(&str, String)], ready_marker: &str, port: u16) -
                 let ready = line.contains(ready_marker);
                 seen.push(line);
                 if ready {
-                    return Running { child, url: format!("http://127.0.0.1:{port}") };
+                    return Running { child, url: format!("http://127.0.0.1:{port}"), output };
                 }
             }
             Err(_) => {
@@ -92,8 +104,12 @@ fn stdout(output: &Output) -> String {
 
 /// `heimdall up` with its data in `dir/data` and its CLI context in `dir/client.yaml`.
 fn up(dir: &Path, extra: &[&str]) -> ([(&'static str, String); 1], u16, Running) {
+    up_on(dir, free_port(), extra)
+}
+
+/// [`up`] on a given port (a restart keeps the address agents know).
+fn up_on(dir: &Path, port: u16, extra: &[&str]) -> ([(&'static str, String); 1], u16, Running) {
     let env = [("HEIMDALL_CONFIG", dir.join("client.yaml").display().to_string())];
-    let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let data = dir.join("data");
     let mut args = vec!["up", "--data-dir", data.to_str().expect("utf-8"), "--listen", &listen];
@@ -305,4 +321,100 @@ fn cluster_repositories_clone_over_http_with_per_cluster_tokens() {
 
     let api = run(&["get", "apps", "--token", &token], &env);
     assert!(!api.status.success() && String::from_utf8_lossy(&api.stderr).contains("may only read"), "a cluster token is not an API token");
+}
+
+/// Polls `check` every 200 ms for up to 60 s.
+fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
+    eventually_or(what, check).unwrap_or_else(|| panic!("timed out waiting until {what}"))
+}
+
+/// [`eventually`], returning `None` on time-out so the caller can say more.
+fn eventually_or<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            eprintln!("timed out waiting until {what}");
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn cluster_add_agent_apply_health_and_hub_restart() {
+    use heimdall_testsupport::fake_kube::FakeKube;
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let fake = runtime.block_on(FakeKube::start());
+    fake.create(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "heimdall-system"}}));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, fake.kubeconfig()).expect("kubeconfig");
+    let (env, port, hub) = up(dir.path(), &[]);
+
+    let token = stdout(&run(&["cluster", "add", "spoke-1", "--label", "env=test", "--label", "region=eu"], &env)).trim().to_string();
+    assert!(token.starts_with("hdl_"), "the join token is printed alone on stdout");
+
+    let agent_args = |token: Option<&str>| {
+        let mut args = vec!["agent", "--hub", &hub.url, "--kubeconfig", kubeconfig.to_str().expect("utf-8"), "--cluster-name", "spoke-1"];
+        args.extend(["--drift-interval", "1s", "--heartbeat-interval", "1s"]);
+        if let Some(token) = token {
+            args.extend(["--join-token", token]);
+        }
+        args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+    };
+    let args = agent_args(Some(&token));
+    let agent = start(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[("HEIMDALL_LOG", "info,heimdall_agent=debug".to_string())],
+        "agent running",
+        port,
+    );
+
+    // Once joined, a fresh install manifest (with a fresh join token) does not disturb the agent.
+    let manifest = stdout(&run(&["cluster", "install-manifest", "spoke-1", "--namespaced", "shop"], &env));
+    for kind in ["kind: Namespace", "kind: ServiceAccount", "kind: ClusterRole", "kind: Secret", "kind: Deployment"] {
+        assert!(manifest.contains(kind), "install manifest lacks {kind}");
+    }
+    assert!(manifest.contains("rights only in namespaces shop"));
+
+    let app = dir.path().join("web.yaml");
+    std::fs::write(
+        &app,
+        "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {name: web, namespace: shop}\nspec:\n  components:\n    - name: web\n      type: worker\n      properties: {image: registry.example.com/web:1}\n  policies:\n    - {name: where, type: topology, properties: {clusters: [spoke-1]}}\n",
+    )
+    .expect("write app");
+    stdout(&run(&["apply", "-f", app.to_str().expect("utf-8")], &env));
+    let image = |fake: &FakeKube| {
+        fake.get("apps/v1", "Deployment", "shop", "web")
+            .and_then(|d| d.pointer("/spec/template/spec/containers/0/image").and_then(Value::as_str).map(String::from))
+    };
+    eventually("the agent applies the deployment", || image(&fake).filter(|i| i.ends_with("web:1")));
+    let generation = fake.get("apps/v1", "Deployment", "shop", "web").expect("deployment")["metadata"]["generation"].clone();
+    fake.set_status(
+        "apps/v1",
+        "Deployment",
+        "shop",
+        "web",
+        serde_json::json!({"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}),
+    );
+    eventually("heimdall get applications shows health per cluster", || {
+        let table = stdout(&run(&["get", "applications", "-n", "shop"], &env));
+        table.lines().any(|l| l.starts_with("web ") && l.contains("spoke-1:Synced/Healthy")).then_some(())
+    });
+    let clusters = stdout(&run(&["get", "clusters"], &env));
+    assert!(clusters.lines().any(|l| l.contains("spoke-1") && l.contains("Connected") && l.contains("Synced")), "{clusters}");
+
+    // The hub stops for a while and comes back on its address: nothing is lost, the agent reconnects.
+    drop(hub);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(image(&fake).is_some_and(|i| i.ends_with("web:1")), "the cluster keeps its state while the hub is away");
+    let (env, _port, hub) = up_on(dir.path(), port, &[]);
+    std::fs::write(&app, std::fs::read_to_string(&app).expect("read").replace("web:1", "web:2")).expect("write");
+    stdout(&run(&["apply", "-f", app.to_str().expect("utf-8")], &env));
+    let applied = eventually_or("the reconnected agent applies the change", || image(&fake).filter(|i| i.ends_with("web:2")));
+    assert!(applied.is_some(), "agent output:\n{}\nhub output:\n{}", agent.last_lines(60), hub.last_lines(30));
+    drop(agent);
 }

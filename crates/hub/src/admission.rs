@@ -43,6 +43,7 @@ pub async fn write(
     mode: ApplyMode,
     dry_run: bool,
 ) -> Result<Vec<WriteResult>, ApiError> {
+    let _delivery = if dry_run { None } else { Some(state.delivery.lock().await) };
     let candidate = state.rendering.admit(&state.store, &batch).await?;
     let (sources, resources): (Vec<String>, Vec<Resource>) = batch.into_iter().unzip();
     let written =
@@ -123,6 +124,7 @@ pub async fn settle(state: &AppState, app: Resource) -> (Resource, Result<Render
 /// Deletes a resource; deleting part of the platform takes effect at once,
 /// and a deleted application's folders leave every cluster repository.
 pub async fn delete(state: &AppState, actor: &str, key: &ResourceKey, expected: Option<i64>) -> Result<Resource, ApiError> {
+    let _delivery = state.delivery.lock().await;
     let deleted = state.store.delete(actor, key, expected).await?;
     if is_platform_kind(&key.kind) {
         state.rendering.reload(&state.store).await?;

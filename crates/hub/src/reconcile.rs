@@ -41,6 +41,7 @@ pub async fn all_apps(state: &AppState) -> Result<Vec<Resource>, StoreError> {
 /// Re-renders every application, records the statuses that changed, and
 /// brings every cluster repository in line. Returns how many statuses changed.
 pub async fn render_all(state: &AppState) -> Result<usize, StoreError> {
+    let _delivery = state.delivery.lock().await;
     let revision = state.store.revision().await?;
     let mut changed = 0;
     let mut apps = Vec::new();
@@ -118,6 +119,7 @@ pub async fn run(state: AppState) -> Result<(), StoreError> {
                 continue;
             }
             // The event carries the object as it was; render what is stored now.
+            let _delivery = state.delivery.lock().await;
             match state.store.get(&app.key()).await {
                 Ok(current) if !observed(&current) => {
                     // A change another replica stored: render, record and deliver it here too.

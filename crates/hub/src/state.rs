@@ -19,6 +19,10 @@ pub struct AppState {
     pub commits: Arc<tokio::sync::watch::Sender<u64>>,
     /// A cluster whose agent is silent this long is `Unreachable`.
     pub agent_unreachable_after: std::time::Duration,
+    /// Held from reading or writing the store until the commits are made, by
+    /// every path that delivers: a reconcile that rendered what it read can
+    /// then never commit over a newer change made meanwhile.
+    pub delivery: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -35,6 +39,7 @@ impl AppState {
             repos: Arc::new(Repositories::new(git_root)),
             commits: Arc::new(tokio::sync::watch::channel(0).0),
             agent_unreachable_after: std::time::Duration::from_secs(90),
+            delivery: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 }

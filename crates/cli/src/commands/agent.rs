@@ -8,7 +8,8 @@ use heimdall_hub::config::LogFormat;
 use super::server::{init_logging, shutdown_signal};
 use crate::AgentArgs;
 
-pub async fn run(args: AgentArgs) -> Result<ExitCode> {
+pub async fn run(hub: Option<String>, args: AgentArgs) -> Result<ExitCode> {
+    let hub = hub.context("the agent needs the hub's URL: pass --hub URL (or set HEIMDALL_HUB)")?;
     init_logging(LogFormat::Text);
     let join_token = match (&args.join_token, &args.join_token_file) {
         (Some(token), _) => Some(token.trim().to_string()),
@@ -21,7 +22,7 @@ pub async fn run(args: AgentArgs) -> Result<ExitCode> {
         (None, None) => None,
     };
     let hub_ca = args.hub_ca.as_ref().map(|path| std::fs::read(path).with_context(|| format!("reading {}", path.display()))).transpose()?;
-    let mut options = heimdall_agent::Options::new(args.hub_url);
+    let mut options = heimdall_agent::Options::new(hub);
     options.join_token = join_token.filter(|t| !t.is_empty());
     options.kubeconfig = args.kubeconfig;
     options.cluster_name = args.cluster_name;

@@ -65,8 +65,10 @@ pub async fn add(client: &Client, name: &str, labels: &[(String, String)], deliv
     let token: JoinToken = client.post_json(&format!("/api/v1/clusters/{name}/join-tokens"), &request).await?;
     eprintln!("Cluster {name} created. Join token (works once, until {}):", token.expires_at);
     println!("{}", token.token);
-    eprintln!("Next: heimdall cluster install-manifest {name} | kubectl apply -f -   (on the spoke)");
-    eprintln!("  or: heimdall agent --hub {} --join-token <token> --kubeconfig <file>", client.hub());
+    eprintln!("Next, either run the agent with this token:");
+    eprintln!("  heimdall agent --hub {} --join-token <token> --kubeconfig <file>", client.hub());
+    eprintln!("or install it in the cluster (this issues a fresh token and retires the one above):");
+    eprintln!("  heimdall cluster install-manifest {name} | kubectl apply -f -");
     Ok(ExitCode::SUCCESS)
 }
 

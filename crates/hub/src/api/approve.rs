@@ -30,6 +30,7 @@ pub async fn approve(
     Json(request): Json<ApproveRequest>,
 ) -> Result<Json<Resource>, ApiError> {
     let key = ResourceKey::new("Application", namespace, name);
+    let _delivery = state.delivery.lock().await;
     let app = state.store.get(&key).await?;
     let current = state.rendering.status(&app);
     let waiting: Vec<&str> = current

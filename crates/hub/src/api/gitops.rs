@@ -84,6 +84,7 @@ pub async fn rebuild(
     Path(name): Path<String>,
 ) -> Result<Json<Rebuilt>, ApiError> {
     state.store.get(&ResourceKey::new("Cluster", "", &name)).await?;
+    let _delivery = state.delivery.lock().await;
     let set_aside = state.repos.set_aside(&name).map_err(|e| {
         tracing::error!(cluster = %name, error = %e, "cannot set the repository aside");
         ApiError::internal()
