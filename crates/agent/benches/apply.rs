@@ -84,7 +84,11 @@ async fn main() {
 
     println!("| Agent (fake API server, {count} objects, 16 in flight) | Time |");
     println!("|---|---|");
-    println!("| first apply of {count} objects | {:.0} ms ({:.0} objects/s) |", first_time.as_secs_f64() * 1e3, count as f64 / first_time.as_secs_f64());
+    println!(
+        "| first apply of {count} objects | {:.0} ms ({:.0} objects/s) |",
+        first_time.as_secs_f64() * 1e3,
+        count as f64 / first_time.as_secs_f64()
+    );
     println!("| quiet pass (drift check, {quiet_lists} LISTs, 0 writes) | {:.1} ms |", quiet_time.as_secs_f64() * 1e3);
     println!("| one changed application | {:.1} ms |", one_time.as_secs_f64() * 1e3);
 }

@@ -186,14 +186,7 @@ async fn the_agent_loop_from_join_to_revocation() {
         }
     };
     eventually("the hub shows the app progressing", || async { health(&hub).await.filter(|h| h["health"] == "Progressing") }).await;
-    let generation = fake.get("apps/v1", "Deployment", "shop", "web").expect("deployment")["metadata"]["generation"].clone();
-    fake.set_status(
-        "apps/v1",
-        "Deployment",
-        "shop",
-        "web",
-        json!({"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}),
-    );
+    assert!(fake.roll_out("shop", "web"));
     let healthy = eventually("the hub shows the app healthy", || async { health(&hub).await.filter(|h| h["health"] == "Healthy") }).await;
     assert_eq!(healthy["sync"], "Synced");
     let agent_status =

@@ -203,14 +203,7 @@ async fn health_follows_the_live_objects() {
     let outcome = heimdall_agent::sync_once(&cluster, &desired, &mut inventory, 4).await;
     assert_eq!(outcome.folders["shop/web"].health, Health::Progressing);
 
-    let generation = fake.get("apps/v1", "Deployment", "shop", "web").expect("deployment")["metadata"]["generation"].clone();
-    fake.set_status(
-        "apps/v1",
-        "Deployment",
-        "shop",
-        "web",
-        json!({"observedGeneration": generation, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2, "readyReplicas": 2}),
-    );
+    assert!(fake.roll_out("shop", "web"));
     let outcome = heimdall_agent::sync_once(&cluster, &desired, &mut inventory, 4).await;
     assert_eq!(outcome.folders["shop/web"].health, Health::Healthy, "{:?}", outcome.folders["shop/web"].messages);
     assert_eq!(outcome.folders["shop/web"].sync, "Synced");

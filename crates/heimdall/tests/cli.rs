@@ -392,14 +392,7 @@ fn cluster_add_agent_apply_health_and_hub_restart() {
             .and_then(|d| d.pointer("/spec/template/spec/containers/0/image").and_then(Value::as_str).map(String::from))
     };
     eventually("the agent applies the deployment", || image(&fake).filter(|i| i.ends_with("web:1")));
-    let generation = fake.get("apps/v1", "Deployment", "shop", "web").expect("deployment")["metadata"]["generation"].clone();
-    fake.set_status(
-        "apps/v1",
-        "Deployment",
-        "shop",
-        "web",
-        serde_json::json!({"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}),
-    );
+    assert!(fake.roll_out("shop", "web"));
     eventually("heimdall get applications shows health per cluster", || {
         let table = stdout(&run(&["get", "applications", "-n", "shop"], &env));
         table.lines().any(|l| l.starts_with("web ") && l.contains("spoke-1:Synced/Healthy")).then_some(())

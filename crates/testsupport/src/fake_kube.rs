@@ -30,6 +30,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use heimdall_model::selector::LabelSelector;
 use serde_json::{Map, Value, json};
 
 /// The token clients must send (`Authorization: Bearer ...`).
@@ -219,6 +220,17 @@ impl FakeKube {
     /// Replaces an object's status, as its controller would.
     pub fn set_status(&self, api_version: &str, kind: &str, namespace: &str, name: &str, status: Value) -> bool {
         self.mutate(api_version, kind, namespace, name, |object| object["status"] = status)
+    }
+
+    /// Marks a Deployment rolled out, as its controller would once every
+    /// replica of its current generation is available.
+    pub fn roll_out(&self, namespace: &str, name: &str) -> bool {
+        self.mutate("apps/v1", "Deployment", namespace, name, |deployment| {
+            let replicas = deployment.pointer("/spec/replicas").cloned().unwrap_or(json!(1));
+            let generation = deployment.pointer("/metadata/generation").cloned().unwrap_or(json!(1));
+            deployment["status"] = json!({"observedGeneration": generation, "replicas": replicas,
+                "updatedReplicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas});
+        })
     }
 
     /// Removes an object as someone else would.
@@ -502,14 +514,14 @@ fn get(cluster: &Cluster, target: &Target) -> Response {
 fn list(cluster: &Cluster, target: &Target, selector: Option<&str>) -> Response {
     let selector = match selector.map(LabelSelector::parse).transpose() {
         Ok(selector) => selector,
-        Err(message) => return status(StatusCode::BAD_REQUEST, "BadRequest", format!("unable to parse requirement: {message}")),
+        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", format!("unable to parse requirement: {e}")),
     };
     let items: Vec<Value> = cluster
         .objects
         .iter()
         .filter(|(k, _)| k.0 == target.ty.group && k.1 == target.ty.plural)
         .filter(|(k, _)| target.namespace.as_ref().is_none_or(|ns| &k.2 == ns))
-        .filter(|(_, s)| selector.as_ref().is_none_or(|sel| sel.matches(s.object.pointer("/metadata/labels"))))
+        .filter(|(_, s)| selector.as_ref().is_none_or(|sel| sel.matches(&labels_of(&s.object))))
         .map(|(_, s)| {
             // The real server leaves kind and apiVersion off list items.
             let mut item = s.object.clone();
@@ -524,6 +536,14 @@ fn list(cluster: &Cluster, target: &Target, selector: Option<&str>) -> Response 
         "kind": format!("{}List", target.ty.kind), "apiVersion": target.ty.api_version(),
         "metadata": {"resourceVersion": cluster.resource_version.to_string()}, "items": items,
     }))
+}
+
+fn labels_of(object: &Value) -> BTreeMap<String, String> {
+    object
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .map(|labels| labels.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+        .unwrap_or_default()
 }
 
 fn delete(cluster: &mut Cluster, target: &Target) -> Response {
@@ -817,99 +837,9 @@ fn release(theirs: &mut Value, ours: &Value) {
     }
 }
 
-enum Requirement {
-    Equals(String, String),
-    NotEquals(String, String),
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
-    Exists(String),
-    NotExists(String),
-}
-
-struct LabelSelector(Vec<Requirement>);
-
-impl LabelSelector {
-    fn parse(text: &str) -> Result<LabelSelector, String> {
-        let mut requirements = Vec::new();
-        let mut rest = text.trim();
-        while !rest.is_empty() {
-            // A set (`in (a,b)`) contains commas, so split at the first comma outside parentheses.
-            let mut depth = 0;
-            let end = rest
-                .char_indices()
-                .find(|(_, c)| {
-                    match c {
-                        '(' => depth += 1,
-                        ')' => depth -= 1,
-                        _ => {}
-                    }
-                    *c == ',' && depth == 0
-                })
-                .map_or(rest.len(), |(i, _)| i);
-            let part = rest[..end].trim();
-            rest = rest.get(end + 1..).unwrap_or("").trim();
-            requirements.push(Self::requirement(part)?);
-        }
-        Ok(LabelSelector(requirements))
-    }
-
-    fn requirement(part: &str) -> Result<Requirement, String> {
-        let set = |values: &str| -> Result<Vec<String>, String> {
-            let inner =
-                values.trim().strip_prefix('(').and_then(|v| v.strip_suffix(')')).ok_or_else(|| format!("expected a set in {part:?}"))?;
-            Ok(inner.split(',').map(|v| v.trim().to_string()).collect())
-        };
-        if let Some(key) = part.strip_prefix('!') {
-            return Ok(Requirement::NotExists(key.trim().to_string()));
-        }
-        if let Some((key, value)) = part.split_once("!=") {
-            return Ok(Requirement::NotEquals(key.trim().into(), value.trim().into()));
-        }
-        if let Some((key, value)) = part.split_once("==").or_else(|| part.split_once('=')) {
-            return Ok(Requirement::Equals(key.trim().into(), value.trim().into()));
-        }
-        if let Some((key, values)) = part.split_once(" notin ") {
-            return Ok(Requirement::NotIn(key.trim().into(), set(values)?));
-        }
-        if let Some((key, values)) = part.split_once(" in ") {
-            return Ok(Requirement::In(key.trim().into(), set(values)?));
-        }
-        if part.is_empty() || part.contains(' ') {
-            return Err(format!("{part:?}"));
-        }
-        Ok(Requirement::Exists(part.to_string()))
-    }
-
-    fn matches(&self, labels: Option<&Value>) -> bool {
-        let label = |key: &str| labels.and_then(|l| l.get(key)).and_then(Value::as_str);
-        self.0.iter().all(|r| match r {
-            Requirement::Equals(k, v) => label(k) == Some(v),
-            Requirement::NotEquals(k, v) => label(k) != Some(v),
-            Requirement::In(k, vs) => label(k).is_some_and(|l| vs.iter().any(|v| v == l)),
-            Requirement::NotIn(k, vs) => label(k).is_none_or(|l| !vs.iter().any(|v| v == l)),
-            Requirement::Exists(k) => label(k).is_some(),
-            Requirement::NotExists(k) => label(k).is_none(),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn label_selectors_parse_and_match() {
-        let labels = json!({"app": "web", "tier": "front"});
-        let matches = |s: &str| LabelSelector::parse(s).expect("parses").matches(Some(&labels));
-        assert!(matches("app=web"));
-        assert!(matches("app==web,tier"));
-        assert!(!matches("app!=web"));
-        assert!(matches("tier in (front, back),app"));
-        assert!(!matches("tier notin (front)"));
-        assert!(matches("!missing"));
-        assert!(!matches("missing"));
-        assert!(LabelSelector::parse("a b").is_err());
-    }
 
     #[test]
     fn apply_removes_fields_the_manager_no_longer_applies_but_keeps_others() {
