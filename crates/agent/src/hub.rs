@@ -86,8 +86,9 @@ impl std::fmt::Debug for HubClient {
 }
 
 impl HubClient {
-    /// `ca` is an extra PEM root to trust (a hub with a private CA).
-    pub fn new(base: &str, ca: Option<&[u8]>) -> Result<HubClient, HubError> {
+    /// `ca` is an extra PEM root to trust (a hub with a private CA); `proxy`
+    /// an HTTP proxy for every request (else the proxy environment variables apply).
+    pub fn new(base: &str, ca: Option<&[u8]>, proxy: Option<&str>) -> Result<HubClient, HubError> {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("heimdall-agent/", env!("CARGO_PKG_VERSION")));
@@ -95,6 +96,10 @@ impl HubClient {
             let certificate = reqwest::Certificate::from_pem(pem)
                 .map_err(|e| HubError::Rejected { status: 0, message: format!("CA certificate: {e}") })?;
             builder = builder.add_root_certificate(certificate);
+        }
+        if let Some(proxy) = proxy {
+            let proxy = reqwest::Proxy::all(proxy).map_err(|e| HubError::Rejected { status: 0, message: format!("proxy {proxy}: {e}") })?;
+            builder = builder.proxy(proxy);
         }
         let http = builder.build().map_err(|e| HubError::Unreachable(e.to_string()))?;
         Ok(HubClient { http, base: base.trim_end_matches('/').to_string(), credential: Arc::new(RwLock::new(None)) })

@@ -68,6 +68,8 @@ pub struct Options {
     pub state_file: Option<PathBuf>,
     /// PEM of an extra CA to trust for the hub.
     pub hub_ca: Option<Vec<u8>>,
+    /// An HTTP proxy to reach the hub through (else `HTTPS_PROXY`/`HTTP_PROXY` apply).
+    pub proxy: Option<String>,
     pub drift_interval: Duration,
     pub heartbeat_interval: Duration,
     /// How long the hub may hold a long poll.
@@ -89,6 +91,7 @@ impl Options {
             namespace: "heimdall-system".into(),
             state_file: None,
             hub_ca: None,
+            proxy: None,
             drift_interval: Duration::from_secs(60),
             heartbeat_interval: Duration::from_secs(20),
             poll_wait: Duration::from_secs(25),
@@ -234,7 +237,7 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
         Some(path) => StateStore::File(path.clone()),
         None => StateStore::Secret { namespace: options.namespace.clone() },
     };
-    let hub = HubClient::new(&options.hub, options.hub_ca.as_deref())?;
+    let hub = HubClient::new(&options.hub, options.hub_ca.as_deref(), options.proxy.as_deref())?;
     let mut state = establish(&options, &cluster, &store, &hub).await?;
     let cluster_name = state.cluster.clone().unwrap_or_default();
     tracing::info!(cluster = %cluster_name, hub = %options.hub, "agent running");

@@ -125,6 +125,35 @@ fn image_of(fake: &FakeKube, name: &str) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_reaches_the_hub_through_an_http_proxy() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Hub::start(&dir.path().join("hub"), None).await;
+    hub.admin(
+        reqwest::Method::POST,
+        "/api/v1/clusters",
+        Some(json!({"apiVersion": "platform.heimdall.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": "spoke-1"}, "spec": {}})),
+    )
+    .await;
+    let join = hub.admin(reqwest::Method::POST, "/api/v1/clusters/spoke-1/join-tokens", None).await;
+    let fake = FakeKube::start().await;
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, fake.kubeconfig()).expect("kubeconfig");
+    let proxy = heimdall_testsupport::forward_proxy::ForwardProxy::start().await;
+    let mut options = agent_options(&hub, &kubeconfig, join["token"].as_str().map(String::from));
+    options.proxy = Some(proxy.url());
+    options.state_file = Some(dir.path().join("agent.state"));
+    let agent = spawn_agent(options);
+    eventually("the agent joined through the proxy and reported", || async {
+        Some(hub.cluster_agent().await).filter(|a| a["connection"] == "Connected" && a.get("facts").is_some())
+    })
+    .await;
+    assert!(proxy.connections() > 0, "every request to the hub goes through the proxy");
+    agent.abort();
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_loop_from_join_to_revocation() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tempdir");

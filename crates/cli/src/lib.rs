@@ -187,6 +187,9 @@ struct AgentArgs {
     /// PEM file of an extra CA to trust for the hub.
     #[arg(long)]
     hub_ca: Option<PathBuf>,
+    /// Reach the hub through this HTTP proxy (HTTPS_PROXY, HTTP_PROXY and NO_PROXY apply otherwise).
+    #[arg(long)]
+    proxy: Option<String>,
     /// How often to check the cluster for drift.
     #[arg(long, default_value = "60s", value_parser = commands::clusters::parse_duration)]
     drift_interval: std::time::Duration,

@@ -6,6 +6,7 @@
 //! a PostgreSQL test must never pass by not running.
 
 pub mod fake_kube;
+pub mod forward_proxy;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

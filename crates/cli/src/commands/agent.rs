@@ -29,6 +29,7 @@ pub async fn run(hub: Option<String>, args: AgentArgs) -> Result<ExitCode> {
     options.namespace = args.namespace;
     options.state_file = args.state_file;
     options.hub_ca = hub_ca;
+    options.proxy = args.proxy;
     options.drift_interval = args.drift_interval.max(std::time::Duration::from_secs(1));
     options.heartbeat_interval = args.heartbeat_interval.max(std::time::Duration::from_secs(1));
     options.concurrency = args.concurrency.max(1);
