@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use heimdall_agent::{AgentError, Options};
+use heimdall_hub::config::TlsConfig;
 use heimdall_hub::{AppState, HubConfig};
 use heimdall_testsupport::fake_kube::FakeKube;
 use serde_json::{Value, json};
@@ -14,6 +15,10 @@ use serde_json::{Value, json};
 struct Hub {
     state: AppState,
     addr: SocketAddr,
+    /// `https://localhost` with TLS, else `http://127.0.0.1`.
+    base: String,
+    /// Trusts the hub's certificate, if it has one.
+    client: reqwest::Client,
     token: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
@@ -21,6 +26,16 @@ struct Hub {
 
 impl Hub {
     async fn start(data_dir: &Path, addr: Option<SocketAddr>) -> Hub {
+        Self::start_with(data_dir, addr, None).await
+    }
+
+    async fn start_with(data_dir: &Path, addr: Option<SocketAddr>, tls: Option<TlsConfig>) -> Hub {
+        let mut client = reqwest::Client::builder();
+        if let Some(tls) = &tls {
+            let pem = std::fs::read(&tls.cert_file).expect("certificate");
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"));
+        }
+        let client = client.build().expect("client");
         let config = HubConfig { data_dir: data_dir.to_path_buf(), agent_unreachable_after_seconds: 2, ..HubConfig::default() };
         let state = heimdall_hub::server::open(&config).await.expect("open hub");
         let token = heimdall_hub::server::ensure_admin_token(&state.store, data_dir).await.expect("admin token").token;
@@ -28,14 +43,15 @@ impl Hub {
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let serving = state.clone();
+        let base = if tls.is_some() { format!("https://localhost:{}", addr.port()) } else { format!("http://{addr}") };
         let task = tokio::spawn(async move {
-            heimdall_hub::server::serve(listener, serving, None, async {
+            heimdall_hub::server::serve(listener, serving, tls.as_ref(), async {
                 let _ = stopped.await;
             })
             .await
             .expect("serve");
         });
-        Hub { state, addr, token, stop: Some(stop), task }
+        Hub { state, addr, base, client, token, stop: Some(stop), task }
     }
 
     async fn stop(mut self) {
@@ -47,11 +63,11 @@ impl Hub {
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.base.clone()
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>, token: Option<&str>) -> (u16, Value) {
-        let mut request = reqwest::Client::new().request(method, format!("{}{path}", self.url()));
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -70,7 +86,8 @@ impl Hub {
     }
 
     async fn apply(&self, yaml: &str) {
-        let response = reqwest::Client::new()
+        let response = self
+            .client
             .post(format!("{}/api/v1/apply", self.url()))
             .bearer_auth(&self.token)
             .header("content-type", "application/yaml")
@@ -149,6 +166,34 @@ async fn the_agent_reaches_the_hub_through_an_http_proxy() {
     })
     .await;
     assert!(proxy.connections() > 0, "every request to the hub goes through the proxy");
+    agent.abort();
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_trusts_a_hub_signed_by_a_private_ca() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let tls = TlsConfig { cert_file: dir.path().join("tls.crt"), key_file: dir.path().join("tls.key") };
+    std::fs::write(&tls.cert_file, certified.cert.pem()).expect("cert");
+    std::fs::write(&tls.key_file, certified.signing_key.serialize_pem()).expect("key");
+    let hub = Hub::start_with(&dir.path().join("hub"), None, Some(tls)).await;
+    hub.admin(
+        reqwest::Method::POST,
+        "/api/v1/clusters",
+        Some(json!({"apiVersion": "platform.heimdall.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": "spoke-1"}, "spec": {}})),
+    )
+    .await;
+    let join = hub.admin(reqwest::Method::POST, "/api/v1/clusters/spoke-1/join-tokens", None).await;
+    let fake = FakeKube::start().await;
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, fake.kubeconfig()).expect("kubeconfig");
+    let mut options = agent_options(&hub, &kubeconfig, join["token"].as_str().map(String::from));
+    options.hub_ca = Some(certified.cert.pem().into_bytes());
+    options.state_file = Some(dir.path().join("agent.state"));
+    let agent = spawn_agent(options);
+    eventually("the agent joined over TLS", || async { Some(hub.cluster_agent().await).filter(|a| a["connection"] == "Connected") }).await;
     agent.abort();
     hub.stop().await;
 }
