@@ -141,11 +141,9 @@ fn image_of(fake: &FakeKube, name: &str) -> Option<String> {
     fake.get("apps/v1", "Deployment", "shop", name)?.pointer("/spec/template/spec/containers/0/image")?.as_str().map(String::from)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_agent_reaches_the_hub_through_an_http_proxy() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let hub = Hub::start(&dir.path().join("hub"), None).await;
+/// Registers cluster `spoke-1` (no labels), starts its fake API server and
+/// writes its kubeconfig into `dir`. Returns the server, the kubeconfig and a join token.
+async fn spoke(hub: &Hub, dir: &Path) -> (FakeKube, PathBuf, String) {
     hub.admin(
         reqwest::Method::POST,
         "/api/v1/clusters",
@@ -154,10 +152,19 @@ async fn the_agent_reaches_the_hub_through_an_http_proxy() {
     .await;
     let join = hub.admin(reqwest::Method::POST, "/api/v1/clusters/spoke-1/join-tokens", None).await;
     let fake = FakeKube::start().await;
-    let kubeconfig = dir.path().join("kubeconfig");
+    let kubeconfig = dir.join("kubeconfig");
     std::fs::write(&kubeconfig, fake.kubeconfig()).expect("kubeconfig");
+    (fake, kubeconfig, join["token"].as_str().expect("join token").to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_reaches_the_hub_through_an_http_proxy() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Hub::start(&dir.path().join("hub"), None).await;
+    let (_fake, kubeconfig, join_token) = spoke(&hub, dir.path()).await;
     let proxy = heimdall_testsupport::forward_proxy::ForwardProxy::start().await;
-    let mut options = agent_options(&hub, &kubeconfig, join["token"].as_str().map(String::from));
+    let mut options = agent_options(&hub, &kubeconfig, Some(join_token));
     options.proxy = Some(proxy.url());
     options.state_file = Some(dir.path().join("agent.state"));
     let agent = spawn_agent(options);
@@ -179,17 +186,8 @@ async fn the_agent_trusts_a_hub_signed_by_a_private_ca() {
     std::fs::write(&tls.cert_file, certified.cert.pem()).expect("cert");
     std::fs::write(&tls.key_file, certified.signing_key.serialize_pem()).expect("key");
     let hub = Hub::start_with(&dir.path().join("hub"), None, Some(tls)).await;
-    hub.admin(
-        reqwest::Method::POST,
-        "/api/v1/clusters",
-        Some(json!({"apiVersion": "platform.heimdall.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": "spoke-1"}, "spec": {}})),
-    )
-    .await;
-    let join = hub.admin(reqwest::Method::POST, "/api/v1/clusters/spoke-1/join-tokens", None).await;
-    let fake = FakeKube::start().await;
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, fake.kubeconfig()).expect("kubeconfig");
-    let mut options = agent_options(&hub, &kubeconfig, join["token"].as_str().map(String::from));
+    let (_fake, kubeconfig, join_token) = spoke(&hub, dir.path()).await;
+    let mut options = agent_options(&hub, &kubeconfig, Some(join_token));
     options.hub_ca = Some(certified.cert.pem().into_bytes());
     options.state_file = Some(dir.path().join("agent.state"));
     let agent = spawn_agent(options);
