@@ -25,6 +25,8 @@ pub enum ClusterError {
     /// The API server answered with a failure `Status`.
     #[error("{reason} ({code}): {message}")]
     Api { code: u16, reason: String, message: String },
+    #[error("{object} is namespaced but names no metadata.namespace")]
+    MissingNamespace { object: String },
     #[error("the cluster does not serve {api_version} {kind}")]
     UnknownKind { api_version: String, kind: String },
     #[error("cannot reach the Kubernetes API: {0}")]
@@ -115,16 +117,14 @@ impl Cluster {
 
     async fn api(&self, reference: &ObjectRef) -> Result<Api<DynamicObject>, ClusterError> {
         let (resource, namespaced) = self.resolve(&reference.api_version, &reference.kind).await?;
+        if namespaced && reference.namespace.is_empty() {
+            return Err(ClusterError::MissingNamespace { object: reference.to_string() });
+        }
         Ok(if namespaced {
             Api::namespaced_with(self.client.clone(), &reference.namespace, &resource)
         } else {
             Api::all_with(self.client.clone(), &resource)
         })
-    }
-
-    /// Whether the kind is namespaced (an object's folder namespace applies to it).
-    pub async fn is_namespaced(&self, api_version: &str, kind: &str) -> Result<bool, ClusterError> {
-        Ok(self.resolve(api_version, kind).await?.1)
     }
 
     /// Server-side apply with the agent's field manager, taking over fields

@@ -234,8 +234,8 @@ pub fn pod_problem(pod: &Value) -> Option<String> {
 pub fn service_without_endpoints(service: &Value, slices: &[&Value]) -> Option<String> {
     let name = service.pointer("/metadata/name").and_then(Value::as_str)?;
     let selects = service.pointer("/spec/selector").and_then(Value::as_object).is_some_and(|s| !s.is_empty());
-    let headless_or_external = matches!(service.pointer("/spec/type").and_then(Value::as_str), Some("ExternalName"));
-    if !selects || headless_or_external {
+    let external = service.pointer("/spec/type").and_then(Value::as_str) == Some("ExternalName");
+    if !selects || external {
         return None;
     }
     let ready = slices

@@ -402,7 +402,7 @@ async fn assess(
                 "Service" => {
                     let local: Vec<&Value> =
                         slices.iter().filter(|s| s.pointer("/metadata/namespace").and_then(Value::as_str) == Some(namespace)).collect();
-                    health::service_without_endpoints(current, &local).map(|m| (m, Health::Progressing)).map(|(m, _)| m)
+                    health::service_without_endpoints(current, &local)
                 }
                 _ => None,
             };

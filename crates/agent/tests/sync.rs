@@ -122,7 +122,9 @@ async fn never_touches_what_it_did_not_create_and_one_failure_stops_nothing() {
         json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny", "namespace": "shop"}, "spec": {"podSelector": {}}}),
         "web",
     );
-    let desired = files(&[config_map("foreign", json!({})), policy, config_map("mine", json!({}))]);
+    let mut nowhere = config_map("nowhere", json!({}));
+    nowhere["metadata"].as_object_mut().expect("metadata").remove("namespace");
+    let desired = files(&[config_map("foreign", json!({})), policy, config_map("mine", json!({})), nowhere]);
     let mut inventory = Inventory::default();
     let outcome = heimdall_agent::sync_once(&cluster, &desired, &mut inventory, 4).await;
 
@@ -130,6 +132,7 @@ async fn never_touches_what_it_did_not_create_and_one_failure_stops_nothing() {
     let errors: BTreeMap<&str, &str> = outcome.errors.iter().map(|e| (e.object.as_str(), e.message.as_str())).collect();
     assert!(errors["ConfigMap shop/foreign"].contains("not managed by Heimdall"), "{errors:?}");
     assert!(errors["NetworkPolicy shop/deny"].contains("Forbidden"), "{errors:?}");
+    assert!(errors["ConfigMap nowhere"].contains("names no metadata.namespace"), "{errors:?}");
     assert_eq!(fake.get("v1", "ConfigMap", "shop", "foreign").expect("kept")["data"]["owner"], "someone");
     assert_eq!(outcome.folders["shop/web"].sync, "Failed");
 

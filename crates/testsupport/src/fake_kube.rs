@@ -701,9 +701,8 @@ fn apply(cluster: &mut Cluster, target: &Target, query: &BTreeMap<String, String
             }
             merge(&mut stored.object, &config);
             if force {
-                for (other, theirs) in stored.applied.iter_mut().filter(|(m, _)| *m != manager) {
+                for theirs in stored.applied.iter_mut().filter(|(m, _)| *m != manager).map(|(_, v)| v) {
                     release(theirs, &config);
-                    let _ = other;
                 }
             }
             stored.applied.insert(manager.clone(), config);
