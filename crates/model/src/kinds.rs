@@ -123,8 +123,12 @@ pub static KINDS: &[KindInfo] = &[
                     .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
                     .unwrap_or_default()
             }),
+            ("ISOLATION", |r| {
+                let isolation = string_field(r, "isolation");
+                if isolation.is_empty() { "namespace".into() } else { isolation }
+            }),
         ],
-        validate_spec: spec::platform::validate_tenant,
+        validate_spec: spec::tenant::validate,
     },
     KindInfo {
         api_version: spec::platform::GROUP_VERSION,
@@ -222,6 +226,26 @@ pub static KINDS: &[KindInfo] = &[
             if security.is_empty() { "restricted".into() } else { security }
         })],
         validate_spec: spec::platform::validate_defaults,
+    },
+    KindInfo {
+        api_version: spec::platform::GROUP_VERSION,
+        kind: "User",
+        plural: "users",
+        singular: "user",
+        short_names: &[],
+        scope: Scope::Cluster,
+        columns: &[("USERNAME", |r| string_field(r, "username")), ("EMAIL", |r| string_field(r, "email"))],
+        validate_spec: spec::platform::validate_user,
+    },
+    KindInfo {
+        api_version: spec::platform::GROUP_VERSION,
+        kind: "Group",
+        plural: "groups",
+        singular: "group",
+        short_names: &[],
+        scope: Scope::Cluster,
+        columns: &[("GROUP", |r| string_field(r, "group"))],
+        validate_spec: spec::platform::validate_group,
     },
 ];
 

@@ -25,6 +25,7 @@ pub mod rego;
 mod render;
 pub mod score;
 pub mod template;
+pub mod tenant;
 pub mod traits;
 pub mod validate;
 
@@ -39,9 +40,10 @@ pub fn render(app: &Resource, source: &str, platform: &Platform, options: &Rende
     let result = match app.kind.as_str() {
         "Application" => render::render_application(app, platform, options),
         "Workload" => score::render_workload(app, platform, options),
+        "Tenant" => tenant::render_tenant(app, platform),
         other => Err(vec![heimdall_model::Problem::new(
             "kind",
-            format!("{other} is not something that renders: expected Application or Workload"),
+            format!("{other} is not something that renders: expected Application, Workload or Tenant"),
         )]),
     };
     result.map_err(|problems| DocumentError::new(source, problems))

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use heimdall_model::spec::deserialize_at;
 use heimdall_model::spec::platform::{ComponentDefinitionSpec, DefaultsSpec, EnvironmentSpec, PolicySpec, TraitDefinitionSpec};
+use heimdall_model::spec::tenant::TenantSpec;
 use heimdall_model::{DocumentError, LabelSelector, Problem, Resource};
 use serde_json::Value;
 
@@ -49,6 +50,7 @@ pub struct Platform {
     pub(crate) defaults: DefaultsSpec,
     pub(crate) environments: BTreeMap<String, Environment>,
     pub(crate) clusters: BTreeMap<String, Cluster>,
+    pub(crate) tenants: BTreeMap<String, TenantSpec>,
 }
 
 fn source(resource: &Resource) -> String {
@@ -122,6 +124,15 @@ impl Platform {
                         Err(problem) => fail(resource, vec![problem]),
                     }
                 }
+                "Tenant" => {
+                    let spec = if resource.spec.is_null() { serde_json::json!({}) } else { resource.spec.clone() };
+                    match deserialize_at::<TenantSpec>(&spec, "spec") {
+                        Ok(spec) => {
+                            platform.tenants.insert(name, spec);
+                        }
+                        Err(problem) => fail(resource, vec![problem]),
+                    }
+                }
                 "Cluster" => {
                     platform.clusters.insert(name.clone(), Cluster { name, labels: resource.metadata.labels.clone() });
                 }
@@ -165,6 +176,25 @@ impl Platform {
             return Err(problems);
         }
         Ok(CustomTrait { applies_to: spec.applies_to, parameters, template: spec.template })
+    }
+
+    /// The tenant an application in hub namespace `namespace` belongs to:
+    /// the Tenant of that name. Namespaces without one belong to the platform team.
+    pub fn tenant(&self, namespace: &str) -> Option<&TenantSpec> {
+        self.tenants.get(namespace)
+    }
+
+    pub fn tenants(&self) -> impl Iterator<Item = (&String, &TenantSpec)> {
+        self.tenants.iter()
+    }
+
+    /// Where an application goes when nothing says: its tenant's namespace
+    /// (or its own, for `perApp` tenants), else its hub namespace.
+    pub fn default_namespace(&self, app_namespace: &str, app: &str) -> String {
+        match self.tenant(app_namespace) {
+            Some(spec) => crate::tenant::default_namespace(app_namespace, spec, app),
+            None => app_namespace.to_string(),
+        }
     }
 
     /// Whether the platform has a Cluster of this name.

@@ -619,6 +619,83 @@ pub(crate) struct Finisher<'a> {
     pub rules: Vec<ObjectRule>,
 }
 
+/// Checks a target's objects against the tenant's rules; returns the findings.
+type TenantCheck<'a> = Box<dyn Fn(&[Object]) -> Vec<Finding> + 'a>;
+
+/// Every container image of a workload or pod.
+fn images(object: &Object) -> impl Iterator<Item = &str> {
+    let spec = if object::kind(object) == "Pod" { object.get("spec").and_then(Value::as_object) } else { object::pod_spec(object) };
+    ["initContainers", "containers"]
+        .into_iter()
+        .filter_map(move |list| spec?.get(list)?.as_array())
+        .flatten()
+        .filter_map(|c| c.get("image").and_then(Value::as_str))
+}
+
+impl Finisher<'_> {
+    /// A tenant's rules for one target of its application: only its
+    /// environments and namespaces (an error), its own namespace objects in
+    /// `perApp` mode, and its allowed registries (a denying finding).
+    fn tenant_guardrails(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        environment: Option<&str>,
+    ) -> Result<(Vec<Object>, TenantCheck<'_>), Problem> {
+        let app_namespace = self.app.metadata.namespace.as_deref().unwrap_or_default();
+        let Some(spec) = self.platform.tenant(app_namespace) else { return Ok((Vec::new(), Box::new(|_| Vec::new()))) };
+        let app = self.app.metadata.name.as_str();
+        if !environment.is_some_and(|e| spec.environments.iter().any(|allowed| allowed == e)) {
+            return Err(Problem::new(
+                "spec",
+                format!(
+                    "tenant {app_namespace} may not deploy to cluster {cluster} (environment {}); its environments: {}",
+                    environment.unwrap_or("none"),
+                    if spec.environments.is_empty() { "none".to_string() } else { spec.environments.join(", ") }
+                ),
+            ));
+        }
+        if !crate::tenant::owns_namespace(app_namespace, spec, app, namespace) {
+            return Err(Problem::new(
+                "spec",
+                format!(
+                    "namespace {namespace} is not tenant {app_namespace}'s: use {}",
+                    crate::tenant::default_namespace(app_namespace, spec, app)
+                ),
+            ));
+        }
+        let objects = match spec.namespaces {
+            heimdall_model::spec::tenant::NamespaceMode::PerApp => {
+                crate::tenant::namespace_objects(app_namespace, spec, namespace, environment)
+            }
+            heimdall_model::spec::tenant::NamespaceMode::PerTenant => Vec::new(),
+        };
+        let registries = spec.allowed_registries.clone();
+        let tenant = app_namespace.to_string();
+        let check: TenantCheck<'_> = Box::new(move |objects: &[Object]| {
+            if registries.is_empty() {
+                return Vec::new();
+            }
+            objects
+                .iter()
+                .flat_map(|object| images(object).map(move |image| (object, image)))
+                .filter(|(_, image)| !registries.iter().any(|prefix| image.starts_with(prefix.as_str())))
+                .map(|(object, image)| Finding {
+                    policy: format!("tenant-{tenant}-registries"),
+                    message: format!(
+                        "{} {}: image {image:?} is not from tenant {tenant}'s registries ({})",
+                        object::kind(object),
+                        object::name(object),
+                        registries.join(", ")
+                    ),
+                    enforcement: Enforcement::Deny,
+                })
+                .collect()
+        });
+        Ok((objects, check))
+    }
+}
+
 impl Finisher<'_> {
     /// Stamps, validates, checks policies and sorts every target.
     pub fn finish(
@@ -642,6 +719,15 @@ impl Finisher<'_> {
                 rules: &self.rules,
             };
             let mut objects = Vec::new();
+            let tenant = self.tenant_guardrails(&cluster, &namespace, builder.environment.as_deref());
+            let (tenant_objects, tenant_findings) = match tenant {
+                Ok(found) => found,
+                Err(problem) => {
+                    problems.push(problem);
+                    continue;
+                }
+            };
+            objects.extend(tenant_objects);
             for (_, (mut object, origin)) in builder.objects {
                 let mut object_problems = validate::normalize_quantities(&mut object);
                 stamp.apply(&mut object, &origin);
@@ -657,6 +743,11 @@ impl Finisher<'_> {
                 objects.push(object);
             }
             sort_objects(&mut objects);
+            findings.extend(tenant_findings(&objects).into_iter().map(|finding| TargetFinding {
+                cluster: cluster.clone(),
+                namespace: namespace.clone(),
+                finding,
+            }));
             if !self.platform.policies.is_empty() {
                 let input = json!({
                     "app": {"kind": self.app.kind, "name": self.app.metadata.name, "namespace": self.app.metadata.namespace,
@@ -701,7 +792,7 @@ pub(crate) fn render_application(app: &Resource, platform: &Platform, options: &
     let app_namespace = app.metadata.namespace.clone().unwrap_or_else(|| "default".into());
     let plan = plan::plan(&plan::Context {
         spec: &spec,
-        app_namespace: &app_namespace,
+        app_namespace: &platform.default_namespace(&app_namespace, &app.metadata.name),
         platform,
         environment: options.environment.as_deref(),
         approvals: &options.approvals,

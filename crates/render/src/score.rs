@@ -453,7 +453,7 @@ pub(crate) fn render_workload(app: &Resource, platform: &Platform, options: &Ren
     let empty_spec = heimdall_model::spec::application::ApplicationSpec { components: Vec::new(), policies: Vec::new(), workflow: None };
     let placements = plan::Context {
         spec: &empty_spec,
-        app_namespace: &namespace,
+        app_namespace: &platform.default_namespace(&namespace, &app.metadata.name),
         platform,
         environment: options.environment.as_deref(),
         approvals: &options.approvals,

@@ -6,6 +6,7 @@
 pub mod application;
 pub mod platform;
 pub mod score;
+pub mod tenant;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;

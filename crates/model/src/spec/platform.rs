@@ -11,41 +11,10 @@ use crate::validation::{check_dns_label, check_labels};
 
 pub const GROUP_VERSION: &str = "platform.heimdall.dev/v1alpha1";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TenantSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub display_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Environments the tenant may deploy to, by name.
-    #[serde(default)]
-    pub environments: Vec<String>,
-    #[serde(default)]
-    pub members: Vec<TenantMember>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct TenantMember {
-    pub kind: SubjectKind,
-    pub name: String,
-    pub role: TenantRole,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub enum SubjectKind {
-    User,
-    Group,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum TenantRole {
-    Owner,
-    Developer,
-    Viewer,
-}
+pub use super::tenant::{
+    ClusterProvider, ClusterRequest, Isolation, NamespaceMode, NetworkIsolation, PodSecurityLevel, Quota, SubjectKind, TenantMember,
+    TenantRole, TenantSpec, VClusterSettings,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -99,26 +68,6 @@ pub enum Delivery {
 /// An absent spec is an empty one for the platform kinds: every field is optional.
 fn or_empty(spec: &Value) -> Value {
     if spec.is_null() { Value::Object(Default::default()) } else { spec.clone() }
-}
-
-pub(crate) fn validate_tenant(spec: &Value) -> Vec<Problem> {
-    match super::deserialize_at::<TenantSpec>(&or_empty(spec), "spec") {
-        Ok(spec) => {
-            let mut problems = Vec::new();
-            for (i, env) in spec.environments.iter().enumerate() {
-                if let Err(e) = check_dns_label(env) {
-                    problems.push(Problem::new(format!("spec.environments[{i}]"), e));
-                }
-            }
-            for (i, member) in spec.members.iter().enumerate() {
-                if member.name.trim().is_empty() {
-                    problems.push(Problem::new(format!("spec.members[{i}].name"), "expected a user or group name"));
-                }
-            }
-            problems
-        }
-        Err(problem) => vec![problem],
-    }
 }
 
 pub(crate) fn validate_environment(spec: &Value) -> Vec<Problem> {
@@ -315,4 +264,37 @@ pub(crate) fn validate_defaults(spec: &Value) -> Vec<Problem> {
         }
         Err(problem) => vec![problem],
     }
+}
+
+/// A person seen at sign-in (written by the hub, for the catalog).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserSpec {
+    /// The name the identity provider gives (`preferred_username`).
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Identity-provider groups, as the provider names them.
+    #[serde(default)]
+    pub member_of: Vec<String>,
+}
+
+/// An identity-provider group seen at sign-in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupSpec {
+    /// The group's name at the identity provider.
+    pub group: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+pub(crate) fn validate_user(spec: &Value) -> Vec<Problem> {
+    super::deserialize_at::<UserSpec>(spec, "spec").err().into_iter().collect()
+}
+
+pub(crate) fn validate_group(spec: &Value) -> Vec<Problem> {
+    super::deserialize_at::<GroupSpec>(spec, "spec").err().into_iter().collect()
 }
