@@ -209,7 +209,7 @@ async fn the_agent_loop_from_join_to_revocation() {
     hub.admin(
         reqwest::Method::POST,
         "/api/v1/clusters",
-        Some(json!({"apiVersion": "platform.heimdall.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": "spoke-1", "labels": {"env": "test"}}, "spec": {}})),
+        Some(json!({"apiVersion": "platform.heimdall.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": "spoke-1", "labels": {"env": "dev"}}, "spec": {}})),
     )
     .await;
     let join = hub.admin(reqwest::Method::POST, "/api/v1/clusters/spoke-1/join-tokens", Some(json!({"ttlSeconds": 600}))).await;
@@ -236,9 +236,9 @@ async fn the_agent_loop_from_join_to_revocation() {
     assert_eq!(replayed, 401, "a spent join token is refused: {error}");
 
     // Apply: objects appear, health flows back.
-    hub.apply(&app("web", "registry.example.com/nginx:1")).await;
+    hub.apply(&app("web", "registry.example.com/shop/nginx:1")).await;
     eventually("the deployment is applied", || async {
-        (image_of(&fake, "web").as_deref() == Some("registry.example.com/nginx:1")).then_some(())
+        (image_of(&fake, "web").as_deref() == Some("registry.example.com/shop/nginx:1")).then_some(())
     })
     .await;
     let health = |hub: &Hub| {
@@ -267,8 +267,10 @@ async fn the_agent_loop_from_join_to_revocation() {
 
     // Drift is repaired and counted.
     fake.mutate("apps/v1", "Deployment", "shop", "web", |d| d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("evil:1"));
-    eventually("drift is repaired", || async { (image_of(&fake, "web").as_deref() == Some("registry.example.com/nginx:1")).then_some(()) })
-        .await;
+    eventually("drift is repaired", || async {
+        (image_of(&fake, "web").as_deref() == Some("registry.example.com/shop/nginx:1")).then_some(())
+    })
+    .await;
     eventually("the hub counts the drift", || async {
         let agent = hub.cluster_agent().await;
         (agent.pointer("/drift/corrected").and_then(Value::as_u64).unwrap_or(0) >= 1).then_some(())
@@ -276,7 +278,7 @@ async fn the_agent_loop_from_join_to_revocation() {
     .await;
 
     // Deleting an application prunes its objects.
-    hub.apply(&app("api", "registry.example.com/api:1")).await;
+    hub.apply(&app("api", "registry.example.com/shop/api:1")).await;
     eventually("the second app is applied", || async { image_of(&fake, "api").map(|_| ()) }).await;
     hub.admin(reqwest::Method::DELETE, "/api/v1/namespaces/shop/applications/api", None).await;
     eventually("the deleted app is pruned", || async { image_of(&fake, "api").is_none().then_some(()) }).await;
@@ -287,13 +289,13 @@ async fn the_agent_loop_from_join_to_revocation() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         image_of(&fake, "web").as_deref(),
-        Some("registry.example.com/nginx:1"),
+        Some("registry.example.com/shop/nginx:1"),
         "the agent keeps the applied state while the hub is away"
     );
     let hub = Hub::start(&data_dir, Some(addr)).await;
-    hub.apply(&app("web", "registry.example.com/nginx:2")).await;
+    hub.apply(&app("web", "registry.example.com/shop/nginx:2")).await;
     eventually("the agent applies the change after the outage", || async {
-        (image_of(&fake, "web").as_deref() == Some("registry.example.com/nginx:2")).then_some(())
+        (image_of(&fake, "web").as_deref() == Some("registry.example.com/shop/nginx:2")).then_some(())
     })
     .await;
 
@@ -314,6 +316,6 @@ async fn the_agent_loop_from_join_to_revocation() {
     let ended = tokio::time::timeout(Duration::from_secs(30), agent).await.expect("the agent stops").expect("no panic");
     assert!(matches!(ended, Err(AgentError::Hub(heimdall_agent::hub::HubError::Refused(_)))), "{ended:?}");
     assert_eq!(hub.cluster_agent().await["connection"], "Revoked");
-    assert_eq!(image_of(&fake, "web").as_deref(), Some("registry.example.com/nginx:2"));
+    assert_eq!(image_of(&fake, "web").as_deref(), Some("registry.example.com/shop/nginx:2"));
     hub.stop().await;
 }

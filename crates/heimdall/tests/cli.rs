@@ -354,7 +354,7 @@ fn cluster_add_agent_apply_health_and_hub_restart() {
     std::fs::write(&kubeconfig, fake.kubeconfig()).expect("kubeconfig");
     let (env, port, hub) = up(dir.path(), &[]);
 
-    let token = stdout(&run(&["cluster", "add", "spoke-1", "--label", "env=test", "--label", "region=eu"], &env)).trim().to_string();
+    let token = stdout(&run(&["cluster", "add", "spoke-1", "--label", "env=dev", "--label", "region=eu"], &env)).trim().to_string();
     assert!(token.starts_with("hdl_"), "the join token is printed alone on stdout");
 
     let agent_args = |token: Option<&str>| {
@@ -383,7 +383,7 @@ fn cluster_add_agent_apply_health_and_hub_restart() {
     let app = dir.path().join("web.yaml");
     std::fs::write(
         &app,
-        "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {name: web, namespace: shop}\nspec:\n  components:\n    - name: web\n      type: worker\n      properties: {image: registry.example.com/web:1}\n  policies:\n    - {name: where, type: topology, properties: {clusters: [spoke-1]}}\n",
+        "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {name: web, namespace: shop}\nspec:\n  components:\n    - name: web\n      type: worker\n      properties: {image: registry.example.com/shop/web:1}\n  policies:\n    - {name: where, type: topology, properties: {clusters: [spoke-1]}}\n",
     )
     .expect("write app");
     stdout(&run(&["apply", "-f", app.to_str().expect("utf-8")], &env));

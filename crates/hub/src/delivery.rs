@@ -43,9 +43,17 @@ impl ChangeNote {
     }
 }
 
-/// The folder an application's objects for `namespace` live in.
+/// Where tenants' own manifests live: a dot never appears in a namespace,
+/// so no application folder can collide with these.
+pub const TENANTS_FOLDER: &str = "heimdall.tenants";
+
+/// The folder an application's objects for `namespace` live in (a
+/// tenant's: `heimdall.tenants/<tenant>`).
 pub fn folder(app: &Resource, namespace: &str) -> String {
     let app_namespace = app.metadata.namespace.as_deref().unwrap_or_default();
+    if app.kind == "Tenant" {
+        return format!("{TENANTS_FOLDER}/{}", app.metadata.name);
+    }
     if app_namespace == namespace {
         format!("{namespace}/{}", app.metadata.name)
     } else {
@@ -55,15 +63,21 @@ pub fn folder(app: &Resource, namespace: &str) -> String {
 
 /// Whether `folder` (as `folder()` names them) belongs to the application `namespace/name`.
 pub fn belongs_to(folder: &str, namespace: &str, name: &str) -> bool {
+    if namespace.is_empty() {
+        return folder.strip_prefix(TENANTS_FOLDER).and_then(|rest| rest.strip_prefix('/')) == Some(name);
+    }
     match folder.split_once('/') {
         Some((ns, rest)) => (ns == namespace && rest == name) || rest == format!("{namespace}--{name}"),
         None => false,
     }
 }
 
-/// The owner (`namespace`, `name`) a folder name implies.
+/// The application (`namespace`, `name`) a folder name implies; `None` for a tenant's folder.
 pub fn owner(folder: &str) -> Option<(String, String)> {
     let (namespace, rest) = folder.split_once('/')?;
+    if namespace == TENANTS_FOLDER {
+        return None;
+    }
     match rest.split_once("--") {
         Some((app_namespace, name)) => Some((app_namespace.to_string(), name.to_string())),
         None => Some((namespace.to_string(), rest.to_string())),

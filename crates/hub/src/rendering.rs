@@ -14,9 +14,10 @@ use serde_json::{Value, json};
 use crate::error::{ApiError, ErrorDetail};
 
 /// Kinds that change how applications render.
-pub const PLATFORM_KINDS: &[&str] = &["ComponentDefinition", "TraitDefinition", "Policy", "Defaults", "Environment", "Cluster"];
-/// Kinds that render.
-pub const APP_KINDS: &[&str] = &["Application", "Workload"];
+pub const PLATFORM_KINDS: &[&str] = &["ComponentDefinition", "TraitDefinition", "Policy", "Defaults", "Environment", "Cluster", "Tenant"];
+/// Kinds that render into cluster repositories. A Tenant is both: it
+/// renders its own namespaces and bounds how its applications render.
+pub const APP_KINDS: &[&str] = &["Application", "Workload", "Tenant"];
 
 pub fn is_platform_kind(kind: &str) -> bool {
     PLATFORM_KINDS.contains(&kind)

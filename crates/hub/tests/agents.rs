@@ -100,7 +100,7 @@ async fn revisions_long_poll_and_manifests_come_whole_or_as_changes() {
     assert_eq!(same["revision"], first.as_str());
     assert!(started.elapsed() >= Duration::from_millis(900), "an unchanged revision waits");
 
-    let (status, _) = hub.apply_yaml(&web_app("web", "registry.example.com/web:1", Some("{clusters: [dev-eu-1]}")), "").await;
+    let (status, _) = hub.apply_yaml(&web_app("web", "registry.example.com/shop/web:1", Some("{clusters: [dev-eu-1]}")), "").await;
     assert_eq!(status, 200);
     let (_, next) = as_agent(format!("/api/v1/agent/desired?known={first}&wait=30")).await;
     let next = next["revision"].as_str().expect("revision").to_string();
@@ -111,7 +111,7 @@ async fn revisions_long_poll_and_manifests_come_whole_or_as_changes() {
     let files: Vec<&String> = whole["files"].as_object().expect("files").keys().collect();
     assert!(files.iter().any(|f| f.starts_with("shop/web/") && f.ends_with(".yaml")), "{files:?}");
 
-    hub.apply_yaml(&web_app("web", "registry.example.com/web:2", Some("{clusters: [dev-eu-1]}")), "").await;
+    hub.apply_yaml(&web_app("web", "registry.example.com/shop/web:2", Some("{clusters: [dev-eu-1]}")), "").await;
     let (_, third) = as_agent(format!("/api/v1/agent/desired?known={next}&wait=30")).await;
     let third = third["revision"].as_str().expect("revision");
     let (_, changes) = as_agent(format!("/api/v1/agent/manifests?revision={third}&since={next}")).await;
@@ -126,7 +126,7 @@ async fn revisions_long_poll_and_manifests_come_whole_or_as_changes() {
 #[tokio::test]
 async fn reports_become_statuses_and_silence_becomes_unreachable() {
     let hub = TestHub::with_example_platform().await;
-    hub.apply_yaml(&web_app("web", "registry.example.com/web:1", Some("{clusters: [dev-eu-1]}")), "").await;
+    hub.apply_yaml(&web_app("web", "registry.example.com/shop/web:1", Some("{clusters: [dev-eu-1]}")), "").await;
     let token = join_token(&hub, "dev-eu-1").await;
     let credential =
         join(&hub, json!({"joinToken": token, "publicKey": PUBLIC_KEY})).await.1["credential"].as_str().expect("c").to_string();
@@ -150,7 +150,7 @@ async fn reports_become_statuses_and_silence_becomes_unreachable() {
     assert_eq!(app["status"]["phase"], "Rendered", "the renderer's status is kept beside the agent's");
 
     // A re-render keeps what the agent reported.
-    hub.apply_yaml(&web_app("web", "registry.example.com/web:2", Some("{clusters: [dev-eu-1]}")), "").await;
+    hub.apply_yaml(&web_app("web", "registry.example.com/shop/web:2", Some("{clusters: [dev-eu-1]}")), "").await;
     assert_eq!(hub.application("shop", "web").await["status"]["clusters"]["dev-eu-1"]["health"], "Degraded");
 
     let bad = json!({"apps": {"shop/web": {"sync": "Synced", "health": "Fine"}}});

@@ -645,7 +645,9 @@ impl Finisher<'_> {
         let app_namespace = self.app.metadata.namespace.as_deref().unwrap_or_default();
         let Some(spec) = self.platform.tenant(app_namespace) else { return Ok((Vec::new(), Box::new(|_| Vec::new()))) };
         let app = self.app.metadata.name.as_str();
-        if !environment.is_some_and(|e| spec.environments.iter().any(|allowed| allowed == e)) {
+        // Without clusters (a render with no platform) there is nowhere to guard.
+        let deliverable = !self.platform.clusters.is_empty();
+        if deliverable && !environment.is_some_and(|e| spec.environments.iter().any(|allowed| allowed == e)) {
             return Err(Problem::new(
                 "spec",
                 format!(
@@ -743,10 +745,12 @@ impl Finisher<'_> {
                 objects.push(object);
             }
             sort_objects(&mut objects);
-            findings.extend(tenant_findings(&objects).into_iter().map(|finding| TargetFinding {
-                cluster: cluster.clone(),
-                namespace: namespace.clone(),
-                finding,
+            let global_warn = self.platform.defaults.policy_enforcement == Enforcement::Warn;
+            findings.extend(tenant_findings(&objects).into_iter().map(|mut finding| {
+                if global_warn {
+                    finding.enforcement = Enforcement::Warn;
+                }
+                TargetFinding { cluster: cluster.clone(), namespace: namespace.clone(), finding }
             }));
             if !self.platform.policies.is_empty() {
                 let input = json!({
@@ -757,7 +761,6 @@ impl Finisher<'_> {
                     "namespace": namespace,
                     "objects": objects,
                 });
-                let global_warn = self.platform.defaults.policy_enforcement == Enforcement::Warn;
                 findings.extend(self.platform.policies.evaluate(input).into_iter().map(|mut finding| {
                     if global_warn {
                         finding.enforcement = Enforcement::Warn;
