@@ -6,6 +6,7 @@ use heimdall_model::{DocumentError, Resource, ResourceKey};
 use heimdall_render::Rendered;
 use heimdall_store::{ApplyMode, ApplyOutcome, WriteResult};
 
+use crate::auth::Principal;
 use crate::delivery::{self, ChangeNote, Desired};
 use crate::error::ApiError;
 use crate::rendering::{is_app_kind, is_platform_kind, status_of};
@@ -37,12 +38,14 @@ fn summary(verb: &str, keys: &[ResourceKey]) -> String {
 /// names the change in commit messages (`apply`, `create`, `rollback`...).
 pub async fn write(
     state: &AppState,
-    actor: &str,
+    principal: &Principal,
     verb: &str,
     batch: Vec<(String, Resource)>,
     mode: ApplyMode,
     dry_run: bool,
 ) -> Result<Vec<WriteResult>, ApiError> {
+    crate::auth::authorize_documents(state, principal, &batch).await?;
+    let actor = principal.name.as_str();
     let _delivery = if dry_run { None } else { Some(state.delivery.lock().await) };
     let candidate = state.rendering.admit(&state.store, &batch).await?;
     let (sources, resources): (Vec<String>, Vec<Resource>) = batch.into_iter().unzip();
@@ -123,7 +126,12 @@ pub async fn settle(state: &AppState, app: Resource) -> (Resource, Result<Render
 
 /// Deletes a resource; deleting part of the platform takes effect at once,
 /// and a deleted application's folders leave every cluster repository.
-pub async fn delete(state: &AppState, actor: &str, key: &ResourceKey, expected: Option<i64>) -> Result<Resource, ApiError> {
+pub async fn delete(state: &AppState, principal: &Principal, key: &ResourceKey, expected: Option<i64>) -> Result<Resource, ApiError> {
+    crate::auth::require(principal, &crate::auth::document_need(key))?;
+    if key.kind == "Tenant" && !principal.is_platform_admin() {
+        crate::auth::require(principal, &crate::auth::Need::PlatformAdmin("tenants:delete".into()))?;
+    }
+    let actor = principal.name.as_str();
     let _delivery = state.delivery.lock().await;
     let deleted = state.store.delete(actor, key, expected).await?;
     if is_platform_kind(&key.kind) {

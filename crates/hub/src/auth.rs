@@ -1,21 +1,36 @@
 //! Authentication and authorization, in one place for every API route.
 //!
-//! A request carries `Authorization: Bearer <token>`. Today tokens are Heimdall
-//! API tokens checked against their stored hashes; single sign-on will add an
-//! OIDC verifier that yields the same [`Principal`], so handlers never change.
+//! A request is made by a [`Principal`]: a Heimdall API token (`hdl_...`,
+//! checked against its stored hash), a person signed in with the
+//! organization's identity provider (an OIDC bearer token, or the portal's
+//! session cookie), or the hub itself. Every principal ends up with the
+//! same thing: a list of [`Role`]s.
+//!
+//! What a request needs is decided here and nowhere else: [`route_need`]
+//! maps each route to a [`Need`] for the middleware, and
+//! [`document_need`] maps each document of a write to one for admission
+//! (a batch apply touches many tenants at once). [`require`] compares the
+//! two and answers with a 403 that names the missing permission.
 
-use axum::extract::{MatchedPath, Request, State};
+use std::collections::HashMap;
+
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use heimdall_model::spec::tenant::TenantRole;
+use heimdall_model::{Resource, ResourceKey};
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// What a principal may be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
     /// May do everything.
     PlatformAdmin,
+    /// A role in one tenant.
+    Tenant { tenant: String, role: TenantRole },
     /// May only read this cluster's repository (an agent's, Argo CD's or Flux's
     /// token); the agent's own credential may also use the agent API.
     Cluster(String),
@@ -24,49 +39,241 @@ pub enum Role {
 impl Role {
     pub const PLATFORM_ADMIN: &'static str = "platform-admin";
 
+    /// Parses a stored token role: `platform-admin`, `cluster:<c>`, `tenant:<t>:<role>`.
     pub fn parse(role: &str) -> Option<Role> {
         if role == Self::PLATFORM_ADMIN {
             return Some(Role::PlatformAdmin);
         }
-        role.strip_prefix("cluster:").filter(|c| !c.is_empty()).map(|c| Role::Cluster(c.to_string()))
+        if let Some(cluster) = role.strip_prefix("cluster:") {
+            return (!cluster.is_empty()).then(|| Role::Cluster(cluster.to_string()));
+        }
+        let (tenant, role) = role.strip_prefix("tenant:")?.split_once(':')?;
+        Some(Role::Tenant { tenant: tenant.to_string(), role: TenantRole::parse(role)? })
     }
 
     pub fn cluster(name: &str) -> String {
         format!("cluster:{name}")
     }
+
+    pub fn tenant(tenant: &str, role: TenantRole) -> String {
+        format!("tenant:{tenant}:{}", role.as_str())
+    }
 }
 
-/// Who is making a request. `name` is what the audit trail records.
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Role::PlatformAdmin => f.write_str("platform-admin"),
+            Role::Tenant { tenant, role } => write!(f, "{} of tenant {tenant}", role.as_str()),
+            Role::Cluster(cluster) => write!(f, "cluster {cluster}"),
+        }
+    }
+}
+
+/// Who is making a request. `name` is what the audit trail records and
+/// what git commits are authored by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub name: String,
-    pub role: Role,
+    pub roles: Vec<Role>,
+    /// Identity-provider groups (people only).
+    pub groups: Vec<String>,
+}
+
+impl Principal {
+    /// The hub acting for itself (loading examples at start, say).
+    pub fn system(name: &str) -> Principal {
+        Principal { name: name.to_string(), roles: vec![Role::PlatformAdmin], groups: Vec::new() }
+    }
+
+    pub fn is_platform_admin(&self) -> bool {
+        self.roles.contains(&Role::PlatformAdmin)
+    }
+
+    /// The principal's strongest role in `tenant`.
+    pub fn role_in(&self, tenant: &str) -> Option<TenantRole> {
+        self.roles
+            .iter()
+            .filter_map(|r| match r {
+                Role::Tenant { tenant: t, role } if t == tenant => Some(*role),
+                _ => None,
+            })
+            .max()
+    }
+
+    /// The cluster whose token this is, if it is one.
+    pub fn cluster(&self) -> Option<&str> {
+        self.roles.iter().find_map(|r| match r {
+            Role::Cluster(c) => Some(c.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Whether the principal may see `resource` (lists show only these).
+    pub fn may_read(&self, resource: &Resource) -> bool {
+        self.is_platform_admin()
+            || match (resource.kind.as_str(), resource.metadata.namespace.as_deref()) {
+                (_, Some(namespace)) if !namespace.is_empty() => self.role_in(namespace).is_some(),
+                ("Tenant", _) => self.role_in(&resource.metadata.name).is_some(),
+                _ => self.cluster().is_none(),
+            }
+    }
+
+    fn describe_roles(&self) -> String {
+        if self.roles.is_empty() {
+            return "no role".to_string();
+        }
+        self.roles.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// What a request (or one document of it) needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    /// Any person or API token (not a cluster's token). Handlers show such a
+    /// principal only what [`Principal::may_read`] allows.
+    Anyone,
+    /// The platform-admin role; the string names the permission.
+    PlatformAdmin(String),
+    /// At least `role` in `tenant`.
+    Tenant { tenant: String, role: TenantRole, permission: String },
+    /// A cluster's agent credential (the agent API checks which cluster).
+    Agent,
+    /// A route without a rule: refused to everyone, so a new route cannot
+    /// be reachable by accident.
+    Nothing(String),
+}
+
+impl Need {
+    fn tenant(tenant: &str, role: TenantRole, permission: impl Into<String>) -> Need {
+        Need::Tenant { tenant: tenant.to_string(), role, permission: permission.into() }
+    }
+}
+
+/// Decides; a denial names the permission that was missing.
+pub fn require(principal: &Principal, need: &Need) -> Result<(), ApiError> {
+    let (allowed, permission) = match need {
+        Need::Anyone => (principal.cluster().is_none() || principal.is_platform_admin(), "api:use".to_string()),
+        Need::PlatformAdmin(permission) => (principal.is_platform_admin(), permission.clone()),
+        Need::Tenant { tenant, role, permission } => (
+            principal.is_platform_admin() || principal.role_in(tenant).is_some_and(|held| held >= *role),
+            format!("{permission} in tenant {tenant} (needs {} or more)", role.as_str()),
+        ),
+        Need::Agent => (principal.cluster().is_some(), "agent:use".to_string()),
+        Need::Nothing(route) => (false, format!("{route} (no rule grants it)")),
+    };
+    if allowed {
+        return Ok(());
+    }
+    let mut error = ApiError::forbidden(format!("{} may not do this: missing permission {permission}", principal.name));
+    error.message.push_str(&format!("; {} has: {}", principal.name, principal.describe_roles()));
+    error.permission = Some(permission);
+    Err(error)
+}
+
+fn plural_kind(plural: &str) -> Option<&'static heimdall_model::kinds::KindInfo> {
+    heimdall_model::kinds::KINDS.iter().find(|k| k.plural == plural)
+}
+
+/// The need of each route. `params` are the route's path parameters.
+pub fn route_need(method: &Method, route: &str, params: &HashMap<String, String>) -> Need {
+    let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
+    let read = method == Method::GET;
+    if route.starts_with("/api/v1/agent/") {
+        return Need::Agent;
+    }
+    match route {
+        "/api/v1/kinds" | "/api/v1/auth/whoami" => Need::Anyone,
+        // Each document, token or list item is checked on its own.
+        "/api/v1/apply" | "/api/v1/tokens" | "/api/v1/tokens/{name}" => Need::Anyone,
+        "/api/v1/audit" => Need::PlatformAdmin("audit:read".into()),
+        "/api/v1/{plural}" if read => Need::Anyone,
+        // Creating through the collection URL: the document decides (admission).
+        "/api/v1/{plural}" => Need::Anyone,
+        "/api/v1/{plural}/{name}" => match (plural_kind(param("plural")).map(|k| k.kind), read) {
+            (Some("Tenant"), true) => Need::tenant(param("name"), TenantRole::Viewer, "tenants:read"),
+            // An owner may change the members only; admission checks the rest.
+            (Some("Tenant"), false) if method == Method::PUT => Need::tenant(param("name"), TenantRole::Owner, "tenants:update-members"),
+            (_, true) => Need::Anyone,
+            (_, false) => Need::PlatformAdmin(format!("{}:write", param("plural"))),
+        },
+        "/api/v1/namespaces/{namespace}/{plural}" | "/api/v1/namespaces/{namespace}/{plural}/{name}" => {
+            let permission = format!("{}:{}", param("plural"), if read { "read" } else { "write" });
+            Need::tenant(param("namespace"), if read { TenantRole::Viewer } else { TenantRole::Developer }, permission)
+        }
+        "/api/v1/namespaces/{namespace}/applications/{name}/history" | "/api/v1/namespaces/{namespace}/applications/{name}/diff" => {
+            Need::tenant(param("namespace"), TenantRole::Viewer, "applications:history")
+        }
+        "/api/v1/namespaces/{namespace}/applications/{name}/rollback" => {
+            Need::tenant(param("namespace"), TenantRole::Developer, "applications:rollback")
+        }
+        "/api/v1/namespaces/{namespace}/applications/{name}/approve" => {
+            Need::tenant(param("namespace"), TenantRole::Developer, "applications:approve")
+        }
+        "/api/v1/clusters/{name}/tokens"
+        | "/api/v1/clusters/{name}/join-tokens"
+        | "/api/v1/clusters/{name}/revoke"
+        | "/api/v1/clusters/{name}/install-manifest"
+        | "/api/v1/clusters/{name}/rebuild"
+        | "/api/v1/clusters/{name}/bootstrap" => Need::PlatformAdmin(format!("clusters:{}", route.rsplit('/').next().unwrap_or_default())),
+        other => Need::Nothing(format!("{method} {other}")),
+    }
+}
+
+/// The need of writing (or deleting) one document.
+pub fn document_need(key: &ResourceKey) -> Need {
+    let plural = heimdall_model::kinds::by_kind(&key.kind).map_or_else(|| key.kind.to_ascii_lowercase(), |k| k.plural.to_string());
+    match key.kind.as_str() {
+        _ if !key.namespace.is_empty() => Need::tenant(&key.namespace, TenantRole::Developer, format!("{plural}:write")),
+        "Tenant" => Need::tenant(&key.name, TenantRole::Owner, "tenants:update-members"),
+        _ => Need::PlatformAdmin(format!("{plural}:write")),
+    }
+}
+
+/// Checks every document of a write. A tenant owner (not a platform admin)
+/// may change only the members of an existing tenant.
+pub async fn authorize_documents(state: &AppState, principal: &Principal, batch: &[(String, Resource)]) -> Result<(), ApiError> {
+    for (source, resource) in batch {
+        let key = resource.key();
+        require(principal, &document_need(&key)).map_err(|e| e.in_document(source))?;
+        if resource.kind == "Tenant" && !principal.is_platform_admin() {
+            let stored = match state.store.get(&key).await {
+                Ok(stored) => stored,
+                Err(heimdall_store::StoreError::NotFound { .. }) => {
+                    return Err(require(principal, &Need::PlatformAdmin("tenants:create".into())).unwrap_err().in_document(source));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let without_members = |spec: &serde_json::Value| {
+                let mut spec = spec.clone();
+                if let Some(object) = spec.as_object_mut() {
+                    object.remove("members");
+                }
+                spec
+            };
+            if without_members(&stored.spec) != without_members(&resource.spec)
+                || stored.metadata.labels != resource.metadata.labels
+                || stored.metadata.annotations != resource.metadata.annotations
+            {
+                let mut error = require(principal, &Need::PlatformAdmin("tenants:write".into())).unwrap_err().in_document(source);
+                error.message.push_str("; a tenant's owners may change its members only");
+                return Err(error);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `principal` may read cluster `cluster`'s repository. Tenants
+/// share clusters, so tenant roles never read whole repositories.
+pub fn may_read_repository(principal: &Principal, cluster: &str) -> bool {
+    principal.is_platform_admin() || principal.cluster() == Some(cluster)
 }
 
 fn bearer(request: &Request) -> Option<&str> {
     let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// Decides whether `principal` may call `method` on `route`.
-fn authorize(principal: &Principal, _method: &Method, route: &str) -> Result<(), ApiError> {
-    match &principal.role {
-        Role::PlatformAdmin => Ok(()),
-        // Agent routes check themselves that this is the cluster's agent credential.
-        Role::Cluster(_) if route.starts_with("/api/v1/agent/") => Ok(()),
-        Role::Cluster(cluster) => {
-            Err(ApiError::forbidden(format!("a token of cluster {cluster} may only read that cluster's git repository")))
-        }
-    }
-}
-
-/// Whether `principal` may read cluster `cluster`'s repository.
-pub fn may_read_repository(principal: &Principal, cluster: &str) -> bool {
-    match &principal.role {
-        Role::PlatformAdmin => true,
-        Role::Cluster(own) => own == cluster,
-    }
 }
 
 /// A token from `Authorization: Bearer <token>`, or from Basic auth's
@@ -86,21 +293,115 @@ pub fn token(request: &Request) -> Option<String> {
     None
 }
 
-/// The principal a token names, if the token is valid.
+/// The principal a token names, if the token is valid: a Heimdall API token,
+/// or an ID/access token of the configured identity provider.
 pub async fn principal(state: &AppState, token: &str) -> Result<Option<Principal>, ApiError> {
+    if !token.starts_with(heimdall_store::TOKEN_PREFIX)
+        && let Some(oidc) = &state.oidc
+    {
+        return match oidc.verify(token).await {
+            Ok(identity) => Ok(Some(crate::identity::principal_of(state, &identity).await)),
+            Err(e) => {
+                tracing::info!(reason = %e, "bearer token refused");
+                Ok(None)
+            }
+        };
+    }
     let Some(info) = state.store.authenticate_token(token).await? else { return Ok(None) };
     let role = Role::parse(&info.role)
         .ok_or_else(|| ApiError::forbidden(format!("token {:?} has role {:?}, which grants nothing", info.name, info.role)))?;
-    Ok(Some(Principal { name: info.name, role }))
+    Ok(Some(Principal { name: info.name, roles: vec![role], groups: Vec::new() }))
 }
 
-/// Middleware: rejects requests without a valid token (401) or without the
-/// permission for the route (403), and hands the [`Principal`] to handlers.
+/// Middleware: rejects requests without a valid credential (401) or
+/// without the permission for the route (403), and hands the
+/// [`Principal`] to handlers.
 pub async fn require_principal(State(state): State<AppState>, mut request: Request, next: Next) -> Result<Response, ApiError> {
-    let token = bearer(&request).ok_or_else(|| ApiError::unauthorized("missing bearer token: send Authorization: Bearer <token>"))?;
-    let principal = principal(&state, token).await?.ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
+    let principal =
+        match bearer(&request) {
+            Some(token) => principal(&state, token).await?.ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?,
+            None => crate::identity::session_principal(&state, &request.method().clone(), &request.headers().clone()).await?.ok_or_else(
+                || ApiError::unauthorized("missing credentials: send Authorization: Bearer <token>, or sign in (heimdall login)"),
+            )?,
+        };
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
-    authorize(&principal, request.method(), &route)?;
+    let params = raw_params(&mut request).await;
+    require(&principal, &route_need(request.method(), &route, &params))?;
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
+}
+
+async fn raw_params(request: &mut Request) -> HashMap<String, String> {
+    use axum::RequestExt;
+    match request.extract_parts::<RawPathParams>().await {
+        Ok(params) => params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        Err(_) => HashMap::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(roles: Vec<Role>) -> Principal {
+        Principal { name: "alice".into(), roles, groups: Vec::new() }
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn stored_roles_parse() {
+        assert_eq!(Role::parse("platform-admin"), Some(Role::PlatformAdmin));
+        assert_eq!(Role::parse("cluster:eu-1"), Some(Role::Cluster("eu-1".into())));
+        assert_eq!(Role::parse("tenant:shop:developer"), Some(Role::Tenant { tenant: "shop".into(), role: TenantRole::Developer }));
+        assert_eq!(
+            Role::parse(&Role::tenant("shop", TenantRole::Owner)),
+            Some(Role::Tenant { tenant: "shop".into(), role: TenantRole::Owner })
+        );
+        for nothing in ["", "cluster:", "tenant:shop", "tenant:shop:god", "admin"] {
+            assert_eq!(Role::parse(nothing), None, "{nothing}");
+        }
+    }
+
+    #[test]
+    fn tenant_roles_are_ordered_and_scoped() {
+        let developer = person(vec![Role::Tenant { tenant: "shop".into(), role: TenantRole::Developer }]);
+        let write = route_need(
+            &Method::PUT,
+            "/api/v1/namespaces/{namespace}/{plural}/{name}",
+            &params(&[("namespace", "shop"), ("plural", "applications")]),
+        );
+        assert!(require(&developer, &write).is_ok());
+        let elsewhere = route_need(
+            &Method::GET,
+            "/api/v1/namespaces/{namespace}/{plural}",
+            &params(&[("namespace", "payments"), ("plural", "applications")]),
+        );
+        let denied = require(&developer, &elsewhere).expect_err("payments is not alice's");
+        assert_eq!(denied.status, 403);
+        assert_eq!(denied.permission.as_deref(), Some("applications:read in tenant payments (needs viewer or more)"));
+        let viewer = person(vec![Role::Tenant { tenant: "shop".into(), role: TenantRole::Viewer }]);
+        assert!(require(&viewer, &write).is_err(), "a viewer reads only");
+        let admin = person(vec![Role::PlatformAdmin]);
+        assert!(require(&admin, &elsewhere).is_ok());
+    }
+
+    #[test]
+    fn routes_without_a_rule_are_refused_even_to_admins() {
+        let admin = person(vec![Role::PlatformAdmin]);
+        let need = route_need(&Method::GET, "/api/v1/something-new", &HashMap::new());
+        assert!(require(&admin, &need).is_err());
+    }
+
+    #[test]
+    fn cluster_tokens_use_the_agent_api_only() {
+        let cluster = person(vec![Role::Cluster("eu-1".into())]);
+        assert!(require(&cluster, &route_need(&Method::GET, "/api/v1/agent/desired", &HashMap::new())).is_ok());
+        assert!(require(&cluster, &route_need(&Method::GET, "/api/v1/kinds", &HashMap::new())).is_err());
+        assert!(may_read_repository(&cluster, "eu-1") && !may_read_repository(&cluster, "eu-2"));
+        let owner = person(vec![Role::Tenant { tenant: "shop".into(), role: TenantRole::Owner }]);
+        assert!(!may_read_repository(&owner, "eu-1"), "repositories hold every tenant's manifests");
+    }
 }

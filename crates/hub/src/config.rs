@@ -27,6 +27,12 @@ pub struct HubConfig {
     /// A cluster whose agent sends no heartbeat for this long is `Unreachable`.
     #[serde(default = "default_unreachable_after")]
     pub agent_unreachable_after_seconds: u64,
+    /// The URL people and agents reach the hub at; default `http(s)://<listen>`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Single sign-on with an OpenID Connect provider.
+    #[serde(default)]
+    pub oidc: Option<crate::oidc::OidcConfig>,
 }
 
 fn default_unreachable_after() -> u64 {
@@ -65,6 +71,8 @@ impl Default for HubConfig {
             tls: None,
             log_format: LogFormat::default(),
             agent_unreachable_after_seconds: default_unreachable_after(),
+            public_url: None,
+            oidc: None,
         }
     }
 }
@@ -77,6 +85,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("HEIMDALL_TLS_CERT_FILE", "tls.certFile"),
     ("HEIMDALL_TLS_KEY_FILE", "tls.keyFile"),
     ("HEIMDALL_LOG_FORMAT", "logFormat"),
+    ("HEIMDALL_PUBLIC_URL", "publicUrl"),
+    ("HEIMDALL_OIDC_ISSUER", "oidc.issuer"),
+    ("HEIMDALL_OIDC_CLIENT_ID", "oidc.clientId"),
+    ("HEIMDALL_OIDC_CLIENT_SECRET", "oidc.clientSecret"),
 ];
 
 impl HubConfig {
@@ -113,6 +125,13 @@ impl HubConfig {
             }
         }
         heimdall_model::spec::deserialize_at::<HubConfig>(&value, "").map_err(|problem| HubError::Config(format!("{origin}: {problem}")))
+    }
+
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("{}://{}", if self.tls.is_some() { "https" } else { "http" }, self.listen),
+        }
     }
 
     pub fn database_url(&self) -> String {

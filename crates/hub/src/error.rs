@@ -35,11 +35,14 @@ pub struct ApiError {
     pub message: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<ErrorDetail>,
+    /// For a 403: the permission that was missing (`applications:write in tenant shop ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission: Option<String>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, reason: &str, message: impl Into<String>) -> Self {
-        Self { status: status.as_u16(), reason: reason.to_string(), message: message.into(), details: Vec::new() }
+        Self { status: status.as_u16(), reason: reason.to_string(), message: message.into(), details: Vec::new(), permission: None }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {

@@ -3,7 +3,8 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{agents, apply, approve, audit, clusters, gitops, history, resources, system};
+use crate::api::{agents, apply, approve, audit, clusters, gitops, history, resources, system, tokens};
+use crate::identity;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +15,7 @@ use crate::api::{agents, apply, approve, audit, clusters, gitops, history, resou
         history::history, history::diff, history::rollback, gitops::rebuild, gitops::bootstrap,
         agents::join, agents::rotate, agents::desired, agents::manifests, agents::report,
         agents::issue_join_token, agents::revoke, agents::install_manifest,
+        tokens::create, tokens::list, tokens::revoke, identity::auth_config, identity::whoami,
         resources::list_all, resources::list_namespaced,
         resources::get_cluster_scoped, resources::get_namespaced,
         resources::create_cluster_scoped, resources::create_namespaced,

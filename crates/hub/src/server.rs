@@ -30,6 +30,15 @@ pub async fn open(config: &HubConfig) -> Result<AppState, HubError> {
     tracing::info!(backend = ?store.backend(), data_dir = %dir.display(), "store ready");
     let mut state = AppState::new(store, dir.join("git"));
     state.agent_unreachable_after = std::time::Duration::from_secs(config.agent_unreachable_after_seconds.max(1));
+    state.public_url = config.public_url();
+    state.secure_cookies = config.tls.is_some() || state.public_url.starts_with("https://");
+    if let Some(oidc) = &config.oidc {
+        if oidc.client_secret.as_deref().is_none_or(str::is_empty) {
+            return Err(HubError::Config("oidc.clientSecret (or HEIMDALL_OIDC_CLIENT_SECRET) is required for the portal's sign-in".into()));
+        }
+        tracing::info!(issuer = %oidc.issuer, client = %oidc.client_id, "single sign-on configured");
+        state.oidc = Some(std::sync::Arc::new(crate::oidc::Oidc::new(oidc.clone())));
+    }
     state.rendering.reload(&state.store).await?;
     Ok(state)
 }
@@ -67,7 +76,7 @@ pub async fn load_manifests(state: &AppState, files: Vec<(String, String)>) -> R
     for (origin, text) in files {
         documents.extend(heimdall_model::parse_documents(&text, &origin).map_err(|e| HubError::Examples(e.to_string()))?);
     }
-    apply_documents(state, BOOTSTRAP_ACTOR, documents, &ApplyOptions::default()).await.map_err(|e| {
+    apply_documents(state, &crate::auth::Principal::system(BOOTSTRAP_ACTOR), documents, &ApplyOptions::default()).await.map_err(|e| {
         let details: Vec<String> =
             e.details.iter().map(|d| format!("{}: {}: {}", d.document.as_deref().unwrap_or(""), d.path, d.message)).collect();
         HubError::Examples(format!("{} {}", e.message, details.join("; ")))

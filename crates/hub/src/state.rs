@@ -23,6 +23,15 @@ pub struct AppState {
     /// every path that delivers: a reconcile that rendered what it read can
     /// then never commit over a newer change made meanwhile.
     pub delivery: Arc<tokio::sync::Mutex<()>>,
+    /// The identity provider, when single sign-on is configured.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
+    /// The URL people reach the hub at (for sign-in redirects).
+    pub public_url: String,
+    /// Cookies carry `Secure` when the hub serves HTTPS.
+    pub secure_cookies: bool,
+    /// Identities recorded as User/Group by this process, so a bearer token
+    /// is not a write per request.
+    pub seen_identities: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl AppState {
@@ -40,6 +49,10 @@ impl AppState {
             commits: Arc::new(tokio::sync::watch::channel(0).0),
             agent_unreachable_after: std::time::Duration::from_secs(90),
             delivery: Arc::new(tokio::sync::Mutex::new(())),
+            oidc: None,
+            public_url: "http://127.0.0.1:8080".into(),
+            secure_cookies: false,
+            seen_identities: Arc::default(),
         }
     }
 }

@@ -20,4 +20,4 @@ pub use error::StoreError;
 pub use events::{AuditEvent, AuditQuery, WatchEvent, WatchEventType, WatchFilter};
 pub use resources::{ApplyMode, ApplyOutcome, ListQuery, ResourceList, WriteResult};
 pub use store::{Backend, Store, StoreObserver};
-pub use tokens::{TokenInfo, generate_token, hash_token};
+pub use tokens::{TOKEN_PREFIX, TokenInfo, generate_token, hash_token};

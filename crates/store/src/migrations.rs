@@ -60,6 +60,18 @@ CREATE TABLE cluster_heartbeats (
 )
 "#,
     ),
+    (
+        3,
+        r#"
+CREATE TABLE auth_records (
+    kind TEXT NOT NULL,
+    key_hash TEXT NOT NULL,
+    data TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    PRIMARY KEY (kind, key_hash)
+);
+"#,
+    ),
 ];
 
 pub(crate) async fn run(conn: &mut AnyConnection) -> Result<(), StoreError> {

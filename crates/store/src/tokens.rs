@@ -10,7 +10,7 @@ use crate::error::StoreError;
 use crate::store::{Store, now};
 
 /// Prefix that makes Heimdall tokens recognisable to secret scanners.
-const TOKEN_PREFIX: &str = "hdl_";
+pub const TOKEN_PREFIX: &str = "hdl_";
 
 pub fn generate_token() -> String {
     let mut bytes = [0u8; 32];
@@ -168,6 +168,72 @@ impl Store {
         self.observed("heartbeats", async {
             let rows = sqlx::query("SELECT cluster, at FROM cluster_heartbeats").fetch_all(&self.pool).await?;
             rows.iter().map(|row| Ok((row.try_get("cluster")?, row.try_get("at")?))).collect()
+        })
+        .await
+    }
+}
+
+impl Store {
+    /// Every API token's record (never the token), by name.
+    pub async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        self.observed("list_tokens", async {
+            let rows = sqlx::query("SELECT id, name, role, created_at, expires_at, last_used_at FROM api_tokens ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(rows.iter().map(token_info).collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Keeps `data` under `key` (hashed: the key is a credential, such as a
+    /// session cookie) until `expires_at`. `kind` separates uses.
+    pub async fn put_auth_record(&self, kind: &str, key: &str, data: &str, expires_at: &str) -> Result<(), StoreError> {
+        self.observed("put_auth_record", async {
+            let mut tx = self.pool.begin().await?;
+            // Expired records go whenever a new one comes: no sweeper needed.
+            sqlx::query("DELETE FROM auth_records WHERE expires_at <= $1").bind(now()).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO auth_records (kind, key_hash, data, expires_at) VALUES ($1, $2, $3, $4)")
+                .bind(kind)
+                .bind(hash_token(key))
+                .bind(data)
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The unexpired record under `key`.
+    pub async fn auth_record(&self, kind: &str, key: &str) -> Result<Option<String>, StoreError> {
+        self.observed("auth_record", async {
+            let row = sqlx::query("SELECT data FROM auth_records WHERE kind = $1 AND key_hash = $2 AND expires_at > $3")
+                .bind(kind)
+                .bind(hash_token(key))
+                .bind(now())
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(row.map(|row| row.try_get("data")).transpose()?)
+        })
+        .await
+    }
+
+    /// Removes the record under `key` and returns it if it had not expired:
+    /// in one statement, so a one-time record is used once.
+    pub async fn take_auth_record(&self, kind: &str, key: &str) -> Result<Option<String>, StoreError> {
+        self.observed("take_auth_record", async {
+            let row = sqlx::query("DELETE FROM auth_records WHERE kind = $1 AND key_hash = $2 RETURNING data, expires_at")
+                .bind(kind)
+                .bind(hash_token(key))
+                .fetch_optional(&self.pool)
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let expires_at: String = row.try_get("expires_at")?;
+            if expires_at <= now() {
+                return Ok(None);
+            }
+            Ok(Some(row.try_get("data")?))
         })
         .await
     }

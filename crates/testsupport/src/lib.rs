@@ -7,6 +7,7 @@
 
 pub mod fake_kube;
 pub mod forward_proxy;
+pub mod oidc;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -91,6 +91,7 @@ pub async fn apply(
         reason: "Invalid".into(),
         message: format!("{} problem(s); the documents above were applied, these were not:", response.errors.len()),
         details: response.errors,
+        permission: None,
     };
     eprintln!("error: {}", render_api_error(&refused));
     Ok(ExitCode::FAILURE)

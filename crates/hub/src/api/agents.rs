@@ -19,15 +19,15 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{Principal, Role};
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::fleet::{self, AgentReport, Credential, JoinRequest, JoinToken};
 use crate::install::{self, InstallOptions};
 use crate::state::AppState;
 
 fn own_cluster(principal: &Principal) -> Result<&str, ApiError> {
-    match &principal.role {
-        Role::Cluster(cluster) if principal.name == fleet::credential_name(cluster) => Ok(cluster),
+    match principal.cluster() {
+        Some(cluster) if principal.name == fleet::credential_name(cluster) => Ok(cluster),
         _ => Err(ApiError::forbidden("only a cluster's agent credential may use the agent API")),
     }
 }

@@ -88,11 +88,11 @@ fn result(document: &str, resource: &Resource, outcome: ApplyOutcome) -> ApplyRe
     }
 }
 
-/// Validates and stores `documents` as `actor`. Shared by the API and by
+/// Validates and stores `documents` as `principal`. Shared by the API and by
 /// `heimdall up` when it loads the example organization.
 pub async fn apply_documents(
     state: &AppState,
-    actor: &str,
+    actor: &Principal,
     documents: Vec<Document>,
     options: &ApplyOptions,
 ) -> Result<ApplyResponse, ApiError> {
@@ -175,5 +175,5 @@ pub async fn apply(
         let documents = request.documents.into_iter().map(|d| Document { source: d.source, value: d.object }).collect();
         (documents, options)
     };
-    Ok(Json(apply_documents(&state, &principal.name, documents, &options).await?))
+    Ok(Json(apply_documents(&state, &principal, documents, &options).await?))
 }

@@ -238,6 +238,6 @@ pub async fn rollback(
     old.status = None;
     let verb = format!("roll back to revision {revision}:");
     let mut written =
-        admission::write(&state, &principal.name, &verb, vec![(format!("revision {revision}"), old)], ApplyMode::Apply, false).await?;
+        admission::write(&state, &principal, &verb, vec![(format!("revision {revision}"), old)], ApplyMode::Apply, false).await?;
     Ok(Json(written.remove(0).resource))
 }

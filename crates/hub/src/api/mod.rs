@@ -18,6 +18,7 @@ pub mod gitops;
 pub mod history;
 pub mod resources;
 pub mod system;
+pub mod tokens;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -34,6 +35,9 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/kinds", get(system::kinds))
+        .route("/api/v1/auth/whoami", get(crate::identity::whoami))
+        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/api/v1/tokens/{name}", axum::routing::delete(tokens::revoke))
         .route("/api/v1/apply", post(apply::apply))
         .route("/api/v1/audit", get(audit::audit))
         .route("/api/v1/{plural}", get(resources::list_all).post(resources::create_cluster_scoped))
@@ -70,6 +74,13 @@ pub fn router(state: AppState) -> Router {
         .route("/git/clusters/{repo}/git-upload-pack", post(crate::git::upload_pack))
         .route("/git/clusters/{repo}/git-receive-pack", post(crate::git::receive_pack));
 
+    // Sign-in: the provider redirects browsers here without credentials.
+    let sign_in = Router::new()
+        .route("/api/v1/auth/config", get(crate::identity::auth_config))
+        .route("/auth/login", get(crate::identity::login))
+        .route("/auth/callback", get(crate::identity::callback))
+        .route("/auth/logout", post(crate::identity::logout));
+
     let open = Router::new()
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
@@ -79,6 +90,7 @@ pub fn router(state: AppState) -> Router {
     api.merge(open)
         .merge(join)
         .merge(git)
+        .merge(sign_in)
         .fallback(system::not_found)
         .layer(middleware::from_fn_with_state(state.metrics.clone(), crate::metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

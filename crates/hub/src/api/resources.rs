@@ -83,7 +83,13 @@ fn key(kind: &KindInfo, namespace: Option<&str>, name: &str) -> ResourceKey {
     ResourceKey::new(kind.kind, namespace.unwrap_or_default(), name)
 }
 
-async fn list(state: AppState, kind: &KindInfo, namespace: Option<String>, params: ListParams) -> Result<Response, ApiError> {
+async fn list(
+    state: AppState,
+    principal: Principal,
+    kind: &KindInfo,
+    namespace: Option<String>,
+    params: ListParams,
+) -> Result<Response, ApiError> {
     let selector =
         LabelSelector::parse(params.label_selector.as_deref().unwrap_or_default()).map_err(|e| ApiError::bad_request(e.to_string()))?;
     if params.watch.unwrap_or(false) {
@@ -94,7 +100,7 @@ async fn list(state: AppState, kind: &KindInfo, namespace: Option<String>, param
         let filter = WatchFilter { kind: Some(kind.kind.to_string()), namespace };
         let stream = state.store.watch(filter, from).filter_map(move |event| {
             let line = match event {
-                Ok(event) if !selector.matches(&event.object.metadata.labels) => None,
+                Ok(event) if !selector.matches(&event.object.metadata.labels) || !principal.may_read(&event.object) => None,
                 Ok(event) => serde_json::to_vec(&event).ok(),
                 Err(e) => serde_json::to_vec(&ApiError::from(e)).ok(),
             };
@@ -112,7 +118,9 @@ async fn list(state: AppState, kind: &KindInfo, namespace: Option<String>, param
         limit: params.limit.filter(|l| *l > 0),
         continue_token: params.continue_token,
     };
-    let list = state.store.list(&query).await?;
+    let mut list = state.store.list(&query).await?;
+    // A page may come out short: what the caller may not see is left out.
+    list.items.retain(|item| principal.may_read(item));
     Ok(Json(ResourceListBody {
         api_version: "v1".into(),
         kind: format!("{}List", kind.kind),
@@ -155,7 +163,7 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let resource = decode_for_url(&body, kind, namespace.as_deref(), None)?;
     let mut written =
-        admission::write(&state, &principal.name, "create", vec![("request body".into(), resource)], ApplyMode::Create, false).await?;
+        admission::write(&state, &principal, "create", vec![("request body".into(), resource)], ApplyMode::Create, false).await?;
     Ok((StatusCode::CREATED, Json(written.remove(0).resource)).into_response())
 }
 
@@ -169,7 +177,7 @@ async fn replace(
 ) -> Result<Json<Resource>, ApiError> {
     let resource = decode_for_url(&body, kind, namespace.as_deref(), Some(&name))?;
     let mut written =
-        admission::write(&state, &principal.name, "update", vec![("request body".into(), resource)], ApplyMode::Update, false).await?;
+        admission::write(&state, &principal, "update", vec![("request body".into(), resource)], ApplyMode::Update, false).await?;
     Ok(Json(written.remove(0).resource))
 }
 
@@ -179,11 +187,12 @@ async fn replace(
     responses((status = 200, body = ResourceListBody, description = "a list, or with watch=true an application/x-ndjson stream of WatchEvent"), (status = 404, body = ApiError)))]
 pub async fn list_all(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(plural): Path<String>,
     Query(params): Query<ListParams>,
 ) -> Result<Response, ApiError> {
     let kind = kind_for(&plural)?;
-    list(state, kind, None, params).await
+    list(state, principal, kind, None, params).await
 }
 
 /// List or watch a namespaced kind in one namespace.
@@ -192,11 +201,12 @@ pub async fn list_all(
     responses((status = 200, body = ResourceListBody), (status = 404, body = ApiError)))]
 pub async fn list_namespaced(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path((namespace, plural)): Path<(String, String)>,
     Query(params): Query<ListParams>,
 ) -> Result<Response, ApiError> {
     let kind = target(&plural, Some(&namespace))?;
-    list(state, kind, Some(namespace), params).await
+    list(state, principal, kind, Some(namespace), params).await
 }
 
 /// Get a cluster-scoped resource.
@@ -291,7 +301,7 @@ pub async fn delete_cluster_scoped(
     Query(params): Query<DeleteParams>,
 ) -> Result<Json<Resource>, ApiError> {
     let kind = target(&plural, None)?;
-    Ok(Json(admission::delete(&state, &principal.name, &key(kind, None, &name), params.resource_version).await?))
+    Ok(Json(admission::delete(&state, &principal, &key(kind, None, &name), params.resource_version).await?))
 }
 
 /// Delete a namespaced resource; returns what was deleted.
@@ -305,5 +315,5 @@ pub async fn delete_namespaced(
     Query(params): Query<DeleteParams>,
 ) -> Result<Json<Resource>, ApiError> {
     let kind = target(&plural, Some(&namespace))?;
-    Ok(Json(admission::delete(&state, &principal.name, &key(kind, Some(&namespace), &name), params.resource_version).await?))
+    Ok(Json(admission::delete(&state, &principal, &key(kind, Some(&namespace), &name), params.resource_version).await?))
 }
