@@ -42,6 +42,13 @@ impl TestHub {
         hub
     }
 
+    /// The same hub with a changed state (single sign-on, say) behind a new router.
+    pub fn with_state(mut self, change: impl FnOnce(&mut AppState)) -> TestHub {
+        change(&mut self.state);
+        self.router = router(self.state.clone());
+        self
+    }
+
     /// Sends a request with `token` (none if `None`) and returns the status and the body as JSON (or text).
     pub async fn call_with(
         &self,
