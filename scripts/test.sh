@@ -12,6 +12,9 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v git >/dev/null 2>&1 || missing+=(git)
 # `kubectl kustomize` checks that the cluster repositories build as Kustomizations.
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+# Single sign-on is tested against npm's oidc-provider, run by node.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   as_root apt-get update -qq
@@ -23,6 +26,9 @@ if [ ! -d "$conformance" ]; then
   echo "error: the conformance corpus is not at $conformance (set HEIMDALL_CONFORMANCE_DIR)" >&2
   exit 1
 fi
+
+# The test OpenID provider's pinned packages (package-lock.json).
+(cd crates/testsupport/oidc && npm ci --no-audit --no-fund --loglevel=error)
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
