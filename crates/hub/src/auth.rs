@@ -162,13 +162,15 @@ pub fn require(principal: &Principal, need: &Need) -> Result<(), ApiError> {
         Need::Agent => (principal.cluster().is_some(), "agent:use".to_string()),
         Need::Nothing(route) => (false, format!("{route} (no rule grants it)")),
     };
-    if allowed {
-        return Ok(());
-    }
+    if allowed { Ok(()) } else { Err(denied(principal, permission)) }
+}
+
+/// The 403 for a missing permission.
+fn denied(principal: &Principal, permission: String) -> ApiError {
     let mut error = ApiError::forbidden(format!("{} may not do this: missing permission {permission}", principal.name));
     error.message.push_str(&format!("; {} has: {}", principal.name, principal.describe_roles()));
     error.permission = Some(permission);
-    Err(error)
+    error
 }
 
 fn plural_kind(plural: &str) -> Option<&'static heimdall_model::kinds::KindInfo> {
@@ -240,7 +242,7 @@ pub async fn authorize_documents(state: &AppState, principal: &Principal, batch:
             let stored = match state.store.get(&key).await {
                 Ok(stored) => stored,
                 Err(heimdall_store::StoreError::NotFound { .. }) => {
-                    return Err(require(principal, &Need::PlatformAdmin("tenants:create".into())).unwrap_err().in_document(source));
+                    return Err(denied(principal, "tenants:create".into()).in_document(source));
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -255,7 +257,7 @@ pub async fn authorize_documents(state: &AppState, principal: &Principal, batch:
                 || stored.metadata.labels != resource.metadata.labels
                 || stored.metadata.annotations != resource.metadata.annotations
             {
-                let mut error = require(principal, &Need::PlatformAdmin("tenants:write".into())).unwrap_err().in_document(source);
+                let mut error = denied(principal, "tenants:write".into()).in_document(source);
                 error.message.push_str("; a tenant's owners may change its members only");
                 return Err(error);
             }
