@@ -1,12 +1,14 @@
 //! A small typed client of the hub's REST API.
 
+use std::path::Path;
+
 use anyhow::{Context as _, Result, anyhow, bail};
 use heimdall_hub::ApiError;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::context::{ClientConfig, config_path};
+use crate::context::{ClientConfig, ConfigLock, Context, OidcSession, config_path};
 
 pub const DEFAULT_HUB: &str = "http://127.0.0.1:8080";
 
@@ -23,6 +25,11 @@ pub struct HubRefused(pub ApiError);
 
 pub fn render_api_error(error: &ApiError) -> String {
     let mut out = error.message.clone();
+    if let Some(permission) = &error.permission
+        && !out.contains(permission.as_str())
+    {
+        out.push_str(&format!(" (missing permission {permission})"));
+    }
     for detail in &error.details {
         out.push_str("\n  - ");
         if let Some(document) = &detail.document {
@@ -38,20 +45,66 @@ pub fn render_api_error(error: &ApiError) -> String {
     out
 }
 
+/// Refresh an ID token this long before it expires, so that it cannot
+/// expire on the way to the hub.
+const REFRESH_MARGIN_SECONDS: i64 = 60;
+
+pub fn http_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder().user_agent(concat!("heimdall/", env!("CARGO_PKG_VERSION"))).build().context("building HTTP client")
+}
+
+/// The ID token of context `name`'s sign-in, refreshed first if it is
+/// about to expire (the new tokens are saved: providers rotate refresh tokens).
+async fn session_token(http: &reqwest::Client, path: &Path, name: &str, session: &OidcSession) -> Result<String> {
+    let now = || chrono::Utc::now().timestamp();
+    if session.expires_at - now() > REFRESH_MARGIN_SECONDS {
+        return Ok(session.id_token.clone());
+    }
+    let _lock = ConfigLock::acquire(path).await?;
+    let mut config = ClientConfig::load(path)?;
+    let Some(session) = config.contexts.get_mut(name).and_then(|c| c.oidc.as_mut()) else {
+        bail!("context {name:?} has no sign-in any more: run heimdall login");
+    };
+    // Another heimdall command may have refreshed while this one waited for the lock.
+    if session.expires_at - now() > REFRESH_MARGIN_SECONDS {
+        return Ok(session.id_token.clone());
+    }
+    let refreshed = match &session.refresh_token {
+        Some(refresh_token) => crate::oidc::refresh(http, &session.token_endpoint, &session.client_id, refresh_token).await,
+        None => Err(anyhow!("the identity provider gave this sign-in no refresh token")),
+    };
+    match refreshed {
+        Ok(tokens) => {
+            session.id_token = tokens.id_token.clone();
+            session.refresh_token = tokens.refresh_token;
+            session.expires_at = tokens.expires_at;
+            config.save(path)?;
+            Ok(tokens.id_token)
+        }
+        // The token still works for a moment: a provider outage should not stop this command.
+        Err(e) if session.expires_at > now() => {
+            eprintln!("warning: cannot refresh the sign-in ({e:#}); it ends in {}s", session.expires_at - now());
+            Ok(session.id_token.clone())
+        }
+        Err(e) => Err(e.context("your session expired: run heimdall login")),
+    }
+}
+
 impl Client {
-    /// Finds the hub and the token: flags and environment first, then the current context.
-    pub fn from_options(hub: Option<String>, token: Option<String>) -> Result<Client> {
-        let config = ClientConfig::load(&config_path())?;
+    /// Finds the hub and the token: flags and environment first, then the
+    /// current context (refreshing its sign-in if it is about to expire).
+    pub async fn from_options(hub: Option<String>, token: Option<String>) -> Result<Client> {
+        let path = config_path();
+        let config = ClientConfig::load(&path)?;
         let context = config.current();
         let hub = hub.or_else(|| context.map(|c| c.hub.clone())).unwrap_or_else(|| DEFAULT_HUB.to_string());
-        let token = match token {
-            Some(token) => Some(token),
-            None => context.map(|c| c.resolve_token()).transpose()?.flatten(),
+        let http = http_client()?;
+        let token = match (token, config.current_context.as_deref(), context) {
+            (Some(token), _, _) => Some(token),
+            (None, Some(name), Some(Context { oidc: Some(session), .. })) => Some(session_token(&http, &path, name, session).await?),
+            (None, _, Some(context)) => context.resolve_token()?,
+            (None, _, None) => None,
         };
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("heimdall/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("building HTTP client")?;
         Ok(Client { http, hub: hub.trim_end_matches('/').to_string(), token })
     }
 
@@ -77,7 +130,7 @@ impl Client {
         }
         match serde_json::from_slice::<ApiError>(&bytes) {
             Ok(error) if status == StatusCode::UNAUTHORIZED => Err(anyhow!(HubRefused(error)).context(
-                "the hub refused the credentials: pass --token, set HEIMDALL_TOKEN, or run heimdall up to write the local context",
+                "the hub refused the credentials: run heimdall login, pass --token, set HEIMDALL_TOKEN, or run heimdall up to write the local context",
             )),
             Ok(error) => Err(HubRefused(error).into()),
             Err(_) => bail!("{what}: the hub answered {status}: {}", String::from_utf8_lossy(&bytes)),

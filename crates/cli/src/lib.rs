@@ -5,6 +5,7 @@
 pub mod client;
 mod commands;
 pub mod context;
+mod oidc;
 pub mod output;
 
 use std::path::PathBuf;
@@ -32,10 +33,16 @@ pub struct Cli {
 enum Command {
     /// Run a hub with embedded defaults: SQLite and git under a data dir, the example organization, the API on localhost.
     Up {
-        #[arg(long, default_value = ".heimdall")]
-        data_dir: PathBuf,
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: String,
+        /// A hub config file (as for `heimdall hub --config`), e.g. with an `oidc:` section for single sign-on;
+        /// HEIMDALL_* variables apply on top of it, and --data-dir and --listen on top of those.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Default: the config file's dataDir, else .heimdall.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Default: the config file's listen, else 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<String>,
         /// Load the example organization from this folder instead of the built-in one.
         #[arg(long, conflicts_with = "no_examples")]
         examples: Option<PathBuf>,
@@ -145,6 +152,32 @@ enum Command {
     /// Maintain the cluster repositories.
     #[command(subcommand)]
     Gitops(GitopsCommand),
+    /// Sign in with the hub's identity provider (single sign-on) and save the session as the current context.
+    Login {
+        /// The context to write (default: the current one if it is a sign-in to this hub, else the hub's host:port).
+        #[arg(long)]
+        context: Option<String>,
+        /// Sign in with a browser on this machine (authorization code flow with a loopback redirect) instead of entering a code.
+        #[arg(long)]
+        browser: bool,
+        /// With --browser: print the URL only, do not try to open a browser.
+        #[arg(long, requires = "browser")]
+        no_open: bool,
+    },
+    /// Forget the sign-in of a context (and revoke it at the identity provider).
+    Logout {
+        /// Default: the current context.
+        #[arg(long)]
+        context: Option<String>,
+    },
+    /// Show who the hub thinks you are: name, roles, groups.
+    Whoami {
+        #[arg(short, long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// API tokens for machines and CI: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Show the audit trail, newest first.
     Audit {
         #[arg(long)]
@@ -270,6 +303,30 @@ enum ClusterCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it once (alone on stdout).
+    Create {
+        /// A DNS label, e.g. ci-shop.
+        name: String,
+        #[arg(long, value_parser = ["platform-admin", "owner", "developer", "viewer"])]
+        role: String,
+        /// The tenant, for owner, developer and viewer.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Lifetime, e.g. 30d (default: the hub's, 90 days).
+        #[arg(long, value_parser = commands::clusters::parse_duration)]
+        ttl: Option<std::time::Duration>,
+    },
+    /// List the tokens you may manage.
+    List {
+        #[arg(short, long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Revoke a token: it stops working at once.
+    Revoke { name: String },
+}
+
+#[derive(Debug, Subcommand)]
 enum GitopsCommand {
     /// Rebuild a cluster's repository from the store (the old one is moved aside).
     Rebuild { cluster: String },
@@ -297,39 +354,45 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let client = || client::Client::from_options(cli.hub.clone(), cli.token.clone());
+    let client = async || client::Client::from_options(cli.hub.clone(), cli.token.clone()).await;
     match cli.command {
-        Command::Up { data_dir, listen, examples, no_examples } => commands::server::up(data_dir, listen, examples, no_examples).await,
+        Command::Up { config, data_dir, listen, examples, no_examples } => {
+            commands::server::up(commands::server::UpOptions { config, data_dir, listen, examples, no_examples }).await
+        }
         Command::Hub { config } => commands::server::hub(config).await,
         Command::Apply { files, namespace, dry_run, continue_on_error } => {
-            commands::resources::apply(&client()?, &files, namespace, dry_run, continue_on_error).await
+            commands::resources::apply(&client().await?, &files, namespace, dry_run, continue_on_error).await
         }
         Command::Get { kind, name, namespace, selector, output } => {
-            commands::resources::get(&client()?, &kind, name.as_deref(), namespace.as_deref(), selector.as_deref(), output).await
+            commands::resources::get(&client().await?, &kind, name.as_deref(), namespace.as_deref(), selector.as_deref(), output).await
         }
         Command::Render(options) => commands::render::run(options),
-        Command::Describe { kind, name, namespace } => commands::resources::describe(&client()?, &kind, &name, namespace.as_deref()).await,
-        Command::Approve { kind, name, namespace, step } => {
-            commands::resources::approve(&client()?, &kind, &name, namespace.as_deref(), &step).await
+        Command::Describe { kind, name, namespace } => {
+            commands::resources::describe(&client().await?, &kind, &name, namespace.as_deref()).await
         }
-        Command::Delete { kind, name, namespace } => commands::resources::delete(&client()?, &kind, &name, namespace.as_deref()).await,
+        Command::Approve { kind, name, namespace, step } => {
+            commands::resources::approve(&client().await?, &kind, &name, namespace.as_deref(), &step).await
+        }
+        Command::Delete { kind, name, namespace } => {
+            commands::resources::delete(&client().await?, &kind, &name, namespace.as_deref()).await
+        }
         Command::Audit { kind, name, namespace, limit, output } => {
-            commands::audit::audit(&client()?, kind, name, namespace, limit, output).await
+            commands::audit::audit(&client().await?, kind, name, namespace, limit, output).await
         }
         Command::History { kind, name, namespace, output } => {
-            commands::history::history(&client()?, &kind, &name, namespace.as_deref(), output).await
+            commands::history::history(&client().await?, &kind, &name, namespace.as_deref(), output).await
         }
         Command::Diff { kind, name, namespace, from, to } => {
-            commands::history::diff(&client()?, &kind, &name, namespace.as_deref(), &from, to.as_deref()).await
+            commands::history::diff(&client().await?, &kind, &name, namespace.as_deref(), &from, to.as_deref()).await
         }
         Command::Rollback { kind, name, namespace, to } => {
-            commands::history::rollback(&client()?, &kind, &name, namespace.as_deref(), &to).await
+            commands::history::rollback(&client().await?, &kind, &name, namespace.as_deref(), &to).await
         }
         Command::Cluster(ClusterCommand::Add { name, labels, delivery, ttl }) => {
-            commands::clusters::add(&client()?, &name, &labels, &delivery, ttl).await
+            commands::clusters::add(&client().await?, &name, &labels, &delivery, ttl).await
         }
         Command::Cluster(ClusterCommand::InstallManifest { name, hub_url, image, namespace, namespaced, hub_ca, ttl }) => {
-            let client = client()?;
+            let client = client().await?;
             let hub_ca =
                 hub_ca.map(|path| std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))).transpose()?;
             let request = heimdall_hub::api::agents::InstallRequest {
@@ -342,14 +405,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             commands::clusters::install_manifest(&client, &name, request).await
         }
-        Command::Cluster(ClusterCommand::JoinToken { name, ttl }) => commands::clusters::join_token(&client()?, &name, ttl).await,
-        Command::Cluster(ClusterCommand::Revoke { name }) => commands::clusters::revoke(&client()?, &name).await,
+        Command::Cluster(ClusterCommand::JoinToken { name, ttl }) => commands::clusters::join_token(&client().await?, &name, ttl).await,
+        Command::Cluster(ClusterCommand::Revoke { name }) => commands::clusters::revoke(&client().await?, &name).await,
         Command::Agent(args) => commands::agent::run(cli.hub.clone(), *args).await,
-        Command::Cluster(ClusterCommand::Token { name }) => commands::clusters::token(&client()?, &name).await,
+        Command::Cluster(ClusterCommand::Token { name }) => commands::clusters::token(&client().await?, &name).await,
         Command::Cluster(ClusterCommand::BootstrapManifest { name, hub_url, issue_token }) => {
-            commands::clusters::bootstrap(&client()?, &name, hub_url, issue_token).await
+            commands::clusters::bootstrap(&client().await?, &name, hub_url, issue_token).await
         }
-        Command::Gitops(GitopsCommand::Rebuild { cluster }) => commands::clusters::rebuild(&client()?, &cluster).await,
+        Command::Gitops(GitopsCommand::Rebuild { cluster }) => commands::clusters::rebuild(&client().await?, &cluster).await,
+        Command::Login { context, browser, no_open } => {
+            commands::login::login(commands::login::LoginOptions { hub: cli.hub.clone(), context, browser, no_open }).await
+        }
+        Command::Logout { context } => commands::login::logout(context).await,
+        Command::Whoami { output } => commands::login::whoami(&client().await?, output).await,
+        Command::Token(TokenCommand::Create { name, role, tenant, ttl }) => {
+            commands::tokens::create(&client().await?, &name, &role, tenant.as_deref(), ttl).await
+        }
+        Command::Token(TokenCommand::List { output }) => commands::tokens::list(&client().await?, output).await,
+        Command::Token(TokenCommand::Revoke { name }) => commands::tokens::revoke(&client().await?, &name).await,
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "heimdall", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

@@ -320,7 +320,10 @@ fn cluster_repositories_clone_over_http_with_per_cluster_tokens() {
     assert!(all.status.success(), "the admin token reads every repository: {}", String::from_utf8_lossy(&all.stderr));
 
     let api = run(&["get", "apps", "--token", &token], &env);
-    assert!(!api.status.success() && String::from_utf8_lossy(&api.stderr).contains("may only read"), "a cluster token is not an API token");
+    assert!(
+        !api.status.success() && String::from_utf8_lossy(&api.stderr).contains("missing permission api:use"),
+        "a cluster token is not an API token"
+    );
 }
 
 /// Polls `check` every 200 ms for up to 60 s.

@@ -41,7 +41,8 @@ pub fn roles_of(state: &AppState, identity: &Identity) -> Vec<Role> {
     }
     let platform = state.rendering.platform();
     for (tenant, spec) in platform.tenants() {
-        if let Some(role) = spec.role_of(&identity.username, identity.email.as_deref(), &identity.groups) {
+        let email = identity.email.as_deref().filter(|_| identity.email_verified);
+        if let Some(role) = spec.role_of(&identity.username, email, &identity.groups) {
             roles.push(Role::Tenant { tenant: tenant.clone(), role });
         }
     }

@@ -108,6 +108,8 @@ pub struct Discovery {
     pub device_authorization_endpoint: Option<String>,
     #[serde(default)]
     pub end_session_endpoint: Option<String>,
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
 }
 
 /// A verified person.
@@ -117,6 +119,10 @@ pub struct Identity {
     pub username: String,
     #[serde(default)]
     pub email: Option<String>,
+    /// Only a verified email may grant a tenant role: with providers where
+    /// people set their own address, an unverified one proves nothing.
+    #[serde(default)]
+    pub email_verified: bool,
     #[serde(default)]
     pub display_name: Option<String>,
     #[serde(default)]
@@ -276,7 +282,8 @@ impl Oidc {
             Some(Value::String(group)) => vec![group.clone()],
             _ => Vec::new(),
         };
-        Ok(Identity { subject, username, email: text("email"), display_name: text("name"), groups })
+        let email_verified = claims.get("email_verified").and_then(Value::as_bool) == Some(true);
+        Ok(Identity { subject, username, email: text("email"), email_verified, display_name: text("name"), groups })
     }
 
     /// Exchanges an authorization code (with its PKCE verifier) for tokens.

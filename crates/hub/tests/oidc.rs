@@ -214,6 +214,13 @@ async fn bearer_tokens_are_verified_against_the_issuers_keys() {
     assert_eq!((me["name"].as_str(), &me["tenants"]), (Some("carol"), &json!({"payments": "developer"})));
     let (status, _) = hub.call_with("GET", "/api/v1/namespaces/shop/applications", "", Body::empty(), Some(&good)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "carol is not in shop");
+    let claimed = json!({"sub": "mallory", "preferred_username": "mallory", "email": "alice@example.com", "groups": []});
+    let unverified = provider.mint(claims(&provider, claimed.clone()), json!({})).await;
+    assert_eq!(whoami(&hub, &unverified).await.1["tenants"], json!({}), "an unverified email grants nothing");
+    let mut verified = claimed;
+    verified["email_verified"] = json!(true);
+    let verified = provider.mint(claims(&provider, verified), json!({})).await;
+    assert_eq!(whoami(&hub, &verified).await.1["tenants"], json!({"shop": "owner"}), "a verified one matches the member");
     let skewed = provider.mint(claims(&provider, json!({"exp": now() - 20})), json!({})).await;
     assert_eq!(whoami(&hub, &skewed).await.0, StatusCode::OK, "a little clock skew is allowed");
 

@@ -2,6 +2,8 @@ pub mod agent;
 pub mod audit;
 pub mod clusters;
 pub mod history;
+pub mod login;
 pub mod render;
 pub mod resources;
 pub mod server;
+pub mod tokens;

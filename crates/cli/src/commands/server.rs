@@ -9,7 +9,7 @@ use heimdall_hub::config::LogFormat;
 use heimdall_hub::server;
 use tracing_subscriber::EnvFilter;
 
-use crate::context::{ClientConfig, Context, config_path};
+use crate::context::{ClientConfig, ConfigLock, Context, config_path};
 
 pub(crate) fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("HEIMDALL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
@@ -45,18 +45,40 @@ fn url(config: &HubConfig, listener: &std::net::TcpListener) -> Result<String> {
     Ok(format!("{scheme}://{}", listener.local_addr()?))
 }
 
-pub async fn up(data_dir: PathBuf, listen: String, examples: Option<PathBuf>, no_examples: bool) -> Result<ExitCode> {
-    init_logging(LogFormat::Text);
-    let data_dir = std::path::absolute(&data_dir).with_context(|| format!("resolving {}", data_dir.display()))?;
-    let config = HubConfig { listen, data_dir: data_dir.clone(), ..HubConfig::default() };
+pub struct UpOptions {
+    /// A hub config file; without one, the defaults (and no environment variables).
+    pub config: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub examples: Option<PathBuf>,
+    pub no_examples: bool,
+}
+
+pub async fn up(options: UpOptions) -> Result<ExitCode> {
+    let mut config = match &options.config {
+        Some(file) => HubConfig::load(Some(file), |name| std::env::var(name).ok())?,
+        None => HubConfig::default(),
+    };
+    init_logging(config.log_format);
+    if let Some(data_dir) = options.data_dir {
+        config.data_dir = data_dir;
+    }
+    if let Some(listen) = options.listen {
+        config.listen = listen;
+    }
+    config.data_dir = std::path::absolute(&config.data_dir).with_context(|| format!("resolving {}", config.data_dir.display()))?;
+    let data_dir = config.data_dir.clone();
     let listener = bind(&config.listen)?;
+    let hub_url = url(&config, &listener)?;
+    // With --listen 127.0.0.1:0 only the bound address is right for the sign-in redirect.
+    config.public_url.get_or_insert_with(|| hub_url.clone());
     let state = server::open(&config).await?;
     let fresh = state.store.revision().await? == 0;
     let token = server::ensure_admin_token(&state.store, &data_dir).await?;
     println!("Admin token: {} (mode 0600{})", token.path.display(), if token.created { ", new" } else { "" });
 
-    if fresh && !no_examples {
-        let files = match &examples {
+    if fresh && !options.no_examples {
+        let files = match &options.examples {
             Some(dir) => heimdall_hub::examples::read_manifests(dir)?,
             None => heimdall_hub::examples::embedded(),
         };
@@ -64,16 +86,23 @@ pub async fn up(data_dir: PathBuf, listen: String, examples: Option<PathBuf>, no
         println!("Loaded the example organization: {} resources", loaded.results.len());
     }
 
-    let hub_url = url(&config, &listener)?;
     let path = config_path();
-    let mut client_config = ClientConfig::load(&path)?;
-    client_config.contexts.insert("local".into(), Context { hub: hub_url.clone(), token: None, token_file: Some(token.path.clone()) });
-    client_config.current_context = Some("local".into());
-    client_config.save(&path)?;
+    {
+        let _lock = ConfigLock::acquire(&path).await?;
+        let mut client_config = ClientConfig::load(&path)?;
+        client_config
+            .contexts
+            .insert("local".into(), Context { hub: hub_url.clone(), token_file: Some(token.path.clone()), ..Context::default() });
+        client_config.current_context = Some("local".into());
+        client_config.save(&path)?;
+    }
     println!("CLI context \"local\" written to {}", path.display());
+    if let Some(oidc) = &config.oidc {
+        println!("Single sign-on with {} (heimdall login)", oidc.issuer);
+    }
 
     println!("Heimdall hub ready at {hub_url} (API under {hub_url}/api/v1, OpenAPI at {hub_url}/api/openapi.json)");
-    server::serve(listener, state, None, shutdown_signal()).await?;
+    server::serve(listener, state, config.tls.as_ref(), shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
