@@ -124,12 +124,33 @@ pub async fn settle(state: &AppState, app: Resource) -> (Resource, Result<Render
     }
 }
 
+/// A tenant's applications would silently become the platform team's:
+/// deleting a tenant that still has some is refused.
+async fn refuse_if_tenant_has_apps(state: &AppState, tenant: &str) -> Result<(), ApiError> {
+    let mut names = Vec::new();
+    for kind in ["Application", "Workload"] {
+        let query = heimdall_store::ListQuery { kind: kind.into(), namespace: Some(tenant.into()), limit: Some(5), ..Default::default() };
+        names.extend(state.store.list(&query).await?.items.into_iter().map(|r| format!("{kind} {}", r.metadata.name)));
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        axum::http::StatusCode::CONFLICT,
+        "Conflict",
+        format!("tenant {tenant} still has applications ({}); delete them first", names.join(", ")),
+    ))
+}
+
 /// Deletes a resource; deleting part of the platform takes effect at once,
 /// and a deleted application's folders leave every cluster repository.
 pub async fn delete(state: &AppState, principal: &Principal, key: &ResourceKey, expected: Option<i64>) -> Result<Resource, ApiError> {
     crate::auth::require(principal, &crate::auth::document_need(key))?;
     if key.kind == "Tenant" && !principal.is_platform_admin() {
         crate::auth::require(principal, &crate::auth::Need::PlatformAdmin("tenants:delete".into()))?;
+    }
+    if key.kind == "Tenant" {
+        refuse_if_tenant_has_apps(state, &key.name).await?;
     }
     let actor = principal.name.as_str();
     let _delivery = state.delivery.lock().await;

@@ -260,6 +260,10 @@ async fn owners_change_members_only_and_changes_are_attributed() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(body["message"].as_str().expect("message").contains("members only"), "{body}");
 
+    let (status, body) = hub.call("DELETE", "/api/v1/tenants/shop", "", Body::empty()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["message"].as_str().expect("message").contains("Application storefront"), "{body}");
+
     let developer = tokens.iter().find(|(l, _)| l == "shop-developer").map(|(_, t)| t.clone()).expect("token");
     let app = web_app("attributed", "registry.example.com/shop/web:1", Some("{clusters: [dev-eu-1]}"));
     let (status, body) = hub.call_with("POST", "/api/v1/apply", "application/yaml", app, Some(&developer)).await;
