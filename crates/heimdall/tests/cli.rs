@@ -8,14 +8,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_heimdall");
+mod common;
+
+use common::{BIN, eventually, eventually_or, free_port, run, stdout};
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
 /// A running hub process; killed on drop.
@@ -86,20 +84,6 @@ fn start(args: &[&str], env: &[(&str, String)], ready_marker: &str, port: u16) -
             }
         }
     }
-}
-
-fn run(args: &[&str], env: &[(&str, String)]) -> Output {
-    let mut command = Command::new(BIN);
-    command.args(args).env_remove("HEIMDALL_HUB").env_remove("HEIMDALL_TOKEN");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.output().expect("run heimdall")
-}
-
-fn stdout(output: &Output) -> String {
-    assert!(output.status.success(), "failed: {}\n{}", String::from_utf8_lossy(&output.stderr), String::from_utf8_lossy(&output.stdout));
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// `heimdall up` with its data in `dir/data` and its CLI context in `dir/client.yaml`.
@@ -324,26 +308,6 @@ fn cluster_repositories_clone_over_http_with_per_cluster_tokens() {
         !api.status.success() && String::from_utf8_lossy(&api.stderr).contains("missing permission api:use"),
         "a cluster token is not an API token"
     );
-}
-
-/// Polls `check` every 200 ms for up to 60 s.
-fn eventually<T>(what: &str, check: impl FnMut() -> Option<T>) -> T {
-    eventually_or(what, check).unwrap_or_else(|| panic!("timed out waiting until {what}"))
-}
-
-/// [`eventually`], returning `None` on time-out so the caller can say more.
-fn eventually_or<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(value) = check() {
-            return Some(value);
-        }
-        if Instant::now() >= deadline {
-            eprintln!("timed out waiting until {what}");
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]

@@ -12,11 +12,9 @@ use std::time::{Duration, Instant};
 use heimdall_testsupport::oidc::Provider;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_heimdall");
+mod common;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
+use common::{BIN, eventually, free_port, run, stdout};
 
 /// A running heimdall process; killed on drop.
 struct Running {
@@ -79,35 +77,9 @@ fn spawn(args: &[&str], env: &[(&str, String)]) -> Child {
     command.spawn().expect("start heimdall")
 }
 
-fn run(args: &[&str], env: &[(&str, String)]) -> Output {
-    let mut command = Command::new(BIN);
-    command.args(args).env_remove("HEIMDALL_HUB").env_remove("HEIMDALL_TOKEN");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.output().expect("run heimdall")
-}
-
-fn stdout(output: &Output) -> String {
-    assert!(output.status.success(), "failed: {}\n{}", String::from_utf8_lossy(&output.stderr), String::from_utf8_lossy(&output.stdout));
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 fn refused(output: &Output) -> String {
     assert!(!output.status.success(), "expected a failure, got: {}", String::from_utf8_lossy(&output.stdout));
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Polls `check` every 200 ms for up to 90 s.
-fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Waits for a login to finish and returns its stdout and stderr (the lines seen so far included).
