@@ -71,10 +71,18 @@ fn observed(app: &Resource) -> bool {
     app.status.as_ref().and_then(|s| s.get("observedGeneration")).and_then(|g| g.as_i64()) == app.metadata.generation
 }
 
+/// Rebuilds the platform under the delivery lock: a reload that read the
+/// store before a concurrent platform write must not install its older
+/// platform after that write installed the newer one.
+async fn reload(state: &AppState) -> Result<(), StoreError> {
+    let _delivery = state.delivery.lock().await;
+    state.rendering.reload(&state.store).await
+}
+
 /// Runs until the store fails; the caller restarts it.
 pub async fn run(state: AppState) -> Result<(), StoreError> {
     let from = state.store.revision().await?;
-    state.rendering.reload(&state.store).await?;
+    reload(&state).await?;
     let changed = render_all(&state).await?;
     tracing::info!(changed, "rendered every application");
     if let Err(e) = crate::api::gitops::record_health(&state).await {
@@ -105,7 +113,7 @@ pub async fn run(state: AppState) -> Result<(), StoreError> {
             }
         }
         if platform_changed {
-            state.rendering.reload(&state.store).await?;
+            reload(&state).await?;
             let changed = render_all(&state).await?;
             tracing::info!(changed, "platform changed; re-rendered applications");
             if let Err(e) = crate::api::gitops::record_health(&state).await {
