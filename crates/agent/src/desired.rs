@@ -168,6 +168,29 @@ impl Desired {
         desired
     }
 
+    /// Turns each `EncryptedSecret` into the `v1` Secret it seals, opened
+    /// with the agent's keys. One that does not open (sealed to another
+    /// cluster, tampered, moved) is an error of its file: the Secret in the
+    /// cluster stays as it is and its folder is not pruned.
+    pub fn open_secrets(&mut self, identities: &[age::x25519::Identity]) {
+        let sealed: Vec<ObjectRef> =
+            self.objects.iter().filter(|(_, o)| heimdall_secrets::agent::is_encrypted_secret(&o.object)).map(|(r, _)| r.clone()).collect();
+        for reference in sealed {
+            let Some(object) = self.objects.remove(&reference) else { continue };
+            let path = format!("{}/encryptedsecret-{}.yaml", object.folder, reference.name);
+            match heimdall_secrets::agent::open(&object.object, identities) {
+                Ok(secret) => {
+                    let Some(opened) = ObjectRef::of(&secret) else { continue };
+                    let digest = digest(&secret);
+                    let hints = Hints::of(&secret);
+                    self.objects
+                        .insert(opened.clone(), DesiredObject { reference: opened, folder: object.folder, object: secret, hints, digest });
+                }
+                Err(e) => self.errors.push(FileError { path, message: e.to_string() }),
+            }
+        }
+    }
+
     pub fn folders(&self) -> BTreeSet<&str> {
         self.objects.values().map(|o| o.folder.as_str()).chain(self.errors.iter().filter_map(|e| folder_of(&e.path))).collect()
     }

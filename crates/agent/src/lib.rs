@@ -240,6 +240,8 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
     let hub = HubClient::new(&options.hub, options.hub_ca.as_deref(), options.proxy.as_deref())?;
     let mut state = establish(&options, &cluster, &store, &hub).await?;
     let cluster_name = state.cluster.clone().unwrap_or_default();
+    // Opens the EncryptedSecrets the hub sealed to this agent.
+    let identities: Vec<age::x25519::Identity> = state.identity.iter().filter_map(|i| i.parse().ok()).collect();
     tracing::info!(cluster = %cluster_name, hub = %options.hub, "agent running");
 
     let (events_tx, mut events) = mpsc::channel(16);
@@ -324,7 +326,8 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
             }
         }
         if pass && have.is_some() {
-            let desired = Desired::from_files(&files);
+            let mut desired = Desired::from_files(&files);
+            desired.open_secrets(&identities);
             let outcome = sync::sync(&cluster, &desired, &mut state.inventory, options.concurrency).await;
             if !outcome.applied.is_empty() || !outcome.pruned.is_empty() || !outcome.errors.is_empty() {
                 tracing::info!(

@@ -165,6 +165,10 @@ impl Client {
         }
     }
 
+    pub async fn put_json<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        self.send(self.request(Method::PUT, path).json(body), &format!("PUT {path}")).await
+    }
+
     pub async fn post_json<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         self.send(self.request(Method::POST, path).json(body), &format!("POST {path}")).await
     }

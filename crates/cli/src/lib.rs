@@ -178,6 +178,9 @@ enum Command {
     /// API tokens for machines and CI: create (shown once), list, revoke.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Secrets of applications: set, list, delete (values are write-only).
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// Show the audit trail, newest first.
     Audit {
         #[arg(long)]
@@ -327,6 +330,37 @@ enum TokenCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum SecretCommand {
+    /// Set one key of a secret (a new version; the apps that read it are re-delivered).
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["from_literal", "from_file", "from_stdin"])))]
+    Set {
+        /// NAMESPACE/NAME, e.g. shop/web.
+        secret: String,
+        /// The key, e.g. DB_PASSWORD.
+        key: String,
+        /// The value on the command line (it lands in your shell history; prefer --from-file or --from-stdin).
+        #[arg(long)]
+        from_literal: Option<String>,
+        /// Read the value from a file, byte for byte.
+        #[arg(long)]
+        from_file: Option<std::path::PathBuf>,
+        /// Read the value from standard input (one trailing newline is dropped).
+        #[arg(long)]
+        from_stdin: bool,
+    },
+    /// List secrets (NAMESPACE) or one secret's keys (NAMESPACE/NAME): versions, who, when. Never values.
+    List {
+        target: String,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Delete one key of a secret, or the whole secret without KEY.
+    Delete { secret: String, key: Option<String> },
+    /// Make a new master key and re-wrap every stored data key with it (platform admins).
+    RotateMasterKey,
+}
+
+#[derive(Debug, Subcommand)]
 enum GitopsCommand {
     /// Rebuild a cluster's repository from the store (the old one is moved aside).
     Rebuild { cluster: String },
@@ -423,6 +457,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Token(TokenCommand::List { output }) => commands::tokens::list(&client().await?, output).await,
         Command::Token(TokenCommand::Revoke { name }) => commands::tokens::revoke(&client().await?, &name).await,
+        Command::Secret(SecretCommand::Set { secret, key, from_literal, from_file, from_stdin }) => {
+            let value = commands::secrets::read_value(from_literal, from_file.as_deref(), from_stdin)?;
+            commands::secrets::set(&client().await?, &secret, &key, value).await
+        }
+        Command::Secret(SecretCommand::List { target, output }) => commands::secrets::list(&client().await?, &target, output).await,
+        Command::Secret(SecretCommand::Delete { secret, key }) => {
+            commands::secrets::delete(&client().await?, &secret, key.as_deref()).await
+        }
+        Command::Secret(SecretCommand::RotateMasterKey) => commands::secrets::rotate_master_key(&client().await?).await,
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "heimdall", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

@@ -44,6 +44,15 @@ pub async fn write(
     mode: ApplyMode,
     dry_run: bool,
 ) -> Result<Vec<WriteResult>, ApiError> {
+    for (source, resource) in &batch {
+        if crate::secrets::is_secret(resource) {
+            return Err(ApiError::invalid_field(
+                "kind",
+                "a Secret's values are set one key at a time: heimdall secret set NAMESPACE/NAME KEY (PUT /api/v1/namespaces/{namespace}/secrets/{name}/keys/{key})",
+            )
+            .in_document(source));
+        }
+    }
     crate::auth::authorize_documents(state, principal, &batch).await?;
     let actor = principal.name.as_str();
     let _delivery = if dry_run { None } else { Some(state.delivery.lock().await) };
@@ -101,7 +110,7 @@ pub async fn write(
         results.push(result);
     }
     if !apps.is_empty() {
-        let commits = delivery::deliver(state, &desired, &apps, &note);
+        let commits = delivery::deliver(state, desired, &apps, &note).await;
         delivery::publish(state, &commits).await;
     }
     Ok(results)
@@ -158,6 +167,16 @@ pub async fn delete(state: &AppState, principal: &Principal, key: &ResourceKey, 
     if is_platform_kind(&key.kind) {
         state.rendering.reload(&state.store).await?;
     }
+    if key.kind == heimdall_store::SECRET_KIND {
+        state.rendering.set_secrets(crate::secrets::catalog(&state.store).await?);
+        let note = ChangeNote {
+            actor: actor.to_string(),
+            summary: summary("delete", std::slice::from_ref(key)),
+            revision: state.store.revision().await?,
+            resources: vec![format!("Secret/{}/{}={}", key.namespace, key.name, deleted.resource_version().unwrap_or_default())],
+        };
+        delivery::redeliver_namespace(state, &key.namespace, Some(&key.name), &note).await?;
+    }
     if is_app_kind(&key.kind) {
         let note = ChangeNote {
             actor: actor.to_string(),
@@ -165,7 +184,7 @@ pub async fn delete(state: &AppState, principal: &Principal, key: &ResourceKey, 
             revision: state.store.revision().await?,
             resources: vec![format!("{}/{}/{}={}", key.kind, key.namespace, key.name, deleted.resource_version().unwrap_or_default())],
         };
-        let commits = delivery::deliver(state, &Desired::default(), &[(key.namespace.clone(), key.name.clone())], &note);
+        let commits = delivery::deliver(state, Desired::default(), &[(key.namespace.clone(), key.name.clone())], &note).await;
         delivery::publish(state, &commits).await;
     }
     Ok(deleted)

@@ -203,6 +203,11 @@ pub fn route_need(method: &Method, route: &str, params: &HashMap<String, String>
             let permission = format!("{}:{}", param("plural"), if read { "read" } else { "write" });
             Need::tenant(param("namespace"), if read { TenantRole::Viewer } else { TenantRole::Developer }, permission)
         }
+        "/api/v1/namespaces/{namespace}/secrets/{name}/keys/{key}" => {
+            let permission = if method == Method::DELETE { "secrets:delete" } else { "secrets:set" };
+            Need::tenant(param("namespace"), TenantRole::Developer, permission)
+        }
+        "/api/v1/secrets/rotate-master-key" => Need::PlatformAdmin("secrets:rotate-master-key".into()),
         "/api/v1/namespaces/{namespace}/applications/{name}/history" | "/api/v1/namespaces/{namespace}/applications/{name}/diff" => {
             Need::tenant(param("namespace"), TenantRole::Viewer, "applications:history")
         }

@@ -33,6 +33,10 @@ pub struct HubConfig {
     /// Single sign-on with an OpenID Connect provider.
     #[serde(default)]
     pub oidc: Option<crate::oidc::OidcConfig>,
+    /// The master key file of secrets at rest; default `<dataDir>/master.key`
+    /// (created on first start). Several replicas share one file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_key_file: Option<PathBuf>,
 }
 
 fn default_unreachable_after() -> u64 {
@@ -73,6 +77,7 @@ impl Default for HubConfig {
             agent_unreachable_after_seconds: default_unreachable_after(),
             public_url: None,
             oidc: None,
+            master_key_file: None,
         }
     }
 }
@@ -82,6 +87,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("HEIMDALL_LISTEN", "listen"),
     ("HEIMDALL_DATABASE_URL", "databaseUrl"),
     ("HEIMDALL_DATA_DIR", "dataDir"),
+    ("HEIMDALL_MASTER_KEY_FILE", "masterKeyFile"),
     ("HEIMDALL_TLS_CERT_FILE", "tls.certFile"),
     ("HEIMDALL_TLS_KEY_FILE", "tls.keyFile"),
     ("HEIMDALL_LOG_FORMAT", "logFormat"),

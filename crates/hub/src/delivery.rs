@@ -102,6 +102,24 @@ pub struct Desired {
     /// cluster -> folder -> files
     pub write: BTreeMap<String, BTreeMap<String, Files>>,
     pub keep: BTreeMap<String, BTreeSet<String>>,
+    /// Secrets to seal into folders before committing: (cluster, folder, secret, labels).
+    pub secrets: Vec<(String, String, heimdall_render::SecretUse, BTreeMap<String, String>)>,
+}
+
+/// The labels a sealed secret carries: the agent lists and prunes only
+/// what is marked as Heimdall's, and people find the application by them.
+fn secret_labels(app: &Resource) -> BTreeMap<String, String> {
+    let namespace = app.metadata.namespace.clone().unwrap_or_default();
+    [
+        ("app.kubernetes.io/managed-by", "heimdall".to_string()),
+        ("app.oam.dev/name", app.metadata.name.clone()),
+        ("app.oam.dev/namespace", namespace.clone()),
+        ("heimdall.dev/app", app.metadata.name.clone()),
+        ("heimdall.dev/tenant", namespace),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 impl Desired {
@@ -137,6 +155,9 @@ impl Desired {
                 .iter()
                 .map(|object| (file_name(object, &target.namespace), serde_saphyr::to_string(object).unwrap_or_default().into_bytes()))
                 .collect();
+            for secret in &target.secrets {
+                self.secrets.push((target.cluster.clone(), folder.clone(), secret.clone(), secret_labels(app)));
+            }
             self.write.entry(target.cluster.clone()).or_default().insert(folder, files);
         }
     }
@@ -161,11 +182,39 @@ impl Desired {
         }
         updates
     }
+
+    /// Seals the pending secrets into their folders. A secret that cannot be
+    /// sealed now keeps the sealed file the repository has, so nothing running
+    /// loses its Secret because of a hub-side problem.
+    pub async fn seal_secrets(&mut self, state: &AppState) {
+        let mut sealer = crate::secrets::Sealer::new(state);
+        let mut existing: BTreeMap<(String, String), BTreeMap<String, String>> = BTreeMap::new();
+        for (cluster, folder, secret, labels) in std::mem::take(&mut self.secrets) {
+            let files = existing.entry((cluster.clone(), folder.clone())).or_insert_with(|| {
+                let head = state.repos.head(&cluster).ok().flatten();
+                head.and_then(|head| state.repos.files_at(&cluster, &head, &folder).ok()).unwrap_or_default()
+            });
+            let sealed = match sealer.seal(&cluster, files, &secret, &labels).await {
+                Some(sealed) => Some(sealed),
+                None => ["encryptedsecret", "sealedsecret"]
+                    .iter()
+                    .map(|kind| format!("{kind}-{}.yaml", secret.name))
+                    .find_map(|name| files.get(&name).map(|content| (name, content.clone().into_bytes()))),
+            };
+            if let Some(file) = sealed
+                && let Some(folder_files) = self.write.get_mut(&cluster).and_then(|w| w.get_mut(&folder))
+            {
+                // Secrets first: the pods that read them come after.
+                folder_files.insert(0, file);
+            }
+        }
+    }
 }
 
 /// Commits the folders of `apps` (just rendered, or deleted) to every
 /// cluster they touch. Returns `(cluster, commit)` for each commit made.
-pub fn deliver(state: &AppState, desired: &Desired, apps: &[(String, String)], note: &ChangeNote) -> Vec<(String, String)> {
+pub async fn deliver(state: &AppState, mut desired: Desired, apps: &[(String, String)], note: &ChangeNote) -> Vec<(String, String)> {
+    desired.seal_secrets(state).await;
     let platform = state.rendering.platform();
     let mut clusters: BTreeSet<String> = state.repos.clusters().into_iter().filter(|c| platform.has_cluster(c)).collect();
     clusters.extend(desired.write.keys().cloned());
@@ -215,6 +264,7 @@ pub async fn reconcile(state: &AppState, apps: &[Resource], note: &ChangeNote, o
     for app in apps {
         desired.add(state, app, &state.rendering.render_app(app));
     }
+    desired.seal_secrets(state).await;
     let platform = state.rendering.platform();
     let mut clusters: BTreeSet<String> = state.repos.clusters().into_iter().filter(|c| platform.has_cluster(c)).collect();
     clusters.extend(platform.cluster_names());
@@ -289,4 +339,57 @@ pub async fn publish(state: &AppState, commits: &[(String, String)]) {
             }
         }
     }
+}
+
+/// Re-renders and delivers the applications of `namespace` after one of its
+/// secrets changed; returns those that read `secret`. The caller holds the
+/// delivery lock.
+pub async fn redeliver_namespace(
+    state: &AppState,
+    namespace: &str,
+    secret: Option<&str>,
+    note: &ChangeNote,
+) -> Result<Vec<String>, heimdall_store::StoreError> {
+    let mut desired = Desired::default();
+    let mut apps = Vec::new();
+    let mut readers = Vec::new();
+    for kind in ["Application", "Workload"] {
+        let query = heimdall_store::ListQuery { kind: kind.into(), namespace: Some(namespace.into()), ..Default::default() };
+        for app in state.store.list(&query).await?.items {
+            let (settled, render) = crate::admission::settle(state, app).await;
+            if let Ok(rendered) = &render
+                && rendered.targets.iter().any(|t| t.secrets.iter().any(|s| secret.is_none_or(|name| s.name == name)))
+            {
+                readers.push(format!("{}/{}/{}", settled.kind, namespace, settled.metadata.name));
+            }
+            desired.add(state, &settled, &render);
+            apps.push((namespace.to_string(), settled.metadata.name.clone()));
+        }
+    }
+    let commits = deliver(state, desired, &apps, note).await;
+    publish(state, &commits).await;
+    Ok(readers)
+}
+
+/// Re-seals a cluster's secrets for its agent's current key (after a join).
+pub async fn reseal_cluster(state: &AppState, cluster: &str) {
+    let _delivery = state.delivery.lock().await;
+    let mut apps = Vec::new();
+    for kind in ["Application", "Workload"] {
+        match state.store.list(&heimdall_store::ListQuery { kind: kind.into(), ..Default::default() }).await {
+            Ok(list) => apps.extend(list.items),
+            Err(e) => {
+                tracing::error!(%cluster, error = %e, "cannot list applications to re-seal secrets");
+                return;
+            }
+        }
+    }
+    let note = ChangeNote {
+        actor: "heimdall".into(),
+        summary: format!("seal secrets for the agent of cluster {cluster}"),
+        revision: state.store.revision().await.unwrap_or_default(),
+        resources: Vec::new(),
+    };
+    let commits = reconcile(state, &apps, &note, Some(cluster)).await;
+    publish(state, &commits).await;
 }

@@ -149,6 +149,9 @@ pub async fn join(state: &AppState, request: &JoinRequest) -> Result<Credential,
     .await?;
     state.store.record_heartbeat(&cluster).await?;
     tracing::info!(%cluster, "agent joined");
+    // Its secrets can be sealed now that its key is known.
+    let (background, joined) = (state.clone(), cluster.clone());
+    tokio::spawn(async move { crate::delivery::reseal_cluster(&background, &joined).await });
     Ok(credential)
 }
 

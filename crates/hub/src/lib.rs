@@ -18,6 +18,7 @@ pub mod oidc;
 pub mod openapi;
 pub mod reconcile;
 pub mod rendering;
+pub mod secrets;
 pub mod server;
 pub mod state;
 

@@ -141,7 +141,7 @@ pub async fn run(state: AppState) -> Result<(), StoreError> {
                         resources: Vec::new(),
                     };
                     let apps = [(settled.metadata.namespace.clone().unwrap_or_default(), settled.metadata.name.clone())];
-                    let commits = delivery::deliver(&state, &desired, &apps, &note);
+                    let commits = delivery::deliver(&state, desired, &apps, &note).await;
                     delivery::publish(&state, &commits).await;
                 }
                 Ok(_) | Err(StoreError::NotFound { .. }) => {}

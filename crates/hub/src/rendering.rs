@@ -30,6 +30,8 @@ pub fn is_app_kind(kind: &str) -> bool {
 /// The compiled platform, rebuilt when a platform kind changes.
 pub struct Rendering {
     platform: RwLock<Arc<Platform>>,
+    /// The secrets that exist (no values), for reference checks.
+    secrets: RwLock<Arc<heimdall_render::SecretCatalog>>,
 }
 
 impl std::fmt::Debug for Rendering {
@@ -40,7 +42,7 @@ impl std::fmt::Debug for Rendering {
 
 impl Default for Rendering {
     fn default() -> Self {
-        Self { platform: RwLock::new(Arc::new(Platform::builtin())) }
+        Self { platform: RwLock::new(Arc::new(Platform::builtin())), secrets: RwLock::default() }
     }
 }
 
@@ -65,6 +67,17 @@ impl Rendering {
         self.platform.read().map(|p| p.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
+    pub fn secrets(&self) -> Arc<heimdall_render::SecretCatalog> {
+        self.secrets.read().map(|p| p.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    pub fn set_secrets(&self, catalog: heimdall_render::SecretCatalog) {
+        match self.secrets.write() {
+            Ok(mut slot) => *slot = Arc::new(catalog),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(catalog),
+        }
+    }
+
     fn set(&self, platform: Platform) {
         match self.platform.write() {
             Ok(mut slot) => *slot = Arc::new(platform),
@@ -76,6 +89,7 @@ impl Rendering {
     /// compile (written before a check existed) is logged, and the last good
     /// one stays.
     pub async fn reload(&self, store: &Store) -> Result<(), StoreError> {
+        self.set_secrets(crate::secrets::catalog(store).await?);
         let resources = platform_resources(store).await?;
         match Platform::from_resources(&resources) {
             Ok(platform) => self.set(platform),
@@ -108,7 +122,8 @@ impl Rendering {
         let mut invalid = Vec::new();
         let mut denied = Vec::new();
         for (source, app) in batch.iter().filter(|(_, r)| is_app_kind(&r.kind)) {
-            match render(app, source, platform, &RenderOptions::default()) {
+            let options = RenderOptions { secrets: Some(self.secrets()), ..Default::default() };
+            match render(app, source, platform, &options) {
                 Ok(rendered) => {
                     let globally_warn = platform.defaults().policy_enforcement == Enforcement::Warn;
                     for finding in rendered.violations().filter(|_| !globally_warn) {
@@ -149,7 +164,7 @@ impl Rendering {
     /// The status an application should have under the current platform.
     /// Renders a stored application under the current platform, with its approvals.
     pub fn render_app(&self, app: &Resource) -> Result<Rendered, DocumentError> {
-        let options = RenderOptions { approvals: approvals(app), ..Default::default() };
+        let options = RenderOptions { approvals: approvals(app), secrets: Some(self.secrets()), ..Default::default() };
         let source = format!("{} {}/{}", app.kind, app.metadata.namespace.as_deref().unwrap_or_default(), app.metadata.name);
         render(app, &source, &self.platform(), &options)
     }

@@ -39,6 +39,8 @@ pub async fn open(config: &HubConfig) -> Result<AppState, HubError> {
         tracing::info!(issuer = %oidc.issuer, client = %oidc.client_id, "single sign-on configured");
         state.oidc = Some(std::sync::Arc::new(crate::oidc::Oidc::new(oidc.clone())));
     }
+    let key_file = config.master_key_file.clone().unwrap_or_else(|| dir.join("master.key"));
+    state.secrets = std::sync::Arc::new(crate::secrets::Secrets::open(&key_file, &state.store).await?);
     state.rendering.reload(&state.store).await?;
     Ok(state)
 }

@@ -32,6 +32,8 @@ pub struct AppState {
     /// Identities recorded as User/Group by this process, so a bearer token
     /// is not a write per request.
     pub seen_identities: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// The master keys of secrets at rest.
+    pub secrets: Arc<crate::secrets::Secrets>,
 }
 
 impl AppState {
@@ -53,6 +55,7 @@ impl AppState {
             public_url: "http://127.0.0.1:8080".into(),
             secure_cookies: false,
             seen_identities: Arc::default(),
+            secrets: Arc::default(),
         }
     }
 }

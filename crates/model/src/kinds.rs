@@ -199,6 +199,27 @@ pub static KINDS: &[KindInfo] = &[
         validate_spec: spec::platform::validate_trait_definition,
     },
     KindInfo {
+        api_version: spec::secret::API_VERSION,
+        kind: "Secret",
+        plural: "secrets",
+        singular: "secret",
+        short_names: &[],
+        scope: Scope::Namespaced,
+        columns: &[("KEYS", |r| {
+            r.spec
+                .get("keys")
+                .and_then(Value::as_object)
+                .map(|keys| {
+                    keys.iter()
+                        .map(|(key, info)| format!("{key}:v{}", info.get("version").and_then(Value::as_i64).unwrap_or(0)))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default()
+        })],
+        validate_spec: spec::secret::validate,
+    },
+    KindInfo {
         api_version: spec::platform::GROUP_VERSION,
         kind: "Policy",
         plural: "policies",

@@ -50,6 +50,21 @@ fn is_label_token(value: &str) -> bool {
 }
 
 /// A label or annotation key: an optional DNS-subdomain prefix and '/', then a name.
+/// A key of a Secret's (or ConfigMap's) `data`, as Kubernetes checks it:
+/// letters, digits, `-`, `_` and `.`, at most 253 characters, not `.` or `..`.
+pub fn check_secret_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > 253 {
+        return Err(format!("secret key {key:?}: expected 1 to 253 characters"));
+    }
+    if key == "." || key == ".." {
+        return Err(format!("secret key {key:?}: may not be '.' or '..'"));
+    }
+    if let Some(bad) = key.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        return Err(format!("secret key {key:?}: {bad:?} is not allowed; use letters, digits, '-', '_' and '.'"));
+    }
+    Ok(())
+}
+
 pub fn check_qualified_name(key: &str) -> Result<(), String> {
     let (prefix, name) = match key.split_once('/') {
         Some((prefix, name)) => (Some(prefix), name),
@@ -108,6 +123,16 @@ pub fn check_annotations(annotations: &BTreeMap<String, String>, path: &str, pro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_keys_follow_kubernetes_rules() {
+        for good in ["DB_PASSWORD", "tls.crt", "a-b", "config.yaml", "_x"] {
+            assert!(check_secret_key(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "ü", &"x".repeat(254)] {
+            assert!(check_secret_key(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn dns_labels() {

@@ -24,6 +24,7 @@ pub mod quantity;
 pub mod rego;
 mod render;
 pub mod score;
+pub mod secrets;
 pub mod template;
 pub mod tenant;
 pub mod traits;
@@ -33,6 +34,7 @@ use heimdall_model::{DocumentError, Resource};
 
 pub use platform::Platform;
 pub use render::{RenderOptions, Rendered, Target, TargetFinding};
+pub use secrets::{SecretCatalog, SecretUse};
 
 /// Renders an Application or a Score Workload. Errors carry `source` (the
 /// file or resource the application came from) and a path inside it.

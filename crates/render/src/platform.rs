@@ -33,12 +33,14 @@ pub struct Environment {
     pub name: String,
     pub selector: LabelSelector,
     pub overrides: Option<Value>,
+    pub secret_store: Option<heimdall_model::spec::platform::SecretStoreRef>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Cluster {
     pub name: String,
     pub labels: BTreeMap<String, String>,
+    pub secrets: heimdall_model::spec::platform::ClusterSecrets,
 }
 
 #[derive(Debug, Default)]
@@ -118,7 +120,12 @@ impl Platform {
                         Ok(spec) => {
                             platform.environments.insert(
                                 name.clone(),
-                                Environment { name, selector: spec.cluster_selector.to_selector(), overrides: spec.overrides },
+                                Environment {
+                                    name,
+                                    selector: spec.cluster_selector.to_selector(),
+                                    overrides: spec.overrides,
+                                    secret_store: spec.secret_store,
+                                },
                             );
                         }
                         Err(problem) => fail(resource, vec![problem]),
@@ -134,7 +141,14 @@ impl Platform {
                     }
                 }
                 "Cluster" => {
-                    platform.clusters.insert(name.clone(), Cluster { name, labels: resource.metadata.labels.clone() });
+                    let spec = if resource.spec.is_null() { serde_json::json!({}) } else { resource.spec.clone() };
+                    match deserialize_at::<heimdall_model::spec::platform::ClusterSpec>(&spec, "spec") {
+                        Ok(spec) => {
+                            let secrets = spec.secrets.unwrap_or_default();
+                            platform.clusters.insert(name.clone(), Cluster { name, labels: resource.metadata.labels.clone(), secrets });
+                        }
+                        Err(problem) => fail(resource, vec![problem]),
+                    }
                 }
                 _ => {}
             }
@@ -198,6 +212,10 @@ impl Platform {
     }
 
     /// Whether the platform has a Cluster of this name.
+    pub fn cluster(&self, name: &str) -> Option<&Cluster> {
+        self.clusters.get(name)
+    }
+
     pub fn has_cluster(&self, name: &str) -> bool {
         self.clusters.contains_key(name)
     }

@@ -29,6 +29,11 @@ pub struct RenderOptions {
     pub approvals: BTreeSet<String>,
     /// The image for Score containers written as `image: .`.
     pub score_image: Option<String>,
+    /// The secrets that exist (names, keys, versions). With one, a
+    /// reference to a missing secret fails the render, and targets say
+    /// which secrets to deliver; without one (rendering outside the hub)
+    /// references are not checked.
+    pub secrets: Option<std::sync::Arc<crate::secrets::SecretCatalog>>,
 }
 
 /// Everything one target cluster and namespace receives.
@@ -45,7 +50,10 @@ pub struct Target {
     pub objects: Vec<Object>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<ObjectReference>,
-    /// SHA-256 of the objects: equal revisions mean identical output.
+    /// Secrets the hub seals for this target's cluster when it delivers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<crate::secrets::SecretUse>,
+    /// SHA-256 of the objects and secret versions: equal revisions mean identical output.
     pub revision: String,
 }
 
@@ -586,6 +594,14 @@ pub(crate) fn revision(objects: &[Object]) -> String {
     hex::encode(Sha256::digest(&bytes))
 }
 
+fn revision_with_secrets(objects: &[Object], secrets: &[crate::secrets::SecretUse]) -> String {
+    if secrets.is_empty() {
+        return revision(objects);
+    }
+    let bytes = serde_json::to_vec(&(objects, secrets)).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))
+}
+
 /// Objects for one target, collected from every step that deploys there.
 #[derive(Default)]
 pub(crate) struct TargetBuilder {
@@ -617,6 +633,7 @@ pub(crate) struct Finisher<'a> {
     pub platform: &'a Platform,
     pub app: &'a Resource,
     pub rules: Vec<ObjectRule>,
+    pub secrets: Option<&'a crate::secrets::SecretCatalog>,
 }
 
 /// Checks a target's objects against the tenant's rules; returns the findings.
@@ -711,17 +728,18 @@ impl Finisher<'_> {
         let mut problems = Vec::new();
         let mut targets = Vec::new();
         let mut findings = Vec::new();
-        for ((held_by, cluster, namespace), builder) in builders {
+        for ((held_by, cluster, namespace), mut builder) in builders {
+            let environment = builder.environment.take();
             let stamp = Stamp {
                 app: self.app,
                 revision: &revision_label,
                 generation,
-                environment: builder.environment.as_deref(),
+                environment: environment.as_deref(),
                 platform: self.platform,
                 rules: &self.rules,
             };
             let mut objects = Vec::new();
-            let tenant = self.tenant_guardrails(&cluster, &namespace, builder.environment.as_deref());
+            let tenant = self.tenant_guardrails(&cluster, &namespace, environment.as_deref());
             let (tenant_objects, tenant_findings) = match tenant {
                 Ok(found) => found,
                 Err(problem) => {
@@ -730,6 +748,27 @@ impl Finisher<'_> {
                 }
             };
             objects.extend(tenant_objects);
+            let target_secrets = crate::secrets::TargetSecrets {
+                platform: self.platform,
+                app: self.app,
+                catalog: self.secrets,
+                cluster: &cluster,
+                namespace: &namespace,
+                environment: environment.as_deref(),
+            };
+            let built: Vec<(&Object, &str)> = builder.objects.values().map(|(o, origin)| (o, origin.path.as_str())).collect();
+            let resolved = target_secrets.resolve(&built);
+            let secrets = match resolved {
+                Ok(resolution) => resolution,
+                Err(mut more) => {
+                    problems.append(&mut more);
+                    continue;
+                }
+            };
+            for object in secrets.objects {
+                let origin = Origin { component: None, trait_type: None, output: None, path: "spec".into(), wave: 0 };
+                builder.add(&namespace, object, origin);
+            }
             for (_, (mut object, origin)) in builder.objects {
                 let mut object_problems = validate::normalize_quantities(&mut object);
                 stamp.apply(&mut object, &origin);
@@ -744,6 +783,9 @@ impl Finisher<'_> {
                 }
                 objects.push(object);
             }
+            if self.app.metadata.annotations.get(crate::secrets::ROLLOUT_ANNOTATION).is_some_and(|v| v == "true") {
+                crate::secrets::stamp_checksums(&mut objects, &secrets.uses);
+            }
             sort_objects(&mut objects);
             let global_warn = self.platform.defaults.policy_enforcement == Enforcement::Warn;
             findings.extend(tenant_findings(&objects).into_iter().map(|mut finding| {
@@ -756,7 +798,7 @@ impl Finisher<'_> {
                 let input = json!({
                     "app": {"kind": self.app.kind, "name": self.app.metadata.name, "namespace": self.app.metadata.namespace,
                             "labels": self.app.metadata.labels, "annotations": self.app.metadata.annotations},
-                    "environment": builder.environment.as_ref().map(|name| json!({"name": name})),
+                    "environment": environment.as_ref().map(|name| json!({"name": name})),
                     "cluster": {"name": cluster, "labels": self.platform.clusters.get(&cluster).map(|c| c.labels.clone()).unwrap_or_default()},
                     "namespace": namespace,
                     "objects": objects,
@@ -769,10 +811,11 @@ impl Finisher<'_> {
                 }));
             }
             targets.push(Target {
-                revision: revision(&objects),
+                revision: revision_with_secrets(&objects, &secrets.uses),
+                secrets: secrets.uses,
                 cluster,
                 namespace,
-                environment: builder.environment,
+                environment,
                 held_by,
                 objects,
                 references: builder.references.into_iter().collect(),
@@ -859,5 +902,5 @@ pub(crate) fn render_application(app: &Resource, platform: &Platform, options: &
         problems.dedup();
         return Err(problems);
     }
-    Finisher { platform, app, rules }.finish(builders, plan.steps, warnings)
+    Finisher { platform, app, rules, secrets: options.secrets.as_deref() }.finish(builders, plan.steps, warnings)
 }

@@ -19,7 +19,7 @@ use crate::plan::{self, Placement, StepStatus};
 use crate::platform::Platform;
 use crate::render::{Finisher, Origin, RenderOptions, Rendered, TargetBuilder};
 
-pub const BUILTIN_RESOURCE_TYPES: &[&str] = &["service", "endpoint", "dns", "route", "volume"];
+pub const BUILTIN_RESOURCE_TYPES: &[&str] = &["service", "endpoint", "dns", "route", "volume", "secret"];
 const COMPONENT_TYPE: &str = "score-workload";
 
 /// Outputs of one resource, by output name.
@@ -28,6 +28,18 @@ type Outputs = BTreeMap<String, Value>;
 struct Placeholders<'a> {
     metadata: &'a Value,
     resources: &'a BTreeMap<String, Outputs>,
+    /// Resources of type `secret`: resource name -> Secret name.
+    secrets: &'a BTreeMap<String, String>,
+    /// Secret keys read since the last `take_secret_reads`: env var -> (Secret, key).
+    secret_reads: std::cell::RefCell<BTreeMap<String, (String, String)>>,
+}
+
+/// The environment variable a `${resources.<resource>.<key>}` of a secret
+/// becomes: Kubernetes expands `$(VAR)` in later variables, command and args,
+/// so a secret can sit inside a larger value without Heimdall seeing it.
+fn secret_variable(resource: &str, key: &str) -> String {
+    let clean = |s: &str| s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect::<String>();
+    format!("SECRET_{}_{}", clean(resource), clean(key))
 }
 
 impl Placeholders<'_> {
@@ -59,6 +71,14 @@ impl Placeholders<'_> {
         let value = match parts.as_slice() {
             ["metadata", rest @ ..] => rest.iter().try_fold(self.metadata, |v, key| v.get(key)),
             ["resources", name] => self.resources.get(*name).and_then(|o| o.get("source")),
+            ["resources", name, key @ ..] if self.secrets.contains_key(*name) => {
+                let key = key.join(".");
+                heimdall_model::validation::check_secret_key(&key)
+                    .map_err(|message| Problem::new(path, format!("${{{reference}}}: {message}")))?;
+                let variable = secret_variable(name, &key);
+                self.secret_reads.borrow_mut().insert(variable.clone(), (self.secrets[*name].clone(), key));
+                return Ok(format!("$({variable})"));
+            }
             ["resources", name, output @ ..] => {
                 let outputs = self.resources.get(*name).ok_or_else(|| {
                     let known: Vec<&str> = self.resources.keys().map(String::as_str).collect();
@@ -115,6 +135,13 @@ fn provision(
         "dns" => BTreeMap::from([("host".to_string(), json!(format!("{workload}-{name}.{namespace}.localhost")))]),
         "route" => BTreeMap::new(),
         "volume" => BTreeMap::from([("source".to_string(), json!(format!("volume:{name}")))]),
+        // Keys resolve to secretKeyRefs (see `Placeholders::resolve`); the
+        // resource itself, as a volume source, mounts the whole Secret.
+        "secret" => {
+            let secret = params.get("name").and_then(Value::as_str).unwrap_or(name);
+            heimdall_model::validation::check_dns_subdomain(secret).map_err(|m| Problem::new(format!("{path}.params.name"), m))?;
+            BTreeMap::from([("source".to_string(), json!(format!("secret:{secret}")))])
+        }
         other => {
             return Err(Problem::new(
                 format!("{path}.type"),
@@ -237,9 +264,29 @@ fn container(
     let mut env = Vec::new();
     for (key, value) in &container.variables {
         match placeholders.expand(value, &format!("{path}.variables.{key}")) {
-            Ok(value) => env.push(json!({"name": key, "value": value})),
+            Ok(expanded) => {
+                let reads = placeholders.secret_reads.borrow();
+                // A variable that is exactly one secret key reads it directly.
+                match reads.iter().find(|(variable, _)| expanded == format!("$({variable})")) {
+                    Some((_, (secret, secret_key))) if reads.len() == 1 => {
+                        env.push(json!({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": secret_key}}}));
+                        drop(reads);
+                        placeholders.secret_reads.borrow_mut().clear();
+                    }
+                    _ => env.push(json!({"name": key, "value": expanded})),
+                }
+            }
             Err(p) => problems.push(p),
         }
+    }
+    // Secret keys used inside larger values (and in command and args) are
+    // variables of their own, defined before anything that expands them.
+    let hidden: Vec<Value> = std::mem::take(&mut *placeholders.secret_reads.borrow_mut())
+        .into_iter()
+        .map(|(variable, (secret, secret_key))| json!({"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": secret_key}}}))
+        .collect();
+    if !hidden.is_empty() {
+        env.splice(0..0, hidden);
     }
     if !env.is_empty() {
         out["env"] = Value::Array(env);
@@ -268,6 +315,17 @@ fn container(
             if let Some(content) = file.get("content").and_then(Value::as_str) {
                 let no_expand = file.get("noExpand").and_then(Value::as_bool).unwrap_or(false);
                 let content = if no_expand { Ok(content.to_string()) } else { placeholders.expand(content, &at) };
+                let content = content.and_then(|content| {
+                    if std::mem::take(&mut *placeholders.secret_reads.borrow_mut()).is_empty() {
+                        Ok(content)
+                    } else {
+                        // A file is a ConfigMap: a secret value would be stored in plain text.
+                        Err(Problem::new(
+                            &at,
+                            "a file's content may not read a secret (files are ConfigMaps); mount the secret as a volume (source: ${resources.<secret>}) or read it in variables",
+                        ))
+                    }
+                });
                 match content {
                     Ok(content) => {
                         data.insert(key.clone(), json!(content));
@@ -313,6 +371,14 @@ fn container(
             }
         };
         let volume_name = match resolved.strip_prefix("volume:") {
+            None if resolved.starts_with("secret:") => {
+                let secret = &resolved["secret:".len()..];
+                let volume_name = format!("secret-{}", sanitize(secret));
+                if !volumes.iter().any(|v| v["name"] == json!(volume_name)) {
+                    volumes.push(json!({"name": volume_name, "secret": {"secretName": secret}}));
+                }
+                volume_name
+            }
             Some(resource) => {
                 let volume_name = format!("volume-{resource}");
                 if !volumes.iter().any(|v| v["name"] == json!(volume_name)) {
@@ -374,7 +440,16 @@ pub(crate) fn render_workload(app: &Resource, platform: &Platform, options: &Ren
     for (key, value) in &app.metadata.extra {
         metadata[key] = value.clone();
     }
-    let placeholders = Placeholders { metadata: &metadata, resources: &outputs };
+    let secrets: BTreeMap<String, String> = spec
+        .resources
+        .iter()
+        .filter(|(_, r)| r.type_ == "secret")
+        .map(|(resource_name, r)| {
+            let secret = r.params.as_ref().and_then(|p| p.get("name")).and_then(Value::as_str).unwrap_or(resource_name);
+            (resource_name.clone(), secret.to_string())
+        })
+        .collect();
+    let placeholders = Placeholders { metadata: &metadata, resources: &outputs, secrets: &secrets, secret_reads: Default::default() };
     let mut built = Built { objects: Vec::new() };
     let mut volumes = Vec::new();
     let mut containers = Vec::new();
@@ -480,5 +555,5 @@ pub(crate) fn render_workload(app: &Resource, platform: &Platform, options: &Ren
     } else {
         Vec::new()
     };
-    Finisher { platform, app, rules: Vec::new() }.finish(builders, workflow, warnings)
+    Finisher { platform, app, rules: Vec::new(), secrets: options.secrets.as_deref() }.finish(builders, workflow, warnings)
 }

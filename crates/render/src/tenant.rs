@@ -375,6 +375,7 @@ pub(crate) fn render_tenant(tenant: &Resource, platform: &Platform) -> Result<Re
             held_by: None,
             objects,
             references: Vec::new(),
+            secrets: Vec::new(),
         });
     }
     if !problems.is_empty() {

@@ -13,11 +13,13 @@ mod error;
 mod events;
 mod migrations;
 mod resources;
+mod secrets;
 mod store;
 mod tokens;
 
 pub use error::StoreError;
 pub use events::{AuditEvent, AuditQuery, WatchEvent, WatchEventType, WatchFilter};
 pub use resources::{ApplyMode, ApplyOutcome, ListQuery, ResourceList, WriteResult};
+pub use secrets::{SECRET_API_VERSION, SECRET_KIND, SecretValue, StoredValue, value_context};
 pub use store::{Backend, Store, StoreObserver};
 pub use tokens::{TOKEN_PREFIX, TokenInfo, generate_token, hash_token};

@@ -72,6 +72,22 @@ CREATE TABLE auth_records (
 );
 "#,
     ),
+    (
+        4,
+        r#"
+CREATE TABLE secret_values (
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    secret_key TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    master_key_id TEXT NOT NULL,
+    wrapped_key TEXT NOT NULL,
+    ciphertext TEXT NOT NULL,
+    PRIMARY KEY (namespace, name, secret_key)
+);
+CREATE INDEX secret_values_by_master_key ON secret_values (master_key_id);
+"#,
+    ),
 ];
 
 pub(crate) async fn run(conn: &mut AnyConnection) -> Result<(), StoreError> {

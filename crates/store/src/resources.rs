@@ -85,7 +85,7 @@ fn key_of(resource: &Resource) -> ResourceKey {
     resource.key()
 }
 
-async fn fetch(conn: &mut AnyConnection, key: &ResourceKey) -> Result<Option<Resource>, StoreError> {
+pub(crate) async fn fetch(conn: &mut AnyConnection, key: &ResourceKey) -> Result<Option<Resource>, StoreError> {
     let body: Option<String> = sqlx::query_scalar("SELECT body FROM resources WHERE kind = $1 AND namespace = $2 AND name = $3")
         .bind(&key.kind)
         .bind(&key.namespace)
@@ -119,7 +119,7 @@ async fn upsert(conn: &mut AnyConnection, resource: &Resource, exists: bool) -> 
 }
 
 /// What an audit entry shows of a change: labels, annotations and spec.
-fn content_diff(old: Option<&Resource>, new: Option<&Resource>) -> Vec<Change> {
+pub(crate) fn content_diff(old: Option<&Resource>, new: Option<&Resource>) -> Vec<Change> {
     let view = |r: Option<&Resource>| -> Value {
         r.map(|r| {
             serde_json::json!({
@@ -154,7 +154,7 @@ fn check_precondition(key: &ResourceKey, wanted: Option<i64>, existing: Option<&
 }
 
 /// One write inside a held write transaction; advances `revision` if it changes anything.
-async fn write_one(
+pub(crate) async fn write_one(
     tx: &mut Transaction<'static, Any>,
     revision: &mut i64,
     actor: &str,
@@ -198,6 +198,24 @@ async fn write_one(
     let changes = content_diff(existing.as_ref(), Some(&resource));
     events::record(tx, *revision, actor, verb, &resource, existing.as_ref().and_then(Resource::resource_version), &changes).await?;
     Ok(WriteResult { outcome, resource })
+}
+
+/// Deletes a resource's row, and with a Secret its sealed values: they go together.
+pub(crate) async fn delete_row(conn: &mut AnyConnection, key: &ResourceKey) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM resources WHERE kind = $1 AND namespace = $2 AND name = $3")
+        .bind(&key.kind)
+        .bind(&key.namespace)
+        .bind(&key.name)
+        .execute(&mut *conn)
+        .await?;
+    if key.kind == crate::secrets::SECRET_KIND {
+        sqlx::query("DELETE FROM secret_values WHERE namespace = $1 AND name = $2")
+            .bind(&key.namespace)
+            .bind(&key.name)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 impl Store {
@@ -289,12 +307,7 @@ impl Store {
             let (mut tx, start) = self.begin_write().await?;
             let current = fetch(&mut tx, key).await?.ok_or_else(|| StoreError::NotFound { key: key.clone() })?;
             check_precondition(key, expected, Some(&current))?;
-            sqlx::query("DELETE FROM resources WHERE kind = $1 AND namespace = $2 AND name = $3")
-                .bind(&key.kind)
-                .bind(&key.namespace)
-                .bind(&key.name)
-                .execute(&mut *tx)
-                .await?;
+            delete_row(&mut tx, key).await?;
             let revision = start + 1;
             let changes = content_diff(Some(&current), None);
             events::record(&mut tx, revision, actor, Verb::Delete, &current, current.resource_version(), &changes).await?;

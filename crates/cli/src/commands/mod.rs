@@ -5,5 +5,6 @@ pub mod history;
 pub mod login;
 pub mod render;
 pub mod resources;
+pub mod secrets;
 pub mod server;
 pub mod tokens;

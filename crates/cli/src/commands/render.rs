@@ -117,6 +117,8 @@ pub fn run(options: Options) -> Result<ExitCode> {
         environment: options.environment.clone(),
         approvals: options.approve.iter().cloned().collect::<BTreeSet<_>>(),
         score_image: options.image.clone(),
+        // Offline there is no catalog: references are checked by the hub.
+        secrets: None,
     };
     let mut outputs = Vec::new();
     let mut failures = Vec::new();

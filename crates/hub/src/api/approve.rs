@@ -63,7 +63,7 @@ pub async fn approve(
         revision: updated.resource_version().unwrap_or_default(),
         resources: vec![format!("Application/{}/{}={}", key.namespace, key.name, updated.resource_version().unwrap_or_default())],
     };
-    let commits = delivery::deliver(&state, &desired, &[(key.namespace.clone(), key.name.clone())], &note);
+    let commits = delivery::deliver(&state, desired, &[(key.namespace.clone(), key.name.clone())], &note).await;
     delivery::publish(&state, &commits).await;
     Ok(Json(updated))
 }

@@ -38,6 +38,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/auth/whoami", get(crate::identity::whoami))
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/api/v1/tokens/{name}", axum::routing::delete(tokens::revoke))
+        .route(
+            "/api/v1/namespaces/{namespace}/secrets/{name}/keys/{key}",
+            axum::routing::put(crate::secrets::set).delete(crate::secrets::delete_key),
+        )
+        .route("/api/v1/secrets/rotate-master-key", post(crate::secrets::rotate_master_key))
         .route("/api/v1/apply", post(apply::apply))
         .route("/api/v1/audit", get(audit::audit))
         .route("/api/v1/{plural}", get(resources::list_all).post(resources::create_cluster_scoped))

@@ -6,6 +6,7 @@
 pub mod application;
 pub mod platform;
 pub mod score;
+pub mod secret;
 pub mod tenant;
 
 use serde::de::DeserializeOwned;

@@ -31,6 +31,87 @@ pub struct EnvironmentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub overrides: Option<Value>,
+    /// Where secrets come from on clusters that deliver them `external`ly:
+    /// the External Secrets Operator store applications read through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_store: Option<SecretStoreRef>,
+}
+
+/// An External Secrets Operator `SecretStore` or `ClusterSecretStore`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretStoreRef {
+    pub name: String,
+    #[serde(default)]
+    pub kind: SecretStoreKind,
+    /// Prepended to `<namespace>/<secret>` to make the key in the external
+    /// store: `heimdall/` reads `heimdall/shop/web`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key_prefix: String,
+    /// How often the operator re-reads the external store.
+    #[serde(default = "default_refresh_interval")]
+    pub refresh_interval: String,
+}
+
+fn default_refresh_interval() -> String {
+    "1h".into()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum SecretStoreKind {
+    #[default]
+    ClusterSecretStore,
+    SecretStore,
+}
+
+impl SecretStoreKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretStoreKind::ClusterSecretStore => "ClusterSecretStore",
+            SecretStoreKind::SecretStore => "SecretStore",
+        }
+    }
+}
+
+/// How a cluster receives the secrets its applications use.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterSecrets {
+    #[serde(default)]
+    pub delivery: SecretDelivery,
+    /// For `sealed-secrets`: the controller's certificate and the scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_secrets: Option<SealedSecretsSettings>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecretDelivery {
+    /// Sealed to the cluster's agent key; the agent applies the Secret.
+    #[default]
+    Agent,
+    /// Bitnami SealedSecrets for the cluster's Sealed Secrets controller.
+    SealedSecrets,
+    /// ExternalSecrets reading the environment's secret store; no value passes through Heimdall.
+    External,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SealedSecretsSettings {
+    /// The controller's certificate, PEM, as `kubeseal --fetch-cert` prints it.
+    pub certificate: String,
+    #[serde(default)]
+    pub scope: SealedSecretsScope,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SealedSecretsScope {
+    #[default]
+    Strict,
+    NamespaceWide,
+    ClusterWide,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -47,6 +128,9 @@ pub struct ClusterSpec {
     /// repository (for an Argo CD or Flux that reads from there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<Mirror>,
+    /// How secrets reach the cluster (default: sealed to its agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<ClusterSecrets>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -75,6 +159,11 @@ pub(crate) fn validate_environment(spec: &Value) -> Vec<Problem> {
         Ok(spec) => {
             let mut problems = Vec::new();
             check_labels(&spec.cluster_selector.match_labels, "spec.clusterSelector.matchLabels", &mut problems);
+            if let Some(store) = &spec.secret_store
+                && let Err(message) = check_dns_label(&store.name)
+            {
+                problems.push(Problem::new("spec.secretStore.name", message));
+            }
             problems
         }
         Err(problem) => vec![problem],
@@ -86,6 +175,16 @@ pub(crate) fn validate_cluster(spec: &Value) -> Vec<Problem> {
         Ok(ClusterSpec { mirror: Some(mirror), .. }) if mirror.url.trim().is_empty() || mirror.url.starts_with('-') => {
             vec![Problem::new("spec.mirror.url", "expected a git URL such as https://git.example.com/org/cluster.git")]
         }
+        Ok(ClusterSpec { secrets: Some(secrets), .. }) => match (&secrets.delivery, &secrets.sealed_secrets) {
+            (SecretDelivery::SealedSecrets, None) => vec![Problem::new(
+                "spec.secrets.sealedSecrets.certificate",
+                "expected the Sealed Secrets controller's certificate (PEM, from `kubeseal --fetch-cert`) for delivery sealed-secrets",
+            )],
+            (_, Some(settings)) if !settings.certificate.contains("-----BEGIN CERTIFICATE-----") => {
+                vec![Problem::new("spec.secrets.sealedSecrets.certificate", "expected a PEM certificate (-----BEGIN CERTIFICATE-----)")]
+            }
+            _ => Vec::new(),
+        },
         Ok(_) => Vec::new(),
         Err(problem) => vec![problem],
     }

@@ -1,0 +1,461 @@
+//! Secrets in the hub: the master keyring (checked at start), the catalog
+//! the renderer checks references against, the write-only API, master-key
+//! rotation, and sealing each target's secrets for its cluster at delivery.
+//!
+//! Plaintext exists only inside [`Secrets::open_value`]'s callers here, for
+//! the moment it takes to seal it for a cluster; it is never logged, never
+//! returned, and never written anywhere but into a sealed object.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use axum::Json;
+use axum::extract::{Extension, Path as UrlPath, State};
+use base64::Engine;
+use heimdall_model::spec::platform::{SealedSecretsScope, SecretDelivery};
+use heimdall_model::{Resource, ResourceKey};
+use heimdall_render::{SecretCatalog, SecretUse};
+use heimdall_secrets::keyring::Keyring;
+use heimdall_secrets::{SecretData, SecretsError, envelope};
+use heimdall_store::{ListQuery, SECRET_KIND, SecretValue, Store, StoreError, StoredValue};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use zeroize::Zeroizing;
+
+use crate::HubError;
+use crate::auth::{Need, Principal, require};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// On a sealed object: the secret versions it carries.
+pub const VERSIONS_ANNOTATION: &str = "secrets.heimdall.dev/versions";
+
+/// The master keys and where they live.
+pub struct Secrets {
+    keyring: RwLock<Arc<Keyring>>,
+    key_file: Option<PathBuf>,
+    rotation: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets").field("key_file", &self.key_file).finish()
+    }
+}
+
+impl Default for Secrets {
+    /// A keyring in memory only (tests; a hub process uses [`Secrets::open`]).
+    fn default() -> Self {
+        Secrets { keyring: RwLock::new(Arc::new(Keyring::generate())), key_file: None, rotation: Default::default() }
+    }
+}
+
+fn key_file_error(path: &Path, message: impl std::fmt::Display) -> HubError {
+    HubError::Config(format!("master key file {}: {message}", path.display()))
+}
+
+impl Secrets {
+    /// Loads the key file (creating it when the store holds no secret yet)
+    /// and proves it opens what the store holds: one value per master key
+    /// id in use. A wrong or missing key file stops the hub here, loudly,
+    /// instead of failing every delivery later.
+    pub async fn open(path: &Path, store: &Store) -> Result<Secrets, HubError> {
+        let usage = store.master_key_usage().await?;
+        let keyring = if path.exists() || usage.is_empty() {
+            let (keyring, created) = Keyring::load_or_create(path).map_err(|e| HubError::Config(e.to_string()))?;
+            if created {
+                tracing::info!(file = %path.display(), "master key created; back it up: without it no stored secret can be read");
+            }
+            keyring
+        } else {
+            return Err(key_file_error(path, "is missing, and the store holds secrets sealed with master keys; restore the key file"));
+        };
+        for (id, count) in &usage {
+            if !keyring.contains(id) {
+                return Err(key_file_error(
+                    path,
+                    format!(
+                        "{count} stored secret value(s) are wrapped by master key {id}, which this file does not have: wrong key file?"
+                    ),
+                ));
+            }
+            for value in store.secret_values_wrapped_by(id, 1).await? {
+                envelope::verify(&keyring, &envelope_of(&value.value), &value.context()).map_err(|_| {
+                    key_file_error(path, format!("master key {id} in this file does not open the stored secrets: wrong key file?"))
+                })?;
+            }
+        }
+        Ok(Secrets { keyring: RwLock::new(Arc::new(keyring)), key_file: Some(path.to_path_buf()), rotation: Default::default() })
+    }
+
+    fn keyring(&self) -> Arc<Keyring> {
+        self.keyring.read().map(|k| k.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    fn seal_value(&self, value: &[u8], context: &str) -> Result<StoredValue, SecretsError> {
+        let sealed = envelope::seal(&self.keyring(), value, context)?;
+        Ok(StoredValue { master_key_id: sealed.master_key_id, wrapped_key: sealed.wrapped_key, ciphertext: sealed.ciphertext })
+    }
+
+    fn open_value(&self, value: &SecretValue) -> Result<Zeroizing<Vec<u8>>, SecretsError> {
+        envelope::open(&self.keyring(), &envelope_of(&value.value), &value.context())
+    }
+
+    /// A new active master key; every data key is re-wrapped with it, and
+    /// the old keys leave the key file once nothing is wrapped by them. The
+    /// file always holds every key some stored value needs, so a crash at
+    /// any point loses nothing, and the hub keeps serving throughout.
+    pub async fn rotate_master_key(&self, store: &Store) -> Result<Rotation, ApiError> {
+        let _one_at_a_time = self.rotation.lock().await;
+        let path = self.key_file.clone();
+        let mut next = (*self.keyring()).clone();
+        let new_id = next.rotate();
+        if let Some(path) = &path {
+            next.save(path).map_err(key_file_failure)?;
+        }
+        let next = Arc::new(next);
+        self.install(next.clone());
+        let mut rewrapped = 0usize;
+        for old in next.ids().filter(|id| *id != new_id).map(String::from).collect::<Vec<_>>() {
+            loop {
+                let batch = store.secret_values_wrapped_by(&old, 200).await?;
+                if batch.is_empty() {
+                    break;
+                }
+                for value in &batch {
+                    let sealed = envelope::rewrap(&next, &envelope_of(&value.value), &value.context())
+                        .map_err(|e| internal(format!("cannot re-wrap {}: {e}", value.context())))?;
+                    let stored =
+                        StoredValue { master_key_id: sealed.master_key_id, wrapped_key: sealed.wrapped_key, ciphertext: sealed.ciphertext };
+                    // A value set meanwhile is already under the new key.
+                    if store.rewrap_secret_value(value, &stored).await? {
+                        rewrapped += 1;
+                    }
+                }
+            }
+        }
+        let mut finished = (*next).clone();
+        let in_use: Vec<String> = store.master_key_usage().await?.into_iter().map(|(id, _)| id).collect();
+        let retired: Vec<String> = next.ids().filter(|id| *id != new_id && !in_use.iter().any(|u| u == id)).map(String::from).collect();
+        for id in &retired {
+            finished.retire(id);
+        }
+        if let Some(path) = &path {
+            finished.save(path).map_err(key_file_failure)?;
+        }
+        self.install(Arc::new(finished));
+        tracing::info!(key = %new_id, rewrapped, retired = retired.len(), "master key rotated");
+        Ok(Rotation { key_id: new_id, rewrapped, retired })
+    }
+
+    fn install(&self, keyring: Arc<Keyring>) {
+        match self.keyring.write() {
+            Ok(mut slot) => *slot = keyring,
+            Err(poisoned) => *poisoned.into_inner() = keyring,
+        }
+    }
+}
+
+fn internal(message: String) -> ApiError {
+    ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message)
+}
+
+fn key_file_failure(error: SecretsError) -> ApiError {
+    tracing::error!(error = %error, "cannot write the master key file");
+    internal(error.to_string())
+}
+
+fn envelope_of(value: &StoredValue) -> envelope::Envelope {
+    envelope::Envelope {
+        master_key_id: value.master_key_id.clone(),
+        wrapped_key: value.wrapped_key.clone(),
+        ciphertext: value.ciphertext.clone(),
+    }
+}
+
+/// The catalog of every stored secret (names, keys, versions).
+pub async fn catalog(store: &Store) -> Result<SecretCatalog, StoreError> {
+    let mut catalog = SecretCatalog::default();
+    for secret in store.list(&ListQuery { kind: SECRET_KIND.into(), ..Default::default() }).await?.items {
+        catalog.insert_resource(&secret);
+    }
+    Ok(catalog)
+}
+
+// ---- the API -------------------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetSecretValue {
+    /// The value, base64-encoded (any bytes; at most 64 KiB decoded).
+    pub value: String,
+}
+
+/// What anyone may know of a key after a change: never its value.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyChange {
+    pub namespace: String,
+    pub name: String,
+    pub key: String,
+    /// The new version; absent after a delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// Applications re-delivered because they read this secret.
+    pub redelivered: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rotation {
+    pub key_id: String,
+    pub rewrapped: usize,
+    pub retired: Vec<String>,
+}
+
+fn check_names(name: &str, key: &str) -> Result<(), ApiError> {
+    heimdall_model::validation::check_dns_subdomain(name)
+        .map_err(|e| ApiError::invalid_field("name", format!("secret name {name:?}: {e}")))?;
+    heimdall_model::validation::check_secret_key(key).map_err(|e| ApiError::invalid_field("key", e))
+}
+
+#[utoipa::path(put, path = "/api/v1/namespaces/{namespace}/secrets/{name}/keys/{key}", tag = "secrets",
+    params(("namespace" = String, Path), ("name" = String, Path), ("key" = String, Path)), request_body = SetSecretValue,
+    responses((status = 200, body = SecretKeyChange), (status = 403, body = ApiError), (status = 422, body = ApiError)))]
+pub async fn set(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    UrlPath((namespace, name, key)): UrlPath<(String, String, String)>,
+    Json(request): Json<SetSecretValue>,
+) -> Result<Json<SecretKeyChange>, ApiError> {
+    check_names(&name, &key)?;
+    if state.rendering.platform().tenant(&namespace).is_none() && !principal.is_platform_admin() {
+        return Err(ApiError::invalid_field("namespace", format!("no Tenant named {namespace:?}")));
+    }
+    // The error names the field, never the content.
+    let value = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(request.value.as_bytes())
+            .map_err(|_| ApiError::invalid_field("value", "expected base64"))?,
+    );
+    drop(request);
+    if value.len() > heimdall_secrets::MAX_VALUE_BYTES {
+        return Err(ApiError::invalid_field(
+            "value",
+            format!("{} bytes; at most {} bytes", value.len(), heimdall_secrets::MAX_VALUE_BYTES),
+        ));
+    }
+    let known = state.rendering.secrets().get(&namespace, &name).map(|e| e.keys.len()).unwrap_or(0);
+    if known >= heimdall_secrets::MAX_KEYS && state.rendering.secrets().get(&namespace, &name).is_none_or(|e| !e.keys.contains_key(&key)) {
+        return Err(ApiError::invalid_field(
+            "key",
+            format!("secret {namespace}/{name} has {known} keys; at most {}", heimdall_secrets::MAX_KEYS),
+        ));
+    }
+    let _delivery = state.delivery.lock().await;
+    let secrets = state.secrets.clone();
+    let secret = state
+        .store
+        .set_secret_value(&principal.name, &namespace, &name, &key, |version| {
+            secrets
+                .seal_value(&value, &heimdall_store::value_context(&namespace, &name, &key, version))
+                .map_err(|e| StoreError::Corrupt(e.to_string()))
+        })
+        .await?;
+    drop(value);
+    let version = secret.spec.pointer(&format!("/keys/{key}/version")).and_then(Value::as_i64);
+    tracing::info!(%namespace, %name, %key, version, by = %principal.name, "secret value set");
+    let redelivered = changed(&state, &namespace, &name, &principal.name, &format!("set secret {namespace}/{name} key {key}")).await?;
+    Ok(Json(SecretKeyChange { namespace, name, key, version, redelivered }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/namespaces/{namespace}/secrets/{name}/keys/{key}", tag = "secrets",
+    params(("namespace" = String, Path), ("name" = String, Path), ("key" = String, Path)),
+    responses((status = 200, body = SecretKeyChange), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+pub async fn delete_key(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    UrlPath((namespace, name, key)): UrlPath<(String, String, String)>,
+) -> Result<Json<SecretKeyChange>, ApiError> {
+    check_names(&name, &key)?;
+    let _delivery = state.delivery.lock().await;
+    match state.store.delete_secret_key(&principal.name, &namespace, &name, &key).await {
+        Ok(_) => {}
+        Err(StoreError::BadRequest(message)) => return Err(ApiError::not_found(message)),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(%namespace, %name, %key, by = %principal.name, "secret key deleted");
+    let redelivered = changed(&state, &namespace, &name, &principal.name, &format!("delete secret {namespace}/{name} key {key}")).await?;
+    Ok(Json(SecretKeyChange { namespace, name, key, version: None, redelivered }))
+}
+
+#[utoipa::path(post, path = "/api/v1/secrets/rotate-master-key", tag = "secrets",
+    responses((status = 200, body = Rotation), (status = 403, body = ApiError)))]
+pub async fn rotate_master_key(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<Rotation>, ApiError> {
+    require(&principal, &Need::PlatformAdmin("secrets:rotate-master-key".into()))?;
+    Ok(Json(state.secrets.rotate_master_key(&state.store).await?))
+}
+
+/// After a secret changed: refresh the catalog and re-render and deliver
+/// the applications of its namespace (those reading it get the new
+/// version; the others render as before and commit nothing). The caller
+/// holds the delivery lock.
+async fn changed(state: &AppState, namespace: &str, name: &str, actor: &str, summary: &str) -> Result<Vec<String>, ApiError> {
+    state.rendering.set_secrets(catalog(&state.store).await?);
+    let secret = state.store.get(&ResourceKey::new(SECRET_KIND, namespace, name)).await.ok();
+    let note = crate::delivery::ChangeNote {
+        actor: actor.to_string(),
+        summary: summary.to_string(),
+        revision: state.store.revision().await?,
+        resources: secret.iter().map(|s| format!("Secret/{namespace}/{name}={}", s.resource_version().unwrap_or_default())).collect(),
+    };
+    Ok(crate::delivery::redeliver_namespace(state, namespace, Some(name), &note).await?)
+}
+
+// ---- sealing at delivery ---------------------------------------------------
+
+/// Seals what a target needs for its cluster: the objects to commit in its
+/// folder. An object already in the repository for the same versions and
+/// the same cluster key is reused byte for byte, so an unchanged secret
+/// never makes a commit, and values are decrypted only when something changed.
+pub struct Sealer<'a> {
+    state: &'a AppState,
+    agent_keys: BTreeMap<String, Option<String>>,
+    certificates: BTreeMap<String, Option<heimdall_secrets::sealed_secrets::ControllerCertificate>>,
+}
+
+impl<'a> Sealer<'a> {
+    pub fn new(state: &'a AppState) -> Self {
+        Sealer { state, agent_keys: BTreeMap::new(), certificates: BTreeMap::new() }
+    }
+
+    async fn agent_key(&mut self, cluster: &str) -> Option<String> {
+        if !self.agent_keys.contains_key(cluster) {
+            let key = ResourceKey::new("Cluster", "", cluster);
+            let found = self
+                .state
+                .store
+                .get(&key)
+                .await
+                .ok()
+                .and_then(|c| c.status.as_ref().and_then(|s| s.pointer("/agent/publicKey")).and_then(Value::as_str).map(String::from));
+            self.agent_keys.insert(cluster.to_string(), found);
+        }
+        self.agent_keys.get(cluster).cloned().flatten()
+    }
+
+    fn certificate(&mut self, cluster: &str) -> Option<(heimdall_secrets::sealed_secrets::ControllerCertificate, SealedSecretsScope)> {
+        let platform = self.state.rendering.platform();
+        let settings = platform.cluster(cluster).and_then(|c| c.secrets.sealed_secrets.clone())?;
+        let certificate = self
+            .certificates
+            .entry(cluster.to_string())
+            .or_insert_with(|| heimdall_secrets::sealed_secrets::ControllerCertificate::from_pem(&settings.certificate).ok())
+            .clone()?;
+        Some((certificate, settings.scope))
+    }
+
+    /// `(file name, content)` for one secret of one target, or `None` when
+    /// it cannot be sealed now (the reason is logged; the caller keeps what
+    /// the repository has).
+    pub async fn seal(
+        &mut self,
+        cluster: &str,
+        existing: &BTreeMap<String, String>,
+        secret: &SecretUse,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<(String, Vec<u8>)> {
+        let (file, recipient) = match secret.delivery {
+            SecretDelivery::Agent => {
+                let Some(key) = self.agent_key(cluster).await else {
+                    tracing::warn!(%cluster, secret = %secret.name, "cluster has no agent key yet; its secrets are sealed when the agent joins");
+                    return None;
+                };
+                (format!("encryptedsecret-{}.yaml", secret.name), heimdall_secrets::agent::recipient_fingerprint(&key))
+            }
+            SecretDelivery::SealedSecrets => {
+                let Some((certificate, _)) = self.certificate(cluster) else {
+                    tracing::warn!(%cluster, secret = %secret.name, "cluster's sealed-secrets certificate does not parse");
+                    return None;
+                };
+                (format!("sealedsecret-{}.yaml", secret.name), certificate.fingerprint().to_string())
+            }
+            SecretDelivery::External => return None,
+        };
+        let versions = secret.versions_digest();
+        if let Some(current) = existing.get(&file)
+            && let Ok(object) = serde_saphyr::from_str::<Value>(current)
+            && object.pointer(&format!("/metadata/annotations/{}", VERSIONS_ANNOTATION.replace('/', "~1"))).and_then(Value::as_str)
+                == Some(versions.as_str())
+            && object.pointer(&format!("/metadata/annotations/{}", RECIPIENT_ANNOTATION.replace('/', "~1"))).and_then(Value::as_str)
+                == Some(recipient.as_str())
+            && object
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .is_some_and(|l| labels.iter().all(|(k, v)| l.get(k).and_then(Value::as_str) == Some(v)))
+        {
+            return Some((file, current.clone().into_bytes()));
+        }
+        let data = match self.values(secret).await {
+            Ok(data) => data,
+            Err(message) => {
+                tracing::error!(%cluster, secret = %format!("{}/{}", secret.source_namespace, secret.name), error = %message, "cannot read the secret's values");
+                return None;
+            }
+        };
+        let sealed = match secret.delivery {
+            SecretDelivery::Agent => {
+                let key = self.agent_key(cluster).await.unwrap_or_default();
+                heimdall_secrets::agent::seal(&key, &data)
+            }
+            _ => {
+                let (certificate, scope) = self.certificate(cluster)?;
+                let scope = match scope {
+                    SealedSecretsScope::Strict => heimdall_secrets::sealed_secrets::Scope::Strict,
+                    SealedSecretsScope::NamespaceWide => heimdall_secrets::sealed_secrets::Scope::NamespaceWide,
+                    SealedSecretsScope::ClusterWide => heimdall_secrets::sealed_secrets::Scope::ClusterWide,
+                };
+                heimdall_secrets::sealed_secrets::seal(&certificate, scope, &data, &mut rand_core::OsRng).map(|mut object| {
+                    object["metadata"]["annotations"][RECIPIENT_ANNOTATION] = Value::String(recipient.clone());
+                    if !labels.is_empty() {
+                        object["spec"]["template"]["metadata"]["labels"] = serde_json::json!(labels);
+                    }
+                    object
+                })
+            }
+        };
+        let mut object = match sealed {
+            Ok(object) => object,
+            Err(e) => {
+                tracing::error!(%cluster, secret = %secret.name, error = %e, "cannot seal the secret");
+                return None;
+            }
+        };
+        object["metadata"]["annotations"][VERSIONS_ANNOTATION] = Value::String(versions);
+        if !labels.is_empty() {
+            object["metadata"]["labels"] = serde_json::json!(labels);
+        }
+        Some((file, serde_saphyr::to_string(&object).unwrap_or_default().into_bytes()))
+    }
+
+    async fn values(&self, secret: &SecretUse) -> Result<SecretData, String> {
+        let stored = self.state.store.secret_values(&secret.source_namespace, &secret.name).await.map_err(|e| e.to_string())?;
+        let mut data = BTreeMap::new();
+        for value in &stored {
+            data.insert(value.key.clone(), self.state.secrets.open_value(value).map_err(|e| e.to_string())?);
+        }
+        Ok(SecretData { namespace: secret.namespace.clone(), name: secret.name.clone(), type_: secret.type_.clone(), data })
+    }
+}
+
+use heimdall_secrets::agent::RECIPIENT_ANNOTATION;
+
+/// Stored Secret documents are written through this module only.
+pub fn is_secret(resource: &Resource) -> bool {
+    resource.kind == SECRET_KIND
+}
