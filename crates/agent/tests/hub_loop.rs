@@ -319,3 +319,252 @@ async fn the_agent_loop_from_join_to_revocation() {
     assert_eq!(image_of(&fake, "web").as_deref(), Some("registry.example.com/shop/nginx:2"));
     hub.stop().await;
 }
+
+/// Everything written to the log, for the plaintext scan.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> LogBuffer {
+        self.clone()
+    }
+}
+
+fn secret_app(name: &str, clusters: &str) -> String {
+    format!(
+        "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata:\n  name: {name}\n  namespace: shop\n  annotations: {{secrets.heimdall.dev/rollout: \"true\"}}\nspec:\n  components:\n    - name: {name}\n      type: worker\n      properties:\n        image: registry.example.com/shop/{name}:1\n        env:\n          - name: DB_PASSWORD\n            valueFrom: {{secretKeyRef: {{name: {name}-db, key: password}}}}\n  policies:\n    - {{name: where, type: topology, properties: {{clusters: [{clusters}]}}}}\n"
+    )
+}
+
+/// Every file of every commit of every cluster repository, as git shows them.
+fn repository_text(git_root: &Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(git_root).expect("git root").flatten() {
+        for args in [vec!["log", "-p", "--all"], vec!["cat-file", "--batch-all-objects", "--batch"]] {
+            let output = std::process::Command::new("git").arg("--git-dir").arg(entry.path()).args(&args).output().expect("git runs");
+            text.push_str(&String::from_utf8_lossy(&output.stdout));
+        }
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_reach_the_cluster_sealed_and_plaintext_appears_nowhere_else() {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let logs = LogBuffer::default();
+    let _ = tracing_subscriber::fmt().with_writer(logs.clone()).with_env_filter("debug").with_ansi(false).try_init();
+    let first = "pa55-first-Vq7zK2";
+    let second = "pa55-second-Lr9wX4";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("hub");
+    let hub = Hub::start(&data_dir, None).await;
+    let mut responses: Vec<String> = Vec::new();
+
+    // Two clusters, each with its agent and its fake API server.
+    let (fake, kubeconfig, join_token) = spoke(&hub, dir.path()).await;
+    let mut options = agent_options(&hub, &kubeconfig, Some(join_token));
+    options.state_file = Some(dir.path().join("agent-1.state"));
+    let agent = spawn_agent(options);
+    hub.admin(
+        reqwest::Method::POST,
+        "/api/v1/clusters",
+        Some(json!({"apiVersion": "platform.heimdall.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": "spoke-2"}, "spec": {}})),
+    )
+    .await;
+    let join_2 = hub.admin(reqwest::Method::POST, "/api/v1/clusters/spoke-2/join-tokens", None).await;
+    let fake_2 = FakeKube::start().await;
+    let kubeconfig_2 = dir.path().join("kubeconfig-2");
+    std::fs::write(&kubeconfig_2, fake_2.kubeconfig()).expect("kubeconfig");
+    let mut options_2 = agent_options(&hub, &kubeconfig_2, join_2["token"].as_str().map(String::from));
+    options_2.cluster_name = Some("spoke-2".into());
+    options_2.state_file = Some(dir.path().join("agent-2.state"));
+    let agent_2 = spawn_agent(options_2);
+    for cluster in ["spoke-1", "spoke-2"] {
+        eventually("both agents joined", || async {
+            let (_, value) = hub.call(reqwest::Method::GET, &format!("/api/v1/clusters/{cluster}"), None, Some(&hub.token)).await;
+            value.pointer("/status/agent/publicKey").is_some().then_some(())
+        })
+        .await;
+    }
+
+    // A reference to a secret that does not exist is refused before anything is committed.
+    let commits_before = hub.state.repos.head("spoke-1").expect("head");
+    let refused = hub
+        .client
+        .post(format!("{}/api/v1/apply", hub.url()))
+        .bearer_auth(&hub.token)
+        .header("content-type", "application/yaml")
+        .body(secret_app("web", "spoke-1, spoke-2"))
+        .send()
+        .await
+        .expect("apply");
+    assert_eq!(refused.status().as_u16(), 422);
+    let refused = refused.text().await.expect("body");
+    assert!(
+        refused.contains("web-db") && refused.contains("does not exist") && refused.contains("heimdall secret set shop/web-db password"),
+        "{refused}"
+    );
+    assert!(refused.contains("env[0]"), "the error names where the secret is read: {refused}");
+    responses.push(refused);
+    assert_eq!(hub.state.repos.head("spoke-1").expect("head"), commits_before, "nothing committed");
+
+    // Bad names and keys are refused without echoing the value.
+    for (path, expected) in [
+        ("/api/v1/namespaces/shop/secrets/Web_DB/keys/password", "secret name"),
+        ("/api/v1/namespaces/shop/secrets/web-db/keys/pass%20word", "secret key"),
+    ] {
+        let (status, body) = hub.call(reqwest::Method::PUT, path, Some(json!({"value": b64(first)})), Some(&hub.token)).await;
+        assert_eq!(status, 422, "{path}: {body}");
+        assert!(body.to_string().contains(expected), "{body}");
+        responses.push(body.to_string());
+    }
+
+    // Set it, then deploy an application that reads it.
+    let (status, set) = hub
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/namespaces/shop/secrets/web-db/keys/password",
+            Some(json!({"value": b64(first)})),
+            Some(&hub.token),
+        )
+        .await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(set["version"], 1);
+    responses.push(set.to_string());
+    hub.apply(&secret_app("web", "spoke-1, spoke-2")).await;
+    for (fake, cluster) in [(&fake, "spoke-1"), (&fake_2, "spoke-2")] {
+        let secret =
+            eventually(&format!("the agent of {cluster} created the Secret"), || async { fake.get("v1", "Secret", "shop", "web-db") })
+                .await;
+        assert_eq!(secret["data"]["password"], b64(first), "{cluster}");
+        assert_eq!(secret["metadata"]["labels"]["app.kubernetes.io/managed-by"], "heimdall");
+    }
+    let checksum = |fake: &FakeKube| {
+        fake.get("apps/v1", "Deployment", "shop", "web")
+            .and_then(|d| d.pointer("/spec/template/metadata/annotations/secrets.heimdall.dev~1checksum").cloned())
+    };
+    let first_checksum = eventually("the Deployment carries the secret checksum", || async { checksum(&fake) }).await;
+
+    // The repository holds the sealed object only; the other cluster's agent cannot open it.
+    let head = hub.state.repos.head("spoke-1").expect("head").expect("commit");
+    let files = hub.state.repos.files_at("spoke-1", &head, "shop/web").expect("files");
+    let sealed: Value = serde_saphyr::from_str(files.get("encryptedsecret-web-db.yaml").expect("sealed file")).expect("yaml");
+    assert_eq!(sealed["kind"], "EncryptedSecret");
+    let identity_of = |file: &str| -> age::x25519::Identity {
+        let packed = std::fs::read(dir.path().join(file)).expect("agent state");
+        let mut json = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(packed.as_slice()), &mut json).expect("gzip");
+        let state: Value = serde_json::from_slice(&json).expect("json");
+        state["identity"].as_str().expect("identity").parse().expect("age identity")
+    };
+    heimdall_secrets::agent::open(&sealed, &[identity_of("agent-1.state")]).expect("its own agent opens it");
+    let refused = heimdall_secrets::agent::open(&sealed, &[identity_of("agent-2.state")]).expect_err("another cluster's agent");
+    assert!(matches!(refused, heimdall_secrets::SecretsError::Decrypt { .. }), "{refused}");
+
+    // A new value is a new version, re-delivered, and rolls the pods that read it.
+    let (status, set) = hub
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/namespaces/shop/secrets/web-db/keys/password",
+            Some(json!({"value": b64(second)})),
+            Some(&hub.token),
+        )
+        .await;
+    assert_eq!((status, set["version"].as_i64()), (200, Some(2)), "{set}");
+    assert_eq!(set["redelivered"], json!(["Application/shop/web"]));
+    responses.push(set.to_string());
+    eventually("the cluster has the new value", || async {
+        (fake.get("v1", "Secret", "shop", "web-db")?["data"]["password"] == b64(second)).then_some(())
+    })
+    .await;
+    eventually("the pods roll", || async { checksum(&fake).filter(|c| *c != first_checksum) }).await;
+    let (_, listed) = hub.call(reqwest::Method::GET, "/api/v1/namespaces/shop/secrets/web-db", None, Some(&hub.token)).await;
+    assert_eq!(listed["spec"]["keys"]["password"]["version"], 2);
+    assert_eq!(listed["spec"]["keys"]["password"]["updatedBy"], "admin");
+    responses.push(listed.to_string());
+    let (_, audit) = hub.call(reqwest::Method::GET, "/api/v1/audit?kind=Secret", None, Some(&hub.token)).await;
+    responses.push(audit.to_string());
+    // Writing a Secret document directly is not a way around the API.
+    let direct = hub
+        .client
+        .post(format!("{}/api/v1/apply", hub.url()))
+        .bearer_auth(&hub.token)
+        .header("content-type", "application/yaml")
+        .body("apiVersion: secrets.heimdall.dev/v1alpha1\nkind: Secret\nmetadata: {name: web-db, namespace: shop}\nspec: {keys: {}}\n")
+        .send()
+        .await
+        .expect("apply");
+    assert_eq!(direct.status().as_u16(), 422);
+    responses.push(direct.text().await.expect("body"));
+
+    // Master-key rotation re-wraps every data key; nothing is lost.
+    let old_key_file = std::fs::read_to_string(data_dir.join("master.key")).expect("key file");
+    let (status, rotation) = hub.call(reqwest::Method::POST, "/api/v1/secrets/rotate-master-key", None, Some(&hub.token)).await;
+    assert_eq!(status, 200, "{rotation}");
+    assert_eq!(rotation["rewrapped"], 1);
+    assert_eq!(rotation["retired"].as_array().map(Vec::len), Some(1));
+    responses.push(rotation.to_string());
+    let new_key_file = std::fs::read_to_string(data_dir.join("master.key")).expect("key file");
+    assert!(new_key_file.contains(rotation["keyId"].as_str().expect("id")) && new_key_file != old_key_file);
+    // The value still opens: deleting the Secret from the cluster makes the agent re-create it from a re-seal.
+    let (status, _) = hub
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/namespaces/shop/secrets/web-db/keys/user",
+            Some(json!({"value": b64("app")})),
+            Some(&hub.token),
+        )
+        .await;
+    assert_eq!(status, 200);
+    eventually("both keys arrive after the rotation", || async {
+        let secret = fake.get("v1", "Secret", "shop", "web-db")?;
+        (secret["data"]["password"] == b64(second) && secret["data"]["user"] == b64("app")).then_some(())
+    })
+    .await;
+
+    agent.abort();
+    agent_2.abort();
+    hub.stop().await;
+
+    // A restart with the rotated key file opens; a wrong key file fails loudly.
+    let config = HubConfig { data_dir: data_dir.clone(), ..HubConfig::default() };
+    let reopened = heimdall_hub::server::open(&config).await.expect("the rotated key file opens the store");
+    reopened.store.close().await;
+    std::fs::rename(data_dir.join("master.key"), dir.path().join("master.key.saved")).expect("move");
+    heimdall_secrets::keyring::Keyring::generate().save(&data_dir.join("master.key")).expect("wrong key");
+    let wrong = heimdall_hub::server::open(&config).await.expect_err("a wrong key file");
+    assert!(wrong.to_string().contains("wrong key file"), "{wrong}");
+    std::fs::remove_file(data_dir.join("master.key")).expect("remove");
+    let missing = heimdall_hub::server::open(&config).await.expect_err("a missing key file");
+    assert!(missing.to_string().contains("is missing"), "{missing}");
+
+    // The scan: git, the database, the log and every API answer.
+    let logged = String::from_utf8_lossy(&logs.0.lock().expect("log").clone()).to_string();
+    assert!(logged.contains("secret value set"), "the log is captured");
+    let mut database = Vec::new();
+    for file in ["heimdall.db", "heimdall.db-wal"] {
+        database.extend(std::fs::read(data_dir.join(file)).unwrap_or_default());
+    }
+    let database = String::from_utf8_lossy(&database).to_string();
+    let repositories = repository_text(&data_dir.join("git").join("clusters"));
+    assert!(repositories.contains("EncryptedSecret"), "the scan reads the repositories");
+    for plaintext in [first, second] {
+        for (place, text) in [("git", &repositories), ("database", &database), ("log", &logged), ("API", &responses.join("\n"))] {
+            assert!(!text.contains(plaintext), "{place} contains a secret value");
+            assert!(!text.contains(&b64(plaintext)), "{place} contains a secret value in base64");
+        }
+    }
+}
