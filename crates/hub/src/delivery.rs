@@ -384,6 +384,13 @@ pub async fn reseal_cluster(state: &AppState, cluster: &str) {
             }
         }
     }
+    // Most joins are of clusters with no secrets yet: then there is nothing to do.
+    let reads_secrets = |app: &Resource| {
+        state.rendering.render_app(app).is_ok_and(|r| r.targets.iter().any(|t| t.cluster == cluster && !t.secrets.is_empty()))
+    };
+    if !apps.iter().any(reads_secrets) {
+        return;
+    }
     let note = ChangeNote {
         actor: "heimdall".into(),
         summary: format!("seal secrets for the agent of cluster {cluster}"),

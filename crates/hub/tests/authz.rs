@@ -97,6 +97,17 @@ fn rows(hub_tenant_yaml: &str, tenant: &str, app_yaml: &str) -> Vec<Row> {
         row("POST", format!("/api/v1/namespaces/{tenant}/applications/{app}/rollback"), "application/json", garbage, Min::Developer),
         row("POST", format!("/api/v1/namespaces/{tenant}/applications/{app}/approve"), "application/json", garbage, Min::Developer),
         row("POST", "/api/v1/apply".into(), "application/yaml", app_yaml, Min::Developer),
+        row("GET", format!("/api/v1/namespaces/{tenant}/secrets"), "", "", Min::Viewer),
+        row(
+            "PUT",
+            format!("/api/v1/namespaces/{tenant}/secrets/db/keys/password"),
+            "application/json",
+            r#"{"value": "czNjcjN0"}"#,
+            Min::Developer,
+        ),
+        row("DELETE", format!("/api/v1/namespaces/{tenant}/secrets/ghost/keys/password"), "", "", Min::Developer),
+        row("DELETE", format!("/api/v1/namespaces/{tenant}/secrets/ghost"), "", "", Min::Developer),
+        row("POST", "/api/v1/secrets/rotate-master-key".into(), "application/json", "{}", Min::Admin),
         row(
             "POST",
             "/api/v1/apply?dryRun=true".into(),

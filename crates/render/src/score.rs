@@ -262,26 +262,27 @@ fn container(
         out["args"] = json!(expand_all(&container.args, "args", &mut problems));
     }
     let mut env = Vec::new();
+    // Secret keys read by command and args (expanded above), and inside larger values.
+    let mut hidden = std::mem::take(&mut *placeholders.secret_reads.borrow_mut());
     for (key, value) in &container.variables {
-        match placeholders.expand(value, &format!("{path}.variables.{key}")) {
-            Ok(expanded) => {
-                let reads = placeholders.secret_reads.borrow();
+        let expanded = placeholders.expand(value, &format!("{path}.variables.{key}"));
+        let reads = std::mem::take(&mut *placeholders.secret_reads.borrow_mut());
+        match expanded {
+            Ok(expanded) => match reads.iter().next() {
                 // A variable that is exactly one secret key reads it directly.
-                match reads.iter().find(|(variable, _)| expanded == format!("$({variable})")) {
-                    Some((_, (secret, secret_key))) if reads.len() == 1 => {
-                        env.push(json!({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": secret_key}}}));
-                        drop(reads);
-                        placeholders.secret_reads.borrow_mut().clear();
-                    }
-                    _ => env.push(json!({"name": key, "value": expanded})),
+                Some((variable, (secret, secret_key))) if reads.len() == 1 && expanded == format!("$({variable})") => {
+                    env.push(json!({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": secret_key}}}));
                 }
-            }
+                _ => {
+                    hidden.extend(reads);
+                    env.push(json!({"name": key, "value": expanded}));
+                }
+            },
             Err(p) => problems.push(p),
         }
     }
-    // Secret keys used inside larger values (and in command and args) are
-    // variables of their own, defined before anything that expands them.
-    let hidden: Vec<Value> = std::mem::take(&mut *placeholders.secret_reads.borrow_mut())
+    // Kubernetes expands `$(VAR)` only for variables defined before: these come first.
+    let hidden: Vec<Value> = hidden
         .into_iter()
         .map(|(variable, (secret, secret_key))| json!({"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": secret_key}}}))
         .collect();

@@ -230,7 +230,7 @@ impl TargetSecrets<'_> {
         if delivery == SecretDelivery::External {
             let store = self.environment.and_then(|e| self.platform.environments.get(e)).and_then(|e| e.secret_store.as_ref());
             let Some(store) = store else {
-                let (_, _, at, path, _) = wanted.values().next().map(Clone::clone).unwrap_or_default();
+                let (_, _, at, path, _) = wanted.values().next().cloned().unwrap_or_default();
                 return Err(vec![Problem::new(
                     path,
                     format!(

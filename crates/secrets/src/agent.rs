@@ -166,7 +166,7 @@ mod tests {
         assert_eq!(opened["data"]["TOKEN"], STANDARD.encode([0, 159, 146, 150]));
         assert_eq!(opened["metadata"]["labels"]["app.kubernetes.io/managed-by"], "heimdall");
         assert!(opened["metadata"].get("annotations").is_none(), "the recipient annotation is the sealed object's own");
-        let error = open(&sealed, &[other.clone()]).expect_err("another cluster's agent");
+        let error = open(&sealed, std::slice::from_ref(&other)).expect_err("another cluster's agent");
         assert!(matches!(error, SecretsError::Decrypt { .. }), "{error}");
         // After a key rotation the agent holds both keys for a while.
         open(&sealed, &[other, agent]).expect("old key still held");
@@ -189,7 +189,7 @@ mod tests {
         sealed["spec"]["encryptedData"] = json!("-----BEGIN AGE ENCRYPTED FILE-----\ngarbage\n-----END AGE ENCRYPTED FILE-----\n");
         assert!(matches!(open(&sealed, std::slice::from_ref(&agent)), Err(SecretsError::Decrypt { .. })));
         sealed["spec"].as_object_mut().expect("spec").remove("encryptedData");
-        assert!(open(&sealed, &[agent.clone()]).expect_err("missing").to_string().contains("spec.encryptedData"));
+        assert!(open(&sealed, std::slice::from_ref(&agent)).expect_err("missing").to_string().contains("spec.encryptedData"));
         // Identities print only through secrecy.
         assert!(agent.to_string().expose_secret().starts_with("AGE-SECRET-KEY-"));
     }

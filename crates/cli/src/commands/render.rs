@@ -39,9 +39,12 @@ fn decode_all(documents: &[Document], namespace: &str) -> Result<Vec<(String, Re
     let mut errors = Vec::new();
     for document in documents {
         let kind = document.value.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
+        let api_version = document.value.get("apiVersion").and_then(|v| v.as_str());
+        let group = |api_version: &str| api_version.rsplit_once('/').map_or("", |(group, _)| group).to_string();
+        // A kind of another API group (a `v1` Secret beside Heimdall's Secret) is someone else's kind.
         let is_foreign_object = !kind.is_empty()
-            && kinds::by_kind(kind).is_none()
-            && document.value.get("apiVersion").and_then(|v| v.as_str()).is_some_and(|v| v != heimdall_model::spec::score::API_VERSION);
+            && kinds::by_kind(kind).is_none_or(|known| api_version.is_some_and(|v| group(v) != group(known.api_version)))
+            && api_version.is_some_and(|v| v != heimdall_model::spec::score::API_VERSION);
         if is_foreign_object {
             eprintln!("note: {}: skipped {kind}, not a kind Heimdall renders", document.source);
             continue;
