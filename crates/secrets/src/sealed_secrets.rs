@@ -435,36 +435,7 @@ mGHCgI2Uob6tBqlMV6xUxtGRhupySIUgcjYXVMOwnyVnogJIhnb1nSMlyoou
 
     /// The controller's certificate from the same key Secret (`tls.crt`),
     /// valid from 2021-01-25 to 2031-01-23.
-    const KSEAL_EXAMPLE_CERT_PEM: &str = "\
------BEGIN CERTIFICATE-----
-MIIErjCCApagAwIBAgIRAMM0KcjW76Asx9ZWpJqmd+YwDQYJKoZIhvcNAQELBQAw
-ADAeFw0yMTAxMjUxMjI1MzVaFw0zMTAxMjMxMjI1MzVaMAAwggIiMA0GCSqGSIb3
-DQEBAQUAA4ICDwAwggIKAoICAQDy44E9LAVsTMcNFB0gZSvw/8Cxfu9/maKeOYUS
-4EspnmEirz5lH70OHnHURh5aTqVpscLZNRxOcWU4sD1P4dUQUtYyaZXrDcBTBg88
-u86117ubOZI1r3I0aqpwqcgnjg4PXIlvteouiJzPLCd8OoUP0i+ecLzQOR+54+nw
-UePJBWS4SyusaM2oG244ld3lXGYCY0Sr5f9Cji0D+H6dqrcOTId7mP+QctidP/b5
-qiSseWg0HFTngOkevvNpV2rf5YCDHd3LeTf5vgUQ+m0iYQmFI8UhfbYwudUiiR11
-N24Dd6qehX7EZV/g6JiBYvJq2Y26vQWLYhlXIvKq2Upu0QWKt7X6NAuFNnKlIuvW
-C6bkCaL1y/b+I8d0NBxqzkHuBAZxfo5/0/xpx7FGZkcumaVnEP0eHCT7SL9cHuvN
-jWj0XunV8HRUWGOJLMV4aicQpXMXLa079GkcpfqGrBKcMqtklBx/fWvqFnYrclzu
-YSFk5SqxLFfgJP8kGXkFZiwFR04qDD7D0uWKW1W5zrQiBxVQ9PZ/s4QRkvOOMBHb
-X1kOvqQeR+wVu5nzOfL7rve6OmByIKXvEiBHDmyzrxtlN5GsiARysaCtmSdSec9y
-n4bjPTc1OoW1LxyKLaCQ6cPdO5aKzlNpEs2uZfJHrEGAXN5mmQ/Kpk4ls/N/4mAZ
-td+GrQIDAQABoyMwITAOBgNVHQ8BAf8EBAMCAAEwDwYDVR0TAQH/BAUwAwEB/zAN
-BgkqhkiG9w0BAQsFAAOCAgEAw+HyodekMsX7kogcqD7daRGmBFdk8LEgqx9tuPy9
-/XBUbuA47ewH6WyVFSwESUYDkw1WWkhfqrRuvrN13NuaamZ6D9Y2kZ7Cr3B2XF4Z
-G9UNyr3hyaMZj3ablbSyav/Y9GEja+UazxLNveDwRXEzL+UYtvF2nh8GF8JCr1Gd
-r0V+tiVN3078EPcL30I+GiIy8oW6Q6EmjNNzCyCpEEUihBcXqChcxJWPr8Y8UaBt
-dS2FabX9FSvl5omjXq51RjcCYXFdya4u0dVm5NBQGarGaah8FQZlzfIFD1ihHUyc
-+yO5v1X7mUJ8N3/ZxuJQx3/l/OnJ7J6k1ojACs/v46yb+dpPc02WQT0AwlPzdXe+
-ARLEigsQnFkxhy3vrw0D6B3/fWMUEhyJk98XOmEsYmbXEYrMBPfNxwLH4lNNZ4wW
-/Lx/EQX+j4fWmt5QzSAYQEojwLSvtJjIKGQgkEhAw3LT34xLWES4UjddJxP+BsjG
-O7+dkCqtrWlGyXC9n3ww5OrE2WIk3+jY3s8Ki4qD0FxPiO0LR6wUFtVu/RLMbLXn
-gWAck42tMWZhimdM7P0VFUCcArmOWKMdhxEvIgjHL5rcB5NlX5wVKR9nFPxj1Zo3
-HoBYkyUltjDFUBh3G/au+MDkDwQcUysTZ7yTDceWQCFdKpHjdzomKoSzr6Rk8KRQ
-95o=
------END CERTIFICATE-----
-";
+    const KSEAL_EXAMPLE_CERT_PEM: &str = include_str!("../testdata/kseal-example-cert.pem");
 
     /// (key, sealed by kubeseal, plaintext)
     const KSEAL_EXAMPLE_VALUES: [(&str, &str, &str); 3] = [
