@@ -374,16 +374,14 @@ pub async fn redeliver_namespace(
 /// Re-seals a cluster's secrets for its agent's current key (after a join).
 pub async fn reseal_cluster(state: &AppState, cluster: &str) {
     let _delivery = state.delivery.lock().await;
-    let mut apps = Vec::new();
-    for kind in ["Application", "Workload"] {
-        match state.store.list(&heimdall_store::ListQuery { kind: kind.into(), ..Default::default() }).await {
-            Ok(list) => apps.extend(list.items),
-            Err(e) => {
-                tracing::error!(%cluster, error = %e, "cannot list applications to re-seal secrets");
-                return;
-            }
+    // Every rendered kind, Tenants included: a reconcile removes the folders of what it is not given.
+    let apps = match crate::reconcile::all_apps(state).await {
+        Ok(apps) => apps,
+        Err(e) => {
+            tracing::error!(%cluster, error = %e, "cannot list applications to re-seal secrets");
+            return;
         }
-    }
+    };
     // Most joins are of clusters with no secrets yet: then there is nothing to do.
     let reads_secrets = |app: &Resource| {
         state.rendering.render_app(app).is_ok_and(|r| r.targets.iter().any(|t| t.cluster == cluster && !t.secrets.is_empty()))

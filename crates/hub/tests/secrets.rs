@@ -17,7 +17,8 @@ fn platform() -> String {
     format!(
         "apiVersion: platform.heimdall.dev/v1alpha1\nkind: Environment\nmetadata: {{name: prod}}\nspec:\n  clusterSelector: {{matchLabels: {{env: prod}}}}\n  secretStore: {{name: vault}}\n---\n\
 apiVersion: platform.heimdall.dev/v1alpha1\nkind: Cluster\nmetadata: {{name: sealed-1, labels: {{env: prod}}}}\nspec:\n  secrets:\n    delivery: sealed-secrets\n    sealedSecrets:\n      certificate: |\n{indented}---\n\
-apiVersion: platform.heimdall.dev/v1alpha1\nkind: Cluster\nmetadata: {{name: external-1, labels: {{env: prod}}}}\nspec: {{secrets: {{delivery: external}}}}\n"
+apiVersion: platform.heimdall.dev/v1alpha1\nkind: Cluster\nmetadata: {{name: external-1, labels: {{env: prod}}}}\nspec: {{secrets: {{delivery: external}}}}\n---\n\
+apiVersion: platform.heimdall.dev/v1alpha1\nkind: Tenant\nmetadata: {{name: shop}}\nspec: {{environments: [prod]}}\n"
     )
 }
 
@@ -73,6 +74,12 @@ async fn sealed_secrets_and_external_clusters_get_their_objects() {
     let (status, _) = hub.apply_yaml(&app("web-db"), "").await;
     assert_eq!(status, 200);
     assert_eq!(hub.commits("sealed-1").len(), commits);
+
+    // Re-sealing a cluster (after its agent joins) keeps everything else it has: the tenant's folder too.
+    heimdall_hub::delivery::reseal_cluster(&hub.state, "sealed-1").await;
+    let folders = hub.state.repos.folders("sealed-1").expect("folders");
+    assert!(folders.contains("heimdall.tenants/shop") && folders.contains("shop/web"), "{folders:?}");
+    assert_eq!(hub.commits("sealed-1").len(), commits, "nothing changed, nothing committed");
 
     // An external cluster reads the environment's store: an ExternalSecret, and the
     // secret need not exist in Heimdall.
