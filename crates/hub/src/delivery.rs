@@ -353,18 +353,15 @@ pub async fn redeliver_namespace(
     let mut desired = Desired::default();
     let mut apps = Vec::new();
     let mut readers = Vec::new();
-    for kind in ["Application", "Workload"] {
-        let query = heimdall_store::ListQuery { kind: kind.into(), namespace: Some(namespace.into()), ..Default::default() };
-        for app in state.store.list(&query).await?.items {
-            let (settled, render) = crate::admission::settle(state, app).await;
-            if let Ok(rendered) = &render
-                && rendered.targets.iter().any(|t| t.secrets.iter().any(|s| secret.is_none_or(|name| s.name == name)))
-            {
-                readers.push(format!("{}/{}/{}", settled.kind, namespace, settled.metadata.name));
-            }
-            desired.add(state, &settled, &render);
-            apps.push((namespace.to_string(), settled.metadata.name.clone()));
+    for app in crate::reconcile::apps_in(state, Some(namespace)).await? {
+        let (settled, render) = crate::admission::settle(state, app).await;
+        if let Ok(rendered) = &render
+            && rendered.targets.iter().any(|t| t.secrets.iter().any(|s| secret.is_none_or(|name| s.name == name)))
+        {
+            readers.push(format!("{}/{}/{}", settled.kind, namespace, settled.metadata.name));
         }
+        desired.add(state, &settled, &render);
+        apps.push((namespace.to_string(), settled.metadata.name.clone()));
     }
     let commits = deliver(state, desired, &apps, note).await;
     publish(state, &commits).await;

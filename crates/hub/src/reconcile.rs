@@ -20,14 +20,25 @@ use crate::state::AppState;
 /// folder of platform documents re-renders the fleet once.
 const BATCH_WINDOW: Duration = Duration::from_millis(100);
 
-/// Every stored application and Score workload.
+/// Every stored resource of a rendered kind (applications, Score workloads, tenants).
 pub async fn all_apps(state: &AppState) -> Result<Vec<Resource>, StoreError> {
+    apps_in(state, None).await
+}
+
+/// [`all_apps`] of one namespace (`None`: every namespace).
+pub async fn apps_in(state: &AppState, namespace: Option<&str>) -> Result<Vec<Resource>, StoreError> {
     let mut apps = Vec::new();
     for kind in APP_KINDS {
         let mut continue_token = None;
         loop {
-            let page =
-                state.store.list(&ListQuery { kind: kind.to_string(), limit: Some(500), continue_token, ..Default::default() }).await?;
+            let query = ListQuery {
+                kind: kind.to_string(),
+                namespace: namespace.map(String::from),
+                limit: Some(500),
+                continue_token,
+                ..Default::default()
+            };
+            let page = state.store.list(&query).await?;
             apps.extend(page.items);
             continue_token = page.continue_token;
             if continue_token.is_none() {

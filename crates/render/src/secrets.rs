@@ -179,6 +179,19 @@ fn provided(objects: &[&Object]) -> BTreeSet<String> {
     names
 }
 
+/// Everything a target reads of one Secret.
+#[derive(Debug)]
+struct Wanted {
+    keys: BTreeSet<String>,
+    /// Some pod reads every key (envFrom, a volume without items).
+    every_key: bool,
+    /// Where it is first read, and the document path of that object.
+    at: String,
+    path: String,
+    /// Every reference is `optional: true`.
+    optional: bool,
+}
+
 /// What a target's secrets come to: objects to add (ExternalSecrets) and
 /// the Secrets the hub must seal for it.
 #[derive(Debug, Default)]
@@ -203,21 +216,24 @@ impl TargetSecrets<'_> {
         let mut skip = provided(&own);
         let unmanaged = self.app.metadata.annotations.get(UNMANAGED_ANNOTATION);
         skip.extend(unmanaged.into_iter().flat_map(|list| list.split(',')).map(|n| n.trim().to_string()).filter(|n| !n.is_empty()));
-        // name -> (keys, every key?, where first read, origin path, all optional?)
-        let mut wanted: BTreeMap<String, (BTreeSet<String>, bool, String, String, bool)> = BTreeMap::new();
+        let mut wanted: BTreeMap<String, Wanted> = BTreeMap::new();
         for (object, path) in objects {
             for reference in references(object) {
                 if skip.contains(&reference.name) {
                     continue;
                 }
-                let entry = wanted
-                    .entry(reference.name.clone())
-                    .or_insert_with(|| (BTreeSet::new(), false, reference.at.clone(), path.to_string(), reference.optional));
-                match &reference.keys {
-                    Some(keys) => entry.0.extend(keys.iter().cloned()),
-                    None => entry.1 = true,
+                let entry = wanted.entry(reference.name.clone()).or_insert_with(|| Wanted {
+                    keys: BTreeSet::new(),
+                    every_key: false,
+                    at: reference.at.clone(),
+                    path: path.to_string(),
+                    optional: true,
+                });
+                match reference.keys {
+                    Some(keys) => entry.keys.extend(keys),
+                    None => entry.every_key = true,
                 }
-                entry.4 &= reference.optional;
+                entry.optional &= reference.optional;
             }
         }
         if wanted.is_empty() {
@@ -230,24 +246,25 @@ impl TargetSecrets<'_> {
         if delivery == SecretDelivery::External {
             let store = self.environment.and_then(|e| self.platform.environments.get(e)).and_then(|e| e.secret_store.as_ref());
             let Some(store) = store else {
-                let (_, _, at, path, _) = wanted.values().next().cloned().unwrap_or_default();
+                let first = wanted.values().next();
                 return Err(vec![Problem::new(
-                    path,
+                    first.map(|w| w.path.clone()).unwrap_or_default(),
                     format!(
-                        "{at} reads a secret, and cluster {} takes secrets from an external store, but environment {} names no spec.secretStore",
+                        "{} reads a secret, and cluster {} takes secrets from an external store, but environment {} names no spec.secretStore",
+                        first.map(|w| w.at.as_str()).unwrap_or_default(),
                         self.cluster,
                         self.environment.unwrap_or("(none)")
                     ),
                 )]);
             };
-            for (name, (keys, every_key, _, _, _)) in &wanted {
-                resolution.objects.push(external_secret(store, app_namespace, self.namespace, name, keys, *every_key));
+            for (name, read) in &wanted {
+                resolution.objects.push(external_secret(store, app_namespace, self.namespace, name, read));
             }
             return Ok(resolution);
         }
         // Without a catalog (rendering outside the hub) nothing can be checked or sealed.
         let Some(catalog) = self.catalog else { return Ok(resolution) };
-        for (name, (keys, every_key, at, path, optional)) in wanted {
+        for (name, Wanted { keys, at, path, optional, .. }) in wanted {
             let Some(entry) = catalog.get(app_namespace, &name) else {
                 if !optional {
                     let first_key = keys.iter().next().cloned().unwrap_or_else(|| "KEY".into());
@@ -273,7 +290,6 @@ impl TargetSecrets<'_> {
                 ));
                 continue;
             }
-            let _ = every_key;
             resolution.uses.push(SecretUse {
                 namespace: self.namespace.to_string(),
                 source_namespace: app_namespace.to_string(),
@@ -289,25 +305,19 @@ impl TargetSecrets<'_> {
 
 /// An External Secrets Operator `ExternalSecret` (external-secrets.io/v1)
 /// that makes Secret `name` from the store's `<prefix><namespace>/<name>`.
-fn external_secret(
-    store: &SecretStoreRef,
-    app_namespace: &str,
-    namespace: &str,
-    name: &str,
-    keys: &BTreeSet<String>,
-    every_key: bool,
-) -> Object {
+fn external_secret(store: &SecretStoreRef, app_namespace: &str, namespace: &str, name: &str, read: &Wanted) -> Object {
     let remote_key = format!("{}{app_namespace}/{name}", store.key_prefix);
     let mut spec = json!({
         "refreshInterval": store.refresh_interval,
         "secretStoreRef": {"kind": store.kind.as_str(), "name": store.name},
         "target": {"name": name, "creationPolicy": "Owner"},
     });
-    if every_key {
+    if read.every_key {
         spec["dataFrom"] = json!([{"extract": {"key": remote_key}}]);
     } else {
-        spec["data"] =
-            Value::Array(keys.iter().map(|key| json!({"secretKey": key, "remoteRef": {"key": remote_key, "property": key}})).collect());
+        spec["data"] = Value::Array(
+            read.keys.iter().map(|key| json!({"secretKey": key, "remoteRef": {"key": remote_key, "property": key}})).collect(),
+        );
     }
     json!({
         "apiVersion": "external-secrets.io/v1",

@@ -5,7 +5,10 @@
 
 use std::sync::Arc;
 
-use heimdall_model::{Resource, decode, parse_documents};
+mod common;
+
+use common::resources;
+use heimdall_model::Resource;
 use heimdall_render::secrets::CatalogEntry;
 use heimdall_render::{Platform, RenderOptions, SecretCatalog, render};
 use serde_json::{Value, json};
@@ -56,14 +59,6 @@ spec:
   policies:
     - {name: everywhere, type: topology, properties: {clusterLabelSelector: {}}}
 "#;
-
-fn resources(yaml: &str) -> Vec<Resource> {
-    parse_documents(yaml, "test.yaml")
-        .unwrap_or_else(|e| panic!("{e}"))
-        .iter()
-        .map(|d| decode(&d.value, "test.yaml", "default").unwrap_or_else(|e| panic!("{e}")).resource)
-        .collect()
-}
 
 fn platform() -> Platform {
     Platform::from_resources(&resources(PLATFORM)).unwrap_or_else(|e| panic!("{e:?}"))

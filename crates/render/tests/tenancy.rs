@@ -1,7 +1,10 @@
 //! Tenants: their manifests in each isolation mode (snapshots, reviewed with
 //! `cargo insta review`), and the guardrails they put on their applications.
 
-use heimdall_model::{Resource, decode, parse_documents};
+mod common;
+
+use common::resources;
+use heimdall_model::Resource;
 use heimdall_render::{Platform, RenderOptions, Rendered, render};
 use serde_json::{Value, json};
 
@@ -48,14 +51,6 @@ spec:
     dev: {cpu: "8", memory: 16Gi, storage: 100Gi, objects: {pods: 50, services: 10}}
   allowedRegistries: [registry.example.com/shop/]
 "#;
-
-fn resources(yaml: &str) -> Vec<Resource> {
-    parse_documents(yaml, "test.yaml")
-        .unwrap_or_else(|e| panic!("{e}"))
-        .iter()
-        .map(|d| decode(&d.value, "test.yaml", "default").unwrap_or_else(|e| panic!("{e}")).resource)
-        .collect()
-}
 
 fn platform_with(tenant: &str) -> (Platform, Resource) {
     let mut all = resources(PLATFORM);

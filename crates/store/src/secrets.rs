@@ -130,7 +130,8 @@ impl Store {
         self.observed("delete_secret_key", async {
             let (mut tx, start) = self.begin_write().await?;
             let secret_key = ResourceKey::new(SECRET_KIND, namespace, name);
-            let mut secret = fetch(&mut tx, &secret_key).await?.ok_or_else(|| StoreError::NotFound { key: secret_key.clone() })?;
+            let current = fetch(&mut tx, &secret_key).await?.ok_or_else(|| StoreError::NotFound { key: secret_key.clone() })?;
+            let mut secret = current.clone();
             let Some(keys) = secret.spec.get_mut("keys").and_then(Value::as_object_mut).filter(|keys| keys.contains_key(key)) else {
                 return Err(StoreError::BadRequest(format!("secret {namespace}/{name} has no key {key}")));
             };
@@ -138,7 +139,6 @@ impl Store {
             let now_empty = keys.is_empty();
             let mut revision = start;
             let result = if now_empty {
-                let current = fetch(&mut tx, &secret_key).await?.ok_or_else(|| StoreError::NotFound { key: secret_key.clone() })?;
                 delete_row(&mut tx, &secret_key).await?;
                 revision += 1;
                 let changes = content_diff(Some(&current), None);

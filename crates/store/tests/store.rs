@@ -269,6 +269,60 @@ async fn tokens_authenticate_by_hash(store: Store) {
     assert!(store.authenticate_token(&expired).await.expect("auth").is_none());
 }
 
+/// Secret values: versions bump per key, the document and the sealed value
+/// move together, re-wraps are compare-and-swap, and deleting the last key
+/// (or the document) takes the values with it.
+async fn secret_values_travel_with_their_document(store: Store) {
+    let sealed = |tag: &str| heimdall_store::StoredValue {
+        master_key_id: "mk-a".into(),
+        wrapped_key: format!("w-{tag}"),
+        ciphertext: format!("c-{tag}"),
+    };
+    let first = store.set_secret_value("alice", "shop", "db", "password", |v| Ok(sealed(&format!("p{v}")))).await.expect("set");
+    assert_eq!(first.spec["keys"]["password"]["version"], 1);
+    let second = store.set_secret_value("bob", "shop", "db", "password", |v| Ok(sealed(&format!("p{v}")))).await.expect("set");
+    assert_eq!(
+        (second.spec["keys"]["password"]["version"].as_i64(), second.spec["keys"]["password"]["updatedBy"].as_str()),
+        (Some(2), Some("bob"))
+    );
+    store.set_secret_value("bob", "shop", "db", "user", |_| Ok(sealed("u"))).await.expect("set");
+    let values = store.secret_values("shop", "db").await.expect("values");
+    let current: Vec<(&str, i64, &str)> = values.iter().map(|v| (v.key.as_str(), v.version, v.value.ciphertext.as_str())).collect();
+    assert_eq!(current, vec![("password", 2, "c-p2"), ("user", 1, "c-u")], "only the current version is kept");
+    assert_eq!(values[0].context(), "shop/db/password/2");
+
+    // A failing seal changes nothing.
+    let failed = store.set_secret_value("bob", "shop", "db", "password", |_| Err(StoreError::Corrupt("no key".into()))).await;
+    assert!(failed.is_err());
+    assert_eq!(store.secret_values("shop", "db").await.expect("values")[0].version, 2);
+
+    // Re-wrapping is compare-and-swap on what was read.
+    assert_eq!(store.master_key_usage().await.expect("usage"), vec![("mk-a".to_string(), 2)]);
+    let rewrapped = heimdall_store::StoredValue {
+        master_key_id: "mk-b".into(),
+        wrapped_key: "w2".into(),
+        ciphertext: values[0].value.ciphertext.clone(),
+    };
+    assert!(store.rewrap_secret_value(&values[0], &rewrapped).await.expect("rewrap"));
+    assert!(!store.rewrap_secret_value(&values[0], &rewrapped).await.expect("stale rewrap"), "the row changed since it was read");
+    assert_eq!(store.secret_values_wrapped_by("mk-b", 10).await.expect("page").len(), 1);
+
+    // Keys go one by one; the last one takes the document; a whole delete takes the values.
+    let after = store.delete_secret_key("carol", "shop", "db", "password").await.expect("delete key").expect("still there");
+    assert!(after.spec["keys"].get("password").is_none());
+    assert!(matches!(store.delete_secret_key("carol", "shop", "db", "password").await, Err(StoreError::BadRequest(_))));
+    assert!(store.delete_secret_key("carol", "shop", "db", "user").await.expect("delete key").is_none());
+    assert!(store.secret_values("shop", "db").await.expect("values").is_empty());
+    store.set_secret_value("alice", "shop", "api", "token", |_| Ok(sealed("t"))).await.expect("set");
+    store.delete("alice", &ResourceKey::new(heimdall_store::SECRET_KIND, "shop", "api"), None).await.expect("delete");
+    assert!(store.secret_values("shop", "api").await.expect("values").is_empty());
+    assert!(store.master_key_usage().await.expect("usage").is_empty());
+    let audit =
+        store.audit(&AuditQuery { kind: Some(heimdall_store::SECRET_KIND.into()), limit: 100, ..Default::default() }).await.expect("audit");
+    assert_eq!(audit.len(), 7, "every change is an audit event");
+    assert!(audit.iter().all(|e| !serde_json::to_string(e).expect("json").contains("c-p")), "events carry versions, never sealed values");
+}
+
 macro_rules! on_both_backends {
     ($($test:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -301,6 +355,7 @@ on_both_backends!(
     status_updates_keep_spec_and_generation,
     watch_replays_then_follows,
     tokens_authenticate_by_hash,
+    secret_values_travel_with_their_document,
 );
 
 #[tokio::test]
