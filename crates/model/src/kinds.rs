@@ -250,6 +250,49 @@ pub static KINDS: &[KindInfo] = &[
     },
     KindInfo {
         api_version: spec::platform::GROUP_VERSION,
+        kind: "Capability",
+        plural: "capabilities",
+        singular: "capability",
+        short_names: &["cap", "caps"],
+        scope: Scope::Cluster,
+        columns: &[
+            ("COMPOSITIONS", |r| {
+                r.spec
+                    .get("compositions")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(|c| c.get("name").and_then(Value::as_str)).collect::<Vec<_>>().join(","))
+                    .unwrap_or_default()
+            }),
+            ("DESCRIPTION", |r| string_field(r, "description")),
+        ],
+        validate_spec: spec::capability::validate_capability,
+    },
+    KindInfo {
+        api_version: spec::platform::GROUP_VERSION,
+        kind: "Claim",
+        plural: "claims",
+        singular: "claim",
+        short_names: &[],
+        scope: Scope::Namespaced,
+        columns: &[("TYPE", |r| string_field(r, "type")), ("PHASE", phase), ("CLUSTERS", deployments)],
+        validate_spec: spec::capability::validate_claim,
+    },
+    KindInfo {
+        api_version: spec::platform::GROUP_VERSION,
+        kind: "ClaimMigration",
+        plural: "claimmigrations",
+        singular: "claimmigration",
+        short_names: &["migration", "migrations"],
+        scope: Scope::Namespaced,
+        columns: &[
+            ("COMPOSITION", |r| string_field(r, "composition")),
+            ("CONFIRM DELETE", |r| r.spec.get("confirmDelete").and_then(Value::as_bool).unwrap_or(false).to_string()),
+            ("PHASE", phase),
+        ],
+        validate_spec: spec::capability::validate_claim_migration,
+    },
+    KindInfo {
+        api_version: spec::platform::GROUP_VERSION,
         kind: "User",
         plural: "users",
         singular: "user",

@@ -13,6 +13,7 @@
 //!   -> sorted targets with revisions
 //! ```
 
+pub mod capability;
 pub mod component;
 pub mod context;
 mod definitions;
@@ -32,6 +33,7 @@ pub mod validate;
 
 use heimdall_model::{DocumentError, Resource};
 
+pub use capability::{ClaimCatalog, ClaimInstance, Migration};
 pub use platform::Platform;
 pub use render::{RenderOptions, Rendered, Target, TargetFinding};
 pub use secrets::{SecretCatalog, SecretUse};
@@ -43,9 +45,10 @@ pub fn render(app: &Resource, source: &str, platform: &Platform, options: &Rende
         "Application" => render::render_application(app, platform, options),
         "Workload" => score::render_workload(app, platform, options),
         "Tenant" => tenant::render_tenant(app, platform),
+        "Claim" => capability::render_claim(app, platform, options),
         other => Err(vec![heimdall_model::Problem::new(
             "kind",
-            format!("{other} is not something that renders: expected Application, Workload or Tenant"),
+            format!("{other} is not something that renders: expected Application, Workload, Claim or Tenant"),
         )]),
     };
     result.map_err(|problems| DocumentError::new(source, problems))

@@ -53,6 +53,7 @@ pub struct Platform {
     pub(crate) environments: BTreeMap<String, Environment>,
     pub(crate) clusters: BTreeMap<String, Cluster>,
     pub(crate) tenants: BTreeMap<String, TenantSpec>,
+    pub(crate) capabilities: BTreeMap<String, crate::capability::CompiledCapability>,
 }
 
 fn source(resource: &Resource) -> String {
@@ -90,6 +91,15 @@ impl Platform {
                     Ok(spec) => match platform.compile_trait(spec) {
                         Ok(definition) => {
                             platform.traits.insert(name, definition);
+                        }
+                        Err(problems) => fail(resource, problems),
+                    },
+                    Err(problem) => fail(resource, vec![problem]),
+                },
+                "Capability" => match deserialize_at::<heimdall_model::spec::capability::CapabilitySpec>(&resource.spec, "spec") {
+                    Ok(spec) => match crate::capability::CompiledCapability::compile(spec, &platform.engine) {
+                        Ok(capability) => {
+                            platform.capabilities.insert(name, capability);
                         }
                         Err(problems) => fail(resource, problems),
                     },
@@ -246,6 +256,27 @@ impl Platform {
         names.sort_unstable();
         names.dedup();
         names
+    }
+
+    /// A capability by its name or one of its aliases.
+    pub(crate) fn capability(&self, type_: &str) -> Option<(&str, &crate::capability::CompiledCapability)> {
+        if let Some((name, capability)) = self.capabilities.get_key_value(type_) {
+            return Some((name.as_str(), capability));
+        }
+        self.capabilities.iter().find(|(_, c)| c.spec.aliases.iter().any(|a| a == type_)).map(|(n, c)| (n.as_str(), c))
+    }
+
+    /// Every capability name and alias.
+    pub fn capability_types(&self) -> Vec<String> {
+        let mut names: Vec<String> =
+            self.capabilities.iter().flat_map(|(name, c)| std::iter::once(name.clone()).chain(c.spec.aliases.iter().cloned())).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The compositions of a capability, for plans: name and provider.
+    pub fn compositions(&self, type_: &str) -> Option<Vec<(String, Option<String>)>> {
+        self.capability(type_).map(|(_, c)| c.spec.compositions.iter().map(|c| (c.name.clone(), c.provider.clone())).collect())
     }
 
     pub fn trait_types(&self) -> Vec<&str> {

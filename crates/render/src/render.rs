@@ -34,6 +34,9 @@ pub struct RenderOptions {
     /// which secrets to deliver; without one (rendering outside the hub)
     /// references are not checked.
     pub secrets: Option<std::sync::Arc<crate::secrets::SecretCatalog>>,
+    /// Compositions in use and migrations under way (the hub's knowledge);
+    /// without it every claim takes the composition its selectors pick.
+    pub claims: Option<std::sync::Arc<crate::capability::ClaimCatalog>>,
 }
 
 /// Everything one target cluster and namespace receives.
@@ -53,6 +56,9 @@ pub struct Target {
     /// Secrets the hub seals for this target's cluster when it delivers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<crate::secrets::SecretUse>,
+    /// Capability instances in this target.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<crate::capability::ClaimInstance>,
     /// SHA-256 of the objects and secret versions: equal revisions mean identical output.
     pub revision: String,
 }
@@ -165,13 +171,27 @@ fn check_structure(spec: &ApplicationSpec, platform: &Platform) -> Result<Vec<us
     let component_types = platform.component_types();
     let trait_types = platform.trait_types();
     for (i, component) in spec.components.iter().enumerate() {
-        if !component_types.contains(&component.type_.as_str()) {
-            let hint = params::closest(&component.type_, component_types.iter().copied())
+        let is_claim = !component_types.contains(&component.type_.as_str()) && platform.capability(&component.type_).is_some();
+        if is_claim {
+            for (j, _) in component.traits.iter().enumerate() {
+                problems.push(Problem::new(
+                    format!("spec.components[{i}].traits[{j}]"),
+                    format!("component {} claims a {}: traits apply to workloads, not to claims", component.name, component.type_),
+                ));
+            }
+        } else if !component_types.contains(&component.type_.as_str()) {
+            let capabilities = platform.capability_types();
+            let hint = params::closest(&component.type_, component_types.iter().copied().chain(capabilities.iter().map(String::as_str)))
                 .map(|s| format!("; did you mean {s:?}?"))
                 .unwrap_or_default();
             problems.push(Problem::new(
                 format!("spec.components[{i}].type"),
-                format!("unknown component type {:?}{hint} (known: {})", component.type_, component_types.join(", ")),
+                format!(
+                    "unknown component type {:?}{hint} (known: {}{})",
+                    component.type_,
+                    component_types.join(", "),
+                    if capabilities.is_empty() { String::new() } else { format!("; capabilities: {}", capabilities.join(", ")) }
+                ),
             ));
         }
         for (j, t) in component.traits.iter().enumerate() {
@@ -609,6 +629,7 @@ pub(crate) struct TargetBuilder {
     pub held_by: Option<String>,
     pub objects: BTreeMap<(String, String, String, String), (Object, Origin)>,
     pub references: BTreeSet<ObjectReference>,
+    pub claims: Vec<crate::capability::ClaimInstance>,
 }
 
 impl TargetBuilder {
@@ -801,6 +822,7 @@ impl Finisher<'_> {
                     "environment": environment.as_ref().map(|name| json!({"name": name})),
                     "cluster": {"name": cluster, "labels": self.platform.clusters.get(&cluster).map(|c| c.labels.clone()).unwrap_or_default()},
                     "namespace": namespace,
+                    "claims": builder.claims,
                     "objects": objects,
                 });
                 findings.extend(self.platform.policies.evaluate(input).into_iter().map(|mut finding| {
@@ -819,6 +841,7 @@ impl Finisher<'_> {
                 held_by,
                 objects,
                 references: builder.references.into_iter().collect(),
+                claims: builder.claims,
             });
         }
         if !problems.is_empty() {
@@ -869,7 +892,49 @@ pub(crate) fn render_application(app: &Resource, platform: &Platform, options: &
             let builder = builders.entry((unit.held_by.clone(), cluster.clone(), namespace.clone())).or_default();
             builder.environment = environment.clone();
             builder.held_by = unit.held_by.clone();
-            for component in &components {
+            let is_claim = |type_: &str| platform.components.get(type_).is_none() && !component::BUILTIN.iter().any(|(n, _)| *n == type_);
+            // Claims first: their outputs are wired into the components that depend on them.
+            let revision = format!("{}-v{generation}", app.metadata.name);
+            let mut claim_outputs: BTreeMap<String, BTreeMap<String, crate::capability::OutputValue>> = BTreeMap::new();
+            for component in components.iter().filter(|c| is_claim(&c.type_)) {
+                let target = crate::capability::TargetContext {
+                    platform,
+                    catalog: options.claims.as_deref(),
+                    app_name: &app.metadata.name,
+                    app_namespace: &app_namespace,
+                    namespace,
+                    cluster,
+                    environment: environment.as_deref(),
+                    app_revision: &revision,
+                };
+                let path = format!("spec.components[{}]", component.index);
+                let request = crate::capability::ClaimRequest {
+                    name: &component.name,
+                    type_: &component.type_,
+                    parameters: &component.properties,
+                    path: &format!("{path}.properties"),
+                    type_path: &format!("{path}.type"),
+                };
+                match target.provision(&request) {
+                    Ok(provisioned) => {
+                        for (object, _) in provisioned.objects {
+                            let origin = Origin {
+                                component: Some((component.name.clone(), component.type_.clone())),
+                                trait_type: None,
+                                output: None,
+                                path: path.clone(),
+                                wave: waves[component.index],
+                            };
+                            builder.add(namespace, object, origin);
+                        }
+                        claim_outputs.insert(component.name.clone(), provisioned.outputs);
+                        builder.claims.extend(provisioned.instances);
+                        warnings.extend(provisioned.warnings);
+                    }
+                    Err(mut more) => problems.append(&mut more),
+                }
+            }
+            for component in components.iter().filter(|c| !is_claim(&c.type_)) {
                 let ctx = RenderContext {
                     app_name: app.metadata.name.clone(),
                     app_namespace: app_namespace.clone(),
@@ -881,7 +946,18 @@ pub(crate) fn render_application(app: &Resource, platform: &Platform, options: &
                     cluster: cluster.clone(),
                 };
                 match render_component(platform, component, &ctx, waves[component.index]) {
-                    Ok((objects, references)) => {
+                    Ok((mut objects, references)) => {
+                        let depends_on = &spec.components[component.index].depends_on;
+                        for (claim, outputs) in claim_outputs.iter().filter(|(claim, _)| depends_on.contains(claim)) {
+                            let workload = objects.iter_mut().find(|(_, o)| o.trait_type.is_none() && o.output.is_none());
+                            if let Some((workload, _)) = workload
+                                && crate::capability::wire(workload, &component.name, claim, outputs)
+                            {
+                                for instance in builder.claims.iter_mut().filter(|i| &i.claim == claim && i.serving) {
+                                    instance.consumers.push(component.name.clone());
+                                }
+                            }
+                        }
                         for (object, origin) in objects {
                             builder.add(namespace, object, origin);
                         }

@@ -30,6 +30,8 @@ struct Placeholders<'a> {
     resources: &'a BTreeMap<String, Outputs>,
     /// Resources of type `secret`: resource name -> Secret name.
     secrets: &'a BTreeMap<String, String>,
+    /// Outputs of claims read from a connection Secret: (resource, output) -> (Secret, key).
+    claim_secrets: &'a BTreeMap<(String, String), (String, String)>,
     /// Secret keys read since the last `take_secret_reads`: env var -> (Secret, key).
     secret_reads: std::cell::RefCell<BTreeMap<String, (String, String)>>,
 }
@@ -77,6 +79,12 @@ impl Placeholders<'_> {
                     .map_err(|message| Problem::new(path, format!("${{{reference}}}: {message}")))?;
                 let variable = secret_variable(name, &key);
                 self.secret_reads.borrow_mut().insert(variable.clone(), (self.secrets[*name].clone(), key));
+                return Ok(format!("$({variable})"));
+            }
+            ["resources", name, output] if self.claim_secrets.contains_key(&(name.to_string(), output.to_string())) => {
+                let (secret, key) = &self.claim_secrets[&(name.to_string(), output.to_string())];
+                let variable = secret_variable(name, output);
+                self.secret_reads.borrow_mut().insert(variable.clone(), (secret.clone(), key.clone()));
                 return Ok(format!("$({variable})"));
             }
             ["resources", name, output @ ..] => {
@@ -146,7 +154,7 @@ fn provision(
             return Err(Problem::new(
                 format!("{path}.type"),
                 format!(
-                    "resource type {other:?} is not built in (built in: {}); types such as databases and queues are provided by a Capability, which this platform does not define",
+                    "resource type {other:?} is neither built in ({}) nor a Capability of this platform",
                     BUILTIN_RESOURCE_TYPES.join(", ")
                 ),
             ));
@@ -411,6 +419,11 @@ fn container(
     if problems.is_empty() { Ok(out) } else { Err(problems) }
 }
 
+/// A Score resource of a capability's type.
+fn is_claim(platform: &Platform, type_: &str) -> bool {
+    !BUILTIN_RESOURCE_TYPES.contains(&type_) && platform.capability(type_).is_some()
+}
+
 pub(crate) fn render_workload(app: &Resource, platform: &Platform, options: &RenderOptions) -> Result<Rendered, Vec<Problem>> {
     let spec: WorkloadSpec = deserialize_at(&app.spec, "spec").map_err(|p| vec![p])?;
     let name = app.metadata.name.clone();
@@ -418,6 +431,9 @@ pub(crate) fn render_workload(app: &Resource, platform: &Platform, options: &Ren
     let mut problems = Vec::new();
     let mut outputs = BTreeMap::new();
     for (resource_name, resource) in &spec.resources {
+        if is_claim(platform, &resource.type_) {
+            continue;
+        }
         let params = resource.params.as_ref().and_then(Value::as_object).cloned().unwrap_or_default();
         match provision(
             &name,
@@ -437,6 +453,124 @@ pub(crate) fn render_workload(app: &Resource, platform: &Platform, options: &Ren
     if !problems.is_empty() {
         return Err(problems);
     }
+    let empty_spec = heimdall_model::spec::application::ApplicationSpec { components: Vec::new(), policies: Vec::new(), workflow: None };
+    let placements = plan::Context {
+        spec: &empty_spec,
+        app_namespace: &platform.default_namespace(&namespace, &app.metadata.name),
+        platform,
+        environment: options.environment.as_deref(),
+        approvals: &options.approvals,
+    }
+    .plan_default()?;
+    let revision = format!("{name}-v{}", app.metadata.generation.unwrap_or(1));
+    let claims: Vec<(&String, &heimdall_model::spec::score::ResourceRequest)> =
+        spec.resources.iter().filter(|(_, r)| is_claim(platform, &r.type_)).collect();
+    let mut builders: BTreeMap<(Option<String>, String, String), TargetBuilder> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    let origin = || Origin {
+        component: Some((name.clone(), COMPONENT_TYPE.to_string())),
+        trait_type: None,
+        output: None,
+        path: "spec".into(),
+        wave: 0,
+    };
+    // Without a target the workload is still built once, so its mistakes are found.
+    let targets: Vec<Option<&Placement>> = if placements.is_empty() { vec![None] } else { placements.iter().map(Some).collect() };
+    for placement in targets {
+        let mut target_outputs = outputs.clone();
+        let mut claim_secrets = BTreeMap::new();
+        let mut claim_objects = Vec::new();
+        let mut instances = Vec::new();
+        for (resource_name, resource) in &claims {
+            let at = format!("spec.resources.{resource_name}");
+            let Some(placement) = placement else {
+                let declared = platform.capability(&resource.type_).map(|(_, c)| c.spec.outputs.clone()).unwrap_or_default();
+                target_outputs.insert((*resource_name).clone(), declared.into_iter().map(|o| (o.name, json!(""))).collect());
+                continue;
+            };
+            let params = resource.params.as_ref().and_then(Value::as_object).cloned().unwrap_or_default();
+            let target = crate::capability::TargetContext {
+                platform,
+                catalog: options.claims.as_deref(),
+                app_name: &name,
+                app_namespace: &namespace,
+                namespace: &placement.namespace,
+                cluster: &placement.cluster,
+                environment: placement.environment.as_deref(),
+                app_revision: &revision,
+            };
+            let claim = resource.id.as_deref().unwrap_or(resource_name);
+            let request = crate::capability::ClaimRequest {
+                name: claim,
+                type_: &resource.type_,
+                parameters: &params,
+                path: &format!("{at}.params"),
+                type_path: &format!("{at}.type"),
+            };
+            match target.provision(&request) {
+                Ok(provisioned) => {
+                    let mut values = Outputs::new();
+                    for (output, value) in provisioned.outputs {
+                        match value {
+                            crate::capability::OutputValue::Value(text) => {
+                                values.insert(output, json!(text));
+                            }
+                            crate::capability::OutputValue::Secret { name: secret, key } => {
+                                claim_secrets.insert(((*resource_name).clone(), output), (secret, key));
+                            }
+                        }
+                    }
+                    target_outputs.insert((*resource_name).clone(), values);
+                    claim_objects.extend(provisioned.objects.into_iter().map(|(o, _)| o));
+                    instances.extend(provisioned.instances.into_iter().map(|mut i| {
+                        if i.serving {
+                            i.consumers.push(name.clone());
+                        }
+                        i
+                    }));
+                    warnings.extend(provisioned.warnings);
+                }
+                Err(mut more) => problems.append(&mut more),
+            }
+        }
+        if !problems.is_empty() {
+            continue;
+        }
+        match build(app, &spec, &name, &target_outputs, &claim_secrets, options) {
+            Ok(objects) => {
+                let Some(placement) = placement else { continue };
+                let builder = builders.entry((None, placement.cluster.clone(), placement.namespace.clone())).or_default();
+                builder.environment = placement.environment.clone();
+                for object in claim_objects.into_iter().chain(objects) {
+                    builder.add(&placement.namespace, object, origin());
+                }
+                builder.claims.extend(instances);
+            }
+            Err(mut more) => problems.append(&mut more),
+        }
+    }
+    if !problems.is_empty() {
+        problems.sort_by(|a, b| (&a.path, &a.message).cmp(&(&b.path, &b.message)));
+        problems.dedup();
+        return Err(problems);
+    }
+    let workflow = vec![StepStatus { name: "deploy".into(), type_: "deploy".into(), phase: plan::Phase::Succeeded, message: None }];
+    if placements.is_empty() {
+        warnings.push("the workload deploys to no cluster: set Defaults.spec.environments".to_string());
+    }
+    Finisher { platform, app, rules: Vec::new(), secrets: options.secrets.as_deref() }.finish(builders, workflow, warnings)
+}
+
+/// The workload's objects with its placeholders resolved for one target.
+fn build(
+    app: &Resource,
+    spec: &WorkloadSpec,
+    name: &str,
+    outputs: &BTreeMap<String, Outputs>,
+    claim_secrets: &BTreeMap<(String, String), (String, String)>,
+    options: &RenderOptions,
+) -> Result<Vec<Object>, Vec<Problem>> {
+    let mut problems = Vec::new();
     let mut metadata = json!({"name": name, "annotations": app.metadata.annotations});
     for (key, value) in &app.metadata.extra {
         metadata[key] = value.clone();
@@ -450,13 +584,14 @@ pub(crate) fn render_workload(app: &Resource, platform: &Platform, options: &Ren
             (resource_name.clone(), secret.to_string())
         })
         .collect();
-    let placeholders = Placeholders { metadata: &metadata, resources: &outputs, secrets: &secrets, secret_reads: Default::default() };
+    let placeholders =
+        Placeholders { metadata: &metadata, resources: outputs, secrets: &secrets, claim_secrets, secret_reads: Default::default() };
     let mut built = Built { objects: Vec::new() };
     let mut volumes = Vec::new();
     let mut containers = Vec::new();
     for (container_name, definition) in &spec.containers {
         match container(
-            &name,
+            name,
             container_name,
             definition,
             &placeholders,
@@ -522,39 +657,5 @@ pub(crate) fn render_workload(app: &Resource, platform: &Platform, options: &Ren
             (host, route_path, port) => problems.extend([host.err(), route_path.err(), port.err()].into_iter().flatten()),
         }
     }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-
-    let empty_spec = heimdall_model::spec::application::ApplicationSpec { components: Vec::new(), policies: Vec::new(), workflow: None };
-    let placements = plan::Context {
-        spec: &empty_spec,
-        app_namespace: &platform.default_namespace(&namespace, &app.metadata.name),
-        platform,
-        environment: options.environment.as_deref(),
-        approvals: &options.approvals,
-    }
-    .plan_default()?;
-    let mut builders: BTreeMap<(Option<String>, String, String), TargetBuilder> = BTreeMap::new();
-    for Placement { cluster, namespace, environment } in &placements {
-        let builder = builders.entry((None, cluster.clone(), namespace.clone())).or_default();
-        builder.environment = environment.clone();
-        for object in &built.objects {
-            let origin = Origin {
-                component: Some((name.clone(), COMPONENT_TYPE.to_string())),
-                trait_type: None,
-                output: None,
-                path: "spec".into(),
-                wave: 0,
-            };
-            builder.add(namespace, object.clone(), origin);
-        }
-    }
-    let workflow = vec![StepStatus { name: "deploy".into(), type_: "deploy".into(), phase: plan::Phase::Succeeded, message: None }];
-    let warnings = if placements.is_empty() {
-        vec!["the workload deploys to no cluster: set Defaults.spec.environments".to_string()]
-    } else {
-        Vec::new()
-    };
-    Finisher { platform, app, rules: Vec::new(), secrets: options.secrets.as_deref() }.finish(builders, workflow, warnings)
+    if problems.is_empty() { Ok(built.objects) } else { Err(problems) }
 }

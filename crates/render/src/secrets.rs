@@ -175,6 +175,13 @@ fn provided(objects: &[&Object]) -> BTreeSet<String> {
             _ => {}
         }
         names.extend(str_at(object, "/spec/writeConnectionSecretToRef/name").map(String::from));
+        names.extend(
+            object
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(crate::capability::CONNECTION_SECRET_ANNOTATION))
+                .and_then(Value::as_str)
+                .map(String::from),
+        );
     }
     names
 }

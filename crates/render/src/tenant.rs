@@ -376,6 +376,7 @@ pub(crate) fn render_tenant(tenant: &Resource, platform: &Platform) -> Result<Re
             objects,
             references: Vec::new(),
             secrets: Vec::new(),
+            claims: Vec::new(),
         });
     }
     if !problems.is_empty() {

@@ -109,7 +109,7 @@ pub fn run(options: Options) -> Result<ExitCode> {
     };
     let documents = read_with_sources(&options.files)?;
     let resources = decode_all(&documents, options.namespace.as_deref().unwrap_or("default"))?;
-    let apps: Vec<&(String, Resource)> = resources.iter().filter(|(_, r)| r.kind == "Application" || r.kind == "Workload").collect();
+    let apps: Vec<&(String, Resource)> = resources.iter().filter(|(_, r)| matches!(r.kind.as_str(), "Application" | "Workload" | "Claim")).collect();
     if apps.is_empty() {
         bail!(
             "no Application or Score workload found in {}",
@@ -122,6 +122,8 @@ pub fn run(options: Options) -> Result<ExitCode> {
         score_image: options.image.clone(),
         // Offline there is no catalog: references are checked by the hub.
         secrets: None,
+        // Nor claim state: each claim takes the composition its selectors pick.
+        claims: None,
     };
     let mut outputs = Vec::new();
     let mut failures = Vec::new();

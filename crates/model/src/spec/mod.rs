@@ -4,6 +4,7 @@
 //! schema belongs to the component or trait definition, which the renderer checks.
 
 pub mod application;
+pub mod capability;
 pub mod platform;
 pub mod score;
 pub mod secret;

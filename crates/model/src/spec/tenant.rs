@@ -52,6 +52,23 @@ pub struct TenantSpec {
     /// `cluster` mode settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterRequest>,
+    /// What the tenant's claims may cost a month, summed over every instance
+    /// in every environment; a claim that would exceed it is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Budget {
+    pub monthly: f64,
+    /// For display; costs in Capabilities are in the same currency.
+    #[serde(default = "default_currency")]
+    pub currency: String,
+}
+
+fn default_currency() -> String {
+    "USD".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -323,6 +340,11 @@ pub(crate) fn validate(spec: &Value) -> Vec<Problem> {
         if member.name.trim().is_empty() {
             problems.push(Problem::new(format!("spec.members[{i}].name"), "expected a user or group name"));
         }
+    }
+    if let Some(budget) = &spec.budget
+        && (budget.monthly < 0.0 || !budget.monthly.is_finite())
+    {
+        problems.push(Problem::new("spec.budget.monthly", "expected an amount of zero or more"));
     }
     for (environment, quota) in &spec.quotas {
         if environment != "default" && !spec.environments.contains(environment) {
