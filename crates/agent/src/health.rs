@@ -210,6 +210,38 @@ fn conditions(object: &Value) -> Assessment {
     Assessment::healthy()
 }
 
+/// Whether an object of a claim instance is ready for consumers: built-in
+/// kinds when healthy; custom resources (Crossplane, CloudNativePG,
+/// Strimzi) only when they say so with a `Ready` (or `Available`) condition
+/// that is `True`, because a provider that has not reported yet is not done.
+/// The message states the conditions and phase as the provider put them.
+pub fn claim_readiness(live: Option<&Value>) -> (bool, String) {
+    let Some(object) = live else { return (false, "not found in the cluster".into()) };
+    let conditions: Vec<String> = object
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| Some(format!("{}={}", c.get("type")?.as_str()?, c.get("status")?.as_str()?)))
+        .collect();
+    let mut said = conditions.join(", ");
+    if let Some(phase) = object.pointer("/status/phase").and_then(Value::as_str) {
+        said = if said.is_empty() { format!("phase: {phase}") } else { format!("{said}; phase: {phase}") };
+    }
+    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
+    let built_in = group.is_empty() || !group.contains('.') || group.ends_with(".k8s.io");
+    let ready = if built_in {
+        assess(Some(object)).health == Health::Healthy
+    } else {
+        ["Ready", "Available"].iter().any(|kind| condition_is(object, kind, "True")) && !condition_is(object, "Synced", "False")
+    };
+    if said.is_empty() {
+        said = if ready { "ready".into() } else { "waiting for the provider to report Ready".into() };
+    }
+    (ready, said)
+}
+
 /// Pods that cannot run: crash loops, image pulls, bad configuration.
 pub fn pod_problem(pod: &Value) -> Option<String> {
     const FATAL: &[&str] = &["CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError", "InvalidImageName"];

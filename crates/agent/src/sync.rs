@@ -67,6 +67,28 @@ pub struct FolderStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub messages: Vec<String>,
     pub objects: usize,
+    /// Capability instances in the folder, for claims and their migrations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<ClaimHealth>,
+}
+
+/// One claim instance: every object of it ready or not, in the provider's words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimHealth {
+    pub claim: String,
+    pub composition: String,
+    pub ready: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<String>,
+}
+
+const CLAIM_LABEL: &str = "capabilities.heimdall.dev/claim";
+const COMPOSITION_LABEL: &str = "capabilities.heimdall.dev/composition";
+
+/// The claim instance an object belongs to, from its labels.
+fn instance_of(object: &Value) -> Option<(String, String)> {
+    let labels = object.pointer("/metadata/labels")?;
+    Some((labels.get(CLAIM_LABEL)?.as_str()?.to_string(), labels.get(COMPOSITION_LABEL)?.as_str()?.to_string()))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -383,9 +405,23 @@ async fn assess(
             health: Health::Healthy,
             messages: Vec::new(),
             objects: 0,
+            claims: Vec::new(),
         });
         status.objects += 1;
         let current = live.get(&object.reference);
+        if let Some((claim, composition)) = instance_of(&object.object) {
+            let (ready, said) = health::claim_readiness(current);
+            let index = match status.claims.iter().position(|c| c.claim == claim && c.composition == composition) {
+                Some(index) => index,
+                None => {
+                    status.claims.push(ClaimHealth { claim, composition, ready: true, messages: Vec::new() });
+                    status.claims.len() - 1
+                }
+            };
+            let entry = &mut status.claims[index];
+            entry.ready &= ready;
+            entry.messages.push(format!("{}: {said}", object.reference));
+        }
         let mut verdict = health::assess(current);
         if verdict.health == Health::Healthy
             && let Some(current) = current

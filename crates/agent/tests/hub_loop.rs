@@ -568,3 +568,128 @@ async fn secrets_reach_the_cluster_sealed_and_plaintext_appears_nowhere_else() {
         }
     }
 }
+
+const ORDERS_IN_PROD: &str = r#"
+apiVersion: core.oam.dev/v1beta1
+kind: Application
+metadata: {name: orders, namespace: shop}
+spec:
+  components:
+    - name: orders-db
+      type: postgresql
+      properties: {highAvailability: true, storageGB: 50}
+    - name: orders
+      type: webservice
+      dependsOn: [orders-db]
+      properties:
+        image: registry.example.com/shop/orders:2.3.0
+        ports: [{port: 8080, expose: true}]
+      traits:
+        - {type: scaler, properties: {replicas: 2}}
+  policies:
+    - {name: prod, type: topology, properties: {clusters: [spoke-1]}}
+"#;
+
+fn crd(group: &str, kind: &str, plural: &str) -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "metadata": {"name": format!("{plural}.{group}")},
+        "spec": {"group": group, "scope": "Namespaced", "names": {"kind": kind, "plural": plural},
+            "versions": [{"name": "v1beta1", "served": true, "storage": true}]}})
+}
+
+/// The Secret the orders Deployment reads its database password from.
+fn password_secret(fake: &FakeKube) -> Option<String> {
+    let deployment = fake.get("apps/v1", "Deployment", "shop", "orders")?;
+    let env = deployment.pointer("/spec/template/spec/containers/0/env")?.as_array()?.clone();
+    let entry = env.into_iter().find(|e| e["name"] == "ORDERS_DB_PASSWORD")?;
+    entry.pointer("/valueFrom/secretKeyRef/name")?.as_str().map(String::from)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_moves_from_rds_to_cloud_sql_new_first_switch_when_ready_delete_only_when_confirmed() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Hub::start(&dir.path().join("hub"), None).await;
+    let platform = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform");
+    heimdall_hub::server::load_manifests(&hub.state, heimdall_hub::examples::read_manifests(&platform).expect("read"))
+        .await
+        .expect("platform");
+    hub.admin(
+        reqwest::Method::POST,
+        "/api/v1/clusters",
+        Some(json!({"apiVersion": "platform.heimdall.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": "spoke-1", "labels": {"env": "prod"}}, "spec": {}})),
+    )
+    .await;
+    let join = hub.admin(reqwest::Method::POST, "/api/v1/clusters/spoke-1/join-tokens", None).await;
+    let fake = FakeKube::start().await;
+    fake.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "heimdall-system"}}));
+    // The providers' kinds, as Crossplane's providers install them.
+    fake.create(crd("rds.aws.m.upbound.io", "Instance", "instances"));
+    fake.create(crd("sql.gcp.m.upbound.io", "DatabaseInstance", "databaseinstances"));
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, fake.kubeconfig()).expect("kubeconfig");
+    let agent = spawn_agent(agent_options(&hub, &kubeconfig, join["token"].as_str().map(String::from)));
+
+    hub.apply(ORDERS_IN_PROD).await;
+    let rds = || fake.get("rds.aws.m.upbound.io/v1beta1", "Instance", "shop", "orders-db");
+    let cloud_sql = || fake.get("sql.gcp.m.upbound.io/v1beta1", "DatabaseInstance", "shop", "orders-db-gcp");
+    eventually("RDS is claimed and the web service reads its secret", || async {
+        (rds().is_some() && password_secret(&fake).as_deref() == Some("orders-db-rds")).then_some(())
+    })
+    .await;
+    assert_eq!(rds().and_then(|i| i.pointer("/spec/forProvider/multiAz").cloned()), Some(json!(true)));
+
+    // The plan says what would happen and changes nothing.
+    let plan =
+        hub.admin(reqwest::Method::POST, "/api/v1/namespaces/shop/claims/orders-db/plan", Some(json!({"composition": "gcp-cloudsql"}))).await;
+    assert_eq!(plan["steps"][0]["from"], "aws-rds");
+    assert_eq!(plan["steps"][0]["create"], json!(["DatabaseInstance/orders-db-gcp"]));
+    assert_eq!(plan["steps"][0]["switch"], json!(["orders"]));
+    assert_eq!(plan["steps"][0]["switchToSecret"], "orders-db-cloudsql");
+    assert_eq!(plan["steps"][0]["delete"], json!(["Instance/orders-db"]));
+    assert_eq!(plan["costBefore"], 35.75);
+    assert_eq!(plan["costAfter"], 28.5);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(cloud_sql().is_none(), "a plan creates nothing");
+
+    // Migrate: the new instance comes first, consumers stay on the old one.
+    let migration = "apiVersion: platform.heimdall.dev/v1alpha1\nkind: ClaimMigration\nmetadata: {name: orders-db, namespace: shop}\nspec: {composition: gcp-cloudsql}\n";
+    hub.apply(migration).await;
+    eventually("Cloud SQL is created beside RDS", || async { cloud_sql().map(|_| ()) }).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(rds().is_some(), "the old instance stays");
+    assert_eq!(password_secret(&fake).as_deref(), Some("orders-db-rds"), "consumers wait until the new instance is ready");
+
+    // The provider reports ready: consumers switch, the old instance stays until confirmed.
+    assert!(fake.set_status(
+        "sql.gcp.m.upbound.io/v1beta1",
+        "DatabaseInstance",
+        "shop",
+        "orders-db-gcp",
+        json!({"conditions": [{"type": "Ready", "status": "True"}, {"type": "Synced", "status": "True"}]}),
+    ));
+    eventually("consumers read the Cloud SQL secret", || async {
+        (password_secret(&fake).as_deref() == Some("orders-db-cloudsql")).then_some(())
+    })
+    .await;
+    let status = hub.admin(reqwest::Method::GET, "/api/v1/namespaces/shop/claimmigrations/orders-db", None).await;
+    assert_eq!(status.pointer("/status/ready"), Some(&json!(["spoke-1"])));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(rds().is_some(), "nothing is deleted without --confirm-delete");
+
+    // Confirmed: the old instance goes.
+    hub.apply(&migration.replace("{composition: gcp-cloudsql}", "{composition: gcp-cloudsql, confirmDelete: true}")).await;
+    eventually("RDS is deleted", || async { rds().is_none().then_some(()) }).await;
+    assert!(cloud_sql().is_some());
+    let instances = eventually("the hub shows one ready Cloud SQL instance", || async {
+        let list = hub.admin(reqwest::Method::GET, "/api/v1/namespaces/shop/claim-instances", None).await;
+        let list = list.as_array().cloned().unwrap_or_default();
+        (list.len() == 1 && list[0]["state"] == "Ready").then_some(list)
+    })
+    .await;
+    assert_eq!(instances[0]["composition"], "gcp-cloudsql");
+    assert_eq!(instances[0]["consumers"], json!(["orders"]));
+    assert_eq!(instances[0]["cost"], 28.5);
+    assert!(instances[0]["messages"][0].as_str().is_some_and(|m| m.contains("Ready=True, Synced=True")), "{instances:?}");
+    agent.abort();
+    hub.stop().await;
+}

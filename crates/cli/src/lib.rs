@@ -181,6 +181,9 @@ enum Command {
     /// Secrets of applications: set, list, delete (values are write-only).
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Claims of capabilities (databases, buckets, topics): list instances, plan and run provider migrations.
+    #[command(subcommand)]
+    Claim(ClaimCommand),
     /// Show the audit trail, newest first.
     Audit {
         #[arg(long)]
@@ -330,6 +333,39 @@ enum TokenCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ClaimCommand {
+    /// Every claim instance in a namespace: cluster, composition, cost, state, consumers.
+    List {
+        namespace: String,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Show what moving a claim to another composition would create, switch and delete. Changes nothing.
+    Plan {
+        /// NAMESPACE/CLAIM, e.g. shop/orders-db.
+        claim: String,
+        #[arg(long)]
+        composition: String,
+        /// Only the claim's instances in this environment.
+        #[arg(long)]
+        environment: Option<String>,
+        #[arg(short, long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Start a migration (--composition), or allow deleting the old instance (--confirm-delete).
+    Migrate {
+        claim: String,
+        #[arg(long)]
+        composition: Option<String>,
+        #[arg(long)]
+        environment: Option<String>,
+        /// Delete the old instance once consumers use the new one.
+        #[arg(long)]
+        confirm_delete: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum SecretCommand {
     /// Set one key of a secret (a new version; the apps that read it are re-delivered).
     #[command(group(clap::ArgGroup::new("source").required(true).args(["from_literal", "from_file", "from_stdin"])))]
@@ -396,6 +432,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Hub { config } => commands::server::hub(config).await,
         Command::Apply { files, namespace, dry_run, continue_on_error } => {
             commands::resources::apply(&client().await?, &files, namespace, dry_run, continue_on_error).await
+        }
+        // Claims live in documents of several kinds; with a namespace, show every instance.
+        Command::Get { kind, name: None, namespace: Some(namespace), selector: None, output }
+            if heimdall_model::kinds::by_name(&kind).is_some_and(|k| k.kind == "Claim") =>
+        {
+            commands::claims::list(&client().await?, &namespace, output).await
         }
         Command::Get { kind, name, namespace, selector, output } => {
             commands::resources::get(&client().await?, &kind, name.as_deref(), namespace.as_deref(), selector.as_deref(), output).await
@@ -464,6 +506,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Secret(SecretCommand::List { target, output }) => commands::secrets::list(&client().await?, &target, output).await,
         Command::Secret(SecretCommand::Delete { secret, key }) => {
             commands::secrets::delete(&client().await?, &secret, key.as_deref()).await
+        }
+        Command::Claim(ClaimCommand::List { namespace, output }) => commands::claims::list(&client().await?, &namespace, output).await,
+        Command::Claim(ClaimCommand::Plan { claim, composition, environment, output }) => {
+            commands::claims::plan(&client().await?, &claim, &composition, environment.as_deref(), output).await
+        }
+        Command::Claim(ClaimCommand::Migrate { claim, composition, environment, confirm_delete }) => {
+            commands::claims::migrate(&client().await?, &claim, composition.as_deref(), environment.as_deref(), confirm_delete).await
         }
         Command::Secret(SecretCommand::RotateMasterKey) => commands::secrets::rotate_master_key(&client().await?).await,
         Command::Completion { shell } => {

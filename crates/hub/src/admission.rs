@@ -97,6 +97,11 @@ pub async fn write(
             .map(|w| format!("{}={}", w.resource.key().to_string().replace(' ', "/"), w.resource.resource_version().unwrap_or_default()))
             .collect(),
     };
+    let migrated: std::collections::BTreeSet<String> = changed
+        .iter()
+        .filter(|w| w.resource.kind == crate::claims::MIGRATION_KIND)
+        .filter_map(|w| w.resource.metadata.namespace.clone())
+        .collect();
     let mut desired = Desired::default();
     let mut apps = Vec::new();
     let mut results = Vec::with_capacity(written.len());
@@ -112,6 +117,9 @@ pub async fn write(
     if !apps.is_empty() {
         let commits = delivery::deliver(state, desired, &apps, &note).await;
         delivery::publish(state, &commits).await;
+    }
+    for namespace in migrated {
+        crate::claims::refresh_locked(state, &namespace, &format!("{verb} a claim migration")).await?;
     }
     Ok(results)
 }
@@ -176,6 +184,9 @@ pub async fn delete(state: &AppState, principal: &Principal, key: &ResourceKey, 
             resources: vec![format!("Secret/{}/{}={}", key.namespace, key.name, deleted.resource_version().unwrap_or_default())],
         };
         delivery::redeliver_namespace(state, &key.namespace, Some(&key.name), &note).await?;
+    }
+    if key.kind == crate::claims::MIGRATION_KIND {
+        crate::claims::refresh_locked(state, &key.namespace, "delete a claim migration").await?;
     }
     if is_app_kind(&key.kind) {
         let note = ChangeNote {

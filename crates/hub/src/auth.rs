@@ -208,6 +208,9 @@ pub fn route_need(method: &Method, route: &str, params: &HashMap<String, String>
             Need::tenant(param("namespace"), TenantRole::Developer, permission)
         }
         "/api/v1/secrets/rotate-master-key" => Need::PlatformAdmin("secrets:rotate-master-key".into()),
+        "/api/v1/namespaces/{namespace}/claim-instances" => Need::tenant(param("namespace"), TenantRole::Viewer, "claims:read"),
+        // A plan changes nothing; it shows what a ClaimMigration (a document write) would do.
+        "/api/v1/namespaces/{namespace}/claims/{name}/plan" => Need::tenant(param("namespace"), TenantRole::Viewer, "claims:plan"),
         "/api/v1/namespaces/{namespace}/applications/{name}/history" | "/api/v1/namespaces/{namespace}/applications/{name}/diff" => {
             Need::tenant(param("namespace"), TenantRole::Viewer, "applications:history")
         }

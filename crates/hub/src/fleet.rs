@@ -93,6 +93,9 @@ pub struct AppReport {
     pub messages: Vec<String>,
     #[serde(default)]
     pub objects: usize,
+    /// Claim instances in the folder and whether each is ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<crate::claims::InstanceHealth>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -241,7 +244,7 @@ pub async fn record_report(state: &AppState, cluster: &str, report: AgentReport)
 /// Writes one application's sync and health in one cluster into its status.
 async fn record_app_health(state: &AppState, cluster: &str, folder: &str, app: &AppReport, revision: Option<&str>) -> Result<(), ApiError> {
     let Some((namespace, name)) = crate::delivery::owner(folder) else { return Ok(()) };
-    for kind in ["Application", "Workload"] {
+    for kind in ["Application", "Workload", "Claim"] {
         let key = ResourceKey::new(kind, &namespace, &name);
         let resource = match state.store.get(&key).await {
             Ok(resource) => resource,
@@ -252,6 +255,10 @@ async fn record_app_health(state: &AppState, cluster: &str, folder: &str, app: &
         let mut entry = json!({"sync": app.sync, "health": app.health, "objects": app.objects, "revision": revision});
         if !app.messages.is_empty() {
             entry["messages"] = json!(app.messages.iter().take(10).collect::<Vec<_>>());
+        }
+        if !app.claims.is_empty() {
+            entry["claims"] = json!(app.claims);
+            crate::claims::record_readiness(state, cluster, &namespace, &app.claims).await?;
         }
         if !status.get("clusters").is_some_and(Value::is_object) {
             status["clusters"] = json!({});

@@ -21,6 +21,8 @@ use crate::identity;
         resources::create_cluster_scoped, resources::create_namespaced,
         resources::replace_cluster_scoped, resources::replace_namespaced,
         resources::delete_cluster_scoped, resources::delete_namespaced,
+        crate::secrets::set, crate::secrets::delete_key, crate::secrets::rotate_master_key,
+        crate::claims::list, crate::claims::plan,
     ),
     components(schemas(heimdall_store::WatchEvent)),
     modifiers(&BearerAuth),

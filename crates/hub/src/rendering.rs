@@ -14,10 +14,11 @@ use serde_json::{Value, json};
 use crate::error::{ApiError, ErrorDetail};
 
 /// Kinds that change how applications render.
-pub const PLATFORM_KINDS: &[&str] = &["ComponentDefinition", "TraitDefinition", "Policy", "Defaults", "Environment", "Cluster", "Tenant"];
+pub const PLATFORM_KINDS: &[&str] =
+    &["ComponentDefinition", "TraitDefinition", "Capability", "Policy", "Defaults", "Environment", "Cluster", "Tenant"];
 /// Kinds that render into cluster repositories. A Tenant is both: it
 /// renders its own namespaces and bounds how its applications render.
-pub const APP_KINDS: &[&str] = &["Application", "Workload", "Tenant"];
+pub const APP_KINDS: &[&str] = &["Application", "Workload", "Claim", "Tenant"];
 
 pub fn is_platform_kind(kind: &str) -> bool {
     PLATFORM_KINDS.contains(&kind)
@@ -32,6 +33,8 @@ pub struct Rendering {
     platform: RwLock<Arc<Platform>>,
     /// The secrets that exist (no values), for reference checks.
     secrets: RwLock<Arc<heimdall_render::SecretCatalog>>,
+    /// Claim migrations under way, by (namespace, claim).
+    migrations: RwLock<Arc<crate::claims::Migrations>>,
 }
 
 impl std::fmt::Debug for Rendering {
@@ -42,7 +45,7 @@ impl std::fmt::Debug for Rendering {
 
 impl Default for Rendering {
     fn default() -> Self {
-        Self { platform: RwLock::new(Arc::new(Platform::builtin())), secrets: RwLock::default() }
+        Self { platform: RwLock::new(Arc::new(Platform::builtin())), secrets: RwLock::default(), migrations: RwLock::default() }
     }
 }
 
@@ -78,6 +81,17 @@ impl Rendering {
         }
     }
 
+    pub fn migrations(&self) -> Arc<crate::claims::Migrations> {
+        self.migrations.read().map(|p| p.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    pub fn set_migrations(&self, migrations: crate::claims::Migrations) {
+        match self.migrations.write() {
+            Ok(mut slot) => *slot = Arc::new(migrations),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(migrations),
+        }
+    }
+
     fn set(&self, platform: Platform) {
         match self.platform.write() {
             Ok(mut slot) => *slot = Arc::new(platform),
@@ -90,6 +104,7 @@ impl Rendering {
     /// one stays.
     pub async fn reload(&self, store: &Store) -> Result<(), StoreError> {
         self.set_secrets(crate::secrets::catalog(store).await?);
+        self.set_migrations(crate::claims::load_migrations(store).await?);
         let resources = platform_resources(store).await?;
         match Platform::from_resources(&resources) {
             Ok(platform) => self.set(platform),
@@ -121,10 +136,21 @@ impl Rendering {
         let platform = candidate.as_ref().unwrap_or(&current);
         let mut invalid = Vec::new();
         let mut denied = Vec::new();
-        for (source, app) in batch.iter().filter(|(_, r)| is_app_kind(&r.kind)) {
-            let options = RenderOptions { secrets: Some(self.secrets()), ..Default::default() };
+        let migrations = crate::claims::admit_migrations(store, batch, &self.migrations()).await?;
+        let mut renders = Vec::new();
+        // Owners of claims a migration in the batch moves must render with it.
+        let owners = crate::claims::owners_of_migrations(store, batch).await?;
+        for (source, app) in batch.iter().filter(|(_, r)| is_app_kind(&r.kind)).chain(owners.iter()) {
+            let stored = match store.get(&app.key()).await {
+                Ok(stored) => stored.status,
+                Err(StoreError::NotFound { .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
+            let claims = crate::claims::catalog(app, stored.as_ref(), &migrations);
+            let options = RenderOptions { secrets: Some(self.secrets()), claims: Some(Arc::new(claims)), ..Default::default() };
             match render(app, source, platform, &options) {
                 Ok(rendered) => {
+                    renders.push((app.key(), rendered.clone()));
                     let globally_warn = platform.defaults().policy_enforcement == Enforcement::Warn;
                     for finding in rendered.violations().filter(|_| !globally_warn) {
                         denied.push(ErrorDetail {
@@ -152,6 +178,7 @@ impl Rendering {
             error.details = denied;
             return Err(error);
         }
+        crate::claims::check_budgets(store, platform, &renders).await?;
         Ok(candidate)
     }
 
@@ -164,7 +191,9 @@ impl Rendering {
     /// The status an application should have under the current platform.
     /// Renders a stored application under the current platform, with its approvals.
     pub fn render_app(&self, app: &Resource) -> Result<Rendered, DocumentError> {
-        let options = RenderOptions { approvals: approvals(app), secrets: Some(self.secrets()), ..Default::default() };
+        let claims = crate::claims::catalog(app, app.status.as_ref(), &self.migrations());
+        let options =
+            RenderOptions { approvals: approvals(app), secrets: Some(self.secrets()), claims: Some(Arc::new(claims)), ..Default::default() };
         let source = format!("{} {}/{}", app.kind, app.metadata.namespace.as_deref().unwrap_or_default(), app.metadata.name);
         render(app, &source, &self.platform(), &options)
     }
@@ -252,6 +281,21 @@ fn rendered_status(rendered: &Rendered) -> Value {
         "Rendered"
     };
     let mut status = json!({"phase": phase, "targets": targets, "workflow": rendered.workflow});
+    let claims: Vec<Value> = rendered
+        .targets
+        .iter()
+        .flat_map(|t| {
+            t.claims.iter().map(move |c| {
+                let mut claim = json!(c);
+                claim["cluster"] = json!(t.cluster);
+                claim["environment"] = json!(t.environment);
+                claim
+            })
+        })
+        .collect();
+    if !claims.is_empty() {
+        status["claims"] = json!(claims);
+    }
     if !rendered.warnings.is_empty() {
         status["messages"] = json!(rendered.warnings);
     }

@@ -173,11 +173,15 @@ impl FakeKube {
     }
 
     /// Creates or replaces an object as another controller would (no field manager).
+    /// A CustomResourceDefinition serves its kind at once, as when applied.
     pub fn create(&self, object: Value) {
         let mut cluster = self.lock();
         let ty = cluster.type_of(&object).expect("a served kind");
         let key = key_of(&ty, &object);
         let mut object = object;
+        if ty.kind == "CustomResourceDefinition" {
+            register_crd(&mut cluster, &mut object);
+        }
         cluster.stamp_new(&mut object);
         cluster.objects.insert(key, Stored { object, applied: BTreeMap::new() });
     }

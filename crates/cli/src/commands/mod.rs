@@ -1,5 +1,6 @@
 pub mod agent;
 pub mod audit;
+pub mod claims;
 pub mod clusters;
 pub mod history;
 pub mod login;

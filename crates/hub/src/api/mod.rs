@@ -43,6 +43,8 @@ pub fn router(state: AppState) -> Router {
             axum::routing::put(crate::secrets::set).delete(crate::secrets::delete_key),
         )
         .route("/api/v1/secrets/rotate-master-key", post(crate::secrets::rotate_master_key))
+        .route("/api/v1/namespaces/{namespace}/claim-instances", get(crate::claims::list))
+        .route("/api/v1/namespaces/{namespace}/claims/{name}/plan", post(crate::claims::plan))
         .route("/api/v1/apply", post(apply::apply))
         .route("/api/v1/audit", get(audit::audit))
         .route("/api/v1/{plural}", get(resources::list_all).post(resources::create_cluster_scoped))

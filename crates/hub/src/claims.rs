@@ -1,0 +1,452 @@
+//! Claims in the hub: which composition each instance uses (from its
+//! owner's status), migrations (`ClaimMigration` documents, made ready by
+//! agents' reports), tenant budgets at admission, and the claim API: the
+//! instances of a namespace and the plan of a migration.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path as UrlPath, State};
+use heimdall_model::spec::capability::ClaimMigrationSpec;
+use heimdall_model::{Resource, ResourceKey};
+use heimdall_render::{ClaimCatalog, Migration, Platform, RenderOptions, Rendered};
+use heimdall_store::{ListQuery, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ErrorDetail};
+use crate::state::AppState;
+
+pub const MIGRATION_KIND: &str = "ClaimMigration";
+/// Kinds whose status lists claim instances.
+const OWNER_KINDS: &[&str] = &["Application", "Workload", "Claim"];
+
+/// Migrations under way, by (namespace, claim).
+pub type Migrations = BTreeMap<(String, String), Migration>;
+
+fn migration_of(resource: &Resource) -> Option<Migration> {
+    let spec: ClaimMigrationSpec = serde_json::from_value(resource.spec.clone()).ok()?;
+    let ready = resource
+        .status
+        .as_ref()
+        .and_then(|s| s.get("ready"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+        .unwrap_or_default();
+    Some(Migration { composition: spec.composition, environment: spec.environment, confirm_delete: spec.confirm_delete, ready })
+}
+
+pub async fn load_migrations(store: &Store) -> Result<Migrations, StoreError> {
+    let all = store.list(&ListQuery { kind: MIGRATION_KIND.into(), ..Default::default() }).await?;
+    Ok(all
+        .items
+        .iter()
+        .filter_map(|r| Some(((r.metadata.namespace.clone()?, r.metadata.name.clone()), migration_of(r)?)))
+        .collect())
+}
+
+/// The migrations with the batch's applied: readiness already reported stays.
+pub async fn admit_migrations(store: &Store, batch: &[(String, Resource)], current: &Migrations) -> Result<Migrations, ApiError> {
+    let mut migrations = current.clone();
+    for (_, resource) in batch.iter().filter(|(_, r)| r.kind == MIGRATION_KIND) {
+        let key = (resource.metadata.namespace.clone().unwrap_or_default(), resource.metadata.name.clone());
+        let Some(mut migration) = migration_of(resource) else { continue };
+        let stored = match store.get(&resource.key()).await {
+            Ok(stored) => migration_of(&stored),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        // Readiness belongs to the composition it was reported for.
+        if let Some(stored) = stored.filter(|s| s.composition == migration.composition) {
+            migration.ready = stored.ready;
+        }
+        migrations.insert(key, migration);
+    }
+    Ok(migrations)
+}
+
+/// Every stored owner (Application, Workload, Claim) in a namespace.
+async fn owners_in(store: &Store, namespace: &str) -> Result<Vec<Resource>, StoreError> {
+    let mut owners = Vec::new();
+    for kind in OWNER_KINDS {
+        let query = ListQuery { kind: kind.to_string(), namespace: Some(namespace.into()), ..Default::default() };
+        owners.extend(store.list(&query).await?.items);
+    }
+    Ok(owners)
+}
+
+fn status_claims(resource: &Resource) -> impl Iterator<Item = &Value> {
+    resource.status.as_ref().and_then(|s| s.get("claims")).and_then(Value::as_array).into_iter().flatten()
+}
+
+fn has_claim(resource: &Resource, claim: &str) -> bool {
+    status_claims(resource).any(|c| c.get("claim").and_then(Value::as_str) == Some(claim))
+}
+
+/// The stored owners of the claims a batch's migrations move, each with
+/// the migration's source (so a render error names the migration's file).
+/// A migration of a claim nobody has is refused.
+pub async fn owners_of_migrations(store: &Store, batch: &[(String, Resource)]) -> Result<Vec<(String, Resource)>, ApiError> {
+    let in_batch: BTreeSet<ResourceKey> = batch.iter().map(|(_, r)| r.key()).collect();
+    let mut owners = Vec::new();
+    for (source, migration) in batch.iter().filter(|(_, r)| r.kind == MIGRATION_KIND) {
+        let namespace = migration.metadata.namespace.clone().unwrap_or_default();
+        let claim = &migration.metadata.name;
+        let found: Vec<Resource> = owners_in(store, &namespace).await?.into_iter().filter(|o| has_claim(o, claim)).collect();
+        if found.is_empty() && !batch.iter().any(|(_, r)| r.kind != MIGRATION_KIND && r.metadata.namespace.as_deref() == Some(&namespace)) {
+            return Err(ApiError::invalid_field(
+                "metadata.name",
+                format!(
+                    "no claim named {claim} in namespace {namespace}: a ClaimMigration is named after the claim it moves (heimdall get claims -n {namespace})"
+                ),
+            )
+            .in_document(source));
+        }
+        owners.extend(found.into_iter().filter(|o| !in_batch.contains(&o.key())).map(|o| (source.clone(), o)));
+    }
+    Ok(owners)
+}
+
+/// What the renderer needs to know about an owner's claims: the
+/// composition each instance uses now (the current one of a migration, else
+/// the only one) and the migrations of its namespace.
+pub fn catalog(app: &Resource, status: Option<&Value>, migrations: &Migrations) -> ClaimCatalog {
+    let namespace = app.metadata.namespace.clone().unwrap_or_default();
+    let mut in_use: BTreeMap<(String, String, String), (bool, String)> = BTreeMap::new();
+    for claim in status.and_then(|s| s.get("claims")).and_then(Value::as_array).into_iter().flatten() {
+        let field = |name: &str| claim.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
+        let current = field("role") == "Current";
+        let key = (namespace.clone(), field("claim"), field("cluster"));
+        match in_use.get(&key) {
+            Some((true, _)) => {}
+            _ => {
+                in_use.insert(key, (current, field("composition")));
+            }
+        }
+    }
+    ClaimCatalog {
+        in_use: in_use.into_iter().map(|(key, (_, composition))| (key, composition)).collect(),
+        migrations: migrations.iter().filter(|((ns, _), _)| *ns == namespace).map(|(k, v)| (k.clone(), v.clone())).collect(),
+    }
+}
+
+fn claim_costs(rendered: &Rendered) -> impl Iterator<Item = (String, f64)> + '_ {
+    rendered.targets.iter().flat_map(|t| t.claims.iter().map(move |c| (format!("{} in {} ({})", c.claim, t.cluster, c.composition), c.cost)))
+}
+
+fn money(amount: f64) -> String {
+    format!("{amount:.2}")
+}
+
+/// Refuses a batch whose claims would take a tenant over its monthly
+/// budget: this batch's renders plus what the tenant's other owners cost now.
+pub async fn check_budgets(store: &Store, platform: &Platform, renders: &[(ResourceKey, Rendered)]) -> Result<(), ApiError> {
+    let namespaces: BTreeSet<&str> = renders.iter().map(|(k, _)| k.namespace.as_str()).filter(|n| !n.is_empty()).collect();
+    for namespace in namespaces {
+        let Some(budget) = platform.tenant(namespace).and_then(|t| t.budget.as_ref()) else { continue };
+        let mut lines: Vec<(String, f64)> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (key, rendered) in renders.iter().filter(|(k, _)| k.namespace == namespace) {
+            if seen.insert(key.clone()) {
+                lines.extend(claim_costs(rendered));
+            }
+        }
+        if lines.is_empty() {
+            continue;
+        }
+        for owner in owners_in(store, namespace).await?.iter().filter(|o| !seen.contains(&o.key())) {
+            for claim in status_claims(owner) {
+                let field = |name: &str| claim.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
+                let cost = claim.get("cost").and_then(Value::as_f64).unwrap_or(0.0);
+                lines.push((format!("{} in {} ({}, {} {})", field("claim"), field("cluster"), field("composition"), owner.kind, owner.metadata.name), cost));
+            }
+        }
+        let total: f64 = lines.iter().map(|(_, cost)| cost).sum();
+        if total > budget.monthly + 0.005 {
+            lines.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let mut error = ApiError::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "BudgetExceeded",
+                format!(
+                    "tenant {namespace}'s claims would cost {} {} a month, over its budget of {} {}; nothing was changed",
+                    money(total),
+                    budget.currency,
+                    money(budget.monthly),
+                    budget.currency
+                ),
+            );
+            error.details = lines
+                .into_iter()
+                .map(|(what, cost)| ErrorDetail { document: None, path: String::new(), message: format!("{what}: {} {}", money(cost), budget.currency) })
+                .collect();
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+/// What an agent reports of one claim instance in one cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceHealth {
+    pub claim: String,
+    pub composition: String,
+    /// Every object of the instance exists and says it is ready.
+    pub ready: bool,
+    /// Conditions and phases as the provider states them (`Ready=True, Synced=True`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<String>,
+}
+
+/// Marks migrations whose new instance an agent reported ready in `cluster`,
+/// and re-renders their namespaces so consumers switch.
+pub async fn record_readiness(state: &AppState, cluster: &str, namespace: &str, instances: &[InstanceHealth]) -> Result<(), ApiError> {
+    let mut changed = false;
+    for instance in instances.iter().filter(|i| i.ready) {
+        let key = ResourceKey::new(MIGRATION_KIND, namespace, &instance.claim);
+        let resource = match state.store.get(&key).await {
+            Ok(resource) => resource,
+            Err(StoreError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let Some(migration) = migration_of(&resource).filter(|m| m.composition == instance.composition) else { continue };
+        if migration.ready.contains(cluster) {
+            continue;
+        }
+        let mut ready = migration.ready.clone();
+        ready.insert(cluster.to_string());
+        let status = json!({
+            "ready": ready,
+            "phase": if migration.confirm_delete { "Completing" } else { "Switched" },
+            "message": format!("{} is ready in {}; consumers use it", instance.composition, ready.iter().cloned().collect::<Vec<_>>().join(", ")),
+        });
+        match state.store.update_status(crate::fleet::AGENT_ACTOR, &key, status, resource.resource_version()).await {
+            Ok(_) => changed = true,
+            Err(StoreError::Conflict { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if changed {
+        refresh(state, namespace, "switch consumers to the migrated claim").await?;
+    }
+    Ok(())
+}
+
+/// Reloads the migrations and re-renders a namespace's owners.
+pub async fn refresh(state: &AppState, namespace: &str, why: &str) -> Result<(), ApiError> {
+    let _delivery = state.delivery.lock().await;
+    refresh_locked(state, namespace, why).await
+}
+
+/// [`refresh`] for a caller that holds `AppState::delivery`.
+pub async fn refresh_locked(state: &AppState, namespace: &str, why: &str) -> Result<(), ApiError> {
+    state.rendering.set_migrations(load_migrations(&state.store).await?);
+    let note = crate::delivery::ChangeNote {
+        actor: crate::admission::RENDERER.to_string(),
+        summary: format!("{why} in {namespace}"),
+        revision: state.store.revision().await?,
+        resources: Vec::new(),
+    };
+    crate::delivery::redeliver_namespace(state, namespace, None, &note).await?;
+    Ok(())
+}
+
+/// One claim instance as `heimdall get claims` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimView {
+    pub namespace: String,
+    pub claim: String,
+    /// `Application/orders`: where the claim is written.
+    pub owner: String,
+    pub capability: String,
+    pub cluster: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    pub composition: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// `Current`, or `New` while a migration runs.
+    pub role: String,
+    pub serving: bool,
+    pub cost: f64,
+    /// Output names (values of secrets are never shown).
+    pub outputs: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_secret: Option<String>,
+    pub consumers: Vec<String>,
+    /// `Ready`, `Provisioning` or `Unknown` (no report yet), from the agent.
+    pub state: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<String>,
+}
+
+fn views(owner: &Resource) -> Vec<ClaimView> {
+    let namespace = owner.metadata.namespace.clone().unwrap_or_default();
+    status_claims(owner)
+        .map(|c| {
+            let field = |name: &str| c.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
+            let strings = |name: &str| {
+                c.get(name).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect()).unwrap_or_default()
+            };
+            let (claim, cluster, composition) = (field("claim"), field("cluster"), field("composition"));
+            let report = owner
+                .status
+                .as_ref()
+                .and_then(|s| s.pointer(&format!("/clusters/{cluster}/claims")))
+                .and_then(Value::as_array)
+                .and_then(|reports| {
+                    reports.iter().find(|r| r.get("claim") == Some(&json!(claim)) && r.get("composition") == Some(&json!(composition)))
+                });
+            let state = match report.and_then(|r| r.get("ready")).and_then(Value::as_bool) {
+                Some(true) => "Ready",
+                Some(false) => "Provisioning",
+                None => "Unknown",
+            };
+            let messages = report
+                .and_then(|r| r.get("messages"))
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+                .unwrap_or_default();
+            ClaimView {
+                namespace: namespace.clone(),
+                owner: format!("{}/{}", owner.kind, owner.metadata.name),
+                capability: field("capability"),
+                environment: c.get("environment").and_then(Value::as_str).map(String::from),
+                provider: c.get("provider").and_then(Value::as_str).map(String::from),
+                role: field("role"),
+                serving: c.get("serving").and_then(Value::as_bool).unwrap_or(false),
+                cost: c.get("cost").and_then(Value::as_f64).unwrap_or(0.0),
+                outputs: strings("outputs"),
+                connection_secret: c.get("connectionSecret").and_then(Value::as_str).map(String::from),
+                consumers: strings("consumers"),
+                state: state.into(),
+                messages,
+                claim,
+                cluster,
+                composition,
+            }
+        })
+        .collect()
+}
+
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/claim-instances", tag = "claims",
+    params(("namespace" = String, Path)), responses((status = 200, body = [ClaimView]), (status = 403, body = ApiError)))]
+pub async fn list(State(state): State<AppState>, UrlPath(namespace): UrlPath<String>) -> Result<Json<Vec<ClaimView>>, ApiError> {
+    let mut all: Vec<ClaimView> = owners_in(&state.store, &namespace).await?.iter().flat_map(views).collect();
+    all.sort_by(|a, b| (&a.claim, &a.cluster, &a.role).cmp(&(&b.claim, &b.cluster, &b.role)));
+    Ok(Json(all))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlanRequest {
+    pub composition: String,
+    #[serde(default)]
+    pub environment: Option<String>,
+}
+
+/// What a migration would do, step by step.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationPlan {
+    pub namespace: String,
+    pub claim: String,
+    pub owner: String,
+    pub steps: Vec<PlanStep>,
+    /// Monthly cost of the claim before and after.
+    pub cost_before: f64,
+    pub cost_after: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanStep {
+    pub cluster: String,
+    pub from: String,
+    pub to: String,
+    /// 1. made beside the old one.
+    pub create: Vec<String>,
+    /// 2. once the new one reports ready: consumers and the secret they then read.
+    pub switch: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub switch_to_secret: Option<String>,
+    /// 3. only after --confirm-delete.
+    pub delete: Vec<String>,
+}
+
+/// Renders an owner as it is, or as it would be with a migration of `claim`.
+fn render_with(state: &AppState, owner: &Resource, claim: &str, migration: Option<Migration>) -> Result<Rendered, ApiError> {
+    let namespace = owner.metadata.namespace.clone().unwrap_or_default();
+    let mut migrations = (*state.rendering.migrations()).clone();
+    if let Some(migration) = migration {
+        migrations.insert((namespace, claim.to_string()), migration);
+    }
+    let catalog = catalog(owner, owner.status.as_ref(), &migrations);
+    let options = RenderOptions {
+        approvals: crate::rendering::approvals(owner),
+        secrets: Some(state.rendering.secrets()),
+        claims: Some(Arc::new(catalog)),
+        ..Default::default()
+    };
+    let source = format!("{}/{}", owner.kind, owner.metadata.name);
+    heimdall_render::render(owner, &source, &state.rendering.platform(), &options).map_err(|e| ApiError::invalid(&[e]))
+}
+
+#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/claims/{name}/plan", tag = "claims",
+    params(("namespace" = String, Path), ("name" = String, Path)), request_body = PlanRequest,
+    responses((status = 200, body = MigrationPlan), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
+pub async fn plan(
+    State(state): State<AppState>,
+    UrlPath((namespace, claim)): UrlPath<(String, String)>,
+    Json(request): Json<PlanRequest>,
+) -> Result<Json<MigrationPlan>, ApiError> {
+    let owner = owners_in(&state.store, &namespace).await?.into_iter().find(|o| has_claim(o, &claim)).ok_or_else(|| {
+        ApiError::new(axum::http::StatusCode::NOT_FOUND, "NotFound", format!("no claim named {claim} in namespace {namespace}"))
+    })?;
+    let migration = |ready: bool| Migration {
+        composition: request.composition.clone(),
+        environment: request.environment.clone(),
+        confirm_delete: ready,
+        ready: if ready { status_claims(&owner).filter_map(|c| c.get("cluster")?.as_str().map(String::from)).collect() } else { BTreeSet::new() },
+    };
+    let now = render_with(&state, &owner, &claim, None)?;
+    let during = render_with(&state, &owner, &claim, Some(migration(false)))?;
+    let after = render_with(&state, &owner, &claim, Some(migration(true)))?;
+    let instances = |rendered: &Rendered| -> Vec<(String, heimdall_render::ClaimInstance)> {
+        rendered.targets.iter().flat_map(|t| t.claims.iter().filter(|c| c.claim == claim).map(|c| (t.cluster.clone(), c.clone()))).collect()
+    };
+    let mut steps = Vec::new();
+    for (cluster, current) in instances(&now) {
+        let Some((_, new)) = instances(&during).into_iter().find(|(c, i)| *c == cluster && i.composition != current.composition) else {
+            continue;
+        };
+        let serving_after = instances(&after).into_iter().find(|(c, i)| *c == cluster && i.serving).map(|(_, i)| i);
+        steps.push(PlanStep {
+            cluster: cluster.clone(),
+            from: current.composition.clone(),
+            to: new.composition.clone(),
+            create: new.objects.clone(),
+            switch: current.consumers.clone(),
+            switch_to_secret: serving_after.and_then(|i| i.connection_secret),
+            delete: current.objects.clone(),
+        });
+    }
+    if steps.is_empty() {
+        return Err(ApiError::invalid_field(
+            "composition",
+            format!("claim {claim} already uses composition {} wherever the migration applies; nothing to do", request.composition),
+        ));
+    }
+    let cost = |rendered: &Rendered| -> f64 { instances(rendered).iter().map(|(_, i)| i.cost).sum() };
+    Ok(Json(MigrationPlan {
+        namespace,
+        claim: claim.clone(),
+        owner: format!("{}/{}", owner.kind, owner.metadata.name),
+        steps,
+        cost_before: cost(&now),
+        cost_after: cost(&after),
+    }))
+}
