@@ -108,6 +108,9 @@ fn rows(hub_tenant_yaml: &str, tenant: &str, app_yaml: &str) -> Vec<Row> {
         row("DELETE", format!("/api/v1/namespaces/{tenant}/secrets/ghost/keys/password"), "", "", Min::Developer),
         row("DELETE", format!("/api/v1/namespaces/{tenant}/secrets/ghost"), "", "", Min::Developer),
         row("POST", "/api/v1/secrets/rotate-master-key".into(), "application/json", "{}", Min::Admin),
+        row("GET", format!("/api/v1/namespaces/{tenant}/claim-instances"), "", "", Min::Viewer),
+        row("POST", format!("/api/v1/namespaces/{tenant}/claims/ghost/plan"), "application/json", r#"{"composition": "x"}"#, Min::Viewer),
+        row("GET", format!("/api/v1/namespaces/{tenant}/claimmigrations"), "", "", Min::Viewer),
         row(
             "POST",
             "/api/v1/apply?dryRun=true".into(),
