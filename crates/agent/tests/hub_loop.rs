@@ -651,9 +651,11 @@ async fn a_claim_moves_from_rds_to_cloud_sql_new_first_switch_when_ready_delete_
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(cloud_sql().is_none(), "a plan creates nothing");
 
-    // Migrate: the new instance comes first, consumers stay on the old one.
-    let migration = "apiVersion: platform.heimdall.dev/v1alpha1\nkind: ClaimMigration\nmetadata: {name: orders-db, namespace: shop}\nspec: {composition: gcp-cloudsql}\n";
-    hub.apply(migration).await;
+    // Migrate, held while the data is copied: the new instance comes first, consumers stay on the old one.
+    let migration = |spec: &str| {
+        format!("apiVersion: platform.heimdall.dev/v1alpha1\nkind: ClaimMigration\nmetadata: {{name: orders-db, namespace: shop}}\nspec: {{composition: gcp-cloudsql{spec}}}\n")
+    };
+    hub.apply(&migration(", hold: true")).await;
     eventually("Cloud SQL is created beside RDS", || async { cloud_sql().map(|_| ()) }).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(rds().is_some(), "the old instance stays");
@@ -667,17 +669,23 @@ async fn a_claim_moves_from_rds_to_cloud_sql_new_first_switch_when_ready_delete_
         "orders-db-gcp",
         json!({"conditions": [{"type": "Ready", "status": "True"}, {"type": "Synced", "status": "True"}]}),
     ));
+    eventually("the hub records the new instance ready", || async {
+        let status = hub.admin(reqwest::Method::GET, "/api/v1/namespaces/shop/claimmigrations/orders-db", None).await;
+        (status.pointer("/status/ready") == Some(&json!(["spoke-1"]))).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(password_secret(&fake).as_deref(), Some("orders-db-rds"), "held: consumers stay while the data is copied");
+    hub.apply(&migration("")).await;
     eventually("consumers read the Cloud SQL secret", || async {
         (password_secret(&fake).as_deref() == Some("orders-db-cloudsql")).then_some(())
     })
     .await;
-    let status = hub.admin(reqwest::Method::GET, "/api/v1/namespaces/shop/claimmigrations/orders-db", None).await;
-    assert_eq!(status.pointer("/status/ready"), Some(&json!(["spoke-1"])));
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(rds().is_some(), "nothing is deleted without --confirm-delete");
 
     // Confirmed: the old instance goes.
-    hub.apply(&migration.replace("{composition: gcp-cloudsql}", "{composition: gcp-cloudsql, confirmDelete: true}")).await;
+    hub.apply(&migration(", confirmDelete: true")).await;
     eventually("RDS is deleted", || async { rds().is_none().then_some(()) }).await;
     assert!(cloud_sql().is_some());
     let instances = eventually("the hub shows one ready Cloud SQL instance", || async {

@@ -362,6 +362,12 @@ enum ClaimCommand {
         /// Delete the old instance once consumers use the new one.
         #[arg(long)]
         confirm_delete: bool,
+        /// Keep consumers on the old instance even when the new one is ready (while the data is copied).
+        #[arg(long, conflicts_with = "release")]
+        hold: bool,
+        /// Let consumers switch to the new instance once it is ready.
+        #[arg(long)]
+        release: bool,
     },
 }
 
@@ -511,8 +517,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Claim(ClaimCommand::Plan { claim, composition, environment, output }) => {
             commands::claims::plan(&client().await?, &claim, &composition, environment.as_deref(), output).await
         }
-        Command::Claim(ClaimCommand::Migrate { claim, composition, environment, confirm_delete }) => {
-            commands::claims::migrate(&client().await?, &claim, composition.as_deref(), environment.as_deref(), confirm_delete).await
+        Command::Claim(ClaimCommand::Migrate { claim, composition, environment, confirm_delete, hold, release }) => {
+            let hold = if hold { Some(true) } else if release { Some(false) } else { None };
+            commands::claims::migrate(&client().await?, &claim, composition.as_deref(), environment.as_deref(), confirm_delete, hold).await
         }
         Command::Secret(SecretCommand::RotateMasterKey) => commands::secrets::rotate_master_key(&client().await?).await,
         Command::Completion { shell } => {

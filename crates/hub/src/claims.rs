@@ -35,7 +35,13 @@ fn migration_of(resource: &Resource) -> Option<Migration> {
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
         .unwrap_or_default();
-    Some(Migration { composition: spec.composition, environment: spec.environment, confirm_delete: spec.confirm_delete, ready })
+    Some(Migration {
+        composition: spec.composition,
+        environment: spec.environment,
+        confirm_delete: spec.confirm_delete,
+        hold: spec.hold,
+        ready,
+    })
 }
 
 pub async fn load_migrations(store: &Store) -> Result<Migrations, StoreError> {
@@ -219,8 +225,7 @@ pub async fn record_readiness(state: &AppState, cluster: &str, namespace: &str, 
         ready.insert(cluster.to_string());
         let status = json!({
             "ready": ready,
-            "phase": if migration.confirm_delete { "Completing" } else { "Switched" },
-            "message": format!("{} is ready in {}; consumers use it", instance.composition, ready.iter().cloned().collect::<Vec<_>>().join(", ")),
+            "message": format!("{} reported ready in {}", instance.composition, ready.iter().cloned().collect::<Vec<_>>().join(", ")),
         });
         match state.store.update_status(crate::fleet::AGENT_ACTOR, &key, status, resource.resource_version()).await {
             Ok(_) => changed = true,
@@ -410,6 +415,7 @@ pub async fn plan(
         composition: request.composition.clone(),
         environment: request.environment.clone(),
         confirm_delete: ready,
+        hold: false,
         ready: if ready { status_claims(&owner).filter_map(|c| c.get("cluster")?.as_str().map(String::from)).collect() } else { BTreeSet::new() },
     };
     let now = render_with(&state, &owner, &claim, None)?;

@@ -286,8 +286,16 @@ pub static KINDS: &[KindInfo] = &[
         scope: Scope::Namespaced,
         columns: &[
             ("COMPOSITION", |r| string_field(r, "composition")),
+            ("HOLD", |r| r.spec.get("hold").and_then(Value::as_bool).unwrap_or(false).to_string()),
             ("CONFIRM DELETE", |r| r.spec.get("confirmDelete").and_then(Value::as_bool).unwrap_or(false).to_string()),
-            ("PHASE", phase),
+            ("READY IN", |r| {
+                r.status
+                    .as_ref()
+                    .and_then(|s| s.get("ready"))
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+                    .unwrap_or_default()
+            }),
         ],
         validate_spec: spec::capability::validate_claim_migration,
     },

@@ -100,6 +100,8 @@ pub struct Migration {
     pub composition: String,
     pub environment: Option<String>,
     pub confirm_delete: bool,
+    /// Consumers stay on the old instance even when the new one is ready.
+    pub hold: bool,
     /// Clusters where the new instance reported ready.
     pub ready: BTreeSet<String>,
 }
@@ -280,7 +282,7 @@ impl TargetContext<'_> {
                         ),
                     )]
                 })?;
-                let ready = migration.ready.contains(self.cluster);
+                let ready = migration.ready.contains(self.cluster) && !migration.hold;
                 if !(ready && migration.confirm_delete) {
                     instances.push((current.0, current.1, Role::Current, !ready));
                 }

@@ -332,6 +332,7 @@ fn a_migration_adds_the_new_instance_switches_when_ready_and_deletes_the_old_onl
         composition: "gcp-cloudsql".into(),
         environment: Some("prod".into()),
         confirm_delete,
+        hold: false,
         ready: if ready { BTreeSet::from(["prod-eu-1".to_string()]) } else { BTreeSet::new() },
     };
     let in_use = [("prod-eu-1", "aws-rds")];
@@ -351,6 +352,10 @@ fn a_migration_adds_the_new_instance_switches_when_ready_and_deletes_the_old_onl
     // Once the new instance is the one in use, the migration has nothing left to do.
     let done = render_ok(&orders(), &platform, &prod_only(catalog(&[("prod-eu-1", "gcp-cloudsql")], Some(migration(true, true)))));
     assert_eq!(prod_state(&done), (vec![("gcp-cloudsql".into(), true)], "orders-db-cloudsql".into()));
+    // Held (while the data is copied), consumers stay on the old instance, which is kept.
+    let held = Migration { hold: true, ..migration(true, true) };
+    let holding = render_ok(&orders(), &platform, &prod_only(catalog(&in_use, Some(held))));
+    assert_eq!(prod_state(&holding), (vec![("aws-rds".into(), true), ("gcp-cloudsql".into(), false)], "orders-db-rds".into()));
     // A migration for another environment leaves prod alone.
     let elsewhere = Migration { environment: Some("dev".into()), ..migration(true, true) };
     let untouched = render_ok(&orders(), &platform, &prod_only(catalog(&in_use, Some(elsewhere))));
@@ -359,7 +364,7 @@ fn a_migration_adds_the_new_instance_switches_when_ready_and_deletes_the_old_onl
 
 #[test]
 fn a_migration_to_a_composition_that_does_not_exist_is_refused() {
-    let migration = Migration { composition: "azure".into(), environment: None, confirm_delete: false, ready: BTreeSet::new() };
+    let migration = Migration { composition: "azure".into(), environment: None, confirm_delete: false, hold: false, ready: BTreeSet::new() };
     let error = render(&orders(), "app.yaml", &platform(), &prod_only(catalog(&[], Some(migration)))).expect_err("refused").to_string();
     assert!(error.contains("ClaimMigration shop/orders-db moves to composition \"azure\""), "{error}");
     assert!(error.contains("cloudnative-pg, aws-rds, gcp-cloudsql"), "{error}");

@@ -88,18 +88,26 @@ pub async fn migrate(
     composition: Option<&str>,
     environment: Option<&str>,
     confirm_delete: bool,
+    hold: Option<bool>,
 ) -> Result<ExitCode> {
     let (namespace, name) = split(claim)?;
     let path = format!("/api/v1/namespaces/{}/claimmigrations/{}", url_encode(namespace), url_encode(name));
     let spec = match composition {
-        Some(composition) => json!({"composition": composition, "environment": environment, "confirmDelete": confirm_delete}),
-        None if confirm_delete => {
+        Some(composition) => json!({
+            "composition": composition, "environment": environment, "confirmDelete": confirm_delete, "hold": hold.unwrap_or(false),
+        }),
+        None if confirm_delete || hold.is_some() => {
             let existing: Resource = client.get(&path).await.with_context(|| format!("no migration of {claim} under way; give --composition"))?;
             let mut spec = existing.spec;
-            spec["confirmDelete"] = json!(true);
+            if confirm_delete {
+                spec["confirmDelete"] = json!(true);
+            }
+            if let Some(hold) = hold {
+                spec["hold"] = json!(hold);
+            }
             spec
         }
-        None => bail!("give --composition to start a migration, or --confirm-delete to finish one"),
+        None => bail!("give --composition to start a migration, --hold/--release to hold or let go of the switch, or --confirm-delete to finish"),
     };
     let mut spec = spec;
     if let Some(object) = spec.as_object_mut() {
@@ -118,6 +126,8 @@ pub async fn migrate(
     let _: ApplyResponse = client.post_json("/api/v1/apply", &request).await?;
     if confirm_delete {
         println!("migration of {claim}: the old instance is deleted once the new one is ready and serving");
+    } else if hold == Some(true) {
+        println!("migration of {claim}: consumers stay on the old instance until: heimdall claim migrate {claim} --release");
     } else {
         println!("migration of {claim} started: the new instance is created; consumers switch when it reports ready");
         println!("watch it with: heimdall claim list {namespace}; finish with: heimdall claim migrate {claim} --confirm-delete");

@@ -156,6 +156,10 @@ pub struct ClaimMigrationSpec {
     /// Delete the old instance once consumers use the new one.
     #[serde(default)]
     pub confirm_delete: bool,
+    /// Keep consumers on the old instance even when the new one is ready,
+    /// while the data is copied; set it back to false to switch.
+    #[serde(default)]
+    pub hold: bool,
 }
 
 fn check_output_source(source: &OutputSource, path: &str, problems: &mut Vec<Problem>) {
