@@ -639,8 +639,9 @@ async fn a_claim_moves_from_rds_to_cloud_sql_new_first_switch_when_ready_delete_
     assert_eq!(rds().and_then(|i| i.pointer("/spec/forProvider/multiAz").cloned()), Some(json!(true)));
 
     // The plan says what would happen and changes nothing.
-    let plan =
-        hub.admin(reqwest::Method::POST, "/api/v1/namespaces/shop/claims/orders-db/plan", Some(json!({"composition": "gcp-cloudsql"}))).await;
+    let plan = hub
+        .admin(reqwest::Method::POST, "/api/v1/namespaces/shop/claims/orders-db/plan", Some(json!({"composition": "gcp-cloudsql"})))
+        .await;
     assert_eq!(plan["steps"][0]["from"], "aws-rds");
     assert_eq!(plan["steps"][0]["create"], json!(["DatabaseInstance/orders-db-gcp"]));
     assert_eq!(plan["steps"][0]["switch"], json!(["orders"]));
@@ -653,7 +654,9 @@ async fn a_claim_moves_from_rds_to_cloud_sql_new_first_switch_when_ready_delete_
 
     // Migrate, held while the data is copied: the new instance comes first, consumers stay on the old one.
     let migration = |spec: &str| {
-        format!("apiVersion: platform.heimdall.dev/v1alpha1\nkind: ClaimMigration\nmetadata: {{name: orders-db, namespace: shop}}\nspec: {{composition: gcp-cloudsql{spec}}}\n")
+        format!(
+            "apiVersion: platform.heimdall.dev/v1alpha1\nkind: ClaimMigration\nmetadata: {{name: orders-db, namespace: shop}}\nspec: {{composition: gcp-cloudsql{spec}}}\n"
+        )
     };
     hub.apply(&migration(", hold: true")).await;
     eventually("Cloud SQL is created beside RDS", || async { cloud_sql().map(|_| ()) }).await;

@@ -518,7 +518,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::claims::plan(&client().await?, &claim, &composition, environment.as_deref(), output).await
         }
         Command::Claim(ClaimCommand::Migrate { claim, composition, environment, confirm_delete, hold, release }) => {
-            let hold = if hold { Some(true) } else if release { Some(false) } else { None };
+            let hold = if hold {
+                Some(true)
+            } else if release {
+                Some(false)
+            } else {
+                None
+            };
             commands::claims::migrate(&client().await?, &claim, composition.as_deref(), environment.as_deref(), confirm_delete, hold).await
         }
         Command::Secret(SecretCommand::RotateMasterKey) => commands::secrets::rotate_master_key(&client().await?).await,

@@ -46,11 +46,7 @@ fn migration_of(resource: &Resource) -> Option<Migration> {
 
 pub async fn load_migrations(store: &Store) -> Result<Migrations, StoreError> {
     let all = store.list(&ListQuery { kind: MIGRATION_KIND.into(), ..Default::default() }).await?;
-    Ok(all
-        .items
-        .iter()
-        .filter_map(|r| Some(((r.metadata.namespace.clone()?, r.metadata.name.clone()), migration_of(r)?)))
-        .collect())
+    Ok(all.items.iter().filter_map(|r| Some(((r.metadata.namespace.clone()?, r.metadata.name.clone()), migration_of(r)?))).collect())
 }
 
 /// The migrations with the batch's applied: readiness already reported stays.
@@ -139,7 +135,10 @@ pub fn catalog(app: &Resource, status: Option<&Value>, migrations: &Migrations) 
 }
 
 fn claim_costs(rendered: &Rendered) -> impl Iterator<Item = (String, f64)> + '_ {
-    rendered.targets.iter().flat_map(|t| t.claims.iter().map(move |c| (format!("{} in {} ({})", c.claim, t.cluster, c.composition), c.cost)))
+    rendered
+        .targets
+        .iter()
+        .flat_map(|t| t.claims.iter().map(move |c| (format!("{} in {} ({})", c.claim, t.cluster, c.composition), c.cost)))
 }
 
 fn money(amount: f64) -> String {
@@ -166,7 +165,17 @@ pub async fn check_budgets(store: &Store, platform: &Platform, renders: &[(Resou
             for claim in status_claims(owner) {
                 let field = |name: &str| claim.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
                 let cost = claim.get("cost").and_then(Value::as_f64).unwrap_or(0.0);
-                lines.push((format!("{} in {} ({}, {} {})", field("claim"), field("cluster"), field("composition"), owner.kind, owner.metadata.name), cost));
+                lines.push((
+                    format!(
+                        "{} in {} ({}, {} {})",
+                        field("claim"),
+                        field("cluster"),
+                        field("composition"),
+                        owner.kind,
+                        owner.metadata.name
+                    ),
+                    cost,
+                ));
             }
         }
         let total: f64 = lines.iter().map(|(_, cost)| cost).sum();
@@ -185,7 +194,11 @@ pub async fn check_budgets(store: &Store, platform: &Platform, renders: &[(Resou
             );
             error.details = lines
                 .into_iter()
-                .map(|(what, cost)| ErrorDetail { document: None, path: String::new(), message: format!("{what}: {} {}", money(cost), budget.currency) })
+                .map(|(what, cost)| ErrorDetail {
+                    document: None,
+                    path: String::new(),
+                    message: format!("{what}: {} {}", money(cost), budget.currency),
+                })
                 .collect();
             return Err(error);
         }
@@ -294,17 +307,18 @@ fn views(owner: &Resource) -> Vec<ClaimView> {
         .map(|c| {
             let field = |name: &str| c.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
             let strings = |name: &str| {
-                c.get(name).and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect()).unwrap_or_default()
+                c.get(name)
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+                    .unwrap_or_default()
             };
             let (claim, cluster, composition) = (field("claim"), field("cluster"), field("composition"));
-            let report = owner
-                .status
-                .as_ref()
-                .and_then(|s| s.pointer(&format!("/clusters/{cluster}/claims")))
-                .and_then(Value::as_array)
-                .and_then(|reports| {
-                    reports.iter().find(|r| r.get("claim") == Some(&json!(claim)) && r.get("composition") == Some(&json!(composition)))
-                });
+            let report =
+                owner.status.as_ref().and_then(|s| s.pointer(&format!("/clusters/{cluster}/claims"))).and_then(Value::as_array).and_then(
+                    |reports| {
+                        reports.iter().find(|r| r.get("claim") == Some(&json!(claim)) && r.get("composition") == Some(&json!(composition)))
+                    },
+                );
             let state = match report.and_then(|r| r.get("ready")).and_then(Value::as_bool) {
                 Some(true) => "Ready",
                 Some(false) => "Provisioning",
@@ -416,7 +430,11 @@ pub async fn plan(
         environment: request.environment.clone(),
         confirm_delete: ready,
         hold: false,
-        ready: if ready { status_claims(&owner).filter_map(|c| c.get("cluster")?.as_str().map(String::from)).collect() } else { BTreeSet::new() },
+        ready: if ready {
+            status_claims(&owner).filter_map(|c| c.get("cluster")?.as_str().map(String::from)).collect()
+        } else {
+            BTreeSet::new()
+        },
     };
     let now = render_with(&state, &owner, &claim, None)?;
     let during = render_with(&state, &owner, &claim, Some(migration(false)))?;

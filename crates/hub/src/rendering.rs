@@ -192,8 +192,12 @@ impl Rendering {
     /// Renders a stored application under the current platform, with its approvals.
     pub fn render_app(&self, app: &Resource) -> Result<Rendered, DocumentError> {
         let claims = crate::claims::catalog(app, app.status.as_ref(), &self.migrations());
-        let options =
-            RenderOptions { approvals: approvals(app), secrets: Some(self.secrets()), claims: Some(Arc::new(claims)), ..Default::default() };
+        let options = RenderOptions {
+            approvals: approvals(app),
+            secrets: Some(self.secrets()),
+            claims: Some(Arc::new(claims)),
+            ..Default::default()
+        };
         let source = format!("{} {}/{}", app.kind, app.metadata.namespace.as_deref().unwrap_or_default(), app.metadata.name);
         render(app, &source, &self.platform(), &options)
     }

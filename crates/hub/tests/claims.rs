@@ -69,12 +69,14 @@ async fn a_changed_selector_keeps_the_instance_on_its_composition() {
     let mut spec = capability["spec"].clone();
     spec["compositions"][1]["selector"] = json!({"environments": ["staging"]});
     spec["compositions"][2]["selector"] = json!({"environments": ["prod"]});
-    let changed = json!({"apiVersion": "platform.heimdall.dev/v1alpha1", "kind": "Capability", "metadata": {"name": "postgresql"}, "spec": spec});
+    let changed =
+        json!({"apiVersion": "platform.heimdall.dev/v1alpha1", "kind": "Capability", "metadata": {"name": "postgresql"}, "spec": spec});
     let (status, body) = hub.call("PUT", "/api/v1/capabilities/postgresql", "application/json", changed.to_string()).await;
     assert_eq!(status, 200, "{body}");
     heimdall_hub::reconcile::render_all(&hub.state).await.expect("re-render");
     let app = hub.application("shop", "orders").await;
-    let compositions: Vec<&str> = app["status"]["claims"].as_array().expect("claims").iter().filter_map(|c| c["composition"].as_str()).collect();
+    let compositions: Vec<&str> =
+        app["status"]["claims"].as_array().expect("claims").iter().filter_map(|c| c["composition"].as_str()).collect();
     assert_eq!(compositions, ["aws-rds"], "{app}");
     let messages = app["status"]["messages"].to_string();
     assert!(messages.contains("stays on composition aws-rds; the platform now selects gcp-cloudsql"), "{messages}");
@@ -86,7 +88,9 @@ async fn migrations_of_unknown_claims_or_to_unknown_compositions_are_refused() {
     let (status, body) = hub.apply_yaml(&database("orders", 20), "").await;
     assert_eq!(status, 200, "{body}");
     let migration = |claim: &str, composition: &str| {
-        format!("apiVersion: platform.heimdall.dev/v1alpha1\nkind: ClaimMigration\nmetadata: {{name: {claim}, namespace: shop}}\nspec: {{composition: {composition}}}\n")
+        format!(
+            "apiVersion: platform.heimdall.dev/v1alpha1\nkind: ClaimMigration\nmetadata: {{name: {claim}, namespace: shop}}\nspec: {{composition: {composition}}}\n"
+        )
     };
     let (status, body) = hub.apply_yaml(&migration("ghost-db", "gcp-cloudsql"), "").await;
     assert_eq!(status, 422, "{body}");

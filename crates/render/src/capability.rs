@@ -169,6 +169,14 @@ pub(crate) struct Provisioned {
     pub warnings: Vec<String>,
 }
 
+/// One composition rendered for a claim.
+struct Instance {
+    objects: Vec<Object>,
+    outputs: BTreeMap<String, OutputValue>,
+    /// The connection Secret's name, if the composition has one.
+    secret: Option<String>,
+}
+
 /// Where the render happens.
 pub(crate) struct TargetContext<'a> {
     pub platform: &'a Platform,
@@ -207,16 +215,19 @@ impl TargetContext<'_> {
         let parameters = parameters.as_object().cloned().unwrap_or_default();
         let mut problems = Vec::new();
         for (limit, schema) in capability.spec.limits.iter().zip(&capability.limits) {
-            let in_environment = limit.environments.is_empty() || self.environment.is_some_and(|e| limit.environments.iter().any(|l| l == e));
+            let in_environment =
+                limit.environments.is_empty() || self.environment.is_some_and(|e| limit.environments.iter().any(|l| l == e));
             let for_tenant = limit.tenants.is_empty() || limit.tenants.iter().any(|t| t == self.app_namespace);
             if !(in_environment && for_tenant) {
                 continue;
             }
             if let Err(found) = schema.read(&parameters, request.path) {
                 let place = self.environment.map(|e| format!(" in environment {e}")).unwrap_or_default();
-                problems.extend(found.into_iter().map(|p| {
-                    Problem::new(p.path, format!("{} ({}: limit of capability {name}{place})", p.message, limit.message))
-                }));
+                problems.extend(
+                    found
+                        .into_iter()
+                        .map(|p| Problem::new(p.path, format!("{} ({}: limit of capability {name}{place})", p.message, limit.message))),
+                );
             }
         }
         if problems.is_empty() { Ok(parameters) } else { Err(problems) }
@@ -291,7 +302,7 @@ impl TargetContext<'_> {
         }
         let mut provisioned = Provisioned { objects: Vec::new(), outputs: BTreeMap::new(), instances: Vec::new(), warnings };
         for (index, composition, role, serving) in instances {
-            let (objects, outputs, secret) = self.instance(capability_name, index, composition, &parameters, request)?;
+            let Instance { objects, outputs, secret } = self.instance(capability_name, index, composition, &parameters, request)?;
             let mut seen = BTreeSet::new();
             let names: Vec<String> = objects.iter().map(|o| format!("{}/{}", crate::object::kind(o), crate::object::name(o))).collect();
             for (object, name) in objects.iter().zip(&names) {
@@ -338,7 +349,7 @@ impl TargetContext<'_> {
         composition: &Composition,
         parameters: &Map<String, Value>,
         request: &ClaimRequest,
-    ) -> Result<(Vec<Object>, BTreeMap<String, OutputValue>, Option<String>), Vec<Problem>> {
+    ) -> Result<Instance, Vec<Problem>> {
         let ctx = RenderContext {
             app_name: self.app_name.to_string(),
             app_namespace: self.app_namespace.to_string(),
@@ -370,7 +381,8 @@ impl TargetContext<'_> {
         };
         let secret = composition.connection.secret.as_ref().map(|s| text(s, format!("{at}.connection.secret"))).transpose()?;
         if let Some(secret) = &secret {
-            heimdall_model::validation::check_dns_subdomain(secret).map_err(|m| fail(Problem::new(format!("{at}.connection.secret"), m)))?;
+            heimdall_model::validation::check_dns_subdomain(secret)
+                .map_err(|m| fail(Problem::new(format!("{at}.connection.secret"), m)))?;
         }
         let mut outputs = BTreeMap::new();
         for (name, source) in &composition.connection.outputs {
@@ -396,7 +408,7 @@ impl TargetContext<'_> {
             }
             objects.push(object);
         }
-        Ok((objects, outputs, secret))
+        Ok(Instance { objects, outputs, secret })
     }
 }
 
@@ -477,7 +489,8 @@ pub(crate) fn render_claim(claim: &Resource, platform: &Platform, options: &Rend
             environment: environment.as_deref(),
             app_revision: &revision,
         };
-        let request = ClaimRequest { name, type_: &spec.type_, parameters: &spec.parameters, path: "spec.parameters", type_path: "spec.type" };
+        let request =
+            ClaimRequest { name, type_: &spec.type_, parameters: &spec.parameters, path: "spec.parameters", type_path: "spec.type" };
         let builder = builders.entry((None, cluster.clone(), namespace.clone())).or_default();
         builder.environment = environment.clone();
         match target.provision(&request) {

@@ -892,7 +892,7 @@ pub(crate) fn render_application(app: &Resource, platform: &Platform, options: &
             let builder = builders.entry((unit.held_by.clone(), cluster.clone(), namespace.clone())).or_default();
             builder.environment = environment.clone();
             builder.held_by = unit.held_by.clone();
-            let is_claim = |type_: &str| platform.components.get(type_).is_none() && !component::BUILTIN.iter().any(|(n, _)| *n == type_);
+            let is_claim = |type_: &str| !platform.components.contains_key(type_) && !component::BUILTIN.iter().any(|(n, _)| *n == type_);
             // Claims first: their outputs are wired into the components that depend on them.
             let revision = format!("{}-v{generation}", app.metadata.name);
             let mut claim_outputs: BTreeMap<String, BTreeMap<String, crate::capability::OutputValue>> = BTreeMap::new();

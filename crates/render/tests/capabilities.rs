@@ -74,7 +74,10 @@ fn objects_of<'a>(rendered: &'a Rendered, cluster: &str) -> &'a [Value] {
 }
 
 fn kinds(objects: &[Value]) -> BTreeSet<String> {
-    objects.iter().map(|o| format!("{}/{}", o["kind"].as_str().unwrap_or_default(), o["metadata"]["name"].as_str().unwrap_or_default())).collect()
+    objects
+        .iter()
+        .map(|o| format!("{}/{}", o["kind"].as_str().unwrap_or_default(), o["metadata"]["name"].as_str().unwrap_or_default()))
+        .collect()
 }
 
 fn env_of<'a>(objects: &'a [Value], deployment: &str) -> &'a Vec<Value> {
@@ -265,7 +268,10 @@ fn a_target_without_a_composition_and_a_failing_template_are_errors_naming_the_c
         "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {name: find, namespace: shop}\nspec:\n  components:\n    - {name: index, type: search, properties: {}}\n  policies:\n    - {name: dev, type: topology, properties: {environment: dev}}\n",
     );
     let error = render_err(&search, &platform_with(PROD_ONLY));
-    assert!(error.contains("spec.components[0].type: capability search has no composition for cluster dev-eu-1 (environment dev)"), "{error}");
+    assert!(
+        error.contains("spec.components[0].type: capability search has no composition for cluster dev-eu-1 (environment dev)"),
+        "{error}"
+    );
 
     let mut prod = search.clone();
     prod.spec["policies"][0]["properties"]["environment"] = json!("prod");
@@ -318,7 +324,11 @@ fn an_instance_keeps_its_composition_when_the_selection_changes() {
     let options = prod_only(catalog(&[("prod-eu-1", "gcp-cloudsql")], None));
     let rendered = render_ok(&orders(), &platform, &options);
     assert_eq!(prod_state(&rendered), (vec![("gcp-cloudsql".into(), true)], "orders-db-cloudsql".into()));
-    assert!(rendered.warnings.iter().any(|w| w.contains("stays on composition gcp-cloudsql; the platform now selects aws-rds")), "{:?}", rendered.warnings);
+    assert!(
+        rendered.warnings.iter().any(|w| w.contains("stays on composition gcp-cloudsql; the platform now selects aws-rds")),
+        "{:?}",
+        rendered.warnings
+    );
 
     let gone = catalog(&[("prod-eu-1", "azure")], None);
     let error = render(&orders(), "app.yaml", &platform, &prod_only(gone)).expect_err("a vanished composition").to_string();
@@ -336,9 +346,14 @@ fn a_migration_adds_the_new_instance_switches_when_ready_and_deletes_the_old_onl
         ready: if ready { BTreeSet::from(["prod-eu-1".to_string()]) } else { BTreeSet::new() },
     };
     let in_use = [("prod-eu-1", "aws-rds")];
-    let phases: BTreeMap<&str, (bool, bool, Vec<(String, bool)>, &str)> = BTreeMap::from([
+    // phase -> (new instance ready, delete confirmed, instances (composition, serving), secret consumers read)
+    type Phase<'a> = (bool, bool, Vec<(String, bool)>, &'a str);
+    let phases: BTreeMap<&str, Phase> = BTreeMap::from([
         ("1 provisioning", (false, false, vec![("aws-rds".into(), true), ("gcp-cloudsql".into(), false)], "orders-db-rds")),
-        ("2 confirmed early: nothing deleted before ready", (false, true, vec![("aws-rds".into(), true), ("gcp-cloudsql".into(), false)], "orders-db-rds")),
+        (
+            "2 confirmed early: nothing deleted before ready",
+            (false, true, vec![("aws-rds".into(), true), ("gcp-cloudsql".into(), false)], "orders-db-rds"),
+        ),
         ("3 switched", (true, false, vec![("aws-rds".into(), false), ("gcp-cloudsql".into(), true)], "orders-db-cloudsql")),
         ("4 completed", (true, true, vec![("gcp-cloudsql".into(), true)], "orders-db-cloudsql")),
     ]);
@@ -364,7 +379,8 @@ fn a_migration_adds_the_new_instance_switches_when_ready_and_deletes_the_old_onl
 
 #[test]
 fn a_migration_to_a_composition_that_does_not_exist_is_refused() {
-    let migration = Migration { composition: "azure".into(), environment: None, confirm_delete: false, hold: false, ready: BTreeSet::new() };
+    let migration =
+        Migration { composition: "azure".into(), environment: None, confirm_delete: false, hold: false, ready: BTreeSet::new() };
     let error = render(&orders(), "app.yaml", &platform(), &prod_only(catalog(&[], Some(migration)))).expect_err("refused").to_string();
     assert!(error.contains("ClaimMigration shop/orders-db moves to composition \"azure\""), "{error}");
     assert!(error.contains("cloudnative-pg, aws-rds, gcp-cloudsql"), "{error}");

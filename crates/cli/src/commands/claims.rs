@@ -97,7 +97,8 @@ pub async fn migrate(
             "composition": composition, "environment": environment, "confirmDelete": confirm_delete, "hold": hold.unwrap_or(false),
         }),
         None if confirm_delete || hold.is_some() => {
-            let existing: Resource = client.get(&path).await.with_context(|| format!("no migration of {claim} under way; give --composition"))?;
+            let existing: Resource =
+                client.get(&path).await.with_context(|| format!("no migration of {claim} under way; give --composition"))?;
             let mut spec = existing.spec;
             if confirm_delete {
                 spec["confirmDelete"] = json!(true);
@@ -107,7 +108,9 @@ pub async fn migrate(
             }
             spec
         }
-        None => bail!("give --composition to start a migration, --hold/--release to hold or let go of the switch, or --confirm-delete to finish"),
+        None => bail!(
+            "give --composition to start a migration, --hold/--release to hold or let go of the switch, or --confirm-delete to finish"
+        ),
     };
     let mut spec = spec;
     if let Some(object) = spec.as_object_mut() {

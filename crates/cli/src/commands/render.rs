@@ -109,7 +109,8 @@ pub fn run(options: Options) -> Result<ExitCode> {
     };
     let documents = read_with_sources(&options.files)?;
     let resources = decode_all(&documents, options.namespace.as_deref().unwrap_or("default"))?;
-    let apps: Vec<&(String, Resource)> = resources.iter().filter(|(_, r)| matches!(r.kind.as_str(), "Application" | "Workload" | "Claim")).collect();
+    let apps: Vec<&(String, Resource)> =
+        resources.iter().filter(|(_, r)| matches!(r.kind.as_str(), "Application" | "Workload" | "Claim")).collect();
     if apps.is_empty() {
         bail!(
             "no Application or Score workload found in {}",

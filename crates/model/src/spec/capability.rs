@@ -187,7 +187,10 @@ pub(crate) fn validate_capability(spec: &Value) -> Vec<Problem> {
     super::check_unique(spec.outputs.iter().map(|o| o.name.as_str()), |i| format!("spec.outputs[{i}].name"), "output", &mut problems);
     for (i, output) in spec.outputs.iter().enumerate() {
         if output.name.is_empty() || !output.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            problems.push(Problem::new(format!("spec.outputs[{i}].name"), "expected letters, digits and _ (it becomes part of variable names)"));
+            problems.push(Problem::new(
+                format!("spec.outputs[{i}].name"),
+                "expected letters, digits and _ (it becomes part of variable names)",
+            ));
         }
     }
     if spec.compositions.is_empty() {
@@ -210,7 +213,11 @@ pub(crate) fn validate_capability(spec: &Value) -> Vec<Problem> {
                 problems.push(Problem::new(format!("{at}.selector.environments[{j}]"), e));
             }
         }
-        check_labels(&composition.selector.cluster_selector.match_labels, &format!("{at}.selector.clusterSelector.matchLabels"), &mut problems);
+        check_labels(
+            &composition.selector.cluster_selector.match_labels,
+            &format!("{at}.selector.clusterSelector.matchLabels"),
+            &mut problems,
+        );
         if let Some(cost) = &composition.cost {
             if cost.monthly < 0.0 || !cost.monthly.is_finite() {
                 problems.push(Problem::new(format!("{at}.cost.monthly"), "expected a price of zero or more"));
@@ -225,7 +232,8 @@ pub(crate) fn validate_capability(spec: &Value) -> Vec<Problem> {
         for (name, source) in &connection.outputs {
             let path = format!("{at}.connection.outputs.{name}");
             if !declared.contains(&name.as_str()) {
-                problems.push(Problem::new(&path, format!("{name:?} is not an output of this capability (outputs: {})", declared.join(", "))));
+                problems
+                    .push(Problem::new(&path, format!("{name:?} is not an output of this capability (outputs: {})", declared.join(", "))));
             }
             check_output_source(source, &path, &mut problems);
             if source.key.is_some() && connection.secret.is_none() {
