@@ -361,6 +361,6 @@ mod tests {
         assert_eq!(validate_claim(&json!({"type": "Postgres SQL"}))[0].path, "spec.type");
         assert_eq!(validate_claim(&json!({"parameters": {}}))[0].path, "spec");
         assert_eq!(validate_claim_migration(&json!({"composition": "gcp-cloudsql", "confirmDelete": true})), vec![]);
-        assert_eq!(validate_claim_migration(&json!({"composition": "x", "confirm": true}))[0].path, "spec");
+        assert_eq!(validate_claim_migration(&json!({"composition": "x", "confirm": true}))[0].path, "spec.confirm");
     }
 }
