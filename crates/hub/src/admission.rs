@@ -127,7 +127,16 @@ pub async fn write(
 /// Renders `app` under the current platform and stores the status if it
 /// changed. A failure to store leaves the change in place; the reconciler retries.
 pub async fn settle(state: &AppState, app: Resource) -> (Resource, Result<Rendered, DocumentError>) {
-    let result = state.rendering.render_app(&app);
+    let mut result = state.rendering.render_app(&app);
+    // Claims that need generated credentials get them, then render with them.
+    if let Ok(rendered) = &result
+        && !rendered.generate.is_empty()
+    {
+        match crate::claims::generate(state, &rendered.generate).await {
+            Ok(()) => result = state.rendering.render_app(&app),
+            Err(e) => tracing::warn!(app = %app.key(), error = %e.message, "cannot generate claim credentials"),
+        }
+    }
     let status = status_of(&app, &result);
     if app.status.as_ref() == Some(&status) {
         return (app, result);

@@ -206,6 +206,35 @@ pub async fn check_budgets(store: &Store, platform: &Platform, renders: &[(Resou
     Ok(())
 }
 
+/// The audit trail's name for credentials the hub generates for claims.
+pub const GENERATOR: &str = "heimdall-capabilities";
+
+/// Makes the credentials claims need: a random value (32 letters and
+/// digits) for each missing key, sealed and stored like any secret value,
+/// then refreshes the catalog. Values never leave the secrets store.
+pub async fn generate(state: &AppState, requests: &[heimdall_render::secrets::Generate]) -> Result<(), ApiError> {
+    use rand::Rng;
+    for request in requests {
+        for key in &request.keys {
+            let value: zeroize::Zeroizing<Vec<u8>> =
+                zeroize::Zeroizing::new(rand::rng().sample_iter(rand::distr::Alphanumeric).take(32).collect());
+            let secrets = state.secrets.clone();
+            let (namespace, name) = (request.namespace.as_str(), request.name.as_str());
+            state
+                .store
+                .set_secret_value(GENERATOR, namespace, name, key, |version| {
+                    secrets
+                        .seal_value(&value, &heimdall_store::value_context(namespace, name, key, version))
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))
+                })
+                .await?;
+            tracing::info!(%namespace, %name, %key, "claim credentials generated");
+        }
+    }
+    state.rendering.set_secrets(crate::secrets::catalog(&state.store).await?);
+    Ok(())
+}
+
 /// What an agent reports of one claim instance in one cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -94,7 +94,7 @@ impl Secrets {
         self.keyring.read().map(|k| k.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
-    fn seal_value(&self, value: &[u8], context: &str) -> Result<StoredValue, SecretsError> {
+    pub(crate) fn seal_value(&self, value: &[u8], context: &str) -> Result<StoredValue, SecretsError> {
         let sealed = envelope::seal(&self.keyring(), value, context)?;
         Ok(StoredValue { master_key_id: sealed.master_key_id, wrapped_key: sealed.wrapped_key, ciphertext: sealed.ciphertext })
     }

@@ -126,3 +126,39 @@ async fn a_standalone_claim_renders_and_lists_with_its_outputs() {
     assert_eq!(status, 422, "{body}");
     assert!(body.to_string().contains("development topics have at most 12 partitions"), "{body}");
 }
+
+#[tokio::test]
+async fn credentials_a_composition_generates_are_made_once_and_stay_write_only() {
+    let hub = TestHub::with_example_platform().await;
+    let app = |replicas: u32| {
+        format!(
+            "apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {{name: cart, namespace: shop}}\nspec:\n  components:\n    - {{name: cache, type: redis, properties: {{memoryMB: 128}}}}\n    - name: cart\n      type: webservice\n      dependsOn: [cache]\n      properties: {{image: registry.example.com/shop/cart:1}}\n      traits: [{{type: scaler, properties: {{replicas: {replicas}}}}}]\n  policies:\n    - {{name: dev, type: topology, properties: {{environment: dev}}}}\n"
+        )
+    };
+    let (status, body) = hub.apply_yaml(&app(1), "").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, secret) = hub.get("/api/v1/namespaces/shop/secrets/cache-redis-auth").await;
+    assert_eq!(status, 200, "the hub generated the password: {secret}");
+    assert_eq!(secret["spec"]["keys"]["password"]["version"], 1);
+    assert_eq!(secret["spec"]["keys"]["password"]["updatedBy"], "heimdall-capabilities");
+    assert!(!secret.to_string().contains("value"), "only versions are shown: {secret}");
+
+    let app_status = hub.application("shop", "cart").await;
+    assert_eq!(app_status["status"]["phase"], "Rendered", "{app_status}");
+    let rendered = hub.state.rendering.render_app(&serde_json::from_value(app_status).expect("resource")).expect("renders");
+    let target = &rendered.targets[0];
+    assert!(rendered.generate.is_empty(), "nothing is left to generate");
+    assert!(target.secrets.iter().any(|s| s.name == "cache-redis-auth"), "the generated secret is delivered: {:?}", target.secrets);
+    let cart = target.objects.iter().find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "cart").expect("cart");
+    let env = cart.pointer("/spec/template/spec/containers/0/env").expect("env").to_string();
+    assert!(
+        env.contains(r#"{"name":"CACHE_PASSWORD","valueFrom":{"secretKeyRef":{"key":"password","name":"cache-redis-auth"}}}"#),
+        "{env}"
+    );
+
+    // Another change renders with the same password.
+    let (status, body) = hub.apply_yaml(&app(2), "").await;
+    assert_eq!(status, 200, "{body}");
+    let (_, secret) = hub.get("/api/v1/namespaces/shop/secrets/cache-redis-auth").await;
+    assert_eq!(secret["spec"]["keys"]["password"]["version"], 1, "generated once");
+}

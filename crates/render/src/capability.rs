@@ -133,6 +133,9 @@ pub struct ClaimInstance {
     pub outputs: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connection_secret: Option<String>,
+    /// Credentials the hub generates for this instance and delivers sealed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated: Option<GeneratedSecret>,
     /// Components (or the Score workload) that read the outputs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub consumers: Vec<String>,
@@ -142,7 +145,15 @@ pub struct ClaimInstance {
     pub objects: Vec<String>,
 }
 
+/// A Secret of the hub's the instance needs with random values in `keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GeneratedSecret {
+    pub name: String,
+    pub keys: Vec<String>,
+}
+
 /// An output as a consumer reads it.
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputValue {
     Value(String),
@@ -175,6 +186,7 @@ struct Instance {
     outputs: BTreeMap<String, OutputValue>,
     /// The connection Secret's name, if the composition has one.
     secret: Option<String>,
+    generated: Option<GeneratedSecret>,
 }
 
 /// Where the render happens.
@@ -302,7 +314,8 @@ impl TargetContext<'_> {
         }
         let mut provisioned = Provisioned { objects: Vec::new(), outputs: BTreeMap::new(), instances: Vec::new(), warnings };
         for (index, composition, role, serving) in instances {
-            let Instance { objects, outputs, secret } = self.instance(capability_name, index, composition, &parameters, request)?;
+            let Instance { objects, outputs, secret, generated } =
+                self.instance(capability_name, index, composition, &parameters, request)?;
             let mut seen = BTreeSet::new();
             let names: Vec<String> = objects.iter().map(|o| format!("{}/{}", crate::object::kind(o), crate::object::name(o))).collect();
             for (object, name) in objects.iter().zip(&names) {
@@ -330,6 +343,7 @@ impl TargetContext<'_> {
                 cost: cost(composition, &parameters),
                 outputs: outputs.keys().cloned().collect(),
                 connection_secret: secret,
+                generated,
                 consumers: Vec::new(),
                 parameters: parameters.clone(),
                 objects: names,
@@ -384,12 +398,22 @@ impl TargetContext<'_> {
             heimdall_model::validation::check_dns_subdomain(secret)
                 .map_err(|m| fail(Problem::new(format!("{at}.connection.secret"), m)))?;
         }
+        let generated = match &composition.connection.generate {
+            Some(generate) => {
+                let path = format!("{at}.connection.generate.secret");
+                let name = text(&generate.secret, path.clone())?;
+                heimdall_model::validation::check_dns_subdomain(&name).map_err(|m| fail(Problem::new(path, m)))?;
+                Some(GeneratedSecret { name, keys: generate.keys.clone() })
+            }
+            None => None,
+        };
         let mut outputs = BTreeMap::new();
         for (name, source) in &composition.connection.outputs {
-            let value = match (&source.key, &source.value, &secret) {
-                (Some(key), _, Some(secret)) => OutputValue::Secret { name: secret.clone(), key: key.clone() },
-                (_, Some(value), _) => OutputValue::Value(text(value, format!("{at}.connection.outputs.{name}.value"))?),
-                _ => return Err(fail(Problem::new(format!("{at}.connection.outputs.{name}"), "expected a key or a value"))),
+            let value = match (&source.key, &source.generated, &source.value, &secret, &generated) {
+                (Some(key), _, _, Some(secret), _) => OutputValue::Secret { name: secret.clone(), key: key.clone() },
+                (_, Some(key), _, _, Some(generated)) => OutputValue::Secret { name: generated.name.clone(), key: key.clone() },
+                (_, _, Some(value), _, _) => OutputValue::Value(text(value, format!("{at}.connection.outputs.{name}.value"))?),
+                _ => return Err(fail(Problem::new(format!("{at}.connection.outputs.{name}"), "expected a key, generated or value"))),
             };
             outputs.insert(name.clone(), value);
         }
@@ -408,7 +432,7 @@ impl TargetContext<'_> {
             }
             objects.push(object);
         }
-        Ok(Instance { objects, outputs, secret })
+        Ok(Instance { objects, outputs, secret, generated })
     }
 }
 

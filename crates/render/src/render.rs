@@ -79,6 +79,10 @@ pub struct Rendered {
     pub workflow: Vec<StepStatus>,
     pub findings: Vec<TargetFinding>,
     pub warnings: Vec<String>,
+    /// Credentials claims need that the hub has not generated yet; the hub
+    /// generates them and renders again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub generate: Vec<crate::secrets::Generate>,
 }
 
 impl Rendered {
@@ -749,6 +753,7 @@ impl Finisher<'_> {
         let mut problems = Vec::new();
         let mut targets = Vec::new();
         let mut findings = Vec::new();
+        let mut generate = Vec::new();
         for ((held_by, cluster, namespace), mut builder) in builders {
             let environment = builder.environment.take();
             let stamp = Stamp {
@@ -776,6 +781,7 @@ impl Finisher<'_> {
                 cluster: &cluster,
                 namespace: &namespace,
                 environment: environment.as_deref(),
+                generated: builder.claims.iter().filter_map(|c| c.generated.clone()).collect(),
             };
             let built: Vec<(&Object, &str)> = builder.objects.values().map(|(o, origin)| (o, origin.path.as_str())).collect();
             let resolved = target_secrets.resolve(&built);
@@ -786,6 +792,7 @@ impl Finisher<'_> {
                     continue;
                 }
             };
+            generate.extend(secrets.generate);
             for object in secrets.objects {
                 let origin = Origin { component: None, trait_type: None, output: None, path: "spec".into(), wave: 0 };
                 builder.add(&namespace, object, origin);
@@ -850,7 +857,9 @@ impl Finisher<'_> {
             return Err(problems);
         }
         targets.sort_by(|a, b| (a.held_by.is_some(), &a.cluster, &a.namespace).cmp(&(b.held_by.is_some(), &b.cluster, &b.namespace)));
-        Ok(Rendered { targets, workflow, findings, warnings })
+        generate.sort();
+        generate.dedup();
+        Ok(Rendered { targets, workflow, findings, warnings, generate })
     }
 }
 

@@ -382,5 +382,5 @@ pub(crate) fn render_tenant(tenant: &Resource, platform: &Platform) -> Result<Re
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok(Rendered { targets: rendered, workflow: Vec::new(), findings: Vec::new(), warnings: Vec::new() })
+    Ok(Rendered { targets: rendered, workflow: Vec::new(), findings: Vec::new(), warnings: Vec::new(), generate: Vec::new() })
 }

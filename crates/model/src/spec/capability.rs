@@ -96,9 +96,23 @@ pub struct Connection {
     /// `${{ context.name }}-app`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
-    /// Each capability output: a `key` of `secret` or a `value` template.
+    /// Credentials the hub generates once and delivers through its secrets
+    /// (sealed per cluster), for providers that take a password instead of
+    /// making one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate: Option<GeneratedCredentials>,
+    /// Each capability output: a `key` of `secret`, a `generated` key, or a `value` template.
     #[serde(default)]
     pub outputs: BTreeMap<String, OutputSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GeneratedCredentials {
+    /// The Secret's name (a template), in the claim's namespace.
+    pub secret: String,
+    /// Keys to fill with a random value (32 letters and digits) when missing.
+    pub keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -106,6 +120,8 @@ pub struct Connection {
 pub struct OutputSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
 }
@@ -163,8 +179,9 @@ pub struct ClaimMigrationSpec {
 }
 
 fn check_output_source(source: &OutputSource, path: &str, problems: &mut Vec<Problem>) {
-    if source.key.is_some() == source.value.is_some() {
-        problems.push(Problem::new(path, "expected exactly one of key (of the connection secret) or value"));
+    let given = [source.key.is_some(), source.generated.is_some(), source.value.is_some()].iter().filter(|g| **g).count();
+    if given != 1 {
+        problems.push(Problem::new(path, "expected exactly one of key (of the connection secret), generated or value"));
     }
 }
 
@@ -239,13 +256,28 @@ pub(crate) fn validate_capability(spec: &Value) -> Vec<Problem> {
             if source.key.is_some() && connection.secret.is_none() {
                 problems.push(Problem::new(format!("{path}.key"), "a key needs connection.secret: the Secret the provider writes"));
             }
+            if let Some(key) = &source.generated
+                && !connection.generate.as_ref().is_some_and(|g| g.keys.contains(key))
+            {
+                problems.push(Problem::new(format!("{path}.generated"), format!("{key:?} is not among connection.generate.keys")));
+            }
         }
         for output in &declared {
             if !connection.outputs.contains_key(*output) {
                 problems.push(Problem::new(
                     format!("{at}.connection.outputs"),
-                    format!("output {output:?} is not produced by composition {}: add it with a key or a value", composition.name),
+                    format!("output {output:?} is not produced by composition {}: add it with a key, generated or value", composition.name),
                 ));
+            }
+        }
+        if let Some(generate) = &connection.generate {
+            if generate.keys.is_empty() {
+                problems.push(Problem::new(format!("{at}.connection.generate.keys"), "expected at least one key to generate"));
+            }
+            for (j, key) in generate.keys.iter().enumerate() {
+                if let Err(e) = crate::validation::check_secret_key(key) {
+                    problems.push(Problem::new(format!("{at}.connection.generate.keys[{j}]"), e));
+                }
             }
         }
         match composition.template.as_object() {
@@ -338,11 +370,12 @@ mod tests {
         let mut spec = capability();
         spec["compositions"][0]["connection"]["outputs"]["host"] = json!({"value": "x", "key": "host"});
         spec["compositions"][0]["connection"].as_object_mut().expect("map").remove("secret");
-        spec["compositions"][0]["connection"]["outputs"]["ghost"] = json!({"value": "x"});
+        spec["compositions"][0]["connection"]["outputs"]["ghost"] = json!({"generated": "pw"});
         let paths: Vec<String> = validate_capability(&spec).into_iter().map(|p| p.path).collect();
         assert!(paths.contains(&"spec.compositions[0].connection.outputs.host".to_string()), "{paths:?}");
         assert!(paths.contains(&"spec.compositions[0].connection.outputs.password.key".to_string()), "{paths:?}");
         assert!(paths.contains(&"spec.compositions[0].connection.outputs.ghost".to_string()), "{paths:?}");
+        assert!(paths.contains(&"spec.compositions[0].connection.outputs.ghost.generated".to_string()), "{paths:?}");
     }
 
     #[test]
