@@ -167,6 +167,31 @@ fn up_loads_the_example_organization_once() {
     assert!(tenants.contains("shop") && tenants.contains("payments"), "{tenants}");
     let workloads = stdout(&run(&["get", "workloads", "-n", "payments"], &env));
     assert!(workloads.contains("payments-api"), "{workloads}");
+
+    // The example orders app claims a PostgreSQL: CloudNativePG in dev, RDS in prod.
+    let claims = stdout(&run(&["get", "claims", "-n", "shop"], &env));
+    let row = |cluster: &str| claims.lines().find(|l| l.starts_with("orders-db") && l.contains(cluster)).unwrap_or_default().to_string();
+    assert!(row("dev-eu-1").contains("cloudnative-pg") && row("dev-eu-1").contains("orders-db-app"), "{claims}");
+    assert!(row("prod-eu-1").contains("aws-rds") && row("prod-eu-1").contains("35.75"), "{claims}");
+    let plan = stdout(&run(&["claim", "plan", "shop/orders-db", "--composition", "gcp-cloudsql", "--environment", "prod"], &env));
+    assert!(plan.contains("cluster prod-eu-1: aws-rds -> gcp-cloudsql"), "{plan}");
+    assert!(plan.contains("1. create beside the old instance: DatabaseInstance/orders-db-gcp"), "{plan}");
+    assert!(plan.contains("switch orders (they then read Secret orders-db-cloudsql)"), "{plan}");
+    assert!(plan.contains("delete: Instance/orders-db") && plan.contains("cost of the claim: 36.75 -> 29.50"), "{plan}");
+    assert!(!plan.contains("dev-eu-1"), "only prod moves: {plan}");
+    let started =
+        stdout(&run(&["claim", "migrate", "shop/orders-db", "--composition", "gcp-cloudsql", "--environment", "prod", "--hold"], &env));
+    assert!(started.contains("consumers stay on the old instance"), "{started}");
+    let listed = stdout(&run(&["claim", "list", "shop"], &env));
+    assert!(listed.lines().any(|l| l.contains("prod-eu-1") && l.contains("gcp-cloudsql") && l.contains("new")), "{listed}");
+    assert!(listed.lines().any(|l| l.contains("prod-eu-1") && l.contains("aws-rds") && l.contains("serving")), "{listed}");
+    let migrations = stdout(&run(&["get", "claimmigrations", "-n", "shop"], &env));
+    assert!(migrations.contains("orders-db") && migrations.contains("gcp-cloudsql"), "{migrations}");
+    let confirmed = run(&["claim", "migrate", "shop/orders-db", "--confirm-delete"], &env);
+    assert!(confirmed.status.success(), "{}", String::from_utf8_lossy(&confirmed.stderr));
+    let unknown = run(&["claim", "plan", "shop/orders-db", "--composition", "azure"], &env);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("composition \"azure\""), "{}", String::from_utf8_lossy(&unknown.stderr));
 }
 
 #[test]

@@ -310,10 +310,10 @@ pub struct ClaimView {
     pub owner: String,
     pub capability: String,
     pub cluster: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
     pub composition: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
     /// `Current`, or `New` while a migration runs.
     pub role: String,
@@ -321,12 +321,12 @@ pub struct ClaimView {
     pub cost: f64,
     /// Output names (values of secrets are never shown).
     pub outputs: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_secret: Option<String>,
     pub consumers: Vec<String>,
     /// `Ready`, `Provisioning` or `Unknown` (no report yet), from the agent.
     pub state: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub messages: Vec<String>,
 }
 
@@ -419,7 +419,7 @@ pub struct PlanStep {
     pub create: Vec<String>,
     /// 2. once the new one reports ready: consumers and the secret they then read.
     pub switch: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub switch_to_secret: Option<String>,
     /// 3. only after --confirm-delete.
     pub delete: Vec<String>,

@@ -76,9 +76,13 @@ pub async fn plan(client: &Client, claim: &str, composition: &str, environment: 
         println!("    2. when it reports ready, switch {consumers}{secret}");
         println!("    3. after --confirm-delete, delete: {}", step.delete.join(", "));
     }
-    println!("\n  cost: {:.2} -> {:.2} a month (both instances are paid while the migration runs)", plan.cost_before, plan.cost_after);
-    println!("\nStart it with: heimdall claim migrate {claim} --composition {composition}");
-    println!("Move the data between steps 1 and 2; see docs/capabilities.md.");
+    println!(
+        "\n  cost of the claim: {:.2} -> {:.2} a month, every environment (both instances are paid while the migration runs)",
+        plan.cost_before, plan.cost_after
+    );
+    let scope = environment.map(|e| format!(" --environment {e}")).unwrap_or_default();
+    println!("\nStart it with: heimdall claim migrate {claim} --composition {composition}{scope} --hold");
+    println!("then copy the data and let consumers switch with --release (docs/capabilities.md).");
     Ok(ExitCode::SUCCESS)
 }
 
