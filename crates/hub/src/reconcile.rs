@@ -132,6 +132,22 @@ pub async fn run(state: AppState) -> Result<(), StoreError> {
             }
             continue;
         }
+        // Migrations another replica wrote (or marked ready) move consumers here too.
+        let migrated: std::collections::BTreeSet<String> = batch
+            .iter()
+            .filter(|e| e.object.kind == crate::claims::MIGRATION_KIND)
+            .filter_map(|e| e.object.metadata.namespace.clone())
+            .collect();
+        if !migrated.is_empty() {
+            let _delivery = state.delivery.lock().await;
+            if *state.rendering.migrations() != crate::claims::load_migrations(&state.store).await? {
+                for namespace in &migrated {
+                    if let Err(e) = crate::claims::refresh_locked(&state, namespace, "follow a claim migration").await {
+                        tracing::warn!(%namespace, error = %e.message, "cannot follow a claim migration");
+                    }
+                }
+            }
+        }
         for event in batch {
             let app = event.object;
             if event.type_ == heimdall_store::WatchEventType::Deleted || !is_app_kind(&app.kind) || observed(&app) {

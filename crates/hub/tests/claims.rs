@@ -162,3 +162,33 @@ async fn credentials_a_composition_generates_are_made_once_and_stay_write_only()
     let (_, secret) = hub.get("/api/v1/namespaces/shop/secrets/cache-redis-auth").await;
     assert_eq!(secret["spec"]["keys"]["password"]["version"], 1, "generated once");
 }
+
+#[tokio::test]
+async fn another_replica_follows_a_migration_it_did_not_serve() {
+    let hub = TestHub::with_example_platform().await;
+    let (status, body) = hub.apply_yaml(&database("orders", 20), "").await;
+    assert_eq!(status, 200, "{body}");
+    // A second hub on the same store, following the event log as replicas do.
+    let git = tempfile::tempdir().expect("tempdir");
+    let other = heimdall_hub::AppState::new(hub.store.clone(), git.path().to_path_buf());
+    let reconciler = tokio::spawn(heimdall_hub::reconcile::run(other.clone()));
+    let started = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while other.rendering.platform().capability_types().is_empty() {
+        assert!(tokio::time::Instant::now() < started, "the other replica never loaded the platform");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let migration = "apiVersion: platform.heimdall.dev/v1alpha1\nkind: ClaimMigration\nmetadata: {name: orders-db, namespace: shop}\nspec: {composition: gcp-cloudsql}\n";
+    let (status, body) = hub.apply_yaml(migration, "").await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !other.rendering.migrations().contains_key(&("shop".to_string(), "orders-db".to_string())) {
+        assert!(tokio::time::Instant::now() < deadline, "the other replica never loaded the migration");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // What it renders now keeps the new instance instead of pruning it.
+    let app: heimdall_model::Resource = serde_json::from_value(hub.application("shop", "orders").await).expect("resource");
+    let rendered = other.rendering.render_app(&app).expect("renders");
+    let compositions: Vec<&str> = rendered.targets[0].claims.iter().map(|c| c.composition.as_str()).collect();
+    assert_eq!(compositions, ["aws-rds", "gcp-cloudsql"]);
+    reconciler.abort();
+}
