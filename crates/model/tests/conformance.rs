@@ -2,7 +2,7 @@
 //! and checks that every document Heimdall stores is accepted as written.
 //! Rendering is checked by the renderer's own conformance test.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use heimdall_model::{decode, parse_documents};
 
@@ -10,22 +10,7 @@ fn corpus() -> PathBuf {
     heimdall_testsupport::conformance_dir()
 }
 
-fn yaml_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    files
-}
+use heimdall_testsupport::yaml_files;
 
 /// Decodes every document of `files` whose apiVersion is one of `api_versions`
 /// (others are Kubernetes objects the fixtures expect to exist already) and

@@ -1,0 +1,14 @@
+//! Heimdall's software catalog, compatible with Backstage's: the entity
+//! model and its validation (`entity`), references (`reference`),
+//! relations derived from spec fields with their inverses (`relations`),
+//! and the in-memory catalog of entities by source (`catalog`). Pure: the
+//! hub reads locations and serves the API.
+
+pub mod catalog;
+pub mod entity;
+pub mod reference;
+pub mod relations;
+
+pub use catalog::{Catalog, SourceChange};
+pub use entity::{Entity, EntityMeta, Relation, validate};
+pub use reference::EntityRef;

@@ -1,0 +1,128 @@
+//! Walks the Backstage part of the shared conformance corpus: every entity
+//! and template Backstage accepts is accepted (the template skeletons,
+//! which hold `${{ values }}` placeholders, are not entities yet), the
+//! invalid component is refused at its paths, and the relations Backstage
+//! derives appear in both directions.
+
+use std::path::{Path, PathBuf};
+
+use heimdall_catalog::{Catalog, Entity, EntityRef, validate};
+use heimdall_model::parse_documents;
+use serde_json::Value;
+
+fn backstage() -> PathBuf {
+    heimdall_testsupport::conformance_dir().join("backstage")
+}
+
+use heimdall_testsupport::yaml_files;
+
+fn documents(file: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    parse_documents(&text, &file.display().to_string()).unwrap_or_else(|e| panic!("{e}")).into_iter().map(|d| d.value).collect()
+}
+
+/// Every entity file of the corpus: the catalog examples and each template's `template.yaml`.
+fn entity_files() -> Vec<PathBuf> {
+    let mut files = yaml_files(&backstage().join("catalog"));
+    files.extend(yaml_files(&backstage().join("templates")).into_iter().filter(|f| f.file_name().is_some_and(|n| n == "template.yaml")));
+    files
+}
+
+/// One catalog from the corpus's examples folder (the create-app and demo
+/// folders are catalogs of their own: they share entities such as user:guest).
+fn load() -> Catalog {
+    let mut catalog = Catalog::default();
+    let mut failures = Vec::new();
+    let examples = backstage().join("catalog/examples");
+    for file in entity_files().into_iter().filter(|f| f.starts_with(&examples) || f.starts_with(backstage().join("templates"))) {
+        let mut entities: Vec<Entity> = Vec::new();
+        for (i, document) in documents(&file).iter().enumerate() {
+            match validate(document) {
+                Ok(entity) => entities.push(entity),
+                Err(problems) => failures.push(format!("{}, document {}: {problems:?}", file.display(), i + 1)),
+            }
+        }
+        let change = catalog.replace_source(&file.display().to_string(), entities);
+        assert!(change.conflicts.is_empty(), "{}: {:?}", file.display(), change.conflicts);
+    }
+    assert!(failures.is_empty(), "Backstage accepts these:\n{}", failures.join("\n"));
+    catalog
+}
+
+#[test]
+fn every_backstage_entity_and_template_is_accepted() {
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for file in entity_files() {
+        for (i, document) in documents(&file).iter().enumerate() {
+            count += 1;
+            if let Err(problems) = validate(document) {
+                failures.push(format!("{}, document {}: {problems:?}", file.display(), i + 1));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "Backstage accepts these:\n{}", failures.join("\n"));
+    assert_eq!(count, 67, "every entity document of the corpus (the skeletons excepted)");
+    let catalog = load();
+    assert!(catalog.len() >= 50, "{} entities", catalog.len());
+    let kinds: std::collections::BTreeSet<String> = catalog.references().map(|r| r.kind.clone()).collect();
+    for kind in ["api", "component", "domain", "group", "location", "resource", "system", "template", "user"] {
+        assert!(kinds.contains(kind), "no {kind} in {kinds:?}");
+    }
+}
+
+#[test]
+fn the_invalid_component_is_refused_naming_each_field() {
+    let file = backstage().join("invalid/invalid-component.yaml");
+    let problems = validate(&documents(&file)[0]).expect_err("refused");
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["metadata.name", "metadata.tags[1]"]);
+    assert!(problems[0].message.contains("\"invalid component\" is not a valid name"), "{problems:?}");
+}
+
+fn has(catalog: &Catalog, entity: &str, relation: &str, target: &str) -> bool {
+    let reference = EntityRef::parse(entity, None, "default").expect("reference");
+    let entity = catalog.get(&reference).unwrap_or_else(|| panic!("no {entity}"));
+    entity.relations.iter().any(|r| r.type_ == relation && r.target_ref == target)
+}
+
+#[test]
+fn relations_are_derived_in_both_directions() {
+    let catalog = load();
+    let pairs = [
+        ("component:petstore", "providesApi", "api:default/petstore"),
+        ("api:petstore", "apiProvidedBy", "component:default/petstore"),
+        ("component:petstore", "ownedBy", "group:default/team-c"),
+        ("group:team-c", "ownerOf", "component:default/petstore"),
+        ("group:team-c", "childOf", "group:default/boxoffice"),
+        ("group:boxoffice", "parentOf", "group:default/team-c"),
+        ("user:breanna.davison", "memberOf", "group:default/team-a"),
+        ("group:team-a", "hasMember", "user:default/breanna.davison"),
+        ("component:artist-lookup", "dependsOn", "resource:default/artists-db"),
+        ("resource:artists-db", "dependencyOf", "component:default/artist-lookup"),
+        ("component:artist-lookup", "partOf", "system:default/artist-engagement-portal"),
+        ("system:artist-engagement-portal", "hasPart", "component:default/artist-lookup"),
+        ("system:artist-engagement-portal", "partOf", "domain:default/artists"),
+    ];
+    let missing: Vec<String> = pairs.iter().filter(|(e, r, t)| !has(&catalog, e, r, t)).map(|(e, r, t)| format!("{e} {r} {t}")).collect();
+    assert!(missing.is_empty(), "missing relations: {missing:?}");
+}
+
+#[test]
+fn a_source_that_drops_an_entity_orphans_it_and_another_source_cannot_take_it() {
+    let mut catalog = load();
+    let file = backstage().join("catalog/examples/components/petstore-component.yaml");
+    let source = file.display().to_string();
+    let petstore = EntityRef::parse("component:petstore", None, "default").expect("reference");
+    let stolen = validate(&documents(&file)[0]).expect("valid");
+    let change = catalog.replace_source("somewhere-else", vec![stolen]);
+    assert_eq!(change.conflicts, [(petstore.clone(), source.clone())]);
+
+    let change = catalog.replace_source(&source, Vec::new());
+    assert_eq!(change.orphaned, std::slice::from_ref(&petstore));
+    let orphan = catalog.get(&petstore).expect("still there, flagged");
+    assert_eq!(orphan.metadata.annotations.get("backstage.io/orphan").map(String::as_str), Some("true"));
+    assert_eq!(catalog.remove_orphans(), std::slice::from_ref(&petstore));
+    assert!(catalog.get(&petstore).is_none());
+    assert!(!has(&catalog, "api:petstore", "apiProvidedBy", "component:default/petstore"), "inverse relations go with it");
+}
