@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::entity::{Entity, Relation};
+use crate::query::{FacetCount, Fields, Filter, Order};
 use crate::reference::EntityRef;
 use crate::relations::{Edge, edges};
 
@@ -18,6 +19,26 @@ struct Stored {
     entity: Entity,
     source: String,
     edges: Vec<Edge>,
+    /// The entity flattened for queries (without relations).
+    fields: Fields,
+}
+
+/// A query of the catalog: what matches, in which order, which page.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub filter: Filter,
+    /// A lowercase term and the fields to look for it in.
+    pub text: Option<(String, Vec<String>)>,
+    pub order: Vec<Order>,
+    pub offset: usize,
+    pub limit: Option<usize>,
+}
+
+/// One page of a query's result, and how many matched in all.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub items: Vec<Entity>,
+    pub total: usize,
 }
 
 #[derive(Debug, Default)]
@@ -25,6 +46,8 @@ pub struct Catalog {
     entities: BTreeMap<EntityRef, Stored>,
     /// target -> (inverse relation, source entity) of every edge pointing at it.
     incoming: HashMap<EntityRef, BTreeSet<(&'static str, EntityRef)>>,
+    /// source -> the entities it provides.
+    by_source: HashMap<String, BTreeSet<EntityRef>>,
 }
 
 /// What replacing a source's entities did.
@@ -48,16 +71,26 @@ impl Catalog {
         self.entities.is_empty()
     }
 
+    /// Records edges stated by an entity: the inverse on each target (and
+    /// in its query fields, so relation filters cost what other filters do).
     fn link(&mut self, edges: &[Edge]) {
         for edge in edges {
-            self.incoming.entry(edge.target.clone()).or_default().insert((edge.inverse, edge.source.clone()));
+            if self.incoming.entry(edge.target.clone()).or_default().insert((edge.inverse, edge.source.clone()))
+                && let Some(target) = self.entities.get_mut(&edge.target)
+            {
+                target.fields.add_relation(edge.inverse, edge.source.to_string());
+            }
         }
     }
 
     fn unlink(&mut self, edges: &[Edge]) {
         for edge in edges {
             if let Some(set) = self.incoming.get_mut(&edge.target) {
-                set.remove(&(edge.inverse, edge.source.clone()));
+                if set.remove(&(edge.inverse, edge.source.clone()))
+                    && let Some(target) = self.entities.get_mut(&edge.target)
+                {
+                    target.fields.remove_relation(edge.inverse, &edge.source.to_string());
+                }
                 if set.is_empty() {
                     self.incoming.remove(&edge.target);
                 }
@@ -65,19 +98,37 @@ impl Catalog {
         }
     }
 
+    /// An entity's query fields: its own, the relations it states and those stated about it.
+    fn fields_of(&self, reference: &EntityRef, entity: &Entity, edges: &[Edge]) -> Fields {
+        let mut fields = Fields::of(entity);
+        for edge in edges {
+            fields.add_relation(edge.relation, edge.target.to_string());
+        }
+        for (inverse, from) in self.incoming.get(reference).into_iter().flatten() {
+            fields.add_relation(inverse, from.to_string());
+        }
+        fields
+    }
+
     fn put(&mut self, entity: Entity, source: &str) {
         let reference = entity.entity_ref();
-        if let Some(previous) = self.entities.remove(&reference) {
-            self.unlink(&previous.edges);
-        }
+        self.remove(&reference);
         let edges = edges(&entity);
+        let fields = self.fields_of(&reference, &entity, &edges);
+        self.by_source.entry(source.to_string()).or_default().insert(reference.clone());
+        self.entities.insert(reference, Stored { entity, source: source.to_string(), edges: edges.clone(), fields });
         self.link(&edges);
-        self.entities.insert(reference, Stored { entity, source: source.to_string(), edges });
     }
 
     fn remove(&mut self, reference: &EntityRef) -> Option<Entity> {
         let stored = self.entities.remove(reference)?;
         self.unlink(&stored.edges);
+        if let Some(owned) = self.by_source.get_mut(&stored.source) {
+            owned.remove(reference);
+            if owned.is_empty() {
+                self.by_source.remove(&stored.source);
+            }
+        }
         Some(stored.entity)
     }
 
@@ -102,14 +153,22 @@ impl Catalog {
             self.put(entity, source);
         }
         let gone: Vec<EntityRef> = self
-            .entities
-            .iter()
-            .filter(|(r, s)| s.source == source && !seen.contains(*r) && !is_orphan(&s.entity))
-            .map(|(r, _)| r.clone())
+            .by_source
+            .get(source)
+            .into_iter()
+            .flatten()
+            .filter(|r| !seen.contains(*r) && self.entities.get(*r).is_some_and(|s| !is_orphan(&s.entity)))
+            .cloned()
             .collect();
         for reference in gone {
-            if let Some(stored) = self.entities.get_mut(&reference) {
-                stored.entity.metadata.annotations.insert(ORPHAN_ANNOTATION.into(), "true".into());
+            if let Some(stored) = self.entities.get(&reference) {
+                let mut entity = stored.entity.clone();
+                entity.metadata.annotations.insert(ORPHAN_ANNOTATION.into(), "true".into());
+                let fields = self.fields_of(&reference, &entity, &stored.edges);
+                if let Some(stored) = self.entities.get_mut(&reference) {
+                    stored.entity = entity;
+                    stored.fields = fields;
+                }
             }
             change.orphaned.push(reference);
         }
@@ -127,7 +186,7 @@ impl Catalog {
 
     /// Removes everything a source provided (its location was deleted).
     pub fn remove_source(&mut self, source: &str) -> Vec<EntityRef> {
-        let owned: Vec<EntityRef> = self.entities.iter().filter(|(_, s)| s.source == source).map(|(r, _)| r.clone()).collect();
+        let owned: Vec<EntityRef> = self.by_source.get(source).into_iter().flatten().cloned().collect();
         for reference in &owned {
             self.remove(reference);
         }
@@ -160,6 +219,59 @@ impl Catalog {
 
     pub fn references(&self) -> impl Iterator<Item = &EntityRef> {
         self.entities.keys()
+    }
+
+    /// The references and fields of every entity the filter and text match.
+    fn matching<'a>(
+        &'a self,
+        filter: &'a Filter,
+        text: Option<&'a (String, Vec<String>)>,
+    ) -> impl Iterator<Item = (&'a EntityRef, &'a Fields)> + 'a {
+        self.entities.iter().filter_map(move |(reference, stored)| {
+            let fields = &stored.fields;
+            let matched = filter.matches(fields) && text.is_none_or(|(term, paths)| fields.contains_text(term, paths));
+            matched.then_some((reference, fields))
+        })
+    }
+
+    /// Runs a query: the page of entities (with relations) and the total.
+    pub fn query(&self, query: &Query) -> Page {
+        let found: Vec<(&EntityRef, &Fields)> = self.matching(&query.filter, query.text.as_ref()).collect();
+        let total = found.len();
+        // Sort keys are computed once per match, not per comparison.
+        let mut keyed: Vec<(Vec<Option<String>>, &EntityRef)> = found
+            .into_iter()
+            .map(|(reference, fields)| {
+                (query.order.iter().map(|o| fields.first(&o.field).map(str::to_ascii_lowercase)).collect(), reference)
+            })
+            .collect();
+        keyed.sort_by(|(a, ra), (b, rb)| {
+            for ((x, y), order) in a.iter().zip(b).zip(&query.order) {
+                // Entities without the field come last, whatever the direction.
+                let ordering = match (x, y) {
+                    (Some(x), Some(y)) if order.descending => y.cmp(x),
+                    (Some(x), Some(y)) => x.cmp(y),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                };
+                if ordering != std::cmp::Ordering::Equal {
+                    return ordering;
+                }
+            }
+            ra.cmp(rb)
+        });
+        let items = keyed
+            .into_iter()
+            .skip(query.offset)
+            .take(query.limit.unwrap_or(usize::MAX))
+            .filter_map(|(_, reference)| self.get(reference))
+            .collect();
+        Page { items, total }
+    }
+    /// Counts the values of each facet over the entities the filter matches.
+    pub fn facets(&self, filter: &Filter, facet_paths: &[String]) -> BTreeMap<String, Vec<FacetCount>> {
+        crate::query::facets(facet_paths, self.matching(filter, None).map(|(_, fields)| fields))
     }
 }
 

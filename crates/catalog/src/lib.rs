@@ -6,9 +6,10 @@
 
 pub mod catalog;
 pub mod entity;
+pub mod query;
 pub mod reference;
 pub mod relations;
 
-pub use catalog::{Catalog, SourceChange};
+pub use catalog::{Catalog, Page, Query, SourceChange};
 pub use entity::{Entity, EntityMeta, Relation, validate};
 pub use reference::EntityRef;

@@ -126,3 +126,41 @@ fn a_source_that_drops_an_entity_orphans_it_and_another_source_cannot_take_it() 
     assert!(catalog.get(&petstore).is_none());
     assert!(!has(&catalog, "api:petstore", "apiProvidedBy", "component:default/petstore"), "inverse relations go with it");
 }
+
+fn names(page: &heimdall_catalog::Page) -> Vec<String> {
+    page.items.iter().map(|e| e.metadata.name.clone()).collect()
+}
+
+#[test]
+fn queries_filter_search_order_page_and_count_facets() {
+    use heimdall_catalog::query::{DEFAULT_TEXT_FIELDS, Filter, Order};
+    use heimdall_catalog::{Page, Query};
+    let catalog = load();
+    let query = |filters: &[&str], text: Option<&str>| Query {
+        filter: Filter::parse(filters).expect("filter"),
+        text: text.map(|t| (t.to_lowercase(), DEFAULT_TEXT_FIELDS.iter().map(|s| s.to_string()).collect())),
+        order: vec![Order::parse("metadata.name,asc").expect("order")],
+        ..Default::default()
+    };
+    let owned: Page = catalog.query(&query(&["kind=component,relations.ownedBy=group:default/team-c"], None));
+    assert!(names(&owned).contains(&"petstore".to_string()), "{:?}", names(&owned));
+    assert!(owned.items.iter().all(|e| e.kind == "Component" && e.spec_str("owner") == Some("team-c")), "{:?}", names(&owned));
+
+    let searched = catalog.query(&query(&["kind=component"], Some("PETSTORE")));
+    assert_eq!(names(&searched), ["petstore"]);
+
+    let mut all_components = query(&["kind=component"], None);
+    let total = catalog.query(&all_components).total;
+    all_components.limit = Some(3);
+    let first = catalog.query(&all_components);
+    all_components.offset = 3;
+    let second = catalog.query(&all_components);
+    assert_eq!((first.total, first.items.len(), second.items.len()), (total, 3, 3.min(total - 3)));
+    let mut sorted = names(&first);
+    sorted.extend(names(&second));
+    assert!(sorted.windows(2).all(|w| w[0].to_lowercase() <= w[1].to_lowercase()), "{sorted:?}");
+
+    let facets = catalog.facets(&Filter::parse(&["kind=component"]).expect("filter"), &["spec.lifecycle".to_string()]);
+    let counted: usize = facets["spec.lifecycle"].iter().map(|f| f.count).sum();
+    assert_eq!(counted, total, "every component has one lifecycle: {facets:?}");
+}
