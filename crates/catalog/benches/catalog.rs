@@ -82,6 +82,10 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1_000_000.0)
+}
+
 fn main() {
     let total = COMPONENTS + APIS + RESOURCES + SYSTEMS + GROUPS + USERS;
     let documents: Vec<Value> = (0..total).map(document).collect();
@@ -110,7 +114,7 @@ fn main() {
     };
     let by_type = paged(&["kind=component,spec.type=service,spec.lifecycle=production"], None);
     let by_owner = paged(&["kind=component,relations.ownedBy=group:default/team-7"], None);
-    let search = paged(&[], Some("SEARCH for the system-42 "));
+    let search = paged(&[], Some("search for the system-42 "));
     let (type_p50, type_p99, type_total) = percentiles(200, || catalog.query(&by_type).total);
     let (owner_p50, owner_p99, owner_total) = percentiles(20, || catalog.query(&by_owner).total);
     let (search_p50, search_p99, search_total) = percentiles(200, || catalog.query(&search).total);
@@ -144,6 +148,6 @@ fn main() {
         ms(facet_p50),
         ms(facet_p99)
     );
-    println!("| one entity by name with its relations | p50 {} / p99 {} |", ms(get_p50), ms(get_p99));
+    println!("| one entity by name with its relations | p50 {} / p99 {} |", us(get_p50), us(get_p99));
     println!("| peak resident memory of the process | {:.0} MiB |", peak_rss_mib());
 }

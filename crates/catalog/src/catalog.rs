@@ -4,10 +4,12 @@
 //! orphan (flagged, removed by [`Catalog::remove_orphans`]), and an entity
 //! another source already owns is refused, as Backstage does.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::entity::{Entity, Relation};
-use crate::query::{FacetCount, Fields, Filter, Order};
+use crate::index::Index;
+use crate::query::{DEFAULT_TEXT_FIELDS, FacetCount, Fields, Filter, Order, relation_path};
 use crate::reference::EntityRef;
 use crate::relations::{Edge, edges};
 
@@ -19,8 +21,10 @@ struct Stored {
     entity: Entity,
     source: String,
     edges: Vec<Edge>,
-    /// The entity flattened for queries (without relations).
+    /// The entity flattened for queries, with its relations.
     fields: Fields,
+    /// Its id in the index.
+    id: u32,
 }
 
 /// A query of the catalog: what matches, in which order, which page.
@@ -48,6 +52,7 @@ pub struct Catalog {
     incoming: HashMap<EntityRef, BTreeSet<(&'static str, EntityRef)>>,
     /// source -> the entities it provides.
     by_source: HashMap<String, BTreeSet<EntityRef>>,
+    index: Index,
 }
 
 /// What replacing a source's entities did.
@@ -79,6 +84,7 @@ impl Catalog {
                 && let Some(target) = self.entities.get_mut(&edge.target)
             {
                 target.fields.add_relation(edge.inverse, edge.source.to_string());
+                self.index.add(target.id, &relation_path(edge.inverse), &edge.source.to_string());
             }
         }
     }
@@ -89,7 +95,10 @@ impl Catalog {
                 if set.remove(&(edge.inverse, edge.source.clone()))
                     && let Some(target) = self.entities.get_mut(&edge.target)
                 {
-                    target.fields.remove_relation(edge.inverse, &edge.source.to_string());
+                    let (path, source) = (relation_path(edge.inverse), edge.source.to_string());
+                    target.fields.remove_relation(edge.inverse, &source);
+                    self.index.remove_value(target.id, &path, &source);
+                    self.index.refresh_present(target.id, &path, &target.fields);
                 }
                 if set.is_empty() {
                     self.incoming.remove(&edge.target);
@@ -116,12 +125,14 @@ impl Catalog {
         let edges = edges(&entity);
         let fields = self.fields_of(&reference, &entity, &edges);
         self.by_source.entry(source.to_string()).or_default().insert(reference.clone());
-        self.entities.insert(reference, Stored { entity, source: source.to_string(), edges: edges.clone(), fields });
+        let id = self.index.insert(&reference, &fields);
+        self.entities.insert(reference, Stored { entity, source: source.to_string(), edges: edges.clone(), fields, id });
         self.link(&edges);
     }
 
     fn remove(&mut self, reference: &EntityRef) -> Option<Entity> {
         let stored = self.entities.remove(reference)?;
+        self.index.remove(stored.id, &stored.fields);
         self.unlink(&stored.edges);
         if let Some(owned) = self.by_source.get_mut(&stored.source) {
             owned.remove(reference);
@@ -165,9 +176,12 @@ impl Catalog {
                 let mut entity = stored.entity.clone();
                 entity.metadata.annotations.insert(ORPHAN_ANNOTATION.into(), "true".into());
                 let fields = self.fields_of(&reference, &entity, &stored.edges);
+                self.index.remove(stored.id, &stored.fields);
+                let id = self.index.insert(&reference, &fields);
                 if let Some(stored) = self.entities.get_mut(&reference) {
                     stored.entity = entity;
                     stored.fields = fields;
+                    stored.id = id;
                 }
             }
             change.orphaned.push(reference);
@@ -221,31 +235,41 @@ impl Catalog {
         self.entities.keys()
     }
 
-    /// The references and fields of every entity the filter and text match.
-    fn matching<'a>(
-        &'a self,
-        filter: &'a Filter,
-        text: Option<&'a (String, Vec<String>)>,
-    ) -> impl Iterator<Item = (&'a EntityRef, &'a Fields)> + 'a {
-        self.entities.iter().filter_map(move |(reference, stored)| {
-            let fields = &stored.fields;
-            let matched = filter.matches(fields) && text.is_none_or(|(term, paths)| fields.contains_text(term, paths));
-            matched.then_some((reference, fields))
-        })
+    /// The ids of every entity the filter and text match.
+    fn matching(&self, filter: &Filter, text: Option<&(String, Vec<String>)>) -> Vec<u32> {
+        let ids = self.index.filter(filter);
+        match text {
+            None => ids,
+            // The usual fields have a text column; others are read from each match.
+            Some((term, paths)) if paths.iter().map(String::as_str).eq(DEFAULT_TEXT_FIELDS.iter().copied()) => self.index.search(ids, term),
+            Some((term, paths)) => ids.into_iter().filter(|id| self.fields(*id).is_some_and(|f| f.contains_text(term, paths))).collect(),
+        }
+    }
+
+    fn fields(&self, id: u32) -> Option<&Fields> {
+        Some(&self.entities.get(self.index.reference(id)?)?.fields)
     }
 
     /// Runs a query: the page of entities (with relations) and the total.
     pub fn query(&self, query: &Query) -> Page {
-        let found: Vec<(&EntityRef, &Fields)> = self.matching(&query.filter, query.text.as_ref()).collect();
-        let total = found.len();
-        // Sort keys are computed once per match, not per comparison.
-        let mut keyed: Vec<(Vec<Option<String>>, &EntityRef)> = found
+        let ids = self.matching(&query.filter, query.text.as_ref());
+        let total = ids.len();
+        // Sort keys are computed once per match; `metadata.name` comes from its column.
+        let key = |id: u32| -> Vec<Option<Cow<'_, str>>> {
+            query
+                .order
+                .iter()
+                .map(|o| match self.index.sort_column(&o.field, id) {
+                    Some(column) => column.filter(|s| !s.is_empty()).map(Cow::Borrowed),
+                    None => self.fields(id).and_then(|f| f.first(&o.field)).map(|v| Cow::Owned(v.to_ascii_lowercase())),
+                })
+                .collect()
+        };
+        let mut keyed: Vec<(Vec<Option<Cow<'_, str>>>, &EntityRef)> = ids
             .into_iter()
-            .map(|(reference, fields)| {
-                (query.order.iter().map(|o| fields.first(&o.field).map(str::to_ascii_lowercase)).collect(), reference)
-            })
+            .filter_map(|id| Some((if query.order.is_empty() { Vec::new() } else { key(id) }, self.index.reference(id)?)))
             .collect();
-        keyed.sort_by(|(a, ra), (b, rb)| {
+        let compare = |(a, ra): &(Vec<Option<Cow<'_, str>>>, &EntityRef), (b, rb): &(Vec<Option<Cow<'_, str>>>, &EntityRef)| {
             for ((x, y), order) in a.iter().zip(b).zip(&query.order) {
                 // Entities without the field come last, whatever the direction.
                 let ordering = match (x, y) {
@@ -260,18 +284,21 @@ impl Catalog {
                 }
             }
             ra.cmp(rb)
-        });
-        let items = keyed
-            .into_iter()
-            .skip(query.offset)
-            .take(query.limit.unwrap_or(usize::MAX))
-            .filter_map(|(_, reference)| self.get(reference))
-            .collect();
+        };
+        // Only the requested page needs to be in order.
+        let wanted = query.limit.map_or(keyed.len(), |limit| query.offset.saturating_add(limit).min(keyed.len()));
+        if wanted > 0 && wanted < keyed.len() {
+            keyed.select_nth_unstable_by(wanted - 1, compare);
+            keyed.truncate(wanted);
+        }
+        keyed.sort_by(compare);
+        let items = keyed.into_iter().skip(query.offset).filter_map(|(_, reference)| self.get(reference)).collect();
         Page { items, total }
     }
+
     /// Counts the values of each facet over the entities the filter matches.
     pub fn facets(&self, filter: &Filter, facet_paths: &[String]) -> BTreeMap<String, Vec<FacetCount>> {
-        crate::query::facets(facet_paths, self.matching(filter, None).map(|(_, fields)| fields))
+        self.index.facets(&self.index.filter(filter), facet_paths)
     }
 }
 

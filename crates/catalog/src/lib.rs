@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod entity;
+mod index;
 pub mod query;
 pub mod reference;
 pub mod relations;

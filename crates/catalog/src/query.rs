@@ -104,19 +104,19 @@ impl Fields {
         flatten("metadata", &serde_json::to_value(&entity.metadata).unwrap_or(Value::Null), &mut by_path);
         flatten("spec", &entity.spec, &mut by_path);
         for relation in &entity.relations {
-            by_path.entry(format!("relations.{}", relation.type_.to_lowercase())).or_default().push(relation.target_ref.clone());
+            by_path.entry(relation_path(&relation.type_)).or_default().push(relation.target_ref.clone());
         }
         Fields { by_path }
     }
 
     /// Adds a relation (`relations.<type>` = target).
     pub fn add_relation(&mut self, type_: &str, target: String) {
-        self.by_path.entry(format!("relations.{}", type_.to_lowercase())).or_default().push(target);
+        self.by_path.entry(relation_path(type_)).or_default().push(target);
     }
 
     /// Removes one occurrence of a relation.
     pub fn remove_relation(&mut self, type_: &str, target: &str) {
-        let path = format!("relations.{}", type_.to_lowercase());
+        let path = relation_path(type_);
         if let Some(values) = self.by_path.get_mut(&path) {
             if let Some(index) = values.iter().position(|v| v == target) {
                 values.swap_remove(index);
@@ -125,6 +125,11 @@ impl Fields {
                 self.by_path.remove(&path);
             }
         }
+    }
+
+    /// Every path with its values.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Vec<String>)> {
+        self.by_path.iter()
     }
 
     pub fn values(&self, path: &str) -> Option<&Vec<String>> {
@@ -145,6 +150,11 @@ impl Fields {
             .flatten()
             .any(|value| needle.is_empty() || value.as_bytes().windows(needle.len()).any(|window| window.eq_ignore_ascii_case(needle)))
     }
+}
+
+/// The query path of a relation type: `relations.ownedby`.
+pub fn relation_path(type_: &str) -> String {
+    format!("relations.{}", type_.to_lowercase())
 }
 
 /// The fields a full-text search looks in when none are given: name,
@@ -179,36 +189,6 @@ impl Order {
 pub struct FacetCount {
     pub value: String,
     pub count: usize,
-}
-
-/// Counts the values at each facet path over `fields`, most frequent first
-/// (ties by value). An entity counts once per distinct value.
-pub fn facets<'a>(facet_paths: &[String], fields: impl Iterator<Item = &'a Fields>) -> BTreeMap<String, Vec<FacetCount>> {
-    let lowered: Vec<String> = facet_paths.iter().map(|f| f.to_lowercase()).collect();
-    let mut counts: Vec<std::collections::HashMap<&'a str, usize>> = vec![Default::default(); facet_paths.len()];
-    let mut seen: Vec<&'a str> = Vec::new();
-    for entity in fields {
-        for (path, values) in lowered.iter().zip(counts.iter_mut()) {
-            seen.clear();
-            seen.extend(entity.values(path).into_iter().flatten().map(String::as_str));
-            seen.sort_unstable();
-            seen.dedup();
-            for value in &seen {
-                *values.entry(value).or_default() += 1;
-            }
-        }
-    }
-    facet_paths
-        .iter()
-        .cloned()
-        .zip(counts)
-        .map(|(facet, values)| {
-            let mut list: Vec<FacetCount> =
-                values.into_iter().map(|(value, count)| FacetCount { value: value.to_string(), count }).collect();
-            list.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
-            (facet, list)
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -247,7 +227,7 @@ mod tests {
     }
 
     #[test]
-    fn full_text_orders_and_facets() {
+    fn full_text_and_order() {
         let entity = petstore();
         let paths: Vec<String> = DEFAULT_TEXT_FIELDS.iter().map(|s| s.to_string()).collect();
         assert!(entity.contains_text("pet st", &paths));
@@ -255,13 +235,5 @@ mod tests {
         assert!(!entity.contains_text("kafka", &paths));
         assert_eq!(Order::parse("metadata.name,desc"), Ok(Order { field: "metadata.name".into(), descending: true }));
         assert!(Order::parse("metadata.name,sideways").is_err());
-        let other =
-            fields(json!({"apiVersion": "backstage.io/v1alpha1", "kind": "API", "metadata": {"name": "a", "tags": ["rest", "rest"]}}));
-        let counted = facets(&["kind".into(), "metadata.tags".into()], [entity, other].iter());
-        assert_eq!(counted["kind"], [FacetCount { value: "API".into(), count: 1 }, FacetCount { value: "Component".into(), count: 1 }]);
-        assert_eq!(
-            counted["metadata.tags"],
-            [FacetCount { value: "rest".into(), count: 2 }, FacetCount { value: "java".into(), count: 1 }]
-        );
     }
 }

@@ -164,3 +164,36 @@ fn queries_filter_search_order_page_and_count_facets() {
     let counted: usize = facets["spec.lifecycle"].iter().map(|f| f.count).sum();
     assert_eq!(counted, total, "every component has one lifecycle: {facets:?}");
 }
+
+#[test]
+fn the_index_answers_what_a_scan_of_every_entity_answers() {
+    use heimdall_catalog::Query;
+    use heimdall_catalog::query::{Fields, Filter};
+    let mut catalog = load();
+    // Change the catalog under the index: drop a source, so relations and ids are reused.
+    let file = backstage().join("catalog/examples/acme/team-c-group.yaml");
+    catalog.replace_source(&file.display().to_string(), Vec::new());
+    catalog.remove_orphans();
+    let everything: Vec<heimdall_catalog::Entity> = catalog.references().filter_map(|r| catalog.get(r)).collect();
+    for filters in [
+        vec!["kind=component"],
+        vec!["kind=Component,spec.lifecycle=production"],
+        vec!["kind=api", "kind=system"],
+        vec!["relations.ownedBy=group:default/team-c"],
+        vec!["relations.hasMember"],
+        vec!["metadata.tags=java,kind=component"],
+        vec!["spec.type=service,spec.type=website"],
+        vec!["metadata.annotations.backstage.io/orphan"],
+    ] {
+        let filter = Filter::parse(&filters).expect("filter");
+        let mut scanned: Vec<String> =
+            everything.iter().filter(|e| filter.matches(&Fields::of(e))).map(|e| e.entity_ref().to_string()).collect();
+        scanned.sort();
+        let page = catalog.query(&Query { filter: filter.clone(), ..Default::default() });
+        let mut indexed: Vec<String> = page.items.iter().map(|e| e.entity_ref().to_string()).collect();
+        indexed.sort();
+        assert_eq!(indexed, scanned, "{filters:?}");
+        let facets = catalog.facets(&filter, &["kind".to_string()]);
+        assert_eq!(facets["kind"].iter().map(|f| f.count).sum::<usize>(), scanned.len(), "{filters:?}");
+    }
+}
