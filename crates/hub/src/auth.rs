@@ -186,6 +186,13 @@ pub fn route_need(method: &Method, route: &str, params: &HashMap<String, String>
     }
     match route {
         "/api/v1/kinds" | "/api/v1/auth/whoami" => Need::Anyone,
+        // The software catalog is the organization's directory: every signed-in person reads it.
+        "/api/catalog/entities/by-query"
+        | "/api/catalog/entities"
+        | "/api/catalog/entities/by-name/{kind}/{namespace}/{name}"
+        | "/api/catalog/entities/by-refs"
+        | "/api/catalog/entity-facets"
+        | "/api/catalog/validate-entity" => Need::Anyone,
         // Each document, token or list item is checked on its own.
         "/api/v1/apply" | "/api/v1/tokens" | "/api/v1/tokens/{name}" => Need::Anyone,
         "/api/v1/audit" => Need::PlatformAdmin("audit:read".into()),

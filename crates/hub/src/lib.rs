@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod api;
 pub mod auth;
+pub mod catalog;
 pub mod claims;
 pub mod config;
 pub mod delivery;

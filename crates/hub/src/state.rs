@@ -34,6 +34,8 @@ pub struct AppState {
     pub seen_identities: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// The master keys of secrets at rest.
     pub secrets: Arc<crate::secrets::Secrets>,
+    /// The software catalog (Backstage entities), kept current from the event log.
+    pub catalog: crate::catalog::SoftwareCatalog,
 }
 
 impl AppState {
@@ -56,6 +58,7 @@ impl AppState {
             secure_cookies: false,
             seen_identities: Arc::default(),
             secrets: Arc::default(),
+            catalog: Default::default(),
         }
     }
 }

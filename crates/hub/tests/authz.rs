@@ -109,6 +109,12 @@ fn rows(hub_tenant_yaml: &str, tenant: &str, app_yaml: &str) -> Vec<Row> {
         row("DELETE", format!("/api/v1/namespaces/{tenant}/secrets/ghost"), "", "", Min::Developer),
         row("POST", "/api/v1/secrets/rotate-master-key".into(), "application/json", "{}", Min::Admin),
         row("GET", format!("/api/v1/namespaces/{tenant}/claim-instances"), "", "", Min::Viewer),
+        row("GET", "/api/catalog/entities/by-query?filter=kind=component".into(), "", "", Min::Anyone),
+        row("GET", "/api/catalog/entities".into(), "", "", Min::Anyone),
+        row("GET", format!("/api/catalog/entities/by-name/group/default/{tenant}"), "", "", Min::Anyone),
+        row("POST", "/api/catalog/entities/by-refs".into(), "application/json", r#"{"entityRefs": []}"#, Min::Anyone),
+        row("GET", "/api/catalog/entity-facets?facet=kind".into(), "", "", Min::Anyone),
+        row("POST", "/api/catalog/validate-entity".into(), "application/json", r#"{"entity": {}}"#, Min::Anyone),
         row("POST", format!("/api/v1/namespaces/{tenant}/claims/ghost/plan"), "application/json", r#"{"composition": "x"}"#, Min::Viewer),
         row("GET", format!("/api/v1/namespaces/{tenant}/claimmigrations"), "", "", Min::Viewer),
         row(

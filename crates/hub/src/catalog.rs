@@ -1,0 +1,387 @@
+//! The software catalog in the hub: the platform's own resources as
+//! Backstage entities (each Tenant a Group, each person and identity-provider
+//! group seen at sign-in a User or Group, each Application and Score
+//! workload a Component owned by its tenant and linked to it by the
+//! `heimdall.dev/application` annotation), kept current from the event log,
+//! and Backstage's catalog REST API under `/api/catalog` over them.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use axum::Json;
+use axum::extract::{Path as UrlPath, RawQuery, State};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::StreamExt;
+use heimdall_catalog::query::{DEFAULT_TEXT_FIELDS, Filter, Order};
+use heimdall_catalog::{Catalog, Entity, EntityRef, Query, validate};
+use heimdall_model::Resource;
+use heimdall_store::{ListQuery, StoreError, WatchEventType, WatchFilter};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::identity::resource_name;
+use crate::state::AppState;
+
+/// The annotation linking a catalog Component to the Heimdall application it is.
+pub const APPLICATION_ANNOTATION: &str = "heimdall.dev/application";
+/// Kinds of the store that become catalog entities.
+const SOURCE_KINDS: &[&str] = &["Tenant", "Application", "Workload", "User", "Group"];
+
+/// The catalog shared by the API handlers and the follower that keeps it current.
+#[derive(Debug, Default, Clone)]
+pub struct SoftwareCatalog(Arc<RwLock<Catalog>>);
+
+impl SoftwareCatalog {
+    pub fn read<T>(&self, read: impl FnOnce(&Catalog) -> T) -> T {
+        match self.0.read() {
+            Ok(catalog) => read(&catalog),
+            Err(poisoned) => read(&poisoned.into_inner()),
+        }
+    }
+
+    fn write<T>(&self, write: impl FnOnce(&mut Catalog) -> T) -> T {
+        match self.0.write() {
+            Ok(mut catalog) => write(&mut catalog),
+            Err(poisoned) => write(&mut poisoned.into_inner()),
+        }
+    }
+}
+
+/// The catalog source of a stored resource: `heimdall:Application/shop/web`.
+fn source_of(resource: &Resource) -> String {
+    format!("heimdall:{}/{}/{}", resource.kind, resource.metadata.namespace.as_deref().unwrap_or_default(), resource.metadata.name)
+}
+
+fn text(value: &Value, field: &str) -> Option<String> {
+    value.get(field).and_then(Value::as_str).map(String::from)
+}
+
+/// The entity a stored resource is in the catalog, if it is one.
+pub fn entity_of(resource: &Resource) -> Option<Value> {
+    let name = &resource.metadata.name;
+    let spec = &resource.spec;
+    let mut document = match resource.kind.as_str() {
+        "Tenant" => {
+            let members = spec.get("members").and_then(Value::as_array).cloned().unwrap_or_default();
+            let of_kind = |kind: &str| -> Vec<String> {
+                members
+                    .iter()
+                    .filter(|m| m.get("kind").and_then(Value::as_str) == Some(kind))
+                    .filter_map(|m| m.get("name").and_then(Value::as_str))
+                    .map(|n| format!("{}:default/{}", kind.to_ascii_lowercase(), resource_name(n)))
+                    .collect()
+            };
+            json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group",
+                "metadata": {"name": name, "title": text(spec, "displayName"), "description": text(spec, "description")},
+                "spec": {"type": "team", "profile": {"displayName": text(spec, "displayName")}, "children": of_kind("Group"), "members": of_kind("User")}})
+        }
+        "User" => json!({"apiVersion": "backstage.io/v1alpha1", "kind": "User", "metadata": {"name": name},
+            "spec": {"profile": {"displayName": text(spec, "displayName"), "email": text(spec, "email")},
+                "memberOf": spec.get("memberOf").and_then(Value::as_array).map(|groups| groups.iter().filter_map(Value::as_str).map(resource_name).collect::<Vec<_>>()).unwrap_or_default()}}),
+        "Group" => json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group",
+            "metadata": {"name": name, "title": text(spec, "group")}, "spec": {"type": "identity-provider-group", "children": []}}),
+        "Application" | "Workload" => {
+            let namespace = resource.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+            let annotations = &resource.metadata.annotations;
+            let mut entity = json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+                "metadata": {"name": name, "namespace": namespace,
+                    "description": annotations.get("description").cloned(),
+                    "annotations": {APPLICATION_ANNOTATION: format!("{}/{namespace}/{name}", resource.kind)},
+                    "labels": resource.metadata.labels},
+                "spec": {"type": "service", "lifecycle": "production", "owner": format!("group:default/{namespace}")}});
+            if let Some(system) = resource.metadata.labels.get("app.kubernetes.io/part-of") {
+                entity["spec"]["system"] = json!(system);
+            }
+            entity
+        }
+        _ => return None,
+    };
+    strip_nulls(&mut document);
+    Some(document)
+}
+
+fn strip_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
+/// Puts a stored resource's entity in the catalog (or takes it out).
+fn sync_resource(catalog: &mut Catalog, resource: &Resource) {
+    let source = source_of(resource);
+    match entity_of(resource).map(|document| validate(&document)) {
+        Some(Ok(entity)) => {
+            catalog.replace_source(&source, vec![entity]);
+        }
+        Some(Err(problems)) => {
+            tracing::warn!(%source, problems = ?problems, "resource does not make a valid catalog entity");
+            catalog.remove_source(&source);
+        }
+        None => {
+            catalog.remove_source(&source);
+        }
+    }
+}
+
+/// Loads every platform entity into the catalog.
+pub async fn sync_all(state: &AppState) -> Result<(), StoreError> {
+    let mut resources = Vec::new();
+    for kind in SOURCE_KINDS {
+        resources.extend(state.store.list(&ListQuery { kind: kind.to_string(), ..Default::default() }).await?.items);
+    }
+    state.catalog.write(|catalog| {
+        for resource in &resources {
+            sync_resource(catalog, resource);
+        }
+    });
+    Ok(())
+}
+
+/// Keeps the catalog current with the store until the store fails.
+pub async fn follow(state: AppState) {
+    loop {
+        let result: Result<(), StoreError> = async {
+            let from = state.store.revision().await?;
+            sync_all(&state).await?;
+            let mut events = Box::pin(state.store.watch(WatchFilter::default(), from));
+            while let Some(event) = events.next().await {
+                let event = event?;
+                if !SOURCE_KINDS.contains(&event.object.kind.as_str()) {
+                    continue;
+                }
+                state.catalog.write(|catalog| match event.type_ {
+                    WatchEventType::Deleted => {
+                        catalog.remove_source(&source_of(&event.object));
+                    }
+                    _ => sync_resource(catalog, &event.object),
+                });
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "catalog follower failed; restarting");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
+// ---- Backstage's catalog API ------------------------------------------------
+
+/// Query parameters, repeated ones kept in order (`filter=a&filter=b`).
+fn parameters(raw: Option<String>) -> BTreeMap<String, Vec<String>> {
+    let mut parameters: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (key, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        parameters.entry(key.into_owned()).or_default().push(value.into_owned());
+    }
+    parameters
+}
+
+fn list(parameters: &BTreeMap<String, Vec<String>>, key: &str) -> Vec<String> {
+    // `fields=a,b` and `fields=a&fields=b` mean the same.
+    parameters.get(key).into_iter().flatten().flat_map(|v| v.split(',')).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect()
+}
+
+fn number(parameters: &BTreeMap<String, Vec<String>>, key: &str) -> Result<Option<usize>, ApiError> {
+    parameters
+        .get(key)
+        .and_then(|v| v.first())
+        .map(|v| v.parse::<usize>().map_err(|_| ApiError::invalid_field(key, format!("expected a number, got {v:?}"))))
+        .transpose()
+}
+
+fn bad_request(field: &str, message: String) -> ApiError {
+    let mut error = ApiError::invalid_field(field, message);
+    error.status = 400;
+    error
+}
+
+/// Keeps only `fields` (dot paths) of an entity, as Backstage's `fields` parameter does.
+fn project(entity: &Entity, fields: &[String]) -> Value {
+    let full = serde_json::to_value(entity).unwrap_or(Value::Null);
+    if fields.is_empty() {
+        return full;
+    }
+    let mut out = json!({});
+    for field in fields {
+        let parts: Vec<&str> = field.split('.').collect();
+        let Some(value) = parts.iter().try_fold(&full, |v, part| v.get(part)) else { continue };
+        let mut slot = &mut out;
+        for part in &parts[..parts.len() - 1] {
+            if !slot.get(part).is_some_and(Value::is_object) {
+                slot[*part] = json!({});
+            }
+            slot = &mut slot[*part];
+        }
+        if let Some(last) = parts.last() {
+            slot[*last] = value.clone();
+        }
+    }
+    out
+}
+
+/// What a `by-query` cursor carries: the query it continues and where.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Cursor {
+    filter: Vec<String>,
+    order: Vec<String>,
+    term: Option<String>,
+    text_fields: Vec<String>,
+    offset: usize,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    fn decode(text: &str) -> Result<Cursor, ApiError> {
+        URL_SAFE_NO_PAD
+            .decode(text)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(|| bad_request("cursor", "not a cursor this catalog gave out".into()))
+    }
+
+    fn query(&self, limit: Option<usize>) -> Result<Query, ApiError> {
+        let order = self.order.iter().map(|o| Order::parse(o).map_err(|e| bad_request("orderField", e))).collect::<Result<_, _>>()?;
+        let text_fields = if self.text_fields.is_empty() {
+            DEFAULT_TEXT_FIELDS.iter().map(|s| s.to_string()).collect()
+        } else {
+            self.text_fields.iter().map(|f| f.to_lowercase()).collect()
+        };
+        Ok(Query {
+            filter: Filter::parse(&self.filter).map_err(|e| bad_request("filter", e))?,
+            text: self.term.as_ref().filter(|t| !t.trim().is_empty()).map(|t| (t.trim().to_lowercase(), text_fields)),
+            order,
+            offset: self.offset,
+            limit,
+        })
+    }
+}
+
+/// `GET /api/catalog/entities/by-query`: Backstage's paged query.
+pub async fn by_query(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<Value>, ApiError> {
+    let parameters = parameters(raw);
+    let limit = number(&parameters, "limit")?.unwrap_or(20).clamp(1, 1000);
+    let cursor = match parameters.get("cursor").and_then(|c| c.first()) {
+        Some(cursor) => Cursor::decode(cursor)?,
+        None => Cursor {
+            filter: parameters.get("filter").cloned().unwrap_or_default(),
+            order: parameters.get("orderField").cloned().unwrap_or_default(),
+            term: parameters.get("fullTextFilterTerm").and_then(|t| t.first()).cloned(),
+            text_fields: list(&parameters, "fullTextFilterFields"),
+            offset: 0,
+        },
+    };
+    let query = cursor.query(Some(limit))?;
+    let fields = list(&parameters, "fields");
+    let page = state.catalog.read(|catalog| catalog.query(&query));
+    let mut page_info = json!({});
+    if cursor.offset + page.items.len() < page.total {
+        page_info["nextCursor"] = json!(Cursor { offset: cursor.offset + limit, ..cursor.clone() }.encode());
+    }
+    if cursor.offset > 0 {
+        page_info["prevCursor"] = json!(Cursor { offset: cursor.offset.saturating_sub(limit), ..cursor.clone() }.encode());
+    }
+    Ok(Json(json!({
+        "items": page.items.iter().map(|e| project(e, &fields)).collect::<Vec<_>>(),
+        "totalItems": page.total,
+        "pageInfo": page_info,
+    })))
+}
+
+/// `GET /api/catalog/entities`: the older list (filter, fields, offset, limit, order).
+pub async fn entities(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<Vec<Value>>, ApiError> {
+    let parameters = parameters(raw);
+    let query = Cursor {
+        filter: parameters.get("filter").cloned().unwrap_or_default(),
+        // Backstage writes `order=asc:metadata.name` here.
+        order: list(&parameters, "order")
+            .into_iter()
+            .map(|o| match o.split_once(':') {
+                Some((direction, field)) => format!("{field},{direction}"),
+                None => o,
+            })
+            .collect(),
+        term: None,
+        text_fields: Vec::new(),
+        offset: number(&parameters, "offset")?.unwrap_or(0),
+    }
+    .query(number(&parameters, "limit")?)?;
+    let fields = list(&parameters, "fields");
+    let page = state.catalog.read(|catalog| catalog.query(&query));
+    Ok(Json(page.items.iter().map(|e| project(e, &fields)).collect()))
+}
+
+/// `GET /api/catalog/entities/by-name/{kind}/{namespace}/{name}`.
+pub async fn by_name(
+    State(state): State<AppState>,
+    UrlPath((kind, namespace, name)): UrlPath<(String, String, String)>,
+) -> Result<Json<Entity>, ApiError> {
+    let reference = EntityRef::new(&kind, &namespace, &name);
+    state.catalog.read(|catalog| catalog.get(&reference)).map(Json).ok_or_else(|| ApiError::not_found(format!("no entity {reference}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ByRefs {
+    entity_refs: Vec<String>,
+    #[serde(default)]
+    fields: Vec<String>,
+}
+
+/// `POST /api/catalog/entities/by-refs`: the entities in the order asked, `null` for unknown ones.
+pub async fn by_refs(State(state): State<AppState>, RawQuery(raw): RawQuery, Json(request): Json<ByRefs>) -> Result<Json<Value>, ApiError> {
+    let mut fields = request.fields;
+    fields.extend(list(&parameters(raw), "fields"));
+    let items: Vec<Value> = state.catalog.read(|catalog| {
+        request
+            .entity_refs
+            .iter()
+            .map(|text| {
+                EntityRef::parse(text, None, "default")
+                    .ok()
+                    .and_then(|reference| catalog.get(&reference))
+                    .map_or(Value::Null, |entity| project(&entity, &fields))
+            })
+            .collect()
+    });
+    Ok(Json(json!({"items": items})))
+}
+
+/// `GET /api/catalog/entity-facets?facet=kind&filter=...`.
+pub async fn facets(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<Value>, ApiError> {
+    let parameters = parameters(raw);
+    let filter = Filter::parse(parameters.get("filter").map(Vec::as_slice).unwrap_or_default()).map_err(|e| bad_request("filter", e))?;
+    let facet_paths = parameters.get("facet").cloned().unwrap_or_default();
+    let facets = state.catalog.read(|catalog| catalog.facets(&filter, &facet_paths));
+    Ok(Json(json!({"facets": facets})))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ValidateRequest {
+    entity: Value,
+    #[serde(default)]
+    location: Option<String>,
+}
+
+/// `POST /api/catalog/validate-entity`: 200 when valid, else 400 naming each field.
+pub async fn validate_entity(Json(request): Json<ValidateRequest>) -> Result<Json<Value>, ApiError> {
+    match validate(&request.entity) {
+        Ok(_) => Ok(Json(json!({}))),
+        Err(problems) => {
+            let location = request.location.unwrap_or_else(|| "entity".into());
+            let mut error = ApiError::invalid(&[heimdall_model::DocumentError::new(location, problems)]);
+            error.status = 400;
+            Err(error)
+        }
+    }
+}
