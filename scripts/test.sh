@@ -27,8 +27,9 @@ if [ ! -d "$conformance" ]; then
   exit 1
 fi
 
-# The test OpenID provider's pinned packages (package-lock.json).
+# The test OpenID provider's and Backstage catalog client's pinned packages (package-lock.json).
 (cd crates/testsupport/oidc && npm ci --no-audit --no-fund --loglevel=error)
+(cd crates/testsupport/backstage && npm ci --no-audit --no-fund --loglevel=error)
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 mod common;
 
@@ -402,4 +402,42 @@ fn cluster_add_agent_apply_health_and_hub_restart() {
     let applied = eventually_or("the reconnected agent applies the change", || image(&fake).filter(|i| i.ends_with("web:2")));
     assert!(applied.is_some(), "agent output:\n{}\nhub output:\n{}", agent.last_lines(60), hub.last_lines(30));
     drop(agent);
+}
+
+/// Backstage's own `@backstage/catalog-client` against `heimdall up`: the
+/// example organization's components and groups, pages with cursors, full
+/// text, by-ref lookups, facets and validation, as a Backstage frontend or
+/// plugin would call them.
+#[test]
+fn backstage_catalog_client_works_against_the_catalog_api() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_env, port, _hub) = up(dir.path(), &[]);
+    let token = std::fs::read_to_string(dir.path().join("data/admin-token")).expect("admin token");
+    let hub = format!("http://127.0.0.1:{port}");
+    // The catalog follows the event log: the examples reach it moments after start.
+    let result = eventually("the client sees the example organization", || {
+        let result = heimdall_testsupport::backstage_catalog_client(&hub, token.trim());
+        (result["listed"].as_array().map_or(0, Vec::len) >= 6).then_some(result)
+    });
+    let listed: Vec<&str> = result["listed"].as_array().expect("listed").iter().filter_map(Value::as_str).collect();
+    assert!(listed.contains(&"Component:shop/storefront") && listed.contains(&"Component:payments/settlement"), "{listed:?}");
+    let mut sorted = listed.clone();
+    sorted.sort_by_key(|r| r.rsplit('/').next().unwrap_or_default().to_string());
+    assert_eq!(listed, sorted, "ordered by name as asked");
+    assert_eq!(result["firstPage"]["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(result["firstPage"]["totalItems"].as_u64(), Some(listed.len() as u64));
+    assert_eq!(result["firstPage"]["hasNext"], true);
+    assert_eq!(result["secondPage"]["hasPrev"], true);
+    let both: Vec<&Value> =
+        result["firstPage"]["items"].as_array().into_iter().chain(result["secondPage"]["items"].as_array()).flatten().collect();
+    assert_eq!(both.iter().map(|v| v.as_str().unwrap_or_default()).collect::<Vec<_>>(), listed[..4], "cursor pages continue the order");
+    assert_eq!(result["searched"], json!(["Component:shop/storefront"]));
+    assert_eq!(result["storefront"]["annotation"], "Application/shop/storefront");
+    assert!(result["storefront"]["relations"].to_string().contains(r#""targetRef":"group:default/shop","type":"ownedBy""#), "{result}");
+    assert_eq!(result["missing"], true, "an unknown ref is undefined, not an error");
+    assert_eq!(result["byRefs"], json!(["Group:default/shop", null]));
+    let kinds = result["facets"]["kind"].as_array().expect("kind facet");
+    assert!(kinds.iter().any(|f| f["value"] == "Component" && f["count"].as_u64() == Some(listed.len() as u64)), "{kinds:?}");
+    assert_eq!(result["valid"], json!({"valid": true}));
+    assert_eq!(result["invalid"]["valid"], false);
 }

@@ -278,7 +278,7 @@ pub async fn by_query(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
             order: parameters.get("orderField").cloned().unwrap_or_default(),
             term: parameters.get("fullTextFilterTerm").and_then(|t| t.first()).cloned(),
             text_fields: list(&parameters, "fullTextFilterFields"),
-            offset: 0,
+            offset: number(&parameters, "offset")?.unwrap_or(0),
         },
     };
     let query = cursor.query(Some(limit))?;

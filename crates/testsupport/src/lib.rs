@@ -24,6 +24,40 @@ pub fn conformance_dir() -> PathBuf {
     dir
 }
 
+static NPM_INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Installs a folder's pinned npm packages once (`npm ci`), if `package`
+/// is not in its `node_modules` yet. Missing npm is a failure, never a skip.
+pub fn npm_ci(folder: &Path, package: &str) {
+    let _one_at_a_time = NPM_INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    if folder.join("node_modules").join(package).is_dir() {
+        return;
+    }
+    let status = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(folder)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run npm ({e}): install Node.js and npm (Debian: apt-get install nodejs npm)"));
+    assert!(status.success(), "npm ci failed in {}", folder.display());
+}
+
+/// Runs Backstage's own catalog client (`backstage/client.mjs`, with
+/// `@backstage/catalog-client` pinned) against the hub at `hub` and returns
+/// what it printed, as JSON. Panics with the client's error if a call fails.
+pub fn backstage_catalog_client(hub: &str, token: &str) -> serde_json::Value {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("backstage");
+    npm_ci(&folder, "@backstage/catalog-client");
+    let output = std::process::Command::new("node")
+        .arg(folder.join("client.mjs"))
+        .env("HUB", hub)
+        .env("TOKEN", token)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run node ({e}): install Node.js (Debian: apt-get install nodejs)"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "the Backstage catalog client failed:\n{}{}", stdout, String::from_utf8_lossy(&output.stderr));
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("the client printed no JSON ({e}): {stdout}"))
+}
+
 /// Every `.yaml`/`.yml` file under `dir`, sorted.
 pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();

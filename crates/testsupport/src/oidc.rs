@@ -6,7 +6,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
@@ -14,20 +13,8 @@ fn folder() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("oidc")
 }
 
-static INSTALL: Mutex<()> = Mutex::new(());
-
-/// Installs the pinned packages once (`npm ci`), if `node_modules` is missing.
 fn ensure_packages() {
-    let _one_at_a_time = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    if folder().join("node_modules/oidc-provider").is_dir() {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(folder())
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run npm ({e}): install Node.js and npm (Debian: apt-get install nodejs npm)"));
-    assert!(status.success(), "npm ci failed in {}", folder().display());
+    crate::npm_ci(&folder(), "oidc-provider");
 }
 
 pub struct Provider {
