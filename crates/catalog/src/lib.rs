@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod entity;
 mod index;
+pub mod location;
 pub mod query;
 pub mod reference;
 pub mod relations;

@@ -192,7 +192,11 @@ pub fn route_need(method: &Method, route: &str, params: &HashMap<String, String>
         | "/api/catalog/entities/by-name/{kind}/{namespace}/{name}"
         | "/api/catalog/entities/by-refs"
         | "/api/catalog/entity-facets"
-        | "/api/catalog/validate-entity" => Need::Anyone,
+        | "/api/catalog/validate-entity"
+        | "/api/catalog/refresh" => Need::Anyone,
+        "/api/catalog/locations" | "/api/catalog/locations/{id}" if read => Need::Anyone,
+        // Registering is a document write (a CatalogLocation): admission decides.
+        "/api/catalog/locations" | "/api/catalog/locations/{id}" => Need::Anyone,
         // Each document, token or list item is checked on its own.
         "/api/v1/apply" | "/api/v1/tokens" | "/api/v1/tokens/{name}" => Need::Anyone,
         "/api/v1/audit" => Need::PlatformAdmin("audit:read".into()),

@@ -95,6 +95,7 @@ pub async fn serve(
     let reconciler = tokio::spawn(crate::reconcile::supervise(state.clone()));
     let heartbeats = tokio::spawn(crate::fleet::watch_heartbeats(state.clone(), state.agent_unreachable_after));
     let catalog = tokio::spawn(crate::catalog::follow(state.clone()));
+    let locations = tokio::spawn(crate::catalog::locations::refresh_every_interval(state.clone()));
     let app = api::router(state);
     let address = listener.local_addr().map_err(|source| HubError::Serve(source.to_string()))?;
     listener.set_nonblocking(true).map_err(|source| HubError::Serve(source.to_string()))?;
@@ -124,6 +125,7 @@ pub async fn serve(
     reconciler.abort();
     heartbeats.abort();
     catalog.abort();
+    locations.abort();
     tracing::info!(%address, "hub stopped");
     Ok(())
 }

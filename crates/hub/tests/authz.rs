@@ -115,6 +115,15 @@ fn rows(hub_tenant_yaml: &str, tenant: &str, app_yaml: &str) -> Vec<Row> {
         row("POST", "/api/catalog/entities/by-refs".into(), "application/json", r#"{"entityRefs": []}"#, Min::Anyone),
         row("GET", "/api/catalog/entity-facets?facet=kind".into(), "", "", Min::Anyone),
         row("POST", "/api/catalog/validate-entity".into(), "application/json", r#"{"entity": {}}"#, Min::Anyone),
+        row("GET", "/api/catalog/locations".into(), "", "", Min::Anyone),
+        row(
+            "POST",
+            "/api/catalog/locations?dryRun=true".into(),
+            "application/json",
+            r#"{"type": "file", "target": "/nonexistent/catalog-info.yaml"}"#,
+            Min::Admin,
+        ),
+        row("DELETE", "/api/catalog/locations/ghost".into(), "", "", Min::Admin),
         row("POST", format!("/api/v1/namespaces/{tenant}/claims/ghost/plan"), "application/json", r#"{"composition": "x"}"#, Min::Viewer),
         row("GET", format!("/api/v1/namespaces/{tenant}/claimmigrations"), "", "", Min::Viewer),
         row(

@@ -141,3 +141,73 @@ async fn answers(hub: &TestHub, path: &str, status: u16) -> bool {
     }
     false
 }
+
+#[tokio::test]
+async fn registered_locations_are_read_followed_refreshed_and_removed() {
+    let hub = example_hub().await;
+    let corpus = heimdall_testsupport::conformance_dir().join("backstage/catalog/examples/all-systems.yaml");
+    let body = json!({"type": "file", "target": corpus.display().to_string()}).to_string();
+    let (status, created) = hub.call("POST", "/api/catalog/locations", "application/json", body.clone()).await;
+    assert_eq!(status, 201, "{created}");
+    let kinds: Vec<&str> = created["entities"].as_array().expect("entities").iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "System").count(), 3, "the Location's targets are followed: {kinds:?}");
+    let id = created["location"]["id"].as_str().expect("id").to_string();
+    assert_eq!(hub.get("/api/catalog/entities/by-name/system/default/podcast").await.0, 200);
+    let (_, listed) = hub.get("/api/catalog/locations").await;
+    assert!(listed.as_array().expect("list").iter().any(|l| l["data"]["id"] == id.as_str()), "{listed}");
+    let (status, again) = hub.call("POST", "/api/catalog/locations", "application/json", body).await;
+    assert_eq!(status, 409, "{again}");
+
+    // A file with a bad document and a target that does not exist: the rest is read, the problems recorded.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("catalog-info.yaml");
+    let good = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: ledger}\nspec: {type: service, lifecycle: production, owner: payments}\n";
+    let bad = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: not ok}\nspec: {type: service, lifecycle: production, owner: payments}\n";
+    let more = "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {name: more}\nspec: {targets: [./missing.yaml]}\n";
+    std::fs::write(&file, format!("{good}---\n{bad}---\n{more}")).expect("write");
+    let dry = json!({"type": "file", "target": file.display().to_string()}).to_string();
+    let (status, preview) = hub.call("POST", "/api/catalog/locations?dryRun=true", "application/json", dry.clone()).await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(hub.get("/api/catalog/entities/by-name/component/default/ledger").await.0, 404, "a dry run stores nothing");
+    let (status, created) = hub.call("POST", "/api/catalog/locations", "application/json", dry).await;
+    assert_eq!(status, 201, "{created}");
+    let ledger_id = created["location"]["id"].as_str().expect("id").to_string();
+    let (_, location) = hub.get(&format!("/api/catalog/locations/{ledger_id}")).await;
+    let errors = location["status"]["errors"].as_array().expect("errors").clone();
+    assert_eq!(errors.len(), 2, "{location}");
+    assert!(
+        errors.iter().any(|e| e["path"] == "metadata.name" && e["document"].as_str().is_some_and(|d| d.ends_with("document 2"))),
+        "{errors:?}"
+    );
+    assert!(errors.iter().any(|e| e["message"].as_str().is_some_and(|m| m.contains("missing.yaml"))), "{errors:?}");
+    assert_eq!(location["status"]["entities"], 2);
+
+    // The file drops the component; a refresh orphans it.
+    std::fs::write(&file, more).expect("rewrite");
+    let (status, _) = hub.call("POST", "/api/catalog/refresh", "application/json", r#"{"entityRef": "component:default/ledger"}"#).await;
+    assert_eq!(status, 200);
+    let (_, ledger) = hub.get("/api/catalog/entities/by-name/component/default/ledger").await;
+    assert_eq!(ledger["metadata"]["annotations"]["backstage.io/orphan"], "true", "{ledger}");
+
+    // Deleting the location takes what it provided with it.
+    let (status, _) = hub.call("DELETE", &format!("/api/catalog/locations/{id}"), "", "").await;
+    assert_eq!(status, 204);
+    assert_eq!(hub.get("/api/catalog/entities/by-name/system/default/podcast").await.0, 404);
+}
+
+#[tokio::test]
+async fn url_locations_are_fetched() {
+    let hub = example_hub().await;
+    let entity = "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: {name: rates}\nspec: {type: openapi, lifecycle: production, owner: payments, definition: 'openapi: 3.0.0'}\n";
+    let app = axum::Router::new().route("/repo/catalog-info.yaml", axum::routing::get(move || async move { entity }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let body = json!({"type": "url", "target": format!("http://{address}/repo/catalog-info.yaml")}).to_string();
+    let (status, created) = hub.call("POST", "/api/catalog/locations", "application/json", body).await;
+    assert_eq!(status, 201, "{created}");
+    let (status, rates) = hub.get("/api/catalog/entities/by-name/api/default/rates").await;
+    assert_eq!(status, 200, "{rates}");
+    assert!(relations(&rates).contains(&("ownedBy".into(), "group:default/payments".into())));
+    server.abort();
+}

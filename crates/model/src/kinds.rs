@@ -301,6 +301,21 @@ pub static KINDS: &[KindInfo] = &[
     },
     KindInfo {
         api_version: spec::platform::GROUP_VERSION,
+        kind: "CatalogLocation",
+        plural: "cataloglocations",
+        singular: "cataloglocation",
+        short_names: &["location", "locations"],
+        scope: Scope::Cluster,
+        columns: &[
+            ("TYPE", |r| string_field(r, "type")),
+            ("TARGET", |r| string_field(r, "target")),
+            ("ENTITIES", |r| r.status.as_ref().and_then(|s| s.get("entities")).map(|v| v.to_string()).unwrap_or_default()),
+            ("ERRORS", |r| r.status.as_ref().and_then(|s| s.get("errors")).and_then(Value::as_array).map_or(0, Vec::len).to_string()),
+        ],
+        validate_spec: spec::platform::validate_catalog_location,
+    },
+    KindInfo {
+        api_version: spec::platform::GROUP_VERSION,
         kind: "User",
         plural: "users",
         singular: "user",

@@ -365,6 +365,30 @@ pub(crate) fn validate_defaults(spec: &Value) -> Vec<Problem> {
     }
 }
 
+/// Where the software catalog reads entities from: a `catalog-info.yaml`
+/// (and the files its Location entities name) at a URL or on the hub's disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CatalogLocationSpec {
+    /// `url` or `file`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub target: String,
+}
+
+pub(crate) fn validate_catalog_location(spec: &Value) -> Vec<Problem> {
+    match super::deserialize_at::<CatalogLocationSpec>(spec, "spec") {
+        Ok(spec) => match spec.type_.as_str() {
+            "url" if spec.target.starts_with("https://") || spec.target.starts_with("http://") => Vec::new(),
+            "url" => vec![Problem::new("spec.target", "expected an http(s) URL")],
+            "file" if spec.target.starts_with('/') => Vec::new(),
+            "file" => vec![Problem::new("spec.target", "expected an absolute path on the hub")],
+            other => vec![Problem::new("spec.type", format!("expected url or file, got {other:?}"))],
+        },
+        Err(problem) => vec![problem],
+    }
+}
+
 /// A person seen at sign-in (written by the hub, for the catalog).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

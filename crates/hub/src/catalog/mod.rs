@@ -5,6 +5,8 @@
 //! `heimdall.dev/application` annotation), kept current from the event log,
 //! and Backstage's catalog REST API under `/api/catalog` over them.
 
+pub mod locations;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
@@ -150,9 +152,39 @@ pub async fn follow(state: AppState) {
         let result: Result<(), StoreError> = async {
             let from = state.store.revision().await?;
             sync_all(&state).await?;
+            locations::refresh_all(&state).await?;
             let mut events = Box::pin(state.store.watch(WatchFilter::default(), from));
+            let mut read_generations: std::collections::HashMap<String, i64> = state
+                .store
+                .list(&ListQuery { kind: locations::LOCATION_KIND.into(), ..Default::default() })
+                .await?
+                .items
+                .into_iter()
+                .map(|l| (l.metadata.name, l.metadata.generation.unwrap_or_default()))
+                .collect();
             while let Some(event) = events.next().await {
                 let event = event?;
+                if event.object.kind == locations::LOCATION_KIND {
+                    let name = event.object.metadata.name.clone();
+                    match event.type_ {
+                        WatchEventType::Deleted => {
+                            read_generations.remove(&name);
+                            state.catalog.write(|catalog| catalog.remove_source(&locations::source(&name)));
+                        }
+                        // A status update (same generation) is the result of a read; reading again would loop.
+                        _ if read_generations.get(&name) == event.object.metadata.generation.as_ref() => {}
+                        _ => {
+                            read_generations.insert(name.clone(), event.object.metadata.generation.unwrap_or_default());
+                            let (state, location) = (state.clone(), event.object.clone());
+                            tokio::spawn(async move {
+                                if let Err(e) = locations::ingest(&state, &location).await {
+                                    tracing::warn!(location = %name, error = %e.message, "cannot read catalog location");
+                                }
+                            });
+                        }
+                    }
+                    continue;
+                }
                 if !SOURCE_KINDS.contains(&event.object.kind.as_str()) {
                     continue;
                 }

@@ -1,0 +1,279 @@
+//! Locations the platform team registers (`CatalogLocation`, or Backstage's
+//! `POST /api/catalog/locations`): each is read (a URL or a file on the
+//! hub), the files its Location entities name are followed, and what it
+//! provides replaces what it provided before, so entities dropped from a
+//! file become orphans. Problems are recorded on the location's status, one
+//! per document, never swallowed. Every replica reads locations itself, at
+//! start, when one changes, on demand and every five minutes.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Extension, Path as UrlPath, Query as UrlQuery, State};
+use axum::http::StatusCode;
+use heimdall_catalog::location::{LocationError, Target, read_file};
+use heimdall_catalog::{Entity, EntityRef};
+use heimdall_model::{Resource, ResourceKey};
+use heimdall_store::{ApplyMode, ListQuery, StoreError};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub const LOCATION_KIND: &str = "CatalogLocation";
+/// The audit trail's name for location statuses.
+pub const CATALOG_ACTOR: &str = "heimdall-catalog";
+/// Locations are read again this often.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+/// At most this many files per location (Location entities naming each other).
+const MAX_FILES: usize = 200;
+/// At most this many bytes per file.
+const MAX_BYTES: usize = 1024 * 1024;
+
+pub fn source(name: &str) -> String {
+    format!("location:{name}")
+}
+
+fn target_of(resource: &Resource) -> Result<Target, String> {
+    let text = |field: &str| resource.spec.get(field).and_then(Value::as_str).unwrap_or_default().to_string();
+    Target::new(&text("type"), &text("target"))
+}
+
+async fn fetch(http: &reqwest::Client, target: &Target) -> Result<String, String> {
+    let bytes = match target {
+        Target::File(path) => {
+            let metadata = tokio::fs::metadata(path).await.map_err(|e| format!("cannot read {path}: {e}"))?;
+            if metadata.len() as usize > MAX_BYTES {
+                return Err(format!("{path} is {} bytes; at most {MAX_BYTES}", metadata.len()));
+            }
+            tokio::fs::read(path).await.map_err(|e| format!("cannot read {path}: {e}"))?
+        }
+        Target::Url(url) => {
+            let response = http.get(url).send().await.map_err(|e| format!("cannot fetch {url}: {e}"))?;
+            if !response.status().is_success() {
+                return Err(format!("{url} answered {}", response.status()));
+            }
+            let bytes = response.bytes().await.map_err(|e| format!("cannot fetch {url}: {e}"))?;
+            if bytes.len() > MAX_BYTES {
+                return Err(format!("{url} is {} bytes; at most {MAX_BYTES}", bytes.len()));
+            }
+            bytes.to_vec()
+        }
+    };
+    String::from_utf8(bytes).map_err(|_| format!("{target} is not UTF-8 text"))
+}
+
+/// What reading a location found.
+#[derive(Debug, Default)]
+pub struct Read {
+    pub entities: Vec<Entity>,
+    pub errors: Vec<LocationError>,
+    pub files: usize,
+}
+
+/// Reads a location and every file its Location entities name (each once).
+pub async fn read(root: Target) -> Read {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
+    let mut found = Read::default();
+    let mut seen = BTreeSet::new();
+    let mut pending = VecDeque::from([root]);
+    while let Some(target) = pending.pop_front() {
+        if !seen.insert(target.clone()) {
+            continue;
+        }
+        if found.files == MAX_FILES {
+            found.errors.push(LocationError {
+                document: target.to_string(),
+                path: String::new(),
+                message: format!("not read: a location reads at most {MAX_FILES} files"),
+            });
+            break;
+        }
+        found.files += 1;
+        match fetch(&http, &target).await {
+            Ok(text) => {
+                let contents = read_file(&target, &text);
+                found.entities.extend(contents.entities);
+                found.errors.extend(contents.errors);
+                pending.extend(contents.targets);
+            }
+            Err(message) => found.errors.push(LocationError { document: target.to_string(), path: String::new(), message }),
+        }
+    }
+    found
+}
+
+/// Reads a registered location into the catalog and records what happened on its status.
+pub async fn ingest(state: &AppState, location: &Resource) -> Result<Read, ApiError> {
+    let name = &location.metadata.name;
+    let mut found = match target_of(location) {
+        Ok(target) => read(target).await,
+        Err(message) => Read { errors: vec![LocationError { document: name.clone(), path: "spec".into(), message }], ..Default::default() },
+    };
+    let change = state.catalog.write(|catalog| catalog.replace_source(&source(name), found.entities.clone()));
+    for (entity, owner) in &change.conflicts {
+        found.errors.push(LocationError {
+            document: entity.to_string(),
+            path: String::new(),
+            message: format!("{entity} is already provided by {owner}; not replaced"),
+        });
+    }
+    let status = json!({
+        "entities": found.entities.len() - change.conflicts.len(),
+        "files": found.files,
+        "errors": found.errors.iter().take(50).collect::<Vec<_>>(),
+    });
+    // Only a change is written: a refresh that finds the same is not an audit event.
+    if location.status.as_ref() != Some(&status) {
+        match state.store.update_status(CATALOG_ACTOR, &location.key(), status, None).await {
+            Ok(_) | Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tracing::info!(location = %name, entities = found.entities.len(), errors = found.errors.len(), "catalog location read");
+    Ok(found)
+}
+
+/// Reads every registered location.
+pub async fn refresh_all(state: &AppState) -> Result<(), StoreError> {
+    let locations = state.store.list(&ListQuery { kind: LOCATION_KIND.into(), ..Default::default() }).await?.items;
+    for location in &locations {
+        if let Err(e) = ingest(state, location).await {
+            tracing::warn!(location = %location.metadata.name, error = %e.message, "cannot read catalog location");
+        }
+    }
+    Ok(())
+}
+
+/// Reads every location again every [`REFRESH_INTERVAL`].
+pub async fn refresh_every_interval(state: AppState) {
+    let mut tick = tokio::time::interval(REFRESH_INTERVAL);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if let Err(e) = refresh_all(&state).await {
+            tracing::warn!(error = %e, "cannot refresh catalog locations");
+        }
+    }
+}
+
+// ---- Backstage's locations API ----------------------------------------------
+
+fn location_json(resource: &Resource) -> Value {
+    json!({
+        "id": resource.metadata.name,
+        "type": resource.spec.get("type").cloned().unwrap_or(Value::Null),
+        "target": resource.spec.get("target").cloned().unwrap_or(Value::Null),
+    })
+}
+
+async fn location(state: &AppState, id: &str) -> Result<Resource, ApiError> {
+    match state.store.get(&ResourceKey::new(LOCATION_KIND, "", id)).await {
+        Ok(resource) => Ok(resource),
+        Err(StoreError::NotFound { .. }) => Err(ApiError::not_found(format!("no location {id}"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `GET /api/catalog/locations`: `[{data: {id, type, target}}]`.
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Value>>, ApiError> {
+    let locations = state.store.list(&ListQuery { kind: LOCATION_KIND.into(), ..Default::default() }).await?.items;
+    Ok(Json(locations.iter().map(|l| json!({"data": location_json(l)})).collect()))
+}
+
+/// `GET /api/catalog/locations/{id}`, with what the last read found.
+pub async fn get(State(state): State<AppState>, UrlPath(id): UrlPath<String>) -> Result<Json<Value>, ApiError> {
+    let resource = location(&state, &id).await?;
+    let mut answer = location_json(&resource);
+    answer["status"] = resource.status.clone().unwrap_or(Value::Null);
+    Ok(Json(answer))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewLocation {
+    #[serde(rename = "type", default = "url_type")]
+    type_: String,
+    target: String,
+}
+
+fn url_type() -> String {
+    "url".into()
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DryRun {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /api/catalog/locations[?dryRun=true]`: registers a location (as a
+/// `CatalogLocation`, so it is in the audit trail and the store), reads it
+/// and answers `{location, entities, exists}` as Backstage does.
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    UrlQuery(options): UrlQuery<DryRun>,
+    Json(request): Json<NewLocation>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let target = Target::new(&request.type_, &request.target).map_err(|e| ApiError::invalid_field("target", e))?;
+    let digest = Sha256::digest(target.to_string().as_bytes());
+    let name = format!("location-{}", &digest.iter().map(|b| format!("{b:02x}")).collect::<String>()[..16]);
+    let exists = location(&state, &name).await.is_ok();
+    let document = json!({
+        "apiVersion": heimdall_model::spec::platform::GROUP_VERSION, "kind": LOCATION_KIND,
+        "metadata": {"name": name}, "spec": {"type": target.type_(), "target": target.target()},
+    });
+    let resource = heimdall_model::decode(&document, "location", "default").map_err(|e| ApiError::invalid(&[e]))?.resource;
+    if options.dry_run {
+        crate::auth::require(&principal, &crate::auth::document_need(&resource.key()))?;
+        let found = read(target).await;
+        return Ok((StatusCode::OK, Json(json!({"location": location_json(&resource), "entities": found.entities, "exists": exists}))));
+    }
+    if exists {
+        return Err(ApiError::new(StatusCode::CONFLICT, "Conflict", format!("location {target} is already registered as {name}")));
+    }
+    let written =
+        crate::admission::write(&state, &principal, "register", vec![("location".into(), resource)], ApplyMode::Create, false).await?;
+    let stored = written.into_iter().next().map(|w| w.resource).ok_or_else(ApiError::internal)?;
+    let found = ingest(&state, &stored).await?;
+    Ok((StatusCode::CREATED, Json(json!({"location": location_json(&stored), "entities": found.entities, "exists": false}))))
+}
+
+/// `DELETE /api/catalog/locations/{id}`: the location and the entities it provided go.
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<StatusCode, ApiError> {
+    crate::admission::delete(&state, &principal, &ResourceKey::new(LOCATION_KIND, "", &id), None).await?;
+    state.catalog.write(|catalog| catalog.remove_source(&source(&id)));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshRequest {
+    entity_ref: String,
+}
+
+/// `POST /api/catalog/refresh {entityRef}`: reads the entity's source again now.
+pub async fn refresh(State(state): State<AppState>, Json(request): Json<RefreshRequest>) -> Result<StatusCode, ApiError> {
+    let reference = EntityRef::parse(&request.entity_ref, None, "default").map_err(|e| ApiError::invalid_field("entityRef", e))?;
+    let source = state.catalog.read(|catalog| catalog.source_of(&reference).map(String::from));
+    match source {
+        None => Err(ApiError::not_found(format!("no entity {reference}"))),
+        Some(source) => {
+            if let Some(name) = source.strip_prefix("location:") {
+                ingest(&state, &location(&state, name).await?).await?;
+            } else {
+                super::sync_all(&state).await?;
+            }
+            Ok(StatusCode::OK)
+        }
+    }
+}
