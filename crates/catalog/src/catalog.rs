@@ -53,6 +53,24 @@ pub struct Catalog {
     /// source -> the entities it provides.
     by_source: HashMap<String, BTreeSet<EntityRef>>,
     index: Index,
+    by_uid: HashMap<String, EntityRef>,
+}
+
+/// A stable uid for an entity (Backstage's `metadata.uid`): a UUID-shaped
+/// digest of its reference, so every replica gives the same one.
+pub fn uid_of(reference: &EntityRef) -> String {
+    use sha2::Digest;
+    let hex: String = sha2::Sha256::digest(reference.to_string().as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-4{}-8{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+}
+
+/// Sets Backstage's `metadata.uid` and `metadata.etag` (which changes whenever the entity does).
+fn stamp(entity: &mut Entity, reference: &EntityRef) {
+    use sha2::Digest;
+    entity.metadata.uid = Some(uid_of(reference));
+    entity.metadata.etag = None;
+    let bytes = serde_json::to_vec(&*entity).unwrap_or_default();
+    entity.metadata.etag = Some(sha2::Sha256::digest(&bytes).iter().take(12).map(|b| format!("{b:02x}")).collect());
 }
 
 /// What replacing a source's entities did.
@@ -122,6 +140,8 @@ impl Catalog {
     fn put(&mut self, entity: Entity, source: &str) {
         let reference = entity.entity_ref();
         self.remove(&reference);
+        // `replace_source` stamped uid and etag.
+        self.by_uid.insert(uid_of(&reference), reference.clone());
         let edges = edges(&entity);
         let fields = self.fields_of(&reference, &entity, &edges);
         self.by_source.entry(source.to_string()).or_default().insert(reference.clone());
@@ -132,6 +152,7 @@ impl Catalog {
 
     fn remove(&mut self, reference: &EntityRef) -> Option<Entity> {
         let stored = self.entities.remove(reference)?;
+        self.by_uid.remove(&uid_of(reference));
         self.index.remove(stored.id, &stored.fields);
         self.unlink(&stored.edges);
         if let Some(owned) = self.by_source.get_mut(&stored.source) {
@@ -151,6 +172,7 @@ impl Catalog {
         for mut entity in entities {
             let reference = entity.entity_ref();
             entity.relations.clear();
+            stamp(&mut entity, &reference);
             match self.entities.get(&reference) {
                 Some(stored) if stored.source != source && !is_orphan(&stored.entity) => {
                     change.conflicts.push((reference, stored.source.clone()));
@@ -175,6 +197,7 @@ impl Catalog {
             if let Some(stored) = self.entities.get(&reference) {
                 let mut entity = stored.entity.clone();
                 entity.metadata.annotations.insert(ORPHAN_ANNOTATION.into(), "true".into());
+                stamp(&mut entity, &reference);
                 let fields = self.fields_of(&reference, &entity, &stored.edges);
                 self.index.remove(stored.id, &stored.fields);
                 let id = self.index.insert(&reference, &fields);
@@ -213,6 +236,18 @@ impl Catalog {
         let mut entity = stored.entity.clone();
         entity.relations = self.relations(reference);
         Some(entity)
+    }
+
+    /// The reference of the entity with this uid.
+    pub fn by_uid(&self, uid: &str) -> Option<&EntityRef> {
+        self.by_uid.get(uid)
+    }
+
+    /// Removes one entity (Backstage's delete by uid); its source brings it
+    /// back on the next read if it still has it. Returns its reference.
+    pub fn remove_entity(&mut self, uid: &str) -> Option<EntityRef> {
+        let reference = self.by_uid.get(uid)?.clone();
+        self.remove(&reference).map(|_| reference)
     }
 
     /// The source an entity came from.

@@ -118,6 +118,11 @@ fn a_source_that_drops_an_entity_orphans_it_and_another_source_cannot_take_it() 
     let change = catalog.replace_source("somewhere-else", vec![stolen]);
     assert_eq!(change.conflicts, [(petstore.clone(), source.clone())]);
 
+    let again = catalog.replace_source(&source, vec![validate(&documents(&file)[0]).expect("valid")]);
+    assert_eq!((again.unchanged, again.updated.len(), again.added.len()), (1, 0, 0), "reading the same file changes nothing");
+    let uid = catalog.get(&petstore).and_then(|e| e.metadata.uid).expect("a uid");
+    assert_eq!(catalog.by_uid(&uid), Some(&petstore));
+
     let change = catalog.replace_source(&source, Vec::new());
     assert_eq!(change.orphaned, std::slice::from_ref(&petstore));
     let orphan = catalog.get(&petstore).expect("still there, flagged");

@@ -195,6 +195,8 @@ pub fn route_need(method: &Method, route: &str, params: &HashMap<String, String>
         | "/api/catalog/validate-entity"
         | "/api/catalog/refresh" => Need::Anyone,
         "/api/catalog/locations" | "/api/catalog/locations/{id}" if read => Need::Anyone,
+        "/api/catalog/entities/by-uid/{uid}" if read => Need::Anyone,
+        "/api/catalog/entities/by-uid/{uid}" => Need::PlatformAdmin("catalog:delete-entity".into()),
         // Registering is a document write (a CatalogLocation): admission decides.
         "/api/catalog/locations" | "/api/catalog/locations/{id}" => Need::Anyone,
         // Each document, token or list item is checked on its own.

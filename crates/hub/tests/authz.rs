@@ -116,6 +116,8 @@ fn rows(hub_tenant_yaml: &str, tenant: &str, app_yaml: &str) -> Vec<Row> {
         row("GET", "/api/catalog/entity-facets?facet=kind".into(), "", "", Min::Anyone),
         row("POST", "/api/catalog/validate-entity".into(), "application/json", r#"{"entity": {}}"#, Min::Anyone),
         row("GET", "/api/catalog/locations".into(), "", "", Min::Anyone),
+        row("GET", "/api/catalog/entities/by-uid/ghost".into(), "", "", Min::Anyone),
+        row("DELETE", "/api/catalog/entities/by-uid/ghost".into(), "", "", Min::Admin),
         row(
             "POST",
             "/api/catalog/locations?dryRun=true".into(),

@@ -47,6 +47,16 @@ async fn applications_and_tenants_are_components_and_groups_with_relations() {
 
     let (status, missing) = hub.get("/api/catalog/entities/by-name/component/shop/ghost").await;
     assert_eq!(status, 404, "{missing}");
+
+    let uid = storefront["metadata"]["uid"].as_str().expect("a uid").to_string();
+    assert!(storefront["metadata"]["etag"].is_string());
+    let (status, same) = hub.get(&format!("/api/catalog/entities/by-uid/{uid}")).await;
+    assert_eq!((status, &same["metadata"]["name"]), (axum::http::StatusCode::OK, &json!("storefront")));
+    let (status, _) = hub.call("DELETE", &format!("/api/catalog/entities/by-uid/{uid}"), "", "").await;
+    assert_eq!(status, 204);
+    assert_eq!(hub.get("/api/catalog/entities/by-name/component/shop/storefront").await.0, 404);
+    heimdall_hub::catalog::sync_all(&hub.state).await.expect("sync");
+    assert_eq!(hub.get("/api/catalog/entities/by-name/component/shop/storefront").await.0, 200, "its source brings it back");
 }
 
 #[tokio::test]

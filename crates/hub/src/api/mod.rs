@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/catalog/entities", get(crate::catalog::entities))
         .route("/api/catalog/entities/by-name/{kind}/{namespace}/{name}", get(crate::catalog::by_name))
         .route("/api/catalog/entities/by-refs", post(crate::catalog::by_refs))
+        .route("/api/catalog/entities/by-uid/{uid}", get(crate::catalog::by_uid).delete(crate::catalog::delete_by_uid))
         .route("/api/catalog/entity-facets", get(crate::catalog::facets))
         .route("/api/catalog/validate-entity", post(crate::catalog::validate_entity))
         .route("/api/catalog/locations", get(crate::catalog::locations::list).post(crate::catalog::locations::create))

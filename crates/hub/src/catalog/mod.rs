@@ -370,6 +370,26 @@ pub struct ByRefs {
     fields: Vec<String>,
 }
 
+/// `GET /api/catalog/entities/by-uid/{uid}`.
+pub async fn by_uid(State(state): State<AppState>, UrlPath(uid): UrlPath<String>) -> Result<Json<Entity>, ApiError> {
+    state
+        .catalog
+        .read(|catalog| catalog.by_uid(&uid).and_then(|reference| catalog.get(reference)))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no entity with uid {uid}")))
+}
+
+/// `DELETE /api/catalog/entities/by-uid/{uid}`: removes the entity until its source provides it again.
+pub async fn delete_by_uid(State(state): State<AppState>, UrlPath(uid): UrlPath<String>) -> Result<axum::http::StatusCode, ApiError> {
+    match state.catalog.write(|catalog| catalog.remove_entity(&uid)) {
+        Some(reference) => {
+            tracing::info!(entity = %reference, "catalog entity removed");
+            Ok(axum::http::StatusCode::NO_CONTENT)
+        }
+        None => Err(ApiError::not_found(format!("no entity with uid {uid}"))),
+    }
+}
+
 /// `POST /api/catalog/entities/by-refs`: the entities in the order asked, `null` for unknown ones.
 pub async fn by_refs(State(state): State<AppState>, RawQuery(raw): RawQuery, Json(request): Json<ByRefs>) -> Result<Json<Value>, ApiError> {
     let mut fields = request.fields;
