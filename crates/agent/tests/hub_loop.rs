@@ -98,6 +98,23 @@ impl Hub {
         assert!(response.status().is_success(), "apply: {}", response.text().await.unwrap_or_default());
     }
 
+    /// Loads the example organization's platform (environments, clusters, tenants...).
+    async fn load_example_platform(&self) {
+        let platform = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform");
+        heimdall_hub::server::load_manifests(&self.state, heimdall_hub::examples::read_manifests(&platform).expect("read"))
+            .await
+            .expect("platform");
+    }
+
+    /// Registers a cluster with `labels` and returns a join token for its agent.
+    async fn register(&self, cluster: &str, labels: Value) -> String {
+        let document = json!({"apiVersion": "platform.heimdall.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": cluster, "labels": labels}, "spec": {}});
+        self.admin(reqwest::Method::POST, "/api/v1/clusters", Some(document)).await;
+        let join =
+            self.admin(reqwest::Method::POST, &format!("/api/v1/clusters/{cluster}/join-tokens"), Some(json!({"ttlSeconds": 600}))).await;
+        join["token"].as_str().expect("join token").to_string()
+    }
+
     async fn cluster_agent(&self) -> Value {
         self.admin(reqwest::Method::GET, "/api/v1/clusters/spoke-1", None).await.pointer("/status/agent").cloned().unwrap_or(Value::Null)
     }
@@ -144,17 +161,11 @@ fn image_of(fake: &FakeKube, name: &str) -> Option<String> {
 /// Registers cluster `spoke-1` (no labels), starts its fake API server and
 /// writes its kubeconfig into `dir`. Returns the server, the kubeconfig and a join token.
 async fn spoke(hub: &Hub, dir: &Path) -> (FakeKube, PathBuf, String) {
-    hub.admin(
-        reqwest::Method::POST,
-        "/api/v1/clusters",
-        Some(json!({"apiVersion": "platform.heimdall.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": "spoke-1"}, "spec": {}})),
-    )
-    .await;
-    let join = hub.admin(reqwest::Method::POST, "/api/v1/clusters/spoke-1/join-tokens", None).await;
+    let join_token = hub.register("spoke-1", json!({})).await;
     let fake = FakeKube::start().await;
     let kubeconfig = dir.join("kubeconfig");
     std::fs::write(&kubeconfig, fake.kubeconfig()).expect("kubeconfig");
-    (fake, kubeconfig, join["token"].as_str().expect("join token").to_string())
+    (fake, kubeconfig, join_token)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,18 +213,8 @@ async fn the_agent_loop_from_join_to_revocation() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir: PathBuf = dir.path().join("hub");
     let hub = Hub::start(&data_dir, None).await;
-    let platform = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform");
-    heimdall_hub::server::load_manifests(&hub.state, heimdall_hub::examples::read_manifests(&platform).expect("read"))
-        .await
-        .expect("platform");
-    hub.admin(
-        reqwest::Method::POST,
-        "/api/v1/clusters",
-        Some(json!({"apiVersion": "platform.heimdall.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": "spoke-1", "labels": {"env": "dev"}}, "spec": {}})),
-    )
-    .await;
-    let join = hub.admin(reqwest::Method::POST, "/api/v1/clusters/spoke-1/join-tokens", Some(json!({"ttlSeconds": 600}))).await;
-    let join_token = join["token"].as_str().expect("token").to_string();
+    hub.load_example_platform().await;
+    let join_token = hub.register("spoke-1", json!({"env": "dev"})).await;
 
     let fake = FakeKube::start().await;
     fake.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "heimdall-system"}}));
@@ -378,17 +379,11 @@ async fn secrets_reach_the_cluster_sealed_and_plaintext_appears_nowhere_else() {
     let mut options = agent_options(&hub, &kubeconfig, Some(join_token));
     options.state_file = Some(dir.path().join("agent-1.state"));
     let agent = spawn_agent(options);
-    hub.admin(
-        reqwest::Method::POST,
-        "/api/v1/clusters",
-        Some(json!({"apiVersion": "platform.heimdall.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": "spoke-2"}, "spec": {}})),
-    )
-    .await;
-    let join_2 = hub.admin(reqwest::Method::POST, "/api/v1/clusters/spoke-2/join-tokens", None).await;
+    let join_2 = hub.register("spoke-2", json!({})).await;
     let fake_2 = FakeKube::start().await;
     let kubeconfig_2 = dir.path().join("kubeconfig-2");
     std::fs::write(&kubeconfig_2, fake_2.kubeconfig()).expect("kubeconfig");
-    let mut options_2 = agent_options(&hub, &kubeconfig_2, join_2["token"].as_str().map(String::from));
+    let mut options_2 = agent_options(&hub, &kubeconfig_2, Some(join_2));
     options_2.cluster_name = Some("spoke-2".into());
     options_2.state_file = Some(dir.path().join("agent-2.state"));
     let agent_2 = spawn_agent(options_2);
@@ -609,17 +604,8 @@ async fn a_claim_moves_from_rds_to_cloud_sql_new_first_switch_when_ready_delete_
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tempdir");
     let hub = Hub::start(&dir.path().join("hub"), None).await;
-    let platform = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform");
-    heimdall_hub::server::load_manifests(&hub.state, heimdall_hub::examples::read_manifests(&platform).expect("read"))
-        .await
-        .expect("platform");
-    hub.admin(
-        reqwest::Method::POST,
-        "/api/v1/clusters",
-        Some(json!({"apiVersion": "platform.heimdall.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": "spoke-1", "labels": {"env": "prod"}}, "spec": {}})),
-    )
-    .await;
-    let join = hub.admin(reqwest::Method::POST, "/api/v1/clusters/spoke-1/join-tokens", None).await;
+    hub.load_example_platform().await;
+    let join_token = hub.register("spoke-1", json!({"env": "prod"})).await;
     let fake = FakeKube::start().await;
     fake.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "heimdall-system"}}));
     // The providers' kinds, as Crossplane's providers install them.
@@ -627,7 +613,7 @@ async fn a_claim_moves_from_rds_to_cloud_sql_new_first_switch_when_ready_delete_
     fake.create(crd("sql.gcp.m.upbound.io", "DatabaseInstance", "databaseinstances"));
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, fake.kubeconfig()).expect("kubeconfig");
-    let agent = spawn_agent(agent_options(&hub, &kubeconfig, join["token"].as_str().map(String::from)));
+    let agent = spawn_agent(agent_options(&hub, &kubeconfig, Some(join_token)));
 
     hub.apply(ORDERS_IN_PROD).await;
     let rds = || fake.get("rds.aws.m.upbound.io/v1beta1", "Instance", "shop", "orders-db");

@@ -56,15 +56,6 @@ fn document(index: usize) -> Value {
     }
 }
 
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 /// p50 and p99 of `runs` runs of `work`.
 fn percentiles(runs: usize, mut work: impl FnMut() -> usize) -> (Duration, Duration, usize) {
     let mut times = Vec::with_capacity(runs);
@@ -149,5 +140,5 @@ fn main() {
         ms(facet_p99)
     );
     println!("| one entity by name with its relations | p50 {} / p99 {} |", us(get_p50), us(get_p99));
-    println!("| peak resident memory of the process | {:.0} MiB |", peak_rss_mib());
+    println!("| peak resident memory of the process | {:.0} MiB |", heimdall_testsupport::peak_rss_mib());
 }

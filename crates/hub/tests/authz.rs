@@ -155,11 +155,7 @@ fn rows(hub_tenant_yaml: &str, tenant: &str, app_yaml: &str) -> Vec<Row> {
 }
 
 async fn matrix_hub() -> (TestHub, Vec<(String, String)>) {
-    let hub = TestHub::with_example_platform().await;
-    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/apps");
-    heimdall_hub::server::load_manifests(&hub.state, heimdall_hub::examples::read_manifests(&examples).expect("read"))
-        .await
-        .expect("the example apps load");
+    let hub = TestHub::with_example_organization().await;
     let mut tokens = Vec::new();
     for (label, name, role) in PRINCIPALS {
         let token = heimdall_store::generate_token();

@@ -11,9 +11,7 @@ use common::TestHub;
 use serde_json::{Value, json};
 
 async fn example_hub() -> TestHub {
-    let hub = TestHub::with_example_platform().await;
-    let apps = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/apps");
-    heimdall_hub::server::load_manifests(&hub.state, heimdall_hub::examples::read_manifests(&apps).expect("read")).await.expect("apps");
+    let hub = TestHub::with_example_organization().await;
     heimdall_hub::catalog::sync_all(&hub.state).await.expect("catalog");
     hub
 }

@@ -103,15 +103,6 @@ spec:
     decode(&document.value, "bench.yaml", "default").expect("valid").resource
 }
 
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 /// Median time of `runs` renders of one application.
 fn single(platform: &Platform, runs: usize) -> Duration {
     let app = application(7);
@@ -165,5 +156,8 @@ fn main() {
         fleet_with.as_secs_f64(),
         rate(fleet_with)
     );
-    println!("| peak resident memory of the benchmark process (10,000 parsed applications held) | {:.0} MiB |", peak_rss_mib());
+    println!(
+        "| peak resident memory of the benchmark process (10,000 parsed applications held) | {:.0} MiB |",
+        heimdall_testsupport::peak_rss_mib()
+    );
 }

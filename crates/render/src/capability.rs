@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 
 use crate::context::RenderContext;
 use crate::object::{Object, map_at};
-use crate::plan::{self, Placement, StepStatus};
+use crate::plan::{self, Placement};
 use crate::platform::Platform;
 use crate::render::{Finisher, Origin, RenderOptions, Rendered, TargetBuilder};
 use crate::template::Parameters;
@@ -536,14 +536,12 @@ pub(crate) fn render_claim(claim: &Resource, platform: &Platform, options: &Rend
         }
     }
     if !problems.is_empty() {
-        problems.sort_by(|a, b| (&a.path, &a.message).cmp(&(&b.path, &b.message)));
-        problems.dedup();
-        return Err(problems);
+        return Err(crate::render::sorted(problems));
     }
     if placements.is_empty() {
         warnings.push("the claim goes to no cluster: set spec.environments or Defaults.spec.environments".into());
     }
-    let workflow = vec![StepStatus { name: "deploy".into(), type_: "deploy".into(), phase: plan::Phase::Succeeded, message: None }];
+    let workflow = vec![plan::deploy_step()];
     Finisher { platform, app: claim, rules: Vec::new(), secrets: options.secrets.as_deref() }.finish(builders, workflow, warnings)
 }
 

@@ -852,15 +852,20 @@ impl Finisher<'_> {
             });
         }
         if !problems.is_empty() {
-            problems.sort_by(|a, b| (&a.path, &a.message).cmp(&(&b.path, &b.message)));
-            problems.dedup();
-            return Err(problems);
+            return Err(sorted(problems));
         }
         targets.sort_by(|a, b| (a.held_by.is_some(), &a.cluster, &a.namespace).cmp(&(b.held_by.is_some(), &b.cluster, &b.namespace)));
         generate.sort();
         generate.dedup();
         Ok(Rendered { targets, workflow, findings, warnings, generate })
     }
+}
+
+/// Problems in path order, each once: the same mistake in several targets is one mistake.
+pub(crate) fn sorted(mut problems: Vec<Problem>) -> Vec<Problem> {
+    problems.sort_by(|a, b| (&a.path, &a.message).cmp(&(&b.path, &b.message)));
+    problems.dedup();
+    problems
 }
 
 /// Renders a KubeVela Application.
@@ -983,9 +988,7 @@ pub(crate) fn render_application(app: &Resource, platform: &Platform, options: &
         }
     }
     if !problems.is_empty() {
-        problems.sort_by(|a, b| (&a.path, &a.message).cmp(&(&b.path, &b.message)));
-        problems.dedup();
-        return Err(problems);
+        return Err(sorted(problems));
     }
     Finisher { platform, app, rules, secrets: options.secrets.as_deref() }.finish(builders, plan.steps, warnings)
 }

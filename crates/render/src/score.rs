@@ -15,7 +15,7 @@ use heimdall_model::{Problem, Resource};
 use serde_json::{Map, Value, json};
 
 use crate::object::Object;
-use crate::plan::{self, Placement, StepStatus};
+use crate::plan::{self, Placement};
 use crate::platform::Platform;
 use crate::render::{Finisher, Origin, RenderOptions, Rendered, TargetBuilder};
 
@@ -550,11 +550,9 @@ pub(crate) fn render_workload(app: &Resource, platform: &Platform, options: &Ren
         }
     }
     if !problems.is_empty() {
-        problems.sort_by(|a, b| (&a.path, &a.message).cmp(&(&b.path, &b.message)));
-        problems.dedup();
-        return Err(problems);
+        return Err(crate::render::sorted(problems));
     }
-    let workflow = vec![StepStatus { name: "deploy".into(), type_: "deploy".into(), phase: plan::Phase::Succeeded, message: None }];
+    let workflow = vec![plan::deploy_step()];
     if placements.is_empty() {
         warnings.push("the workload deploys to no cluster: set Defaults.spec.environments".to_string());
     }

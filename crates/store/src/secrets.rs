@@ -66,6 +66,17 @@ fn row_to_value(row: &sqlx::any::AnyRow) -> Result<SecretValue, StoreError> {
 
 const COLUMNS: &str = "namespace, name, secret_key, version, master_key_id, wrapped_key, ciphertext";
 
+/// Removes the stored value of one key (its row), inside the caller's transaction.
+async fn delete_value(tx: &mut sqlx::Transaction<'static, sqlx::Any>, namespace: &str, name: &str, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM secret_values WHERE namespace = $1 AND name = $2 AND secret_key = $3")
+        .bind(namespace)
+        .bind(name)
+        .bind(key)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 fn current_version(secret: Option<&Resource>, key: &str) -> i64 {
     secret.and_then(|s| s.spec.pointer(&format!("/keys/{key}/version"))).and_then(Value::as_i64).unwrap_or(0)
 }
@@ -102,12 +113,7 @@ impl Store {
             secret.spec["keys"][key] = json!({"version": version, "updatedBy": actor, "updatedAt": now()});
             let mut revision = start;
             let written = write_one(&mut tx, &mut revision, actor, secret, ApplyMode::Apply).await?;
-            sqlx::query("DELETE FROM secret_values WHERE namespace = $1 AND name = $2 AND secret_key = $3")
-                .bind(namespace)
-                .bind(name)
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
+            delete_value(&mut tx, namespace, name, key).await?;
             sqlx::query(&format!("INSERT INTO secret_values ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
                 .bind(namespace)
                 .bind(name)
@@ -147,12 +153,7 @@ impl Store {
             } else {
                 secret.metadata.resource_version = None;
                 let written = write_one(&mut tx, &mut revision, actor, secret, ApplyMode::Update).await?;
-                sqlx::query("DELETE FROM secret_values WHERE namespace = $1 AND name = $2 AND secret_key = $3")
-                    .bind(namespace)
-                    .bind(name)
-                    .bind(key)
-                    .execute(&mut *tx)
-                    .await?;
+                delete_value(&mut tx, namespace, name, key).await?;
                 Some(written.resource)
             };
             self.commit_write(tx, start, revision).await?;

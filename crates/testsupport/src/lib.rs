@@ -58,6 +58,16 @@ pub fn backstage_catalog_client(hub: &str, token: &str) -> serde_json::Value {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("the client printed no JSON ({e}): {stdout}"))
 }
 
+/// The peak resident memory of this process so far, in MiB (benchmarks report it).
+pub fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
 /// Every `.yaml`/`.yml` file under `dir`, sorted.
 pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();

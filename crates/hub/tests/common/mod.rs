@@ -34,12 +34,21 @@ impl TestHub {
 
     /// A hub with the example platform loaded: defaults, policies, definitions, environments, clusters.
     pub async fn with_example_platform() -> TestHub {
-        let hub = TestHub::new().await;
-        let platform = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform");
-        heimdall_hub::server::load_manifests(&hub.state, heimdall_hub::examples::read_manifests(&platform).expect("read"))
+        TestHub::new().await.load_examples("platform").await
+    }
+
+    /// The example platform and the example applications.
+    pub async fn with_example_organization() -> TestHub {
+        TestHub::with_example_platform().await.load_examples("apps").await
+    }
+
+    /// Loads a folder of `examples/` as `heimdall up` loads it.
+    async fn load_examples(self, folder: &str) -> TestHub {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(folder);
+        heimdall_hub::server::load_manifests(&self.state, heimdall_hub::examples::read_manifests(&path).expect("read"))
             .await
-            .expect("platform loads");
-        hub
+            .unwrap_or_else(|e| panic!("examples/{folder} loads: {e:?}"));
+        self
     }
 
     /// The same hub with a changed state (single sign-on, say) behind a new router.
