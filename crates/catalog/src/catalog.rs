@@ -15,6 +15,10 @@ use crate::relations::{Edge, edges};
 
 /// Backstage's annotation on an entity whose source no longer has it.
 pub const ORPHAN_ANNOTATION: &str = "backstage.io/orphan";
+/// Sources whose entities are made from something else (a Heimdall
+/// Application, say): an entity a person wrote in a catalog file replaces
+/// one of these, never the other way round.
+pub const GENERATED_SOURCE_PREFIX: &str = "generated:";
 
 #[derive(Debug, Clone)]
 struct Stored {
@@ -174,7 +178,11 @@ impl Catalog {
             entity.relations.clear();
             stamp(&mut entity, &reference);
             match self.entities.get(&reference) {
-                Some(stored) if stored.source != source && !is_orphan(&stored.entity) => {
+                Some(stored)
+                    if stored.source != source
+                        && !is_orphan(&stored.entity)
+                        && (source.starts_with(GENERATED_SOURCE_PREFIX) || !stored.source.starts_with(GENERATED_SOURCE_PREFIX)) =>
+                {
                     change.conflicts.push((reference, stored.source.clone()));
                     continue;
                 }

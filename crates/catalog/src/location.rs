@@ -8,6 +8,9 @@ use serde::Serialize;
 
 use crate::entity::{Entity, validate};
 
+/// The annotation naming the file an entity was read from (`file:/...`, `url:https://...`).
+pub const MANAGED_BY_LOCATION: &str = "backstage.io/managed-by-location";
+
 /// A place a catalog file is read from.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Target {
@@ -125,7 +128,9 @@ pub fn read_file(target: &Target, text: &str) -> FileContents {
     for (i, document) in documents.iter().enumerate() {
         let at = format!("{name}, document {}", i + 1);
         match validate(&document.value) {
-            Ok(entity) => {
+            Ok(mut entity) => {
+                // Backstage's record of where an entity was read: the scaffolder finds a template's files by it.
+                entity.metadata.annotations.entry(MANAGED_BY_LOCATION.to_string()).or_insert_with(|| name.clone());
                 if entity.kind == "Location" {
                     let targets = entity.spec_str("target").into_iter().chain(entity.spec_list("targets"));
                     for relative in targets {

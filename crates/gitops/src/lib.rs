@@ -17,6 +17,9 @@ use std::sync::{Arc, Mutex};
 use git2::build::TreeUpdateBuilder;
 use git2::{FileMode, ObjectType, Oid, Repository, Signature, Tree};
 
+pub mod services;
+pub use services::ServiceRepositories;
+
 /// The branch every repository publishes.
 pub const BRANCH: &str = "refs/heads/main";
 const KUSTOMIZATION: &str = "kustomization.yaml";
@@ -35,6 +38,8 @@ pub enum GitopsError {
     Git(#[from] git2::Error),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("repository {repository} already exists")]
+    Exists { repository: String },
 }
 
 /// Replaces a folder's files (in apply order), or removes the folder.

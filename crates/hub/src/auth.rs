@@ -197,6 +197,14 @@ pub fn route_need(method: &Method, route: &str, params: &HashMap<String, String>
         "/api/catalog/locations" | "/api/catalog/locations/{id}" if read => Need::Anyone,
         "/api/catalog/entities/by-uid/{uid}" if read => Need::Anyone,
         "/api/catalog/entities/by-uid/{uid}" => Need::PlatformAdmin("catalog:delete-entity".into()),
+        // Templates are for everyone; what a task's actions do is checked as the person's own request.
+        "/api/scaffolder/v2/actions"
+        | "/api/scaffolder/v2/templates/{namespace}/{kind}/{name}/parameter-schema"
+        | "/api/scaffolder/v2/tasks"
+        | "/api/scaffolder/v2/tasks/{id}"
+        | "/api/scaffolder/v2/tasks/{id}/events"
+        | "/api/scaffolder/v2/tasks/{id}/eventstream"
+        | "/api/scaffolder/v2/dry-run" => Need::Anyone,
         // Registering is a document write (a CatalogLocation): admission decides.
         "/api/catalog/locations" | "/api/catalog/locations/{id}" => Need::Anyone,
         // Each document, token or list item is checked on its own.
@@ -302,7 +310,12 @@ fn bearer(request: &Request) -> Option<&str> {
 /// A token from `Authorization: Bearer <token>`, or from Basic auth's
 /// password (what `git` sends for `https://user:token@hub/...`).
 pub fn token(request: &Request) -> Option<String> {
-    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    token_of(request.headers())
+}
+
+/// [`token`] from the headers alone.
+pub fn token_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, credentials) = value.split_once(' ')?;
     if scheme.eq_ignore_ascii_case("bearer") {
         return Some(credentials.trim().to_string());

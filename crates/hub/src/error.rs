@@ -124,6 +124,8 @@ impl From<heimdall_gitops::GitopsError> for ApiError {
         use heimdall_gitops::GitopsError;
         match &err {
             GitopsError::Missing { .. } | GitopsError::UnknownRevision { .. } => Self::not_found(err.to_string()),
+            GitopsError::Exists { .. } => Self::new(StatusCode::CONFLICT, "AlreadyExists", err.to_string()),
+            GitopsError::InvalidPath { .. } => Self::bad_request(err.to_string()),
             _ => {
                 tracing::error!(error = %err, "repository failure");
                 Self::internal()

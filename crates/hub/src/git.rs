@@ -1,7 +1,14 @@
-//! The cluster repositories over git's smart HTTP protocol, read-only:
-//! `git clone http://hub/git/clusters/<cluster>.git` with a token as the
-//! password (or a bearer header). The hub runs `git upload-pack
-//! --stateless-rpc` for each request, as `git http-backend` would.
+//! The hub's repositories over git's smart HTTP protocol, read-only, with a
+//! token as the password (or a bearer header, or the portal's session):
+//!
+//! - `git clone http://hub/git/clusters/<cluster>.git`: a cluster's desired
+//!   state (platform admins and that cluster's own tokens);
+//! - `git clone http://hub/git/services/<tenant>/<name>.git`: a service
+//!   repository the scaffolder created (anyone with a role in the tenant),
+//!   and its files at `.../<name>.git/raw/<path>`.
+//!
+//! The hub runs `git upload-pack --stateless-rpc` for each request, as
+//! `git http-backend` would.
 
 use std::io::Read;
 use std::process::Stdio;
@@ -24,29 +31,71 @@ fn challenge(message: &str) -> Response {
     response
 }
 
-async fn reader(state: &AppState, token: Option<String>, cluster: &str) -> Result<Principal, Response> {
-    let Some(token) = token else {
-        return Err(challenge("the repositories need a token: use it as the password, or send Authorization: Bearer <token>"));
+/// Which repository a request is for.
+#[derive(Debug, Clone)]
+enum Repo {
+    Cluster(String),
+    Service { tenant: String, name: String },
+}
+
+impl Repo {
+    fn may_read(&self, principal: &Principal) -> bool {
+        match self {
+            Repo::Cluster(cluster) => may_read_repository(principal, cluster),
+            Repo::Service { tenant, .. } => principal.is_platform_admin() || principal.role_in(tenant).is_some(),
+        }
+    }
+}
+
+impl std::fmt::Display for Repo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Repo::Cluster(cluster) => write!(f, "the repository of cluster {cluster}"),
+            Repo::Service { tenant, name } => write!(f, "repository {tenant}/{name}"),
+        }
+    }
+}
+
+async fn reader(state: &AppState, method: &axum::http::Method, headers: &HeaderMap, repo: &Repo) -> Result<Principal, Response> {
+    let principal = match auth::token_of(headers) {
+        Some(token) => match auth::principal(state, &token).await {
+            Ok(Some(principal)) => principal,
+            Ok(None) => return Err(challenge("invalid or expired token")),
+            Err(e) => return Err(e.into_response()),
+        },
+        // The portal links to files of service repositories: its session is enough.
+        None => match crate::identity::session_principal(state, method, headers).await {
+            Ok(Some(principal)) => principal,
+            Ok(None) => {
+                return Err(challenge("the repositories need a token: use it as the password, or send Authorization: Bearer <token>"));
+            }
+            Err(e) => return Err(e.into_response()),
+        },
     };
-    let principal = match auth::principal(state, &token).await {
-        Ok(Some(principal)) => principal,
-        Ok(None) => return Err(challenge("invalid or expired token")),
-        Err(e) => return Err(e.into_response()),
-    };
-    if !may_read_repository(&principal, cluster) {
-        return Err(ApiError::forbidden(format!("this token may not read the repository of cluster {cluster}")).into_response());
+    if !repo.may_read(&principal) {
+        return Err(ApiError::forbidden(format!("{} may not read {repo}", principal.name)).into_response());
     }
     Ok(principal)
 }
 
-fn repository(state: &AppState, repo: &str) -> Result<(String, std::path::PathBuf), ApiError> {
+fn cluster_repository(state: &AppState, repo: &str) -> Result<(Repo, std::path::PathBuf), ApiError> {
     let not_found = || ApiError::not_found(format!("no repository {repo:?}: expected /git/clusters/<cluster>.git"));
     let cluster = repo.strip_suffix(".git").ok_or_else(not_found)?;
     let path = state.repos.path(cluster).map_err(|_| not_found())?;
     if !state.repos.exists(cluster) {
         return Err(not_found());
     }
-    Ok((cluster.to_string(), path))
+    Ok((Repo::Cluster(cluster.to_string()), path))
+}
+
+fn service_repository(state: &AppState, tenant: &str, repo: &str) -> Result<(Repo, std::path::PathBuf), ApiError> {
+    let not_found = || ApiError::not_found(format!("no repository {tenant}/{repo}: expected /git/services/<tenant>/<name>.git"));
+    let name = repo.strip_suffix(".git").ok_or_else(not_found)?;
+    let path = state.services.path(tenant, name).map_err(|_| not_found())?;
+    if !state.services.exists(tenant, name) {
+        return Err(not_found());
+    }
+    Ok((Repo::Service { tenant: tenant.to_string(), name: name.to_string() }, path))
 }
 
 fn protocol(headers: &HeaderMap) -> Option<String> {
@@ -73,16 +122,55 @@ pub async fn info_refs(
     Query(query): Query<InfoRefs>,
     request: Request,
 ) -> Response {
-    let (cluster, path) = match repository(&state, &repo) {
+    match cluster_repository(&state, &repo) {
+        Ok((repo, path)) => advertise(&state, repo, path, query, request).await,
+        Err(error) => error.into_response(),
+    }
+}
+
+pub async fn service_info_refs(
+    State(state): State<AppState>,
+    Path((tenant, repo)): Path<(String, String)>,
+    Query(query): Query<InfoRefs>,
+    request: Request,
+) -> Response {
+    match service_repository(&state, &tenant, &repo) {
+        Ok((repo, path)) => advertise(&state, repo, path, query, request).await,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `GET /git/services/{tenant}/{repo}/raw/{*file}`: one file of `main`.
+pub async fn service_raw(
+    State(state): State<AppState>,
+    Path((tenant, repo, file)): Path<(String, String, String)>,
+    request: Request,
+) -> Response {
+    let (found, _) = match service_repository(&state, &tenant, &repo) {
         Ok(found) => found,
         Err(error) => return error.into_response(),
     };
-    let token = auth::token(&request);
-    let protocol = protocol(request.headers());
-    drop(request);
-    if let Err(response) = reader(&state, token, &cluster).await {
+    if let Err(response) = reader(&state, &request.method().clone(), request.headers(), &found).await {
         return response;
     }
+    let Repo::Service { tenant, name } = found else { return ApiError::internal().into_response() };
+    let services = state.services.clone();
+    let read = tokio::task::spawn_blocking(move || services.read_file(&tenant, &name, &file)).await;
+    match read {
+        Ok(Ok(Some(content))) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], content).into_response(),
+        Ok(Ok(None)) => ApiError::not_found("no such file on main").into_response(),
+        Ok(Err(e)) => ApiError::from(e).into_response(),
+        Err(_) => ApiError::internal().into_response(),
+    }
+}
+
+async fn advertise(state: &AppState, repo: Repo, path: std::path::PathBuf, query: InfoRefs, request: Request) -> Response {
+    let protocol = protocol(request.headers());
+    if let Err(response) = reader(state, &request.method().clone(), request.headers(), &repo).await {
+        return response;
+    }
+    drop(request);
+    let cluster = repo.to_string();
     match query.service.as_deref() {
         Some("git-upload-pack") => {}
         Some("git-receive-pack") => {
@@ -123,14 +211,28 @@ pub async fn info_refs(
 
 /// `POST .../git-upload-pack`: negotiation and the pack.
 pub async fn upload_pack(State(state): State<AppState>, Path(repo): Path<String>, request: Request) -> Response {
-    let (cluster, path) = match repository(&state, &repo) {
-        Ok(found) => found,
-        Err(error) => return error.into_response(),
-    };
-    let token = auth::token(&request);
-    if let Err(response) = reader(&state, token, &cluster).await {
+    match cluster_repository(&state, &repo) {
+        Ok((repo, path)) => pack(&state, repo, path, request).await,
+        Err(error) => error.into_response(),
+    }
+}
+
+pub async fn service_upload_pack(
+    State(state): State<AppState>,
+    Path((tenant, repo)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    match service_repository(&state, &tenant, &repo) {
+        Ok((repo, path)) => pack(&state, repo, path, request).await,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn pack(state: &AppState, repo: Repo, path: std::path::PathBuf, request: Request) -> Response {
+    if let Err(response) = reader(state, &request.method().clone(), request.headers(), &repo).await {
         return response;
     }
+    let cluster = repo.to_string();
     let protocol = protocol(request.headers());
     let gzipped = request.headers().get(header::CONTENT_ENCODING).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
     let body = match axum::body::to_bytes(request.into_body(), crate::api::MAX_BODY_BYTES).await {

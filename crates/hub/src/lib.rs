@@ -20,6 +20,7 @@ pub mod oidc;
 pub mod openapi;
 pub mod reconcile;
 pub mod rendering;
+pub mod scaffolder;
 pub mod secrets;
 pub mod server;
 pub mod state;

@@ -85,6 +85,26 @@ pub async fn load_manifests(state: &AppState, files: Vec<(String, String)>) -> R
     })
 }
 
+/// Registers each catalog-info file as a `file` CatalogLocation named
+/// `<prefix>-<its folder>`, so the catalog reads it (and follows its Location
+/// entities) like any location the platform team registers.
+pub async fn register_catalog_locations(state: &AppState, prefix: &str, roots: &[PathBuf]) -> Result<ApplyResponse, HubError> {
+    let mut documents = Vec::new();
+    for root in roots {
+        let folder = root.parent().and_then(Path::file_name).and_then(|n| n.to_str()).unwrap_or("catalog");
+        let name: String =
+            format!("{prefix}-{folder}").to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        let document = serde_json::json!({
+            "apiVersion": heimdall_model::spec::platform::GROUP_VERSION,
+            "kind": crate::catalog::locations::LOCATION_KIND,
+            "metadata": {"name": name},
+            "spec": {"type": "file", "target": root.display().to_string()},
+        });
+        documents.push((format!("{}", root.display()), serde_json::to_string(&document).map_err(|e| HubError::Examples(e.to_string()))?));
+    }
+    load_manifests(state, documents).await
+}
+
 /// Serves the API on `listener` until `shutdown` completes, over TLS when configured.
 pub async fn serve(
     listener: std::net::TcpListener,

@@ -15,6 +15,10 @@ pub struct AppState {
     pub rendering: Arc<Rendering>,
     /// The per-cluster git repositories.
     pub repos: Arc<Repositories>,
+    /// The service repositories the scaffolder creates (`publish:heimdall`).
+    pub services: Arc<heimdall_gitops::ServiceRepositories>,
+    /// Scaffolder tasks run by this replica.
+    pub tasks: crate::scaffolder::tasks::Tasks,
     /// Moves after every batch of commits, so agents' long polls answer at once.
     pub commits: Arc<tokio::sync::watch::Sender<u64>>,
     /// A cluster whose agent is silent this long is `Unreachable`.
@@ -45,7 +49,10 @@ impl AppState {
     pub fn new(store: Store, git_root: impl Into<PathBuf>) -> Self {
         let metrics = Arc::new(Metrics::default());
         let store = store.with_observer(metrics.clone());
+        let git_root = git_root.into();
         Self {
+            services: Arc::new(heimdall_gitops::ServiceRepositories::new(git_root.clone())),
+            tasks: Default::default(),
             store,
             metrics,
             rendering: Arc::new(Rendering::default()),

@@ -83,7 +83,13 @@ pub async fn up(options: UpOptions) -> Result<ExitCode> {
             None => heimdall_hub::examples::embedded(),
         };
         let loaded = server::load_manifests(&state, files).await?;
-        println!("Loaded the example organization: {} resources", loaded.results.len());
+        // Templates and catalog files are read by the catalog from disk, so the embedded ones are written out first.
+        let catalogs = match &options.examples {
+            Some(dir) => heimdall_hub::examples::catalog_roots(&std::path::absolute(dir)?),
+            None => heimdall_hub::examples::write_embedded_catalogs(&data_dir.join("examples"))?,
+        };
+        server::register_catalog_locations(&state, "examples", &catalogs).await?;
+        println!("Loaded the example organization: {} resources, {} catalog locations", loaded.results.len(), catalogs.len());
     }
 
     let path = config_path();

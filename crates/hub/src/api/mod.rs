@@ -55,6 +55,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/catalog/locations", get(crate::catalog::locations::list).post(crate::catalog::locations::create))
         .route("/api/catalog/locations/{id}", get(crate::catalog::locations::get).delete(crate::catalog::locations::delete))
         .route("/api/catalog/refresh", post(crate::catalog::locations::refresh))
+        .route("/api/scaffolder/v2/actions", get(crate::scaffolder::list_actions))
+        .route("/api/scaffolder/v2/templates/{namespace}/{kind}/{name}/parameter-schema", get(crate::scaffolder::parameter_schema))
+        .route("/api/scaffolder/v2/tasks", get(crate::scaffolder::list).post(crate::scaffolder::create))
+        .route("/api/scaffolder/v2/tasks/{id}", get(crate::scaffolder::get))
+        .route("/api/scaffolder/v2/tasks/{id}/events", get(crate::scaffolder::events))
+        .route("/api/scaffolder/v2/tasks/{id}/eventstream", get(crate::scaffolder::eventstream))
+        .route("/api/scaffolder/v2/dry-run", post(crate::scaffolder::dry_run))
         .route("/api/v1/apply", post(apply::apply))
         .route("/api/v1/audit", get(audit::audit))
         .route("/api/v1/{plural}", get(resources::list_all).post(resources::create_cluster_scoped))
@@ -89,7 +96,11 @@ pub fn router(state: AppState) -> Router {
     let git = Router::new()
         .route("/git/clusters/{repo}/info/refs", get(crate::git::info_refs))
         .route("/git/clusters/{repo}/git-upload-pack", post(crate::git::upload_pack))
-        .route("/git/clusters/{repo}/git-receive-pack", post(crate::git::receive_pack));
+        .route("/git/clusters/{repo}/git-receive-pack", post(crate::git::receive_pack))
+        .route("/git/services/{tenant}/{repo}/info/refs", get(crate::git::service_info_refs))
+        .route("/git/services/{tenant}/{repo}/git-upload-pack", post(crate::git::service_upload_pack))
+        .route("/git/services/{tenant}/{repo}/git-receive-pack", post(crate::git::receive_pack))
+        .route("/git/services/{tenant}/{repo}/raw/{*file}", get(crate::git::service_raw));
 
     // Sign-in: the provider redirects browsers here without credentials.
     let sign_in = Router::new()

@@ -43,8 +43,19 @@ fn target_of(resource: &Resource) -> Result<Target, String> {
     Target::new(&text("type"), &text("target"))
 }
 
-async fn fetch(http: &reqwest::Client, target: &Target) -> Result<String, String> {
+async fn fetch(state: &AppState, http: &reqwest::Client, target: &Target) -> Result<String, String> {
     let bytes = match target {
+        // Files of the hub's own service repositories are read from disk, not over HTTP with a token.
+        Target::Url(url) if let Some((tenant, repo, file)) = crate::scaffolder::actions::parse_repository_file_url(state, url) => {
+            let (services, tenant, repo, file) = (state.services.clone(), tenant.to_string(), repo.to_string(), file.to_string());
+            match tokio::task::spawn_blocking(move || services.read_file(&tenant, &repo, &file)).await {
+                Ok(Ok(Some(bytes))) if bytes.len() <= MAX_BYTES => bytes,
+                Ok(Ok(Some(bytes))) => return Err(format!("{url} is {} bytes; at most {MAX_BYTES}", bytes.len())),
+                Ok(Ok(None)) => return Err(format!("{url}: no such repository or file")),
+                Ok(Err(e)) => return Err(format!("{url}: {e}")),
+                Err(e) => return Err(format!("{url}: {e}")),
+            }
+        }
         Target::File(path) => {
             let metadata = tokio::fs::metadata(path).await.map_err(|e| format!("cannot read {path}: {e}"))?;
             if metadata.len() as usize > MAX_BYTES {
@@ -76,7 +87,7 @@ pub struct Read {
 }
 
 /// Reads a location and every file its Location entities name (each once).
-pub async fn read(root: Target) -> Read {
+pub async fn read(state: &AppState, root: Target) -> Read {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
     let mut found = Read::default();
     let mut seen = BTreeSet::new();
@@ -94,7 +105,7 @@ pub async fn read(root: Target) -> Read {
             break;
         }
         found.files += 1;
-        match fetch(&http, &target).await {
+        match fetch(state, &http, &target).await {
             Ok(text) => {
                 let contents = read_file(&target, &text);
                 found.entities.extend(contents.entities);
@@ -111,7 +122,7 @@ pub async fn read(root: Target) -> Read {
 pub async fn ingest(state: &AppState, location: &Resource) -> Result<Read, ApiError> {
     let name = &location.metadata.name;
     let mut found = match target_of(location) {
-        Ok(target) => read(target).await,
+        Ok(target) => read(state, target).await,
         Err(message) => Read { errors: vec![LocationError { document: name.clone(), path: "spec".into(), message }], ..Default::default() },
     };
     let change = state.catalog.write(|catalog| catalog.replace_source(&source(name), found.entities.clone()));
@@ -231,7 +242,7 @@ pub async fn create(
     let resource = heimdall_model::decode(&document, "location", "default").map_err(|e| ApiError::invalid(&[e]))?.resource;
     if options.dry_run {
         crate::auth::require(&principal, &crate::auth::document_need(&resource.key()))?;
-        let found = read(target).await;
+        let found = read(&state, target).await;
         return Ok((StatusCode::OK, Json(json!({"location": location_json(&resource), "entities": found.entities, "exists": exists}))));
     }
     if exists {
@@ -252,6 +263,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     crate::admission::delete(&state, &principal, &ResourceKey::new(LOCATION_KIND, "", &id), None).await?;
     state.catalog.write(|catalog| catalog.remove_source(&source(&id)));
+    super::sync_all(&state).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -43,7 +43,7 @@ impl SoftwareCatalog {
         }
     }
 
-    fn write<T>(&self, write: impl FnOnce(&mut Catalog) -> T) -> T {
+    pub(crate) fn write<T>(&self, write: impl FnOnce(&mut Catalog) -> T) -> T {
         match self.0.write() {
             Ok(mut catalog) => write(&mut catalog),
             Err(poisoned) => write(&mut poisoned.into_inner()),
@@ -53,7 +53,13 @@ impl SoftwareCatalog {
 
 /// The catalog source of a stored resource: `heimdall:Application/shop/web`.
 fn source_of(resource: &Resource) -> String {
-    format!("heimdall:{}/{}/{}", resource.kind, resource.metadata.namespace.as_deref().unwrap_or_default(), resource.metadata.name)
+    format!(
+        "{}heimdall:{}/{}/{}",
+        heimdall_catalog::catalog::GENERATED_SOURCE_PREFIX,
+        resource.kind,
+        resource.metadata.namespace.as_deref().unwrap_or_default(),
+        resource.metadata.name
+    )
 }
 
 fn text(value: &Value, field: &str) -> Option<String> {
@@ -170,6 +176,8 @@ pub async fn follow(state: AppState) {
                         WatchEventType::Deleted => {
                             read_generations.remove(&name);
                             state.catalog.write(|catalog| catalog.remove_source(&locations::source(&name)));
+                            // Entities made from Applications come back where the location's replaced them.
+                            sync_all(&state).await?;
                         }
                         // A status update (same generation) is the result of a read; reading again would loop.
                         _ if read_generations.get(&name) == event.object.metadata.generation.as_ref() => {}
