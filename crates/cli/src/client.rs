@@ -169,6 +169,26 @@ impl Client {
         self.send(self.request(Method::PUT, path).json(body), &format!("PUT {path}")).await
     }
 
+    /// A GET whose answer is read as it comes (server-sent events).
+    pub async fn stream(&self, path: &str) -> Result<reqwest::Response> {
+        let what = format!("GET {path}");
+        let response = self
+            .request(Method::GET, path)
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the hub at {} ({what})", self.hub))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.unwrap_or_default();
+        match serde_json::from_str::<ApiError>(&text) {
+            Ok(error) => Err(HubRefused(error).into()),
+            Err(_) => bail!("{what}: the hub answered {status}: {text}"),
+        }
+    }
+
     pub async fn post_json<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         self.send(self.request(Method::POST, path).json(body), &format!("POST {path}")).await
     }

@@ -184,6 +184,19 @@ enum Command {
     /// Claims of capabilities (databases, buckets, topics): list instances, plan and run provider migrations.
     #[command(subcommand)]
     Claim(ClaimCommand),
+    /// Create a service from a software template (as the portal's wizard does): repository, catalog entry, deployed app.
+    /// Without --template: list the templates.
+    Create {
+        /// The template: node-service, or template:default/node-service.
+        #[arg(long)]
+        template: Option<String>,
+        /// A parameter of the template's form, `name=value`; repeatable. Typed by the form (numbers, true/false).
+        #[arg(long = "set", value_parser = commands::create::parse_set, requires = "template")]
+        values: Vec<(String, String)>,
+        /// Show the files it would create; create nothing.
+        #[arg(long, requires = "template")]
+        dry_run: bool,
+    },
     /// Show the audit trail, newest first.
     Audit {
         #[arg(long)]
@@ -512,6 +525,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Secret(SecretCommand::List { target, output }) => commands::secrets::list(&client().await?, &target, output).await,
         Command::Secret(SecretCommand::Delete { secret, key }) => {
             commands::secrets::delete(&client().await?, &secret, key.as_deref()).await
+        }
+        Command::Create { template: None, .. } => commands::create::list(&client().await?).await,
+        Command::Create { template: Some(template), values, dry_run } => {
+            commands::create::create(&client().await?, &template, &values, dry_run).await
         }
         Command::Claim(ClaimCommand::List { namespace, output }) => commands::claims::list(&client().await?, &namespace, output).await,
         Command::Claim(ClaimCommand::Plan { claim, composition, environment, output }) => {

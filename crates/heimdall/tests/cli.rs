@@ -441,3 +441,56 @@ fn backstage_catalog_client_works_against_the_catalog_api() {
     assert_eq!(result["valid"], json!({"valid": true}));
     assert_eq!(result["invalid"]["valid"], false);
 }
+
+#[test]
+fn create_from_a_template_makes_a_repository_to_clone_a_catalog_entry_and_an_app_in_dev() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (env, port, _hub) = up(dir.path(), &[]);
+    // `heimdall up` wrote the embedded templates under the data dir and registered them; the catalog reads them at once.
+    let listed = eventually("the example templates are in the catalog", || {
+        let out = run(&["create"], &env);
+        let text = stdout(&out);
+        text.contains("node-service").then_some(text)
+    });
+    assert!(listed.contains("worker") && listed.contains("cron-job"), "{listed}");
+
+    let dry = run(&["create", "--template", "node-service", "--set", "name=cart2", "--set", "owner=shop", "--dry-run"], &env);
+    let dry_text = stdout(&dry);
+    assert!(dry.status.success() && dry_text.contains(".heimdall/application.yaml") && dry_text.contains("publish"), "{dry_text}");
+
+    let created = run(&["create", "--template", "node-service", "--set", "name=cart2", "--set", "owner=shop", "--set", "port=9000"], &env);
+    let text = stdout(&created);
+    assert!(created.status.success(), "{text}\n{}", String::from_utf8_lossy(&created.stderr));
+    assert!(text.contains("[publish] Create the repository (publish:heimdall)") && text.contains("[deploy]"), "the log streams: {text}");
+    let repository = format!("http://127.0.0.1:{port}/git/services/shop/cart2.git");
+    assert!(text.contains(&format!("Repository: {repository}")), "{text}");
+
+    let admin = std::fs::read_to_string(dir.path().join("data/admin-token")).expect("admin token");
+    let clone = dir.path().join("cart2");
+    let cloned = git_clone(&format!("http://me:{}@127.0.0.1:{port}/git/services/shop/cart2.git", admin.trim()), &clone);
+    assert!(cloned.status.success(), "{}", String::from_utf8_lossy(&cloned.stderr));
+    let application = std::fs::read_to_string(clone.join(".heimdall/application.yaml")).expect("the Application is in the repository");
+    assert!(application.contains("port: 9000"), "--set port=9000 reached the skeleton as a number: {application}");
+
+    let app = run(&["get", "application", "cart2", "-n", "shop", "-o", "json"], &env);
+    assert!(app.status.success(), "the app is deployed: {}", String::from_utf8_lossy(&app.stderr));
+    let entity: Value = serde_json::from_str(&http_get_with(port, "/api/catalog/entities/by-name/component/shop/cart2", admin.trim()))
+        .expect("entity JSON");
+    assert_eq!(entity["metadata"]["annotations"]["heimdall.dev/application"], "Application/shop/cart2");
+
+    let again = run(&["create", "--template", "node-service", "--set", "name=cart2", "--set", "owner=shop"], &env);
+    assert!(!again.status.success(), "a second service of the same name fails");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"), "{}", String::from_utf8_lossy(&again.stderr));
+    let bad = run(&["create", "--template", "node-service", "--set", "colour=blue"], &env);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no parameter \"colour\""), "{}", String::from_utf8_lossy(&bad.stderr));
+}
+
+fn http_get_with(port: u16, path: &str, token: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    // HTTP/1.0: the body is not chunked.
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\r\n").expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+}

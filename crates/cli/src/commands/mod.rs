@@ -2,6 +2,7 @@ pub mod agent;
 pub mod audit;
 pub mod claims;
 pub mod clusters;
+pub mod create;
 pub mod history;
 pub mod login;
 pub mod render;
