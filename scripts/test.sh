@@ -15,6 +15,9 @@ command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 # Single sign-on is tested against npm's oidc-provider, run by node.
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# The portal is tested in headless Chromium through chromedriver.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   as_root apt-get update -qq

@@ -1,105 +1,18 @@
 //! The binary as a user runs it: `heimdall up` or `heimdall hub` on a
 //! loopback port, then client commands against it.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 mod common;
 
-use common::{BIN, eventually, eventually_or, free_port, run, stdout};
+use common::{eventually, eventually_or, free_port, run, start, stdout, up, up_on};
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
-}
-
-/// A running hub process; killed on drop.
-struct Running {
-    child: Child,
-    url: String,
-    /// Everything it printed, for failure messages.
-    output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Running {
-    fn last_lines(&self, n: usize) -> String {
-        let output = self.output.lock().unwrap_or_else(|e| e.into_inner());
-        output[output.len().saturating_sub(n)..].join("\n")
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `heimdall ARGS` and waits until it says it is ready (on stdout for
-/// `up`, in its log for `hub`), or fails with what it printed.
-fn start(args: &[&str], env: &[(&str, String)], ready_marker: &str, port: u16) -> Running {
-    let mut command = Command::new(BIN);
-    command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let mut child = command.spawn().expect("start heimdall");
-    let (sender, receiver) = std::sync::mpsc::channel::<String>();
-    let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    for stream in [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let sender = sender.clone();
-        let output = output.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                output.lock().unwrap_or_else(|e| e.into_inner()).push(line.clone());
-                let _ = sender.send(line);
-            }
-        });
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = Vec::new();
-    loop {
-        match receiver.recv_timeout(Duration::from_millis(200)) {
-            Ok(line) => {
-                let ready = line.contains(ready_marker);
-                seen.push(line);
-                if ready {
-                    return Running { child, url: format!("http://127.0.0.1:{port}"), output };
-                }
-            }
-            Err(_) => {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("heimdall exited with {status} before it was ready:\n{}", seen.join("\n"));
-                }
-                assert!(Instant::now() < deadline, "heimdall was not ready within 60s:\n{}", seen.join("\n"));
-            }
-        }
-    }
-}
-
-/// `heimdall up` with its data in `dir/data` and its CLI context in `dir/client.yaml`.
-fn up(dir: &Path, extra: &[&str]) -> ([(&'static str, String); 1], u16, Running) {
-    up_on(dir, free_port(), extra)
-}
-
-/// [`up`] on a given port (a restart keeps the address agents know).
-fn up_on(dir: &Path, port: u16, extra: &[&str]) -> ([(&'static str, String); 1], u16, Running) {
-    let env = [("HEIMDALL_CONFIG", dir.join("client.yaml").display().to_string())];
-    let listen = format!("127.0.0.1:{port}");
-    let data = dir.join("data");
-    let mut args = vec!["up", "--data-dir", data.to_str().expect("utf-8"), "--listen", &listen];
-    args.extend_from_slice(extra);
-    let hub = start(&args, &env, "Heimdall hub ready at", port);
-    (env, port, hub)
 }
 
 #[test]

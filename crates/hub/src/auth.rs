@@ -353,13 +353,12 @@ pub async fn principal(state: &AppState, token: &str) -> Result<Option<Principal
 /// without the permission for the route (403), and hands the
 /// [`Principal`] to handlers.
 pub async fn require_principal(State(state): State<AppState>, mut request: Request, next: Next) -> Result<Response, ApiError> {
-    let principal =
-        match bearer(&request) {
-            Some(token) => principal(&state, token).await?.ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?,
-            None => crate::identity::session_principal(&state, &request.method().clone(), &request.headers().clone()).await?.ok_or_else(
-                || ApiError::unauthorized("missing credentials: send Authorization: Bearer <token>, or sign in (heimdall login)"),
-            )?,
-        };
+    let principal = match bearer(&request) {
+        Some(token) => principal(&state, token).await?.ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?,
+        None => crate::portal::cookie_principal(&state, &request.method().clone(), &request.headers().clone()).await?.ok_or_else(|| {
+            ApiError::unauthorized("missing credentials: send Authorization: Bearer <token>, or sign in (heimdall login)")
+        })?,
+    };
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
     let params = raw_params(&mut request).await;
     require(&principal, &route_need(request.method(), &route, &params))?;

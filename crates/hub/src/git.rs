@@ -64,7 +64,7 @@ async fn reader(state: &AppState, method: &axum::http::Method, headers: &HeaderM
             Err(e) => return Err(e.into_response()),
         },
         // The portal links to files of service repositories: its session is enough.
-        None => match crate::identity::session_principal(state, method, headers).await {
+        None => match crate::portal::cookie_principal(state, method, headers).await {
             Ok(Some(principal)) => principal,
             Ok(None) => {
                 return Err(challenge("the repositories need a token: use it as the password, or send Authorization: Bearer <token>"));

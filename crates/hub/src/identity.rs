@@ -104,7 +104,8 @@ fn strip_nulls(mut resource: Resource) -> Resource {
     resource
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// A cookie's value (the first of that name).
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -138,6 +139,13 @@ fn expires_in(seconds: u64) -> String {
 pub async fn session_principal(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
     let Some(id) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
     let Some(data) = state.store.auth_record(SESSION, &id).await? else { return Ok(None) };
+    check_origin(method, headers)?;
+    let identity: Identity = serde_json::from_str(&data).map_err(|_| ApiError::unauthorized("invalid session"))?;
+    Ok(Some(principal_of(state, &identity).await))
+}
+
+/// A change carried by a cookie must come from the hub's own pages: a cross-site `Origin` is refused.
+pub fn check_origin(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
     if method != Method::GET && method != Method::HEAD {
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -147,8 +155,16 @@ pub async fn session_principal(state: &AppState, method: &Method, headers: &Head
             return Err(ApiError::forbidden("a signed-in change must come from the hub's own pages (cross-site Origin)"));
         }
     }
-    let identity: Identity = serde_json::from_str(&data).map_err(|_| ApiError::unauthorized("invalid session"))?;
-    Ok(Some(principal_of(state, &identity).await))
+    Ok(())
+}
+
+/// Ends the portal session of these headers, if any; returns the cookie that clears it.
+pub async fn end_session(state: &AppState, headers: &HeaderMap) -> Option<HeaderValue> {
+    let id = cookie(headers, SESSION_COOKIE)?;
+    if let Err(e) = state.store.take_auth_record(SESSION, &id).await {
+        tracing::warn!(error = %e, "cannot end a portal session");
+    }
+    Some(set_cookie(state, SESSION_COOKIE, "", "/", 0))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -174,7 +190,7 @@ fn redirect_uri(state: &AppState) -> String {
 }
 
 /// Only a path on this hub: never another site (an open redirect).
-fn local_path(path: Option<&str>) -> String {
+pub fn local_path(path: Option<&str>) -> String {
     match path {
         Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_string(),
         _ => "/".to_string(),

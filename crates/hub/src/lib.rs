@@ -18,6 +18,7 @@ pub mod install;
 pub mod metrics;
 pub mod oidc;
 pub mod openapi;
+pub mod portal;
 pub mod reconcile;
 pub mod rendering;
 pub mod scaffolder;

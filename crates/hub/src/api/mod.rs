@@ -116,6 +116,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/openapi.json", get(system::openapi));
 
     api.merge(open)
+        .merge(crate::portal::router())
         .merge(join)
         .merge(git)
         .merge(sign_in)
