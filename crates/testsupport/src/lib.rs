@@ -5,6 +5,7 @@
 //! drop. If the server binaries are missing, it panics with what to install:
 //! a PostgreSQL test must never pass by not running.
 
+pub mod catalog_fixture;
 pub mod fake_kube;
 pub mod forward_proxy;
 pub mod oidc;

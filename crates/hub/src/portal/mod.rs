@@ -12,6 +12,8 @@
 mod pages;
 pub mod view;
 
+pub use pages::entity_page;
+
 use axum::Router;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
