@@ -27,7 +27,24 @@ pub struct Filter {
     pub sets: Vec<Vec<Condition>>,
 }
 
+/// At most this many condition sets from one predicate (`$any` of `$all`s multiplies).
+pub const MAX_PREDICATE_SETS: usize = 256;
+
 impl Filter {
+    /// A filter from a predicate query of newer Backstage clients
+    /// (`POST /entities/by-query`): `{"kind": "component", "spec.type":
+    /// {"$in": [...]}, "metadata.tags": {"$exists": true}}`, `{"$all": [...]}`,
+    /// `{"$any": [...]}`. Negation (`$not`, `$exists: false`) is refused:
+    /// the index answers what is there, not what is missing. Errors are
+    /// `(path, message)`.
+    pub fn from_predicate(predicate: &Value) -> Result<Filter, (String, String)> {
+        let sets = predicate_sets(predicate, "query")?;
+        if sets.iter().any(Vec::is_empty) {
+            return Ok(Filter::default());
+        }
+        Ok(Filter { sets })
+    }
+
     /// Parses `filter` query parameters (`kind=component,spec.type=service`).
     pub fn parse<S: AsRef<str>>(parameters: &[S]) -> Result<Filter, String> {
         let mut sets = Vec::new();
@@ -159,6 +176,69 @@ pub fn relation_path(type_: &str) -> String {
     format!("relations.{}", type_.to_lowercase())
 }
 
+fn predicate_sets(predicate: &Value, path: &str) -> Result<Vec<Vec<Condition>>, (String, String)> {
+    let fail = |path: String, message: &str| Err((path, message.to_string()));
+    let Value::Object(object) = predicate else { return fail(path.to_string(), "expected an object") };
+    let mut sets: Vec<Vec<Condition>> = vec![Vec::new()];
+    for (key, value) in object {
+        let at = format!("{path}.{key}");
+        let operand = match key.as_str() {
+            "$all" | "$any" => {
+                let Value::Array(items) = value else { return fail(at, "expected a list of predicates") };
+                let parts =
+                    items.iter().enumerate().map(|(i, item)| predicate_sets(item, &format!("{at}[{i}]"))).collect::<Result<Vec<_>, _>>()?;
+                if key == "$any" {
+                    parts.into_iter().flatten().collect()
+                } else {
+                    parts.into_iter().try_fold(vec![Vec::new()], |acc, part| conjunction(acc, part, &at))?
+                }
+            }
+            "$not" => return fail(at, "negation is not supported by this catalog"),
+            field if field.starts_with('$') => return fail(at, "unknown operator: expected $all, $any, $in or $exists"),
+            field => vec![vec![field_condition(field, value, &at)?]],
+        };
+        sets = conjunction(sets, operand, &at)?;
+    }
+    Ok(sets)
+}
+
+fn field_condition(field: &str, value: &Value, at: &str) -> Result<Condition, (String, String)> {
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.to_lowercase()),
+        Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
+        _ => None,
+    };
+    let key = field.to_lowercase();
+    match value {
+        Value::Object(operator) if operator.len() == 1 => match operator.iter().next() {
+            Some((op, Value::Array(values))) if op == "$in" => {
+                let values = values
+                    .iter()
+                    .map(|v| text(v).ok_or((format!("{at}.$in"), "expected strings".to_string())))
+                    .collect::<Result<_, _>>()?;
+                Ok(Condition { key, values: Some(values) })
+            }
+            Some((op, Value::Bool(true))) if op == "$exists" => Ok(Condition { key, values: None }),
+            Some((op, Value::Bool(false))) if op == "$exists" => {
+                Err((format!("{at}.$exists"), "negation is not supported by this catalog".into()))
+            }
+            _ => Err((at.to_string(), "expected a value, {\"$in\": [...]} or {\"$exists\": true}".into())),
+        },
+        other => match text(other) {
+            Some(value) => Ok(Condition { key, values: Some(vec![value]) }),
+            None => Err((at.to_string(), "expected a value, {\"$in\": [...]} or {\"$exists\": true}".into())),
+        },
+    }
+}
+
+/// Every set of `a` joined with every set of `b`.
+fn conjunction(a: Vec<Vec<Condition>>, b: Vec<Vec<Condition>>, at: &str) -> Result<Vec<Vec<Condition>>, (String, String)> {
+    if a.len() * b.len() > MAX_PREDICATE_SETS {
+        return Err((at.to_string(), format!("the query expands to more than {MAX_PREDICATE_SETS} alternatives")));
+    }
+    Ok(a.iter().flat_map(|left| b.iter().map(move |right| left.iter().chain(right).cloned().collect())).collect())
+}
+
 /// The fields a full-text search looks in when none are given: name,
 /// title, description, tags and owner.
 pub const DEFAULT_TEXT_FIELDS: &[&str] = &["metadata.name", "metadata.title", "metadata.description", "metadata.tags", "spec.owner"];
@@ -209,6 +289,27 @@ mod tests {
             "spec": {"type": "service", "lifecycle": "experimental", "owner": "team-c"},
             "relations": [{"type": "ownedBy", "targetRef": "group:default/team-c"}],
         }))
+    }
+
+    #[test]
+    fn predicates_become_the_same_sets_of_conditions() {
+        let entity = petstore();
+        let matches = |predicate: Value| Filter::from_predicate(&predicate).expect("converts").matches(&entity);
+        assert!(matches(json!({})));
+        assert!(matches(json!({"kind": "Component", "spec.type": {"$in": ["website", "service"]}})));
+        assert!(!matches(json!({"kind": "component", "spec.type": "website"})));
+        assert!(matches(json!({"$any": [{"kind": "api"}, {"metadata.tags": "rest"}]})));
+        assert!(!matches(json!({"$all": [{"kind": "component"}, {"metadata.tags": "go"}]})));
+        assert!(matches(json!({"$all": [{"$any": [{"kind": "api"}, {"kind": "component"}]}, {"spec.owner": {"$exists": true}}]})));
+        assert!(matches(json!({"relations.ownedBy": "group:default/team-c"})));
+        let refused = |predicate: Value| Filter::from_predicate(&predicate).expect_err("refused");
+        assert_eq!(refused(json!({"$not": {"kind": "api"}})).0, "query.$not");
+        assert_eq!(refused(json!({"$all": [{"kind": "api"}, {"spec.type": {"$exists": false}}]})).0, "query.$all[1].spec.type.$exists");
+        assert_eq!(refused(json!({"kind": {"$regex": "a.*"}})).0, "query.kind");
+        assert_eq!(refused(json!({"$nope": []})).0, "query.$nope");
+        assert_eq!(refused(json!(["kind"])).0, "query");
+        let wide: Vec<Value> = (0..20).map(|i| json!({"$any": [{"kind": format!("a{i}")}, {"kind": format!("b{i}")}]})).collect();
+        assert!(refused(json!({"$all": wide})).1.contains("alternatives"), "2^20 alternatives are refused, not computed");
     }
 
     #[test]

@@ -353,6 +353,18 @@ fn backstage_catalog_client_works_against_the_catalog_api() {
     assert!(kinds.iter().any(|f| f["value"] == "Component" && f["count"].as_u64() == Some(listed.len() as u64)), "{kinds:?}");
     assert_eq!(result["valid"], json!({"valid": true}));
     assert_eq!(result["invalid"]["valid"], false);
+    let reasons = result["invalid"]["errors"].to_string();
+    assert!(reasons.contains("metadata.name") && reasons.contains("spec.lifecycle"), "Backstage's errors[] names each field: {reasons}");
+    let shop: Vec<&str> = listed.iter().copied().filter(|r| r.starts_with("Component:shop/")).collect();
+    assert_eq!(result["predicate"]["total"].as_u64(), Some(shop.len() as u64), "{result}");
+    let pages: Vec<&str> = result["predicate"]["first"]
+        .as_array()
+        .into_iter()
+        .chain(result["predicate"]["second"].as_array())
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(pages, shop[..4], "a predicate query pages on by POST in name order");
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! The portal in a real browser: Debian's headless Chromium driven through
-//! chromedriver (WebDriver, with thirtyfour) against `heimdall up`, with a
+//! chromedriver (WebDriver, with fantoccini) against `heimdall up`, with a
 //! real agent reporting from a spoke (the fake API server). Sign in, search,
 //! open an entity and see its deployments' health, create a service
 //! through the template wizard and watch its log, set a secret. Screenshots
@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{eventually, free_port, run, start, stdout, up};
-use thirtyfour::prelude::*;
-use thirtyfour::{ChromiumLikeCapabilities, DesiredCapabilities};
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -45,11 +45,12 @@ fn chromedriver() -> (Driver, String) {
     (driver, url)
 }
 
-async fn browser(driver_url: &str, profile: &Path) -> WebDriver {
-    let mut caps = DesiredCapabilities::chrome();
-    caps.set_binary(CHROMIUM).expect("binary");
-    // As the machine's notes say: without the background-networking flags Chromium keeps calling out and is refused.
-    for arg in [
+/// WebDriver's Enter key.
+const ENTER: &str = "\u{E007}";
+
+async fn browser(driver_url: &str, profile: &Path) -> Client {
+    // Without the background-networking flags Chromium keeps calling out, and this machine's closed network refuses it.
+    let args: Vec<String> = [
         "--headless=new",
         "--no-sandbox",
         "--disable-gpu",
@@ -60,11 +61,23 @@ async fn browser(driver_url: &str, profile: &Path) -> WebDriver {
         "--disable-component-update",
         "--disable-sync",
         "--window-size=1360,1000",
-        &format!("--user-data-dir={}", profile.display()),
-    ] {
-        caps.add_arg(arg).expect("arg");
-    }
-    WebDriver::new(driver_url, caps).await.expect("a Chromium session")
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .chain([format!("--user-data-dir={}", profile.display())])
+    .collect();
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert("goog:chromeOptions".into(), serde_json::json!({"binary": CHROMIUM, "args": args}));
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(driver_url)
+        .await
+        .expect("a Chromium session")
+}
+
+async fn screenshot(driver: &Client, path: &Path) {
+    let png = driver.screenshot().await.expect("screenshot");
+    std::fs::write(path, png).expect("write screenshot");
 }
 
 fn screenshots() -> PathBuf {
@@ -73,17 +86,29 @@ fn screenshots() -> PathBuf {
     dir
 }
 
-async fn wait_for(driver: &WebDriver, by: By) -> WebElement {
-    driver.query(by).wait(Duration::from_secs(30), Duration::from_millis(100)).first().await.expect("element appears")
+async fn wait_for(driver: &Client, locator: Locator<'_>) -> Element {
+    driver.wait().at_most(Duration::from_secs(30)).for_element(locator).await.expect("element appears")
 }
 
-async fn wait_for_text(driver: &WebDriver, css: &str, text: &str) -> WebElement {
-    wait_for_match(driver, css, thirtyfour::stringmatch::StringMatch::new(text).partial()).await
+/// Waits until an element of `css` has text that contains `text` (or is it, when `exact`).
+async fn wait_for_text_as(driver: &Client, css: &str, text: &str, exact: bool) -> Element {
+    let mut seen = String::new();
+    for _ in 0..300 {
+        if let Ok(element) = driver.find(Locator::Css(css)).await
+            && let Ok(found) = element.text().await
+        {
+            if (exact && found.trim() == text) || (!exact && found.contains(text)) {
+                return element;
+            }
+            seen = found;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{css} never showed {text:?}; last: {seen:?}");
 }
 
-async fn wait_for_match(driver: &WebDriver, css: &str, text: thirtyfour::stringmatch::StringMatch) -> WebElement {
-    let query = driver.query(By::Css(css)).with_text(text.clone()).wait(Duration::from_secs(60), Duration::from_millis(200));
-    query.first().await.unwrap_or_else(|e| panic!("{css} with {text:?}: {e}"))
+async fn wait_for_text(driver: &Client, css: &str, text: &str) -> Element {
+    wait_for_text_as(driver, css, text, false).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,92 +148,92 @@ async fn sign_in_search_open_an_entity_create_a_service_and_set_a_secret() {
     let base = format!("http://127.0.0.1:{port}");
 
     // Sign in: a page of the portal sends you to the sign-in page and back.
-    driver.goto(format!("{base}/catalog")).await.expect("open");
-    let token = wait_for(&driver, By::Id("token")).await;
-    driver.screenshot(&shots.join("sign-in.png")).await.expect("screenshot");
+    driver.goto(&format!("{base}/catalog")).await.expect("open");
+    let token = wait_for(&driver, Locator::Id("token")).await;
+    screenshot(&driver, &shots.join("sign-in.png")).await;
     token.send_keys("hdl_wrong").await.expect("type");
-    token.send_keys(Key::Enter).await.expect("submit");
+    token.send_keys(ENTER).await.expect("submit");
     wait_for_text(&driver, ".error", "invalid or expired token").await;
-    let token = wait_for(&driver, By::Id("token")).await;
+    let token = wait_for(&driver, Locator::Id("token")).await;
     token.send_keys(&admin).await.expect("type");
-    token.send_keys(Key::Enter).await.expect("submit");
+    token.send_keys(ENTER).await.expect("submit");
     wait_for_text(&driver, "#signed-in-as", "admin").await;
     assert!(driver.current_url().await.expect("url").path().starts_with("/catalog"), "back where sign-in began");
     wait_for_text(&driver, "#total", "entities").await;
-    driver.screenshot(&shots.join("catalog.png")).await.expect("screenshot");
+    screenshot(&driver, &shots.join("catalog.png")).await;
 
     // Search as you type (htmx), then a facet.
-    let search = driver.find(By::Id("q")).await.expect("search box");
+    let search = driver.find(Locator::Id("q")).await.expect("search box");
     search.send_keys("storefront").await.expect("type");
     // The component, and the shop group whose description names the storefront.
-    wait_for_match(&driver, "#total", thirtyfour::stringmatch::StringMatch::new("2 entities")).await;
-    let results = driver.find(By::Id("results")).await.expect("results").text().await.expect("text");
+    wait_for_text_as(&driver, "#total", "2 entities", true).await;
+    let results = driver.find(Locator::Id("results")).await.expect("results").text().await.expect("text");
     assert!(results.contains("storefront") && !results.contains("landing") && !results.contains("payments-api"), "{results}");
-    driver.find(By::Css("input[name='kind'][value='Component']")).await.expect("kind facet").click().await.expect("filter");
-    wait_for_match(&driver, "#total", thirtyfour::stringmatch::StringMatch::new("1 entity")).await;
+    driver.find(Locator::Css("input[name='kind'][value='Component']")).await.expect("kind facet").click().await.expect("filter");
+    wait_for_text_as(&driver, "#total", "1 entity", true).await;
     assert!(driver.current_url().await.expect("url").query().unwrap_or_default().contains("kind=Component"), "the filter is in the URL");
 
     // The entity page: about, relations, and its deployments with the agent's health.
-    driver.find(By::LinkText("storefront")).await.expect("result link").click().await.expect("open entity");
+    driver.find(Locator::LinkText("storefront")).await.expect("result link").click().await.expect("open entity");
     wait_for_text(&driver, "h1", "storefront").await;
     let health = wait_for_deployment_health(&driver, &format!("{base}/catalog/shop/component/storefront"), "spoke-1").await;
     assert!(!health.is_empty(), "the spoke's agent reported health");
-    let relations = driver.find(By::Css("ul.relations")).await.expect("relations").text().await.expect("text");
+    let relations = driver.find(Locator::Css("ul.relations")).await.expect("relations").text().await.expect("text");
     assert!(relations.contains("ownedBy group:default/shop"), "{relations}");
-    assert!(driver.find(By::Css("svg.graph")).await.is_ok(), "the relations graph is drawn");
-    driver.screenshot(&shots.join("entity.png")).await.expect("screenshot");
+    assert!(driver.find(Locator::Css("svg.graph")).await.is_ok(), "the relations graph is drawn");
+    screenshot(&driver, &shots.join("entity.png")).await;
 
     // Create a service through the template wizard and watch its log.
-    driver.goto(format!("{base}/create")).await.expect("open create");
-    driver.screenshot(&shots.join("templates.png")).await.expect("screenshot");
-    driver.find(By::LinkText("Node.js HTTP service")).await.expect("template card").click().await.expect("choose");
-    let name = wait_for(&driver, By::Id("f-name")).await;
+    driver.goto(&format!("{base}/create")).await.expect("open create");
+    screenshot(&driver, &shots.join("templates.png")).await;
+    driver.find(Locator::LinkText("Node.js HTTP service")).await.expect("template card").click().await.expect("choose");
+    let name = wait_for(&driver, Locator::Id("f-name")).await;
     name.send_keys("wishlist").await.expect("type");
-    driver.find(By::Css("#f-owner option[value='shop']")).await.expect("shop as owner").click().await.expect("select");
-    driver.screenshot(&shots.join("wizard.png")).await.expect("screenshot");
-    driver.find(By::Id("create")).await.expect("create button").click().await.expect("submit");
+    driver.find(Locator::Css("#f-owner option[value='shop']")).await.expect("shop as owner").click().await.expect("select");
+    screenshot(&driver, &shots.join("wizard.png")).await;
+    driver.find(Locator::Id("create")).await.expect("create button").click().await.expect("submit");
     wait_for_text(&driver, "#task-status", "completed").await;
-    let log = driver.find(By::Css("ol.log")).await.expect("log").text().await.expect("text");
+    let log = driver.find(Locator::Css("ol.log")).await.expect("log").text().await.expect("text");
     assert!(log.contains("Create the repository (publish:heimdall)") && log.contains("Deploy to dev (heimdall:apply)"), "{log}");
-    driver.screenshot(&shots.join("task.png")).await.expect("screenshot");
-    driver.find(By::LinkText("Open in catalog")).await.expect("catalog link").click().await.expect("open");
+    screenshot(&driver, &shots.join("task.png")).await;
+    driver.find(Locator::LinkText("Open in catalog")).await.expect("catalog link").click().await.expect("open");
     wait_for_text(&driver, "h1", "wishlist").await;
-    let deployments = wait_for(&driver, By::Css("#deployments-section table")).await.text().await.expect("text");
+    let deployments = wait_for(&driver, Locator::Css("#deployments-section table")).await.text().await.expect("text");
     assert!(deployments.contains("dev") && !deployments.contains("prod"), "the new service runs in dev only: {deployments}");
 
     // Set a secret: the value goes in, never comes back.
-    driver.goto(format!("{base}/tenants/shop")).await.expect("open tenant");
-    wait_for(&driver, By::Id("secret-form")).await;
-    driver.find(By::Id("secret")).await.expect("secret").send_keys("wishlist-db").await.expect("type");
-    driver.find(By::Id("key")).await.expect("key").send_keys("password").await.expect("type");
-    driver.find(By::Id("value")).await.expect("value").send_keys("s3cr3t-value-xyz").await.expect("type");
-    driver.find(By::Css("#secret-form button")).await.expect("set").click().await.expect("submit");
+    driver.goto(&format!("{base}/tenants/shop")).await.expect("open tenant");
+    wait_for(&driver, Locator::Id("secret-form")).await;
+    driver.find(Locator::Id("secret")).await.expect("secret").send_keys("wishlist-db").await.expect("type");
+    driver.find(Locator::Id("key")).await.expect("key").send_keys("password").await.expect("type");
+    driver.find(Locator::Id("value")).await.expect("value").send_keys("s3cr3t-value-xyz").await.expect("type");
+    driver.find(Locator::Css("#secret-form button")).await.expect("set").click().await.expect("submit");
     wait_for_text(&driver, ".notice", "Set shop/wishlist-db key password (version 1)").await;
-    let table = driver.find(By::Css("table.secrets")).await.expect("secrets").text().await.expect("text");
+    let table = driver.find(Locator::Css("table.secrets")).await.expect("secrets").text().await.expect("text");
     assert!(table.contains("wishlist-db") && table.contains("password"), "{table}");
     assert!(!driver.source().await.expect("source").contains("s3cr3t-value-xyz"), "the value is never shown");
-    driver.screenshot(&shots.join("tenant.png")).await.expect("screenshot");
+    screenshot(&driver, &shots.join("tenant.png")).await;
 
-    driver.goto(format!("{base}/clusters")).await.expect("open clusters");
+    driver.goto(&format!("{base}/clusters")).await.expect("open clusters");
     wait_for_text(&driver, "#spoke-1", "Connected").await;
-    driver.screenshot(&shots.join("clusters.png")).await.expect("screenshot");
-    driver.goto(format!("{base}/audit?kind=Application")).await.expect("open audit");
+    screenshot(&driver, &shots.join("clusters.png")).await;
+    driver.goto(&format!("{base}/audit?kind=Application")).await.expect("open audit");
     wait_for_text(&driver, "table.audit", "wishlist").await;
-    driver.screenshot(&shots.join("audit.png")).await.expect("screenshot");
+    screenshot(&driver, &shots.join("audit.png")).await;
 
     // Signing out ends the session.
-    driver.find(By::Css("form.who button")).await.expect("sign out").click().await.expect("sign out");
-    wait_for(&driver, By::Id("token")).await;
-    driver.goto(format!("{base}/tenants/shop")).await.expect("open");
-    wait_for(&driver, By::Id("token")).await;
-    driver.quit().await.expect("quit");
+    driver.find(Locator::Css("form.who button")).await.expect("sign out").click().await.expect("sign out");
+    wait_for(&driver, Locator::Id("token")).await;
+    driver.goto(&format!("{base}/tenants/shop")).await.expect("open");
+    wait_for(&driver, Locator::Id("token")).await;
+    driver.close().await.expect("quit");
 }
 
 /// Reloads the entity page until the cluster's row shows a health; returns it.
-async fn wait_for_deployment_health(driver: &WebDriver, url: &str, cluster: &str) -> String {
+async fn wait_for_deployment_health(driver: &Client, url: &str, cluster: &str) -> String {
     for _ in 0..150 {
         driver.goto(url).await.expect("reload");
-        if let Ok(cell) = driver.find(By::Css(format!("tr[data-cluster='{cluster}'] [data-health]"))).await {
+        if let Ok(cell) = driver.find(Locator::Css(&format!("tr[data-cluster='{cluster}'] [data-health]"))).await {
             let health = cell.attr("data-health").await.expect("attr").unwrap_or_default();
             if !health.is_empty() {
                 return health;

@@ -219,3 +219,22 @@ async fn url_locations_are_fetched() {
     assert!(relations(&rates).contains(&("ownedBy".into(), "group:default/payments".into())));
     server.abort();
 }
+
+#[tokio::test]
+async fn predicate_queries_page_by_post_and_refuse_what_they_cannot_answer() {
+    let hub = example_hub().await;
+    let body = json!({"query": {"kind": "component", "metadata.namespace": {"$in": ["payments"]}}, "orderBy": [{"field": "metadata.name", "order": "desc"}], "limit": 1});
+    let (status, first) = hub.call("POST", "/api/catalog/entities/by-query", "application/json", body.to_string()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["totalItems"], 2);
+    assert_eq!(first["items"][0]["metadata"]["name"], "settlement");
+    let cursor = first["pageInfo"]["nextCursor"].as_str().expect("cursor");
+    let (_, second) =
+        hub.call("POST", "/api/catalog/entities/by-query", "application/json", json!({"cursor": cursor, "limit": 1}).to_string()).await;
+    assert_eq!(second["items"][0]["metadata"]["name"], "payments-api", "the cursor carries the predicate and the order");
+    let (status, refused) = hub
+        .call("POST", "/api/catalog/entities/by-query", "application/json", json!({"query": {"$not": {"kind": "api"}}}).to_string())
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["details"][0]["path"], "query.$not");
+}

@@ -26,6 +26,12 @@ const searched = await client.queryEntities(
   { filter: { kind: 'Component' }, fullTextFilter: { term: 'storefront' } },
   options,
 );
+// A predicate query goes by POST; its cursor (which holds the query) is sent back by POST too.
+const predicateFirst = await client.queryEntities(
+  { query: { $all: [{ kind: 'component' }, { 'metadata.namespace': { $in: ['shop'] } }] }, limit: 2, orderFields: { field: 'metadata.name', order: 'asc' } },
+  options,
+);
+const predicateSecond = await client.queryEntities({ cursor: predicateFirst.pageInfo.nextCursor, limit: 2 }, options);
 const storefront = await client.getEntityByRef('component:shop/storefront', options);
 const missing = await client.getEntityByRef('component:shop/ghost', options);
 const byRefs = await client.getEntitiesByRefs({ entityRefs: ['group:default/shop', 'component:shop/ghost'] }, options);
@@ -46,10 +52,11 @@ console.log(JSON.stringify({
   firstPage: { items: names(firstPage.items), totalItems: firstPage.totalItems, hasNext: Boolean(firstPage.pageInfo.nextCursor) },
   secondPage: { items: names(secondPage.items), hasPrev: Boolean(secondPage.pageInfo.prevCursor) },
   searched: names(searched.items),
+  predicate: { first: names(predicateFirst.items), second: names(predicateSecond.items), total: predicateFirst.totalItems },
   storefront: { ref: names([storefront])[0], annotation: storefront?.metadata.annotations?.['heimdall.dev/application'], relations: storefront?.relations ?? [] },
   missing: missing === undefined,
   byRefs: names(byRefs.items),
   facets: facets.facets,
   valid,
-  invalid: { valid: invalid.valid },
+  invalid: { valid: invalid.valid, errors: (invalid.errors ?? []).map((e) => e.message) },
 }));

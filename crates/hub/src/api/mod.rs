@@ -45,7 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/secrets/rotate-master-key", post(crate::secrets::rotate_master_key))
         .route("/api/v1/namespaces/{namespace}/claim-instances", get(crate::claims::list))
         .route("/api/v1/namespaces/{namespace}/claims/{name}/plan", post(crate::claims::plan))
-        .route("/api/catalog/entities/by-query", get(crate::catalog::by_query))
+        .route("/api/catalog/entities/by-query", get(crate::catalog::by_query).post(crate::catalog::by_predicate))
         .route("/api/catalog/entities", get(crate::catalog::entities))
         .route("/api/catalog/entities/by-name/{kind}/{namespace}/{name}", get(crate::catalog::by_name))
         .route("/api/catalog/entities/by-refs", post(crate::catalog::by_refs))

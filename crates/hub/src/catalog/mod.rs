@@ -12,8 +12,9 @@ use std::sync::{Arc, RwLock};
 
 use axum::Json;
 use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::http::StatusCode;
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use futures::StreamExt;
 use heimdall_catalog::query::{DEFAULT_TEXT_FIELDS, Filter, Order};
 use heimdall_catalog::{Catalog, Entity, EntityRef, Query, validate};
@@ -270,6 +271,9 @@ fn project(entity: &Entity, fields: &[String]) -> Value {
 /// What a `by-query` cursor carries: the query it continues and where.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Cursor {
+    /// A predicate query (`POST /entities/by-query`); `filter` is unused then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    query: Option<Value>,
     filter: Vec<String>,
     order: Vec<String>,
     term: Option<String>,
@@ -279,12 +283,15 @@ struct Cursor {
 
 impl Cursor {
     fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        // Backstage's client reads a predicate cursor with atob() to send it back by POST: standard base64 then.
+        if self.query.is_some() { STANDARD.encode(bytes) } else { URL_SAFE_NO_PAD.encode(bytes) }
     }
 
     fn decode(text: &str) -> Result<Cursor, ApiError> {
         URL_SAFE_NO_PAD
             .decode(text)
+            .or_else(|_| STANDARD.decode(text))
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .ok_or_else(|| bad_request("cursor", "not a cursor this catalog gave out".into()))
@@ -297,8 +304,12 @@ impl Cursor {
         } else {
             self.text_fields.iter().map(|f| f.to_lowercase()).collect()
         };
+        let filter = match &self.query {
+            Some(predicate) => Filter::from_predicate(predicate).map_err(|(path, message)| bad_request(&path, message))?,
+            None => Filter::parse(&self.filter).map_err(|e| bad_request("filter", e))?,
+        };
         Ok(Query {
-            filter: Filter::parse(&self.filter).map_err(|e| bad_request("filter", e))?,
+            filter,
             text: self.term.as_ref().filter(|t| !t.trim().is_empty()).map(|t| (t.trim().to_lowercase(), text_fields)),
             order,
             offset: self.offset,
@@ -314,6 +325,7 @@ pub async fn by_query(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
     let cursor = match parameters.get("cursor").and_then(|c| c.first()) {
         Some(cursor) => Cursor::decode(cursor)?,
         None => Cursor {
+            query: None,
             filter: parameters.get("filter").cloned().unwrap_or_default(),
             order: parameters.get("orderField").cloned().unwrap_or_default(),
             term: parameters.get("fullTextFilterTerm").and_then(|t| t.first()).cloned(),
@@ -321,8 +333,12 @@ pub async fn by_query(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
             offset: number(&parameters, "offset")?.unwrap_or(0),
         },
     };
+    page_of(&state, cursor, limit, &list(&parameters, "fields"))
+}
+
+/// One page of a query and the cursors around it.
+fn page_of(state: &AppState, cursor: Cursor, limit: usize, fields: &[String]) -> Result<Json<Value>, ApiError> {
     let query = cursor.query(Some(limit))?;
-    let fields = list(&parameters, "fields");
     let page = state.catalog.read(|catalog| catalog.query(&query));
     let mut page_info = json!({});
     if cursor.offset + page.items.len() < page.total {
@@ -332,16 +348,70 @@ pub async fn by_query(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
         page_info["prevCursor"] = json!(Cursor { offset: cursor.offset.saturating_sub(limit), ..cursor.clone() }.encode());
     }
     Ok(Json(json!({
-        "items": page.items.iter().map(|e| project(e, &fields)).collect::<Vec<_>>(),
+        "items": page.items.iter().map(|e| project(e, fields)).collect::<Vec<_>>(),
         "totalItems": page.total,
         "pageInfo": page_info,
     })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OrderBy {
+    field: String,
+    #[serde(default)]
+    order: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct FullTextFilter {
+    #[serde(default)]
+    term: Option<String>,
+    #[serde(default)]
+    fields: Vec<String>,
+}
+
+/// The body of `POST /entities/by-query` (newer Backstage clients).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PredicateQuery {
+    #[serde(default)]
+    query: Option<Value>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    order_by: Vec<OrderBy>,
+    #[serde(default)]
+    full_text_filter: Option<FullTextFilter>,
+    #[serde(default)]
+    fields: Vec<String>,
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+/// `POST /api/catalog/entities/by-query`: the paged query with a predicate (`$all`, `$any`, `$in`, `$exists`).
+pub async fn by_predicate(State(state): State<AppState>, Json(request): Json<PredicateQuery>) -> Result<Json<Value>, ApiError> {
+    let limit = request.limit.unwrap_or(20).clamp(1, 1000);
+    let cursor = match &request.cursor {
+        Some(cursor) => Cursor::decode(cursor)?,
+        None => {
+            let text = request.full_text_filter.unwrap_or_default();
+            Cursor {
+                query: Some(request.query.unwrap_or_else(|| json!({}))),
+                filter: Vec::new(),
+                order: request.order_by.iter().map(|o| format!("{},{}", o.field, o.order.as_deref().unwrap_or("asc"))).collect(),
+                term: text.term,
+                text_fields: text.fields,
+                offset: 0,
+            }
+        }
+    };
+    page_of(&state, cursor, limit, &request.fields)
 }
 
 /// `GET /api/catalog/entities`: the older list (filter, fields, offset, limit, order).
 pub async fn entities(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<Vec<Value>>, ApiError> {
     let parameters = parameters(raw);
     let query = Cursor {
+        query: None,
         filter: parameters.get("filter").cloned().unwrap_or_default(),
         // Backstage writes `order=asc:metadata.name` here.
         order: list(&parameters, "order")
@@ -434,14 +504,19 @@ pub struct ValidateRequest {
 }
 
 /// `POST /api/catalog/validate-entity`: 200 when valid, else 400 naming each field.
-pub async fn validate_entity(Json(request): Json<ValidateRequest>) -> Result<Json<Value>, ApiError> {
+pub async fn validate_entity(Json(request): Json<ValidateRequest>) -> Result<(StatusCode, Json<Value>), ApiError> {
     match validate(&request.entity) {
-        Ok(_) => Ok(Json(json!({}))),
+        Ok(_) => Ok((StatusCode::OK, Json(json!({})))),
         Err(problems) => {
             let location = request.location.unwrap_or_else(|| "entity".into());
             let mut error = ApiError::invalid(&[heimdall_model::DocumentError::new(location, problems)]);
             error.status = 400;
-            Err(error)
+            // Heimdall's error shape, plus Backstage's `errors` that its client returns to the caller.
+            let errors: Vec<Value> =
+                error.details.iter().map(|d| json!({"name": "InputError", "message": format!("{}: {}", d.path, d.message)})).collect();
+            let mut body = serde_json::to_value(&error).map_err(|_| ApiError::internal())?;
+            body["errors"] = json!(errors);
+            Ok((StatusCode::BAD_REQUEST, Json(body)))
         }
     }
 }
