@@ -16,7 +16,8 @@ command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 # The portal is tested in headless Chromium through chromedriver.
-[ -x /usr/bin/chromium ] || missing+=(chromium)
+# (fonts-liberation: without any font Chromium's pages have no text metrics.)
+[ -x /usr/bin/chromium ] || missing+=(chromium fonts-liberation)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
