@@ -93,7 +93,7 @@ async fn wait_for(driver: &Client, locator: Locator<'_>) -> Element {
 /// Waits until an element of `css` has text that contains `text` (or is it, when `exact`).
 async fn wait_for_text_as(driver: &Client, css: &str, text: &str, exact: bool) -> Element {
     let mut seen = String::new();
-    for _ in 0..300 {
+    for _ in 0..600 {
         if let Ok(element) = driver.find(Locator::Css(css)).await
             && let Ok(found) = element.text().await
         {
@@ -140,6 +140,15 @@ async fn sign_in_search_open_an_entity_create_a_service_and_set_a_secret() {
         "1s",
     ];
     let _agent = start(&agent_args, &[], "agent running", port);
+    // The hub re-renders the fleet for the new cluster and the agent reports; on a busy machine that takes a while.
+    // (block_in_place: the fake API server runs on this runtime and must keep answering.)
+    tokio::task::block_in_place(|| {
+        eventually("spoke-1 reports storefront's health", || {
+            let out = run(&["get", "application", "storefront", "-n", "shop", "-o", "json"], &env);
+            let app: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            app.pointer("/status/clusters/spoke-1/health").and_then(|h| h.as_str()).map(String::from)
+        })
+    });
 
     let (_chromedriver, driver_url) = chromedriver();
     let profile = tempfile::tempdir().expect("profile");
@@ -231,7 +240,7 @@ async fn sign_in_search_open_an_entity_create_a_service_and_set_a_secret() {
 
 /// Reloads the entity page until the cluster's row shows a health; returns it.
 async fn wait_for_deployment_health(driver: &Client, url: &str, cluster: &str) -> String {
-    for _ in 0..150 {
+    for _ in 0..60 {
         driver.goto(url).await.expect("reload");
         if let Ok(cell) = driver.find(Locator::Css(&format!("tr[data-cluster='{cluster}'] [data-health]"))).await {
             let health = cell.attr("data-health").await.expect("attr").unwrap_or_default();

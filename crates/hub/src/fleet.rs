@@ -246,30 +246,35 @@ async fn record_app_health(state: &AppState, cluster: &str, folder: &str, app: &
     let Some((namespace, name)) = crate::delivery::owner(folder) else { return Ok(()) };
     for kind in ["Application", "Workload", "Claim"] {
         let key = ResourceKey::new(kind, &namespace, &name);
-        let resource = match state.store.get(&key).await {
-            Ok(resource) => resource,
-            Err(StoreError::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let mut status = resource.status.clone().unwrap_or_else(|| json!({}));
-        let mut entry = json!({"sync": app.sync, "health": app.health, "objects": app.objects, "revision": revision});
-        if !app.messages.is_empty() {
-            entry["messages"] = json!(app.messages.iter().take(10).collect::<Vec<_>>());
-        }
-        if !app.claims.is_empty() {
-            entry["claims"] = json!(app.claims);
-            crate::claims::record_readiness(state, cluster, &namespace, &app.claims).await?;
-        }
-        if !status.get("clusters").is_some_and(Value::is_object) {
-            status["clusters"] = json!({});
-        }
-        if status["clusters"].get(cluster) == Some(&entry) {
-            return Ok(());
-        }
-        status["clusters"][cluster] = entry;
-        match state.store.update_status(AGENT_ACTOR, &key, status, resource.resource_version()).await {
-            Ok(_) | Err(StoreError::Conflict { .. }) => return Ok(()),
-            Err(e) => return Err(e.into()),
+        // Agents report only what changed: a report lost to a concurrent status write (the
+        // reconciler's, say) would never come again, so a conflict means read and write again.
+        for _ in 0..10 {
+            let resource = match state.store.get(&key).await {
+                Ok(resource) => resource,
+                Err(StoreError::NotFound { .. }) => break,
+                Err(e) => return Err(e.into()),
+            };
+            let mut status = resource.status.clone().unwrap_or_else(|| json!({}));
+            let mut entry = json!({"sync": app.sync, "health": app.health, "objects": app.objects, "revision": revision});
+            if !app.messages.is_empty() {
+                entry["messages"] = json!(app.messages.iter().take(10).collect::<Vec<_>>());
+            }
+            if !app.claims.is_empty() {
+                entry["claims"] = json!(app.claims);
+                crate::claims::record_readiness(state, cluster, &namespace, &app.claims).await?;
+            }
+            if !status.get("clusters").is_some_and(Value::is_object) {
+                status["clusters"] = json!({});
+            }
+            if status["clusters"].get(cluster) == Some(&entry) {
+                return Ok(());
+            }
+            status["clusters"][cluster] = entry;
+            match state.store.update_status(AGENT_ACTOR, &key, status, resource.resource_version()).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok(())
