@@ -159,16 +159,7 @@ pub async fn get(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Percent-encodes a query value (label selectors contain `=`, `,`, spaces and parentheses).
-pub(crate) fn url_encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+pub(crate) use heimdall_hub::api::url_encode;
 
 fn indent(text: &str, by: usize) -> String {
     text.lines().map(|line| format!("{}{line}\n", " ".repeat(by))).collect()

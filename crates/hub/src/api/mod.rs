@@ -29,6 +29,17 @@ use tower_http::trace::TraceLayer;
 use crate::auth;
 use crate::state::AppState;
 
+/// Percent-encodes a query value or a path segment: everything but
+/// unreserved characters and `/` (legal in a query, never in a name).
+pub fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The largest request body the API accepts.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
@@ -125,4 +136,13 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(super::url_encode("/catalog?q=a b&c"), "/catalog%3Fq%3Da%20b%26c");
+        assert_eq!(super::url_encode("app.kubernetes.io/name in (a,b)"), "app.kubernetes.io/name%20in%20%28a%2Cb%29");
+    }
 }

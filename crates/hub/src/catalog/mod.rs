@@ -29,6 +29,12 @@ use crate::state::AppState;
 
 /// The annotation linking a catalog Component to the Heimdall application it is.
 pub const APPLICATION_ANNOTATION: &str = "heimdall.dev/application";
+
+/// `(kind, namespace, name)` of the resource an entity's [`APPLICATION_ANNOTATION`] names.
+pub fn application_of(entity: &Entity) -> Option<(&str, &str, &str)> {
+    let mut parts = entity.metadata.annotations.get(APPLICATION_ANNOTATION)?.splitn(3, '/');
+    Some((parts.next()?, parts.next()?, parts.next()?))
+}
 /// Kinds of the store that become catalog entities.
 const SOURCE_KINDS: &[&str] = &["Tenant", "Application", "Workload", "User", "Group"];
 

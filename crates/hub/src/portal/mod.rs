@@ -17,7 +17,7 @@ pub use pages::entity_page;
 use axum::Router;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -143,12 +143,8 @@ async fn sign_in(State(state): State<AppState>, headers: axum::http::HeaderMap, 
     match auth::principal(&state, &token).await {
         Ok(Some(principal)) if auth::require(&principal, &Need::Anyone).is_ok() => {
             tracing::info!(actor = %principal.name, "portal sign-in with a token");
-            let secure = if state.secure_cookies { "; Secure" } else { "" };
-            let cookie = format!("{TOKEN_COOKIE}={token}; Path=/; Max-Age=43200; HttpOnly; SameSite=Lax{secure}");
             let mut response = Redirect::to(&return_to).into_response();
-            if let Ok(value) = HeaderValue::from_str(&cookie) {
-                response.headers_mut().append(header::SET_COOKIE, value);
-            }
+            response.headers_mut().append(header::SET_COOKIE, crate::identity::set_cookie(&state, TOKEN_COOKIE, &token, "/", 43200));
             response
         }
         Ok(Some(_)) => refused("this token is a cluster's: use a person's or the admin token"),
@@ -159,11 +155,8 @@ async fn sign_in(State(state): State<AppState>, headers: axum::http::HeaderMap, 
 
 /// `POST /sign-out`: forgets the token cookie and ends a single sign-on session.
 async fn sign_out(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    let secure = if state.secure_cookies { "; Secure" } else { "" };
     let mut response = Redirect::to("/sign-in").into_response();
-    if let Ok(value) = HeaderValue::from_str(&format!("{TOKEN_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{secure}")) {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
+    response.headers_mut().append(header::SET_COOKIE, crate::identity::set_cookie(&state, TOKEN_COOKIE, "", "/", 0));
     if let Some(cookie) = crate::identity::end_session(&state, &headers).await {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }

@@ -188,7 +188,7 @@ pub async fn entity(
     let Some(entity) = state.catalog.read(|catalog| catalog.get(&reference)) else {
         return not_found(&principal, &format!("no entity {reference} in the catalog"));
     };
-    let application = match entity.metadata.annotations.get(crate::catalog::APPLICATION_ANNOTATION) {
+    let application = match crate::catalog::application_of(&entity) {
         Some(link) => application_view(&state, &principal, link).await,
         None => Ok(None),
     };
@@ -260,9 +260,11 @@ pub fn entity_page(
 }
 
 /// The deployments and recent history of `Application/<namespace>/<name>`, if the viewer may read it.
-async fn application_view(state: &AppState, principal: &Principal, link: &str) -> Result<Option<view::AppView>, String> {
-    let mut parts = link.splitn(3, '/');
-    let (Some(kind), Some(namespace), Some(name)) = (parts.next(), parts.next(), parts.next()) else { return Ok(None) };
+async fn application_view(
+    state: &AppState,
+    principal: &Principal,
+    (kind, namespace, name): (&str, &str, &str),
+) -> Result<Option<view::AppView>, String> {
     if !allowed(
         principal,
         Method::GET,
@@ -340,12 +342,8 @@ pub async fn rollback(
     let Some(entity) = state.catalog.read(|catalog| catalog.get(&reference)) else {
         return not_found(&principal, &format!("no entity {reference}"));
     };
-    let Some(link) = entity.metadata.annotations.get(crate::catalog::APPLICATION_ANNOTATION) else {
-        return not_found(&principal, "this entity runs no Application");
-    };
-    let mut parts = link.splitn(3, '/');
-    let (Some("Application"), Some(app_namespace), Some(app_name)) = (parts.next(), parts.next(), parts.next()) else {
-        return not_found(&principal, "only Applications roll back");
+    let Some(("Application", app_namespace, app_name)) = crate::catalog::application_of(&entity) else {
+        return not_found(&principal, "this entity runs no Application to roll back");
     };
     let need = route_need(
         &Method::POST,
@@ -452,20 +450,32 @@ async fn creatable_tenants(state: &AppState, principal: &Principal) -> Vec<Strin
         .collect()
 }
 
+/// The wizard of a template, with the values and errors of a refused try.
+async fn wizard_page(
+    state: &AppState,
+    principal: &Principal,
+    (entity, template): &(Entity, heimdall_scaffolder::Template),
+    values: &Map<String, Value>,
+    errors: &BTreeMap<String, String>,
+    error: String,
+) -> view::Wizard {
+    let tenants = creatable_tenants(state, principal).await;
+    view::Wizard {
+        nav: Nav::of(principal, "create"),
+        title: entity.metadata.title.clone().unwrap_or(template.name.clone()),
+        description: entity.metadata.description.clone().unwrap_or_default(),
+        action: format!("/create/{}/{}", entity.metadata.namespace, entity.metadata.name),
+        pages: form_pages(template, values, errors, &tenants),
+        error,
+    }
+}
+
 pub async fn wizard(State(state): State<AppState>, Viewer(principal): Viewer, Path((namespace, name)): Path<(String, String)>) -> Response {
-    let (entity, template) = match crate::scaffolder::template(&state, &format!("template:{namespace}/{name}")) {
+    let found = match crate::scaffolder::template(&state, &format!("template:{namespace}/{name}")) {
         Ok(found) => found,
         Err(error) => return denied(&principal, error),
     };
-    let tenants = creatable_tenants(&state, &principal).await;
-    view::render(&view::Wizard {
-        nav: Nav::of(&principal, "create"),
-        title: entity.metadata.title.clone().unwrap_or(template.name.clone()),
-        description: entity.metadata.description.clone().unwrap_or_default(),
-        action: format!("/create/{namespace}/{name}"),
-        pages: form_pages(&template, &Map::new(), &BTreeMap::new(), &tenants),
-        error: String::new(),
-    })
+    view::render(&wizard_page(&state, &principal, &found, &Map::new(), &BTreeMap::new(), String::new()).await)
 }
 
 /// `POST /create/{namespace}/{name}`: the form's values typed by the schema, then a task; refused values come back on the form.
@@ -475,11 +485,12 @@ pub async fn start_task(
     Path((namespace, name)): Path<(String, String)>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    let (entity, template) = match crate::scaffolder::template(&state, &format!("template:{namespace}/{name}")) {
+    let found = match crate::scaffolder::template(&state, &format!("template:{namespace}/{name}")) {
         Ok(found) => found,
         Err(error) => return denied(&principal, error),
     };
-    let types: HashMap<String, String> = template
+    let types: HashMap<String, String> = found
+        .1
         .pages
         .iter()
         .filter_map(|p| p.get("properties").and_then(Value::as_object))
@@ -506,25 +517,12 @@ pub async fn start_task(
             }
         }
     }
-    let refused = |errors: BTreeMap<String, String>, message: String, values: Map<String, Value>| {
-        let state = state.clone();
-        let principal = principal.clone();
-        let (entity, template) = (entity.clone(), template.clone());
-        async move {
-            let tenants = creatable_tenants(&state, &principal).await;
-            let page = view::Wizard {
-                nav: Nav::of(&principal, "create"),
-                title: entity.metadata.title.clone().unwrap_or(template.name.clone()),
-                description: entity.metadata.description.clone().unwrap_or_default(),
-                action: format!("/create/{}/{}", entity.metadata.namespace, entity.metadata.name),
-                pages: form_pages(&template, &values, &errors, &tenants),
-                error: message,
-            };
-            (StatusCode::UNPROCESSABLE_ENTITY, view::render(&page)).into_response()
-        }
+    let refused = async |errors: BTreeMap<String, String>, message: String| {
+        let page = wizard_page(&state, &principal, &found, &values, &errors, message).await;
+        (StatusCode::UNPROCESSABLE_ENTITY, view::render(&page)).into_response()
     };
     if !errors.is_empty() {
-        return refused(errors, "Some values are not right: see the fields below.".into(), values).await;
+        return refused(errors, "Some values are not right: see the fields below.".into()).await;
     }
     let request = crate::scaffolder::CreateTask { template_ref: format!("template:{namespace}/{name}"), values: values.clone() };
     match crate::scaffolder::create(State(state.clone()), axum::Extension(principal.clone()), axum::Json(request)).await {
@@ -532,7 +530,7 @@ pub async fn start_task(
         Err(error) => {
             let errors: BTreeMap<String, String> =
                 error.details.iter().map(|d| (d.path.strip_prefix("values.").unwrap_or(&d.path).to_string(), d.message.clone())).collect();
-            refused(errors, error.message, values).await
+            refused(errors, error.message).await
         }
     }
 }
@@ -570,17 +568,7 @@ fn task_view(state: &AppState, principal: &Principal, id: &str) -> Option<(view:
 
 pub async fn task(State(state): State<AppState>, Viewer(principal): Viewer, Path(id): Path<String>) -> Response {
     let Some((log, template)) = task_view(&state, &principal, &id) else { return not_found(&principal, &format!("no task {id}")) };
-    view::render(&view::TaskPage {
-        nav: Nav::of(&principal, "create"),
-        id: log.id,
-        template,
-        status: log.status,
-        log: log.log,
-        done: log.done,
-        links: log.links,
-        texts: log.texts,
-        error: log.error,
-    })
+    view::render(&view::TaskPage { nav: Nav::of(&principal, "create"), template, done: log.done, log: view::fragment(&log) })
 }
 
 /// `GET /tasks/{id}/log`: the log alone, for htmx to poll.

@@ -39,6 +39,14 @@ pub fn render<T: Template>(page: &T) -> Response {
     }
 }
 
+/// A part of a page, rendered to go inside another.
+pub fn fragment<T: Template>(part: &T) -> String {
+    part.render().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "portal fragment does not render");
+        "<p class=\"error\">This part could not be rendered; the hub's log has the details.</p>".to_string()
+    })
+}
+
 #[derive(Template)]
 #[template(path = "portal/error.html")]
 pub struct ErrorPage {
@@ -236,17 +244,13 @@ pub struct LogRow {
 #[template(path = "portal/task.html")]
 pub struct TaskPage {
     pub nav: Nav,
-    pub id: String,
     pub template: String,
-    pub status: String,
-    pub log: Vec<LogRow>,
     pub done: bool,
-    pub links: Vec<Link>,
-    pub texts: Vec<(String, String)>,
-    pub error: String,
+    /// The rendered [`TaskLog`].
+    pub log: String,
 }
 
-/// Only the log of [`TaskPage`], polled by htmx until the task is done.
+/// The log of [`TaskPage`], alone when htmx polls it until the task is done.
 #[derive(Template)]
 #[template(path = "portal/task_log.html")]
 pub struct TaskLog {
@@ -342,15 +346,7 @@ pub struct Audit {
     pub older: Option<String>,
 }
 
-/// Percent-encodes a query value.
-pub fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+pub use crate::api::url_encode;
 
 /// The relations as a small graph: the entity in the middle, its neighbours
 /// on a circle, an edge labelled with each relation. Plain SVG, escaped.
@@ -413,10 +409,5 @@ mod tests {
         assert!(svg.contains(r#"href="/x?a=1&amp;b=2""#));
         assert_eq!(svg.matches("<line").count(), 2);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
-    }
-
-    #[test]
-    fn query_values_are_encoded() {
-        assert_eq!(url_encode("/catalog?q=a b&c"), "/catalog%3Fq%3Da%20b%26c");
     }
 }

@@ -99,23 +99,27 @@ fn read_folder(root: &Path, dir: &Path, files: &mut Workspace, total: &mut (usiz
     Ok(())
 }
 
+/// The files under `folder` (`./skeleton`, `skeleton/`; `.` or empty: all), relative to it.
+fn under(files: &Workspace, folder: &str) -> Workspace {
+    let folder = folder.trim_start_matches("./").trim_matches('/');
+    files
+        .iter()
+        .filter_map(|(path, content)| {
+            let path = path.trim_start_matches("./");
+            let inner = if folder.is_empty() || folder == "." { Some(path) } else { path.strip_prefix(folder)?.strip_prefix('/') };
+            inner.map(|inner| (inner.to_string(), content.clone()))
+        })
+        .collect()
+}
+
 /// Sources from a dry run's `directoryContents` (the template's folder, as Backstage's editor sends it).
 pub fn sources_from_contents(template: &Template, contents: &Workspace) -> Sources {
-    let mut sources = Sources::new();
-    for step in &template.steps {
-        let Some(url) = step.input.get("url").and_then(Value::as_str) else { continue };
-        let prefix = url.trim_start_matches("./").trim_end_matches('/');
-        let files: Workspace = contents
-            .iter()
-            .filter_map(|(path, content)| {
-                let path = path.trim_start_matches("./");
-                let inner = if prefix.is_empty() || prefix == "." { Some(path) } else { path.strip_prefix(prefix)?.strip_prefix('/') };
-                inner.map(|inner| (inner.to_string(), content.clone()))
-            })
-            .collect();
-        sources.insert(url.to_string(), files);
-    }
-    sources
+    template
+        .steps
+        .iter()
+        .filter_map(|step| step.input.get("url").and_then(Value::as_str))
+        .map(|url| (url.to_string(), under(contents, url)))
+        .collect()
 }
 
 /// The actions of one task, run as `principal`.
@@ -205,15 +209,7 @@ impl HubActions {
             Err(heimdall_store::StoreError::NotFound { .. }) => return Err(format!("input.tenant: no tenant {tenant:?}")),
             Err(e) => return Err(format!("cannot read tenant {tenant}: {e}")),
         }
-        let source = input.get("sourcePath").and_then(Value::as_str).unwrap_or("").trim_matches('/').trim_start_matches("./");
-        let files: Workspace = workspace
-            .iter()
-            .filter_map(|(path, content)| {
-                let inner =
-                    if source.is_empty() || source == "." { Some(path.as_str()) } else { path.strip_prefix(source)?.strip_prefix('/') };
-                inner.map(|p| (p.to_string(), content.clone()))
-            })
-            .collect();
+        let files = under(workspace, input.get("sourcePath").and_then(Value::as_str).unwrap_or(""));
         let description = input.get("description").and_then(Value::as_str).unwrap_or("created from a template");
         let change = heimdall_gitops::Change {
             author: crate::delivery::author(&self.principal.name),
