@@ -93,19 +93,23 @@ async fn reload(state: &AppState) -> Result<(), StoreError> {
 /// Runs until the store fails; the caller restarts it.
 pub async fn run(state: AppState) -> Result<(), StoreError> {
     let from = state.store.revision().await?;
+    // Generations of platform objects seen: a status update (same generation)
+    // changes nothing that renders, so it must not re-render the fleet. Read
+    // before the platform is loaded: a platform write landing in between then
+    // shows up as a new generation and re-renders, instead of being taken for
+    // one the first render already saw (a cluster added at start-up never got
+    // its tenants' folders that way).
+    let mut seen: HashMap<ResourceKey, i64> = crate::rendering::platform_resources(&state.store)
+        .await?
+        .into_iter()
+        .map(|r| (r.key(), r.metadata.generation.unwrap_or_default()))
+        .collect();
     reload(&state).await?;
     let changed = render_all(&state).await?;
     tracing::info!(changed, "rendered every application");
     if let Err(e) = crate::api::gitops::record_health(&state).await {
         tracing::warn!(error = %e.message, "cannot record repository health");
     }
-    // Generations of platform objects seen: a status update (same generation)
-    // changes nothing that renders, so it must not re-render the fleet.
-    let mut seen: HashMap<ResourceKey, i64> = crate::rendering::platform_resources(&state.store)
-        .await?
-        .into_iter()
-        .map(|r| (r.key(), r.metadata.generation.unwrap_or_default()))
-        .collect();
     let mut events = Box::pin(state.store.watch(WatchFilter::default(), from));
     while let Some(first) = events.next().await {
         let mut batch = vec![first?];
