@@ -13,7 +13,7 @@ use kube::{Client, Config};
 use serde_json::Value;
 use tokio::sync::RwLock;
 
-use crate::desired::ObjectRef;
+use crate::desired::{Identity, ObjectRef};
 
 /// The field manager of everything the agent applies.
 pub const FIELD_MANAGER: &str = "heimdall";
@@ -57,9 +57,13 @@ impl From<kube::Error> for ClusterError {
 }
 
 /// A client with a cached discovery, refreshed when a kind is unknown
-/// (a CRD was just applied) and never more than needed.
+/// (a CRD was just applied) and never more than needed. Reads are the
+/// agent's own; writes are made as an [`Identity`], each with a client
+/// that impersonates it (made once, kept).
 pub struct Cluster {
     client: Client,
+    config: Config,
+    impersonating: std::sync::Mutex<std::collections::HashMap<String, Client>>,
     discovery: RwLock<Option<Arc<Discovery>>>,
 }
 
@@ -81,8 +85,23 @@ impl Cluster {
             }
             None => Config::incluster().map_err(|e| ClusterError::Config(format!("in-cluster configuration: {e}")))?,
         };
+        let client = Client::try_from(config.clone()).map_err(|e| ClusterError::Config(e.to_string()))?;
+        Ok(Cluster { client, config, impersonating: Default::default(), discovery: RwLock::new(None) })
+    }
+
+    /// The client that writes as `identity`.
+    fn client_as(&self, identity: &Identity) -> Result<Client, ClusterError> {
+        let Some(user) = identity.impersonates() else { return Ok(self.client.clone()) };
+        let mut clients = self.impersonating.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(client) = clients.get(&user) {
+            return Ok(client.clone());
+        }
+        let mut config = self.config.clone();
+        config.auth_info.impersonate = Some(user.clone());
+        config.auth_info.impersonate_groups = None;
         let client = Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
-        Ok(Cluster { client, discovery: RwLock::new(None) })
+        clients.insert(user, client.clone());
+        Ok(client)
     }
 
     pub fn client(&self) -> &Client {
@@ -115,35 +134,43 @@ impl Cluster {
         Err(ClusterError::UnknownKind { api_version: api_version.to_string(), kind: kind.to_string() })
     }
 
-    async fn api(&self, reference: &ObjectRef) -> Result<Api<DynamicObject>, ClusterError> {
+    async fn api(&self, reference: &ObjectRef, identity: &Identity) -> Result<Api<DynamicObject>, ClusterError> {
         let (resource, namespaced) = self.resolve(&reference.api_version, &reference.kind).await?;
         if namespaced && reference.namespace.is_empty() {
             return Err(ClusterError::MissingNamespace { object: reference.to_string() });
         }
-        Ok(if namespaced {
-            Api::namespaced_with(self.client.clone(), &reference.namespace, &resource)
-        } else {
-            Api::all_with(self.client.clone(), &resource)
-        })
+        let client = self.client_as(identity)?;
+        Ok(if namespaced { Api::namespaced_with(client, &reference.namespace, &resource) } else { Api::all_with(client, &resource) })
     }
 
     /// Server-side apply with the agent's field manager, taking over fields
-    /// other managers set (the desired state wins). Returns the live object.
+    /// other managers set (the desired state wins), with the agent's own
+    /// rights. Returns the live object.
     pub async fn apply(&self, reference: &ObjectRef, object: &Value) -> Result<Value, ClusterError> {
-        let api = self.api(reference).await?;
+        self.apply_as(&Identity::Agent, reference, object).await
+    }
+
+    /// [`Cluster::apply`] as `identity`.
+    pub async fn apply_as(&self, identity: &Identity, reference: &ObjectRef, object: &Value) -> Result<Value, ClusterError> {
+        let api = self.api(reference, identity).await?;
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let applied = api.patch(&reference.name, &params, &Patch::Apply(object)).await?;
         to_value(applied, reference)
     }
 
     pub async fn get(&self, reference: &ObjectRef) -> Result<Option<Value>, ClusterError> {
-        let api = self.api(reference).await?;
+        let api = self.api(reference, &Identity::Agent).await?;
         api.get_opt(&reference.name).await?.map(|o| to_value(o, reference)).transpose()
     }
 
-    /// Deletes the object; `false` if it was already gone.
+    /// Deletes the object with the agent's own rights; `false` if it was already gone.
     pub async fn delete(&self, reference: &ObjectRef) -> Result<bool, ClusterError> {
-        let api = self.api(reference).await?;
+        self.delete_as(&Identity::Agent, reference).await
+    }
+
+    /// [`Cluster::delete`] as `identity`.
+    pub async fn delete_as(&self, identity: &Identity, reference: &ObjectRef) -> Result<bool, ClusterError> {
+        let api = self.api(reference, identity).await?;
         match api.delete(&reference.name, &DeleteParams::background()).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),

@@ -11,9 +11,45 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// The label the renderer puts on everything it renders; the agent only
-/// ever lists, and prunes, objects that carry it.
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "heimdall");
+use heimdall_api::labels;
+pub use heimdall_api::labels::MANAGED_BY;
+
+/// Who a write to the cluster is made as.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Identity {
+    /// The agent's own rights: platform content.
+    Agent,
+    /// A tenant's identity, impersonated: the cluster's RBAC allows it only
+    /// what the tenancy renderer bound to it, in the tenant's namespaces.
+    Tenant(String),
+}
+
+impl Identity {
+    /// The Kubernetes user the agent impersonates, if any.
+    pub fn impersonates(&self) -> Option<String> {
+        match self {
+            Identity::Agent => None,
+            Identity::Tenant(tenant) => Some(heimdall_api::labels::tenant_identity(tenant)),
+        }
+    }
+
+    /// The tenant, for the inventory.
+    pub fn tenant(&self) -> Option<&str> {
+        match self {
+            Identity::Agent => None,
+            Identity::Tenant(tenant) => Some(tenant),
+        }
+    }
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Identity::Agent => f.write_str("the agent"),
+            Identity::Tenant(tenant) => write!(f, "tenant {tenant}"),
+        }
+    }
+}
 
 /// One object's identity in a cluster.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -104,6 +140,8 @@ pub struct DesiredObject {
     pub reference: ObjectRef,
     /// The application folder (`<namespace>/<app>`) it belongs to.
     pub folder: String,
+    /// Who it is applied (and pruned) as.
+    pub identity: Identity,
     pub object: Value,
     pub hints: Hints,
     /// Hash of the object as the repository has it.
@@ -128,6 +166,42 @@ pub struct Desired {
 
 pub fn digest(object: &Value) -> String {
     hex::encode(&Sha256::digest(object.to_string().as_bytes())[..12])
+}
+
+/// Who an object of `folder` is applied as. The tenants' own folders are
+/// platform content; in any other folder an object is its tenant's (the
+/// owner's hub namespace, from the folder name) unless the renderer marked
+/// it as the platform's. So an object without a mark, or with a mark the
+/// agent does not know, never gets the agent's rights.
+pub fn identity_of(folder: &str, object: &Value) -> Result<Identity, String> {
+    let (first, rest) = folder.split_once('/').unwrap_or((folder, ""));
+    if first == labels::TENANTS_FOLDER {
+        return Ok(Identity::Agent);
+    }
+    let mark = object.pointer("/metadata/annotations").and_then(|a| a.get(labels::APPLY_AS)).and_then(Value::as_str);
+    match mark {
+        Some(labels::APPLY_AS_PLATFORM) => Ok(Identity::Agent),
+        None | Some(labels::APPLY_AS_TENANT) => {
+            let owner = rest.split_once("--").map_or(first, |(namespace, _)| namespace);
+            let valid = !owner.is_empty()
+                && owner.len() <= 63
+                && owner.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !owner.starts_with('-')
+                && !owner.ends_with('-');
+            if !valid {
+                return Err(format!("folder {folder:?} names no tenant"));
+            }
+            // The renderer labels every object with its tenant: one that says another is not this folder's.
+            let labelled = object.pointer("/metadata/labels").and_then(|l| l.get("heimdall.dev/tenant")).and_then(Value::as_str);
+            if labelled != Some(owner) {
+                return Err(format!("folder {folder:?} is tenant {owner}'s, but the object is labelled heimdall.dev/tenant={labelled:?}"));
+            }
+            Ok(Identity::Tenant(owner.to_string()))
+        }
+        Some(other) => {
+            Err(format!("{}: {other:?} is neither {} nor {}", labels::APPLY_AS, labels::APPLY_AS_TENANT, labels::APPLY_AS_PLATFORM))
+        }
+    }
 }
 
 /// The folder of a repository path: `shop/web/deployment-web.yaml` -> `shop/web`.
@@ -160,10 +234,29 @@ impl Desired {
             if reference.kind == "Namespace" {
                 reference.namespace.clear();
             }
+            let identity = match identity_of(folder, &object) {
+                Ok(identity) => identity,
+                Err(message) => {
+                    desired.errors.push(FileError { path: path.clone(), message });
+                    continue;
+                }
+            };
             let hints = Hints::of(&object);
-            desired
-                .objects
-                .insert(reference.clone(), DesiredObject { reference, folder: folder.to_string(), digest: digest(&object), object, hints });
+            // Two folders wanting one object: neither may silently take it (and its identity) from the other.
+            if let Some(other) = desired.objects.get(&reference)
+                && other.folder != folder
+                && !(other.hints.adopt && hints.adopt)
+            {
+                desired.errors.push(FileError {
+                    path: path.clone(),
+                    message: format!("{reference} is also desired by folder {}; mark both shared to share it", other.folder),
+                });
+                continue;
+            }
+            desired.objects.insert(
+                reference.clone(),
+                DesiredObject { reference, folder: folder.to_string(), identity, digest: digest(&object), object, hints },
+            );
         }
         desired
     }
@@ -183,8 +276,12 @@ impl Desired {
                     let Some(opened) = ObjectRef::of(&secret) else { continue };
                     let digest = digest(&secret);
                     let hints = Hints::of(&secret);
-                    self.objects
-                        .insert(opened.clone(), DesiredObject { reference: opened, folder: object.folder, object: secret, hints, digest });
+                    // The Secret is applied as the sealed object it came from was.
+                    let identity = object.identity;
+                    self.objects.insert(
+                        opened.clone(),
+                        DesiredObject { reference: opened, folder: object.folder, identity, object: secret, hints, digest },
+                    );
                 }
                 Err(e) => self.errors.push(FileError { path, message: e.to_string() }),
             }
@@ -196,14 +293,17 @@ impl Desired {
     }
 
     /// The objects in apply order, as groups that may be applied in
-    /// parallel: CustomResourceDefinitions, then Namespaces, then each wave.
+    /// parallel: CustomResourceDefinitions, then Namespaces, then each wave
+    /// of platform content (tenants' scaffolding grants the rights their
+    /// applications are applied with), then each wave of tenant content.
     pub fn apply_groups(&self) -> Vec<Vec<&DesiredObject>> {
-        let mut groups: BTreeMap<(u8, i64), Vec<&DesiredObject>> = BTreeMap::new();
+        let mut groups: BTreeMap<(u8, u8, i64), Vec<&DesiredObject>> = BTreeMap::new();
         for object in self.objects.values().filter(|o| !o.hints.read_only) {
+            let identity = u8::from(object.identity != Identity::Agent);
             let phase = match object.reference.kind.as_str() {
-                "CustomResourceDefinition" => (0, 0),
-                "Namespace" => (1, 0),
-                _ => (2, object.hints.wave),
+                "CustomResourceDefinition" => (0, identity, 0),
+                "Namespace" => (1, identity, 0),
+                _ => (2, identity, object.hints.wave),
             };
             groups.entry(phase).or_default().push(object);
         }
@@ -272,8 +372,14 @@ mod tests {
             ("kustomization.yaml", "resources: [shop]"),
             ("shop/kustomization.yaml", "resources: [web]"),
             ("shop/web/kustomization.yaml", "resources: [deployment-web.yaml]"),
-            ("shop/web/deployment-web.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\n"),
-            ("shop/web/namespace-shop.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, namespace: shop}\n"),
+            (
+                "shop/web/deployment-web.yaml",
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop, labels: {heimdall.dev/tenant: shop}}\n",
+            ),
+            (
+                "shop/web/namespace-shop.yaml",
+                "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, namespace: shop, labels: {heimdall.dev/tenant: shop}}\n",
+            ),
             ("shop/web/broken.yaml", "kind: [\n"),
         ]));
         let refs: Vec<String> = desired.objects.keys().map(ToString::to_string).collect();
@@ -285,9 +391,25 @@ mod tests {
     }
 
     #[test]
+    fn two_folders_cannot_both_want_one_object_unless_both_share_it() {
+        let object = |annotations: &str| {
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, namespace: shop, annotations: {{heimdall.dev/apply-as: platform{annotations}}}}}\n"
+            )
+        };
+        let taken = Desired::from_files(&files(&[("shop/a/configmap-c.yaml", &object("")), ("shop/b/configmap-c.yaml", &object(""))]));
+        assert_eq!(taken.objects.values().map(|o| o.folder.as_str()).collect::<Vec<_>>(), ["shop/a"]);
+        assert_eq!(taken.errors.len(), 1);
+        assert!(taken.errors[0].message.contains("also desired by folder shop/a"), "{:?}", taken.errors);
+        let shared = object(", heimdall.dev/shared: \"true\"");
+        let both = Desired::from_files(&files(&[("shop/a/configmap-c.yaml", &shared), ("shop/b/configmap-c.yaml", &shared)]));
+        assert!(both.errors.is_empty());
+    }
+
+    #[test]
     fn apply_groups_put_crds_then_namespaces_then_waves() {
         let object = |kind: &str, name: &str, wave: Option<i64>| {
-            let mut o = json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": "shop"}});
+            let mut o = json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": "shop", "labels": {"heimdall.dev/tenant": "shop"}}});
             if let Some(w) = wave {
                 o["metadata"]["annotations"] = json!({"heimdall.dev/wave": w.to_string()});
             }

@@ -1,21 +1,10 @@
 //! Facts about the cluster the agent reports with each heartbeat.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cluster::{Cluster, ClusterError};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Facts {
-    pub kubernetes_version: String,
-    pub nodes: usize,
-    /// Allocatable CPU over all nodes, in millicores.
-    pub cpu_millis: u64,
-    /// Allocatable memory over all nodes, in bytes.
-    pub memory_bytes: u64,
-    pub agent_version: String,
-}
+pub use heimdall_api::agent::Facts;
 
 pub async fn gather(cluster: &Cluster) -> Result<Facts, ClusterError> {
     let kubernetes_version = cluster.version().await?;

@@ -4,13 +4,11 @@
 //! learned by long polling: the hub answers as soon as the cluster's
 //! revision moves, or after `wait` with the same one.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,41 +33,8 @@ impl HubError {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JoinRequest {
-    pub join_token: String,
-    /// The agent's X25519 public key (age recipient), for secrets sealed to this cluster.
-    pub public_key: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cluster_name: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Credential {
-    pub cluster: String,
-    pub credential: String,
-    pub expires_at: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DesiredRevision {
-    /// The head commit of the cluster's repository; `None` before the first commit.
-    pub revision: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Manifests {
-    pub revision: String,
-    /// `true`: `files` is the whole tree; `false`: only what changed since the asked-for base.
-    pub complete: bool,
-    pub files: BTreeMap<String, String>,
-    #[serde(default)]
-    pub removed: Vec<String>,
-}
+pub use heimdall_api::agent::{Credential, DesiredRevision, JoinRequest, Manifests, Report};
+use heimdall_api::agent::{OLDEST_HUB_PROTOCOL, PROTOCOL_HEADER, PROTOCOL_MIN_HEADER, PROTOCOL_VERSION};
 
 /// Cheap to clone; clones share the credential, so a rotation reaches them all.
 #[derive(Clone)]
@@ -111,6 +76,8 @@ impl HubClient {
 
     async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, HubError> {
         let credential = self.credential.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let request =
+            request.header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string()).header(PROTOCOL_MIN_HEADER, OLDEST_HUB_PROTOCOL.to_string());
         let request = match credential {
             Some(credential) => request.bearer_auth(credential),
             None => request,
@@ -158,7 +125,7 @@ impl HubClient {
     }
 
     /// Heartbeat, facts and health. Returns the hub's answer (the desired revision).
-    pub async fn report(&self, report: &Value) -> Result<DesiredRevision, HubError> {
+    pub async fn report(&self, report: &Report) -> Result<DesiredRevision, HubError> {
         self.send(self.http.post(format!("{}/api/v1/agent/report", self.base)).json(report).timeout(Duration::from_secs(30))).await
     }
 }

@@ -29,7 +29,6 @@ use std::time::Duration;
 
 use age::secrecy::ExposeSecret;
 use rand::Rng;
-use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::cluster::{Cluster, ClusterError};
@@ -359,14 +358,14 @@ pub async fn run(options: Options, shutdown: impl Future<Output = ()>) -> Result
                 Err(e) => tracing::warn!(error = %e, "cannot gather cluster facts"),
             }
             let changed: BTreeMap<&String, &FolderStatus> = folders.iter().filter(|(f, s)| reported.get(*f) != Some(*s)).collect();
-            let body = json!({
-                "facts": facts,
-                "appliedRevision": state.applied_revision,
-                "leader": options.identity,
-                "drift": {"corrected": drift_total, "recent": recent_drift},
-                "errors": last_errors,
-                "apps": changed,
-            });
+            let body = hub::Report {
+                facts: facts.clone(),
+                applied_revision: state.applied_revision.clone(),
+                leader: Some(options.identity.clone()),
+                drift: Some(heimdall_api::agent::Drift { corrected: drift_total, recent: recent_drift.to_vec() }),
+                errors: last_errors.clone(),
+                apps: changed.into_iter().map(|(folder, status)| (folder.clone(), status.report())).collect(),
+            };
             match hub.report(&body).await {
                 Ok(_) => reported = folders.clone(),
                 Err(HubError::Refused(message)) => return Err(HubError::Refused(message).into()),

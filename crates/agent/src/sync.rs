@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cluster::{Cluster, ClusterError};
-use crate::desired::{Desired, DesiredObject, GarbageCollect, MANAGED_BY, ObjectRef, drifted, set_at, value_at};
+use crate::desired::{Desired, DesiredObject, GarbageCollect, Identity, MANAGED_BY, ObjectRef, drifted, set_at, value_at};
 use crate::health::{self, Health};
 
 /// What the agent applied, so it prunes only its own objects. Stored as a
@@ -56,6 +56,34 @@ pub struct InventoryEntry {
     pub adopted: bool,
     #[serde(default)]
     pub gc: GarbageCollect,
+    /// The tenant it was applied as, and is pruned as; none: the agent's own rights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+}
+
+impl InventoryEntry {
+    pub fn identity(&self) -> Identity {
+        self.tenant.clone().map_or(Identity::Agent, Identity::Tenant)
+    }
+}
+
+impl FolderStatus {
+    /// The folder as the protocol reports it.
+    pub fn report(&self) -> heimdall_api::agent::FolderReport {
+        use heimdall_api::agent::{HealthState, SyncState};
+        heimdall_api::agent::FolderReport {
+            sync: if self.sync == "Synced" { SyncState::Synced } else { SyncState::Failed },
+            health: match self.health {
+                Health::Healthy => HealthState::Healthy,
+                Health::Progressing => HealthState::Progressing,
+                Health::Missing => HealthState::Missing,
+                Health::Degraded => HealthState::Degraded,
+            },
+            messages: self.messages.clone(),
+            objects: self.objects,
+            claims: self.claims.clone(),
+        }
+    }
 }
 
 /// The state of one application folder after a pass.
@@ -72,15 +100,7 @@ pub struct FolderStatus {
     pub claims: Vec<ClaimHealth>,
 }
 
-/// One claim instance: every object of it ready or not, in the provider's words.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClaimHealth {
-    pub claim: String,
-    pub composition: String,
-    pub ready: bool,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub messages: Vec<String>,
-}
+pub use heimdall_api::agent::ClaimHealth;
 
 const CLAIM_LABEL: &str = "capabilities.heimdall.dev/claim";
 const COMPOSITION_LABEL: &str = "capabilities.heimdall.dev/composition";
@@ -91,12 +111,7 @@ fn instance_of(object: &Value) -> Option<(String, String)> {
     Some((labels.get(CLAIM_LABEL)?.as_str()?.to_string(), labels.get(COMPOSITION_LABEL)?.as_str()?.to_string()))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectError {
-    pub object: String,
-    pub folder: String,
-    pub message: String,
-}
+pub use heimdall_api::agent::ObjectError;
 
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -163,7 +178,13 @@ pub async fn sync(cluster: &Cluster, desired: &Desired, inventory: &mut Inventor
                     let adopted = adopted || inventory.entries.get(&object.reference).is_some_and(|e| e.adopted);
                     inventory.entries.insert(
                         object.reference.clone(),
-                        InventoryEntry { folder: object.folder.clone(), digest: object.digest.clone(), adopted, gc: object.hints.gc },
+                        InventoryEntry {
+                            folder: object.folder.clone(),
+                            digest: object.digest.clone(),
+                            adopted,
+                            gc: object.hints.gc,
+                            tenant: object.identity.tenant().map(String::from),
+                        },
                     );
                 }
                 Err(e) => {
@@ -193,12 +214,19 @@ pub async fn sync(cluster: &Cluster, desired: &Desired, inventory: &mut Inventor
     outcome
 }
 
-/// Creates the namespaces objects go into that neither exist nor are
-/// desired (as `kubectl create namespace` would before an apply). They are
-/// not in the inventory: the agent never deletes a namespace it was not
-/// asked for, with whatever else lives in it.
+/// Creates the namespaces platform objects go into that neither exist nor
+/// are desired (as `kubectl create namespace` would before an apply). They
+/// are not in the inventory: the agent never deletes a namespace it was not
+/// asked for, with whatever else lives in it. A tenant's objects get no
+/// namespace this way: tenants own only the namespaces the platform made.
 async fn ensure_namespaces(cluster: &Cluster, desired: &Desired, outcome: &mut Outcome) {
-    let wanted: BTreeSet<&str> = desired.objects.keys().map(|r| r.namespace.as_str()).filter(|ns| !ns.is_empty()).collect();
+    let wanted: BTreeSet<&str> = desired
+        .objects
+        .values()
+        .filter(|o| o.identity == Identity::Agent)
+        .map(|o| o.reference.namespace.as_str())
+        .filter(|ns| !ns.is_empty())
+        .collect();
     if wanted.is_empty() {
         return;
     }
@@ -258,6 +286,22 @@ async fn apply_one(
 ) -> Result<Applied, ClusterError> {
     let reference = &object.reference;
     let mut adopted = false;
+    // Heimdall's, but another tenant's: adopting it needs a take-over or shared policy.
+    let tenant_of = |o: &Value| o.pointer("/metadata/labels/heimdall.dev~1tenant").and_then(Value::as_str).map(String::from);
+    if let Some(live) = &live
+        && !object.hints.adopt
+        && tenant_of(live).is_some()
+        && tenant_of(live) != tenant_of(&object.object)
+    {
+        return Err(ClusterError::Api {
+            code: 409,
+            reason: "AlreadyExists".into(),
+            message: format!(
+                "{reference} exists and is tenant {}'s; a take-over or shared-resource policy adopts it",
+                tenant_of(live).unwrap_or_default()
+            ),
+        });
+    }
     let live = match (live, &entry) {
         (Some(live), _) => Some(live),
         (None, Some(_)) => None,
@@ -298,10 +342,10 @@ async fn apply_one(
     if let Some(live) = &live {
         let recreate = object.hints.recreate_fields.iter().any(|f| value_at(&desired, f) != value_at(live, f));
         if recreate {
-            cluster.delete(reference).await?;
+            cluster.delete_as(&object.identity, reference).await?;
         }
     }
-    let applied = cluster.apply(reference, &desired).await?;
+    let applied = cluster.apply_as(&object.identity, reference, &desired).await?;
     Ok(Applied { step: Step::Applied(applied), adopted, repaired })
 }
 
@@ -334,7 +378,7 @@ async fn wait_established(cluster: &Cluster, crds: &[ObjectRef], outcome: &mut O
 async fn prune(cluster: &Cluster, desired: &Desired, inventory: &mut Inventory, outcome: &mut Outcome, concurrency: usize) {
     let folders = desired.folders();
     let broken: BTreeSet<&str> = desired.errors.iter().filter_map(|e| crate::desired::folder_of(&e.path)).collect();
-    let mut doomed: Vec<(ObjectRef, String)> = Vec::new();
+    let mut doomed: Vec<(ObjectRef, String, Identity)> = Vec::new();
     inventory.entries.retain(|reference, entry| {
         if desired.objects.contains_key(reference) || broken.contains(entry.folder.as_str()) {
             return true;
@@ -345,7 +389,7 @@ async fn prune(cluster: &Cluster, desired: &Desired, inventory: &mut Inventory, 
         if entry.gc == GarbageCollect::OnAppDelete && folders.contains(entry.folder.as_str()) {
             return true;
         }
-        doomed.push((reference.clone(), entry.folder.clone()));
+        doomed.push((reference.clone(), entry.folder.clone(), entry.identity()));
         true
     });
     let rank = |r: &ObjectRef| match r.kind.as_str() {
@@ -354,9 +398,11 @@ async fn prune(cluster: &Cluster, desired: &Desired, inventory: &mut Inventory, 
         _ => 0,
     };
     for level in 0..3 {
-        let batch: Vec<&(ObjectRef, String)> = doomed.iter().filter(|(r, _)| rank(r) == level).collect();
-        let work: Vec<_> =
-            batch.into_iter().map(|(reference, folder)| cluster.delete(reference).map(move |r| (reference, folder, r)).boxed()).collect();
+        let batch: Vec<&(ObjectRef, String, Identity)> = doomed.iter().filter(|(r, _, _)| rank(r) == level).collect();
+        let work: Vec<_> = batch
+            .into_iter()
+            .map(|(reference, folder, identity)| cluster.delete_as(identity, reference).map(move |r| (reference, folder, r)).boxed())
+            .collect();
         let results: Vec<_> = futures::stream::iter(work).buffer_unordered(concurrency.max(1)).collect().await;
         for (reference, folder, result) in results {
             match result {
@@ -461,9 +507,15 @@ async fn assess(
         }
     }
     for error in &desired.errors {
-        if let Some(folder) = crate::desired::folder_of(&error.path)
-            && let Some(status) = folders.get_mut(folder)
-        {
+        // A folder whose every file is unreadable still reports, as failed.
+        if let Some(folder) = crate::desired::folder_of(&error.path) {
+            let status = folders.entry(folder.to_string()).or_insert_with(|| FolderStatus {
+                sync: "Failed".into(),
+                health: Health::Missing,
+                messages: Vec::new(),
+                objects: 0,
+                claims: Vec::new(),
+            });
             status.sync = "Failed".into();
             status.messages.push(error.to_string());
         }

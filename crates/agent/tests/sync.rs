@@ -50,14 +50,21 @@ fn config_map(name: &str, annotations: Value) -> Value {
     )
 }
 
-/// Repository files for `shop/web` holding `objects`.
+/// Repository files for `shop/web` holding `objects`, as the platform
+/// team's (applied with the agent's own rights; see `tenant_identity.rs`
+/// for what a tenant's objects are applied as).
 fn files(objects: &[Value]) -> BTreeMap<String, String> {
     objects
         .iter()
         .map(|o| {
+            let mut o = o.clone();
+            if !o["metadata"]["annotations"].is_object() {
+                o["metadata"]["annotations"] = json!({});
+            }
+            o["metadata"]["annotations"]["heimdall.dev/apply-as"] = json!("platform");
             let kind = o["kind"].as_str().unwrap_or_default().to_ascii_lowercase();
             let name = o["metadata"]["name"].as_str().unwrap_or_default();
-            (format!("shop/web/{kind}-{name}.yaml"), serde_saphyr::to_string(o).expect("yaml"))
+            (format!("shop/web/{kind}-{name}.yaml"), serde_saphyr::to_string(&o).expect("yaml"))
         })
         .collect()
 }
@@ -234,7 +241,13 @@ async fn state_survives_in_a_secret_and_a_file() {
     let mut state = AgentState { cluster: Some("eu-1".into()), credential: Some("hdl_x".into()), ..Default::default() };
     state.inventory.entries.insert(
         reference("v1", "ConfigMap", "shop", "a"),
-        heimdall_agent::sync::InventoryEntry { folder: "shop/web".into(), digest: "d".into(), adopted: false, gc: Default::default() },
+        heimdall_agent::sync::InventoryEntry {
+            folder: "shop/web".into(),
+            digest: "d".into(),
+            adopted: false,
+            gc: Default::default(),
+            tenant: Some("shop".into()),
+        },
     );
     let secret = StateStore::Secret { namespace: "heimdall-system".into() };
     assert_eq!(secret.load(&cluster).await.expect("empty load"), AgentState::default());

@@ -341,10 +341,15 @@ pub fn validate(document: &Value) -> Result<Entity, Vec<Problem>> {
     for (i, link) in metadata.links.iter().enumerate() {
         if link.url.trim().is_empty() {
             problems.push(Problem::new(format!("metadata.links[{i}].url"), "expected a URL"));
+        } else if !is_safe_url(&link.url) {
+            problems.push(Problem::new(
+                format!("metadata.links[{i}].url"),
+                format!("{:?} is not an http(s) or relative URL: a link may not run code in the portal", link.url),
+            ));
         }
     }
     let spec = object.get("spec").cloned().unwrap_or(Value::Null);
-    if let Some(rules) = KINDS.iter().find(|r| r.kind == kind) {
+    if let Some(rules) = KINDS.iter().find(|r| r.kind.eq_ignore_ascii_case(kind)) {
         check_spec(rules, api_version, &spec, &mut problems);
     }
     if !problems.is_empty() {
@@ -355,9 +360,45 @@ pub fn validate(document: &Value) -> Result<Entity, Vec<Problem>> {
     if reference_problems.is_empty() { Ok(entity) } else { Err(reference_problems) }
 }
 
+/// Whether a link may be followed from a page: an `http:` or `https:` URL,
+/// or a relative one. Read as a browser reads it: tabs and line breaks
+/// anywhere and control characters around it do not count, and the scheme
+/// is case-insensitive (`JaVa\tScRiPt:` is `javascript:`).
+pub fn is_safe_url(url: &str) -> bool {
+    let cleaned: String = url.chars().filter(|c| !matches!(c, '\t' | '\n' | '\r')).collect();
+    let cleaned = cleaned.trim_matches(|c: char| c <= ' ');
+    let scheme_end = cleaned.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')));
+    match scheme_end {
+        Some(end) if end > 0 && cleaned[end..].starts_with(':') && cleaned.starts_with(|c: char| c.is_ascii_alphabetic()) => {
+            let scheme = cleaned[..end].to_ascii_lowercase();
+            scheme == "http" || scheme == "https"
+        }
+        // No scheme: a path, a query, a fragment or `//host/...` on the page's own scheme.
+        _ => !cleaned.starts_with('\\') && !cleaned.starts_with("/\\"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_are_http_or_relative() {
+        for safe in ["https://runbook.example.com/x", "HTTP://x", "/docs/api", "docs", "#top", "?q=1", "//cdn.example.com/x", "mailto"] {
+            assert!(is_safe_url(safe), "{safe}");
+        }
+        for unsafe_ in [
+            "javascript:alert(1)",
+            " JaVa\tScRiPt:alert(1)",
+            "\u{1}javascript:x",
+            "data:text/html,x",
+            "vbscript:x",
+            "file:///etc/passwd",
+            "mailto:a@b",
+        ] {
+            assert!(!is_safe_url(unsafe_), "{unsafe_:?}");
+        }
+    }
     use serde_json::json;
 
     fn component(metadata: Value, spec: Value) -> Value {

@@ -13,5 +13,5 @@ pub mod reference;
 pub mod relations;
 
 pub use catalog::{Catalog, Page, Query, SourceChange};
-pub use entity::{Entity, EntityMeta, Relation, validate};
+pub use entity::{Entity, EntityMeta, Relation, is_safe_url, validate};
 pub use reference::EntityRef;

@@ -296,7 +296,9 @@ fn cluster_add_agent_apply_health_and_hub_restart() {
         fake.get("apps/v1", "Deployment", "shop", "web")
             .and_then(|d| d.pointer("/spec/template/spec/containers/0/image").and_then(Value::as_str).map(String::from))
     };
-    eventually("the agent applies the deployment", || image(&fake).filter(|i| i.ends_with("web:1")));
+    if eventually_or("the agent applies the deployment", || image(&fake).filter(|i| i.ends_with("web:1"))).is_none() {
+        panic!("the agent never applied the deployment; it said:\n{}\nthe hub said:\n{}", agent.last_lines(60), hub.last_lines(30));
+    }
     assert!(fake.roll_out("shop", "web"));
     eventually("heimdall get applications shows health per cluster", || {
         let table = stdout(&run(&["get", "applications", "-n", "shop"], &env));

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{eventually, free_port, run, start, stdout, up};
+use common::{eventually, eventually_or, free_port, run, start, stdout, up};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 
@@ -49,6 +49,10 @@ fn chromedriver() -> (Driver, String) {
 const ENTER: &str = "\u{E007}";
 
 async fn browser(driver_url: &str, profile: &Path) -> Client {
+    browser_with(driver_url, profile, &[]).await
+}
+
+async fn browser_with(driver_url: &str, profile: &Path, more: &[&str]) -> Client {
     // Without the background-networking flags Chromium keeps calling out, and this machine's closed network refuses it.
     let args: Vec<String> = [
         "--headless=new",
@@ -63,6 +67,7 @@ async fn browser(driver_url: &str, profile: &Path) -> Client {
         "--window-size=1360,1000",
     ]
     .iter()
+    .chain(more)
     .map(|a| a.to_string())
     .chain([format!("--user-data-dir={}", profile.display())])
     .collect();
@@ -139,16 +144,17 @@ async fn sign_in_search_open_an_entity_create_a_service_and_set_a_secret() {
         "--heartbeat-interval",
         "1s",
     ];
-    let _agent = start(&agent_args, &[], "agent running", port);
+    let agent = start(&agent_args, &[("HEIMDALL_LOG", "info,heimdall_agent=debug".to_string())], "agent running", port);
     // The hub re-renders the fleet for the new cluster and the agent reports; on a busy machine that takes a while.
     // (block_in_place: the fake API server runs on this runtime and must keep answering.)
-    tokio::task::block_in_place(|| {
-        eventually("spoke-1 reports storefront's health", || {
+    let reported = tokio::task::block_in_place(|| {
+        eventually_or("spoke-1 reports storefront's health", || {
             let out = run(&["get", "application", "storefront", "-n", "shop", "-o", "json"], &env);
             let app: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
             app.pointer("/status/clusters/spoke-1/health").and_then(|h| h.as_str()).map(String::from)
         })
     });
+    assert!(reported.is_some(), "spoke-1 never reported storefront's health; the agent said:\n{}", agent.last_lines(60));
 
     let (_chromedriver, driver_url) = chromedriver();
     let profile = tempfile::tempdir().expect("profile");
@@ -251,4 +257,102 @@ async fn wait_for_deployment_health(driver: &Client, url: &str, cluster: &str) -
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
     panic!("no health for {cluster} on {url}: {}", driver.source().await.unwrap_or_default());
+}
+
+const LINK_TEMPLATE: &str = r#"apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata: {name: link-test, title: Link test}
+spec:
+  owner: group:default/platform-team
+  type: service
+  parameters:
+    - title: The note
+      properties:
+        note: {title: Note, type: string, default: hello}
+  steps:
+    - id: say
+      name: Say it
+      action: debug:log
+      input: {message: "${{ parameters.note }}"}
+  output:
+    links:
+      - title: Runbook
+        url: "javascript:document.body.setAttribute('data-pwned','yes')"
+      - title: Docs
+        url: https://docs.example.com/
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_with_http2_sign_in_and_forms_work_and_no_link_runs_a_script() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let (cert, key) = (dir.path().join("hub.crt"), dir.path().join("hub.key"));
+    std::fs::write(&cert, certified.cert.pem()).expect("cert");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("key");
+    let config = dir.path().join("hub.yaml");
+    std::fs::write(&config, format!("tls: {{certFile: {}, keyFile: {}}}\n", cert.display(), key.display())).expect("config");
+    let (_env, port, _hub) = up(dir.path(), &["--config", config.to_str().expect("utf-8")]);
+    let admin = std::fs::read_to_string(dir.path().join("data/admin-token")).expect("admin token").trim().to_string();
+    let base = format!("https://localhost:{port}");
+
+    // A template whose output links to a script: the platform team's mistake, or a value gone wrong.
+    let template = dir.path().join("templates/catalog-info.yaml");
+    std::fs::create_dir_all(template.parent().expect("parent")).expect("dir");
+    std::fs::write(&template, LINK_TEMPLATE).expect("template");
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).expect("pem"))
+        .build()
+        .expect("client");
+    let registered = http
+        .post(format!("{base}/api/catalog/locations"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"type": "file", "target": template.display().to_string()}))
+        .send()
+        .await
+        .expect("hub answers over TLS");
+    assert_eq!(registered.status(), 201, "{}", registered.text().await.unwrap_or_default());
+
+    let (_chromedriver, driver_url) = chromedriver();
+    let profile = tempfile::tempdir().expect("profile");
+    let driver = browser_with(&driver_url, profile.path(), &["--ignore-certificate-errors"]).await;
+    let shots = screenshots();
+
+    // Sign in with the form: a same-origin POST over HTTP/2, where browsers send no Host header.
+    driver.goto(&format!("{base}/create/default/link-test")).await.expect("open");
+    let token = wait_for(&driver, Locator::Id("token")).await;
+    let protocol = driver.execute("return performance.getEntriesByType('navigation')[0].nextHopProtocol", vec![]).await.expect("protocol");
+    assert_eq!(protocol, "h2", "the browser speaks HTTP/2 to the hub");
+    token.send_keys(&admin).await.expect("type");
+    token.send_keys(ENTER).await.expect("submit");
+    wait_for_text(&driver, "#signed-in-as", "admin").await;
+
+    // A form: the wizard starts a task.
+    wait_for(&driver, Locator::Id("create")).await.click().await.expect("submit");
+    wait_for_text(&driver, "#task-status", "completed").await;
+    screenshot(&driver, &shots.join("task-links.png")).await;
+    let links = wait_for_text(&driver, "#task-links", "Runbook").await;
+    let anchors = links.find_all(Locator::Css("a")).await.expect("anchors");
+    let mut targets = Vec::new();
+    for anchor in &anchors {
+        targets.push(anchor.attr("href").await.expect("href").unwrap_or_default());
+    }
+    assert_eq!(targets, ["https://docs.example.com/"], "the script is shown as text, never as a link");
+    links.find(Locator::XPath(".//li[contains(., 'Runbook')]")).await.expect("runbook").click().await.expect("click");
+    let pwned = driver.execute("return document.body.getAttribute('data-pwned')", vec![]).await.expect("script");
+    assert_eq!(pwned, serde_json::Value::Null, "no script ran");
+
+    // Even a script link on the page would not run: the Content Security Policy forbids it.
+    driver
+        .execute("var a = document.createElement('a'); a.id = 'planted'; a.href = \"javascript:document.body.setAttribute('data-pwned','yes')\"; a.textContent = 'x'; document.body.appendChild(a);", vec![])
+        .await
+        .expect("plant");
+    driver.find(Locator::Id("planted")).await.expect("planted").click().await.expect("click");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pwned = driver.execute("return document.body.getAttribute('data-pwned')", vec![]).await.expect("script");
+    assert_eq!(pwned, serde_json::Value::Null, "the policy blocks javascript: URLs");
+
+    // Signing out is a form too, and ends the session.
+    driver.find(Locator::Css("form.who button")).await.expect("sign out").click().await.expect("sign out");
+    wait_for(&driver, Locator::Id("token")).await;
+    driver.close().await.expect("quit");
 }

@@ -56,7 +56,7 @@ pub async fn write(
     crate::auth::authorize_documents(state, principal, &batch).await?;
     let actor = principal.name.as_str();
     let _delivery = if dry_run { None } else { Some(state.delivery.lock().await) };
-    let candidate = state.rendering.admit(&state.store, &batch).await?;
+    let candidate = state.rendering.admit(&state.store, &batch, principal).await?;
     let (sources, resources): (Vec<String>, Vec<Resource>) = batch.into_iter().unzip();
     let written =
         if dry_run { state.store.preview_all(actor, resources, mode).await } else { state.store.write_all(actor, resources, mode).await };
@@ -193,6 +193,16 @@ pub async fn delete(state: &AppState, principal: &Principal, key: &ResourceKey, 
     let actor = principal.name.as_str();
     let _delivery = state.delivery.lock().await;
     let deleted = state.store.delete(actor, key, expected).await?;
+    if key.kind == "Tenant" {
+        // Its tokens go with it: a tenant made again under the name is not given them.
+        let prefix = format!("tenant:{}:", key.name);
+        let names: Vec<String> =
+            state.store.list_tokens().await?.into_iter().filter(|t| t.role.starts_with(&prefix)).map(|t| t.name).collect();
+        if !names.is_empty() {
+            let revoked = state.store.delete_tokens(&names).await?;
+            tracing::info!(tenant = %key.name, revoked, "the tenant's tokens were revoked with it");
+        }
+    }
     if is_platform_kind(&key.kind) {
         state.rendering.reload(&state.store).await?;
     }

@@ -236,17 +236,7 @@ pub async fn generate(state: &AppState, requests: &[heimdall_render::secrets::Ge
 }
 
 /// What an agent reports of one claim instance in one cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct InstanceHealth {
-    pub claim: String,
-    pub composition: String,
-    /// Every object of the instance exists and says it is ready.
-    pub ready: bool,
-    /// Conditions and phases as the provider states them (`Ready=True, Synced=True`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub messages: Vec<String>,
-}
+pub use heimdall_api::agent::ClaimHealth as InstanceHealth;
 
 /// Marks migrations whose new instance an agent reported ready in `cluster`,
 /// and re-renders their namespaces so consumers switch.

@@ -37,6 +37,9 @@ pub struct HubConfig {
     /// (created on first start). Several replicas share one file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub master_key_file: Option<PathBuf>,
+    /// What catalog URLs the hub may fetch: public addresses only, unless allowed here.
+    #[serde(default)]
+    pub catalog: crate::fetch::FetchPolicy,
 }
 
 fn default_unreachable_after() -> u64 {
@@ -78,6 +81,7 @@ impl Default for HubConfig {
             public_url: None,
             oidc: None,
             master_key_file: None,
+            catalog: Default::default(),
         }
     }
 }

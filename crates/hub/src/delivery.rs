@@ -43,9 +43,8 @@ impl ChangeNote {
     }
 }
 
-/// Where tenants' own manifests live: a dot never appears in a namespace,
-/// so no application folder can collide with these.
-pub const TENANTS_FOLDER: &str = "heimdall.tenants";
+/// Where tenants' own manifests live (the agent applies them with its own rights).
+pub use heimdall_api::labels::TENANTS_FOLDER;
 
 /// The folder an application's objects for `namespace` live in (a
 /// tenant's: `heimdall.tenants/<tenant>`).

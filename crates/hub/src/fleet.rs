@@ -7,7 +7,6 @@
 //! status is written only when what it says changes, and its
 //! `lastHeartbeat` at most once a minute.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -46,71 +45,8 @@ pub struct JoinToken {
     pub expires_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Credential {
-    pub cluster: String,
-    /// Shown once; the hub keeps only its hash.
-    pub credential: String,
-    pub expires_at: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct JoinRequest {
-    pub join_token: String,
-    /// The agent's X25519 public key as an age recipient (`age1...`).
-    pub public_key: String,
-    #[serde(default)]
-    pub cluster_name: Option<String>,
-}
-
-/// What an agent reports with each heartbeat.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentReport {
-    #[serde(default)]
-    pub facts: Option<Value>,
-    #[serde(default)]
-    pub applied_revision: Option<String>,
-    #[serde(default)]
-    pub leader: Option<String>,
-    #[serde(default)]
-    pub drift: Option<Value>,
-    #[serde(default)]
-    pub errors: Vec<Value>,
-    /// Application folder (`<namespace>/<app>`) -> its sync and health; only those that changed.
-    #[serde(default)]
-    pub apps: BTreeMap<String, AppReport>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AppReport {
-    pub sync: SyncState,
-    pub health: HealthState,
-    #[serde(default)]
-    pub messages: Vec<String>,
-    #[serde(default)]
-    pub objects: usize,
-    /// Claim instances in the folder and whether each is ready.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub claims: Vec<crate::claims::InstanceHealth>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub enum SyncState {
-    Synced,
-    Failed,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub enum HealthState {
-    Healthy,
-    Progressing,
-    Missing,
-    Degraded,
-}
+/// The agent protocol's messages, in `heimdall-api` so both sides read one definition.
+pub use heimdall_api::agent::{Credential, FolderReport as AppReport, HealthState, JoinRequest, Report as AgentReport, SyncState};
 
 /// Issues a one-time join token for `cluster`, replacing any unspent one.
 pub async fn issue_join_token(state: &AppState, cluster: &str, ttl: Duration) -> Result<JoinToken, ApiError> {
@@ -126,7 +62,7 @@ async fn issue_credential(state: &AppState, cluster: &str) -> Result<Credential,
     let credential = generate_token();
     let expires_at = timestamp(Utc::now() + chrono::Duration::days(CREDENTIAL_LIFETIME_DAYS));
     state.store.put_token(&credential_name(cluster), &credential, &crate::auth::Role::cluster(cluster), Some(expires_at.clone())).await?;
-    Ok(Credential { cluster: cluster.to_string(), credential, expires_at })
+    Ok(Credential { cluster: cluster.to_string(), credential, expires_at: Some(expires_at) })
 }
 
 /// Trades a join token for the cluster's credential and records the agent's key.
@@ -218,9 +154,9 @@ pub async fn record_report(state: &AppState, cluster: &str, report: AgentReport)
         next["appliedRevision"] = json!(report.applied_revision);
         next["desiredRevision"] = json!(desired);
         next["sync"] = json!(if report.applied_revision.is_some() && report.applied_revision == desired { "Synced" } else { "OutOfSync" });
-        next["facts"] = report.facts.clone().unwrap_or(Value::Null);
+        next["facts"] = report.facts.as_ref().map_or(Value::Null, |facts| json!(facts));
         next["leader"] = json!(report.leader);
-        next["drift"] = report.drift.clone().unwrap_or(Value::Null);
+        next["drift"] = report.drift.as_ref().map_or(Value::Null, |drift| json!(drift));
         next["errors"] = json!(report.errors.iter().take(20).collect::<Vec<_>>());
         if let Some(map) = next.as_object_mut() {
             // Back from Unreachable: the silence message no longer holds.

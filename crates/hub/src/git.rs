@@ -11,6 +11,7 @@
 //! `git http-backend` would.
 
 use std::io::Read;
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use axum::body::{Body, Bytes};
@@ -56,46 +57,48 @@ impl std::fmt::Display for Repo {
     }
 }
 
-async fn reader(state: &AppState, method: &axum::http::Method, headers: &HeaderMap, repo: &Repo) -> Result<Principal, Response> {
-    let principal = match auth::token_of(headers) {
-        Some(token) => match auth::principal(state, &token).await {
-            Ok(Some(principal)) => principal,
-            Ok(None) => return Err(challenge("invalid or expired token")),
-            Err(e) => return Err(e.into_response()),
-        },
-        // The portal links to files of service repositories: its session is enough.
-        None => match crate::portal::cookie_principal(state, method, headers).await {
-            Ok(Some(principal)) => principal,
-            Ok(None) => {
-                return Err(challenge("the repositories need a token: use it as the password, or send Authorization: Bearer <token>"));
-            }
-            Err(e) => return Err(e.into_response()),
-        },
+/// Who asks, then whether they may read `repo`, then whether it exists:
+/// nothing is said before the credential is checked, and a refusal comes
+/// whether the repository exists or not, so names cannot be probed.
+async fn open(state: &AppState, request: &RequestHead, repo: Option<Repo>, asked: &str) -> Result<(Principal, Repo, PathBuf), Response> {
+    let (method, uri, headers) = request;
+    let found = auth::authenticate(state, method, uri, headers).await.map_err(IntoResponse::into_response)?;
+    let Some((principal, _)) = found else {
+        return Err(challenge(if auth::token_of(headers).is_some() {
+            "invalid or expired token"
+        } else {
+            "the repositories need a token: use it as the password, or send Authorization: Bearer <token>"
+        }));
     };
+    let not_found = || ApiError::not_found(format!("no repository {asked}")).into_response();
+    let Some(repo) = repo else { return Err(not_found()) };
+    // Refused whether it exists or not, so a refusal says nothing of what exists.
     if !repo.may_read(&principal) {
         return Err(ApiError::forbidden(format!("{} may not read {repo}", principal.name)).into_response());
     }
-    Ok(principal)
+    let path = match &repo {
+        Repo::Cluster(cluster) => state.repos.path(cluster).ok().filter(|_| state.repos.exists(cluster)),
+        Repo::Service { tenant, name } => state.services.path(tenant, name).ok().filter(|_| state.services.exists(tenant, name)),
+    };
+    let Some(path) = path else { return Err(not_found()) };
+    Ok((principal, repo, path))
 }
 
-fn cluster_repository(state: &AppState, repo: &str) -> Result<(Repo, std::path::PathBuf), ApiError> {
-    let not_found = || ApiError::not_found(format!("no repository {repo:?}: expected /git/clusters/<cluster>.git"));
-    let cluster = repo.strip_suffix(".git").ok_or_else(not_found)?;
-    let path = state.repos.path(cluster).map_err(|_| not_found())?;
-    if !state.repos.exists(cluster) {
-        return Err(not_found());
-    }
-    Ok((Repo::Cluster(cluster.to_string()), path))
+/// What authentication reads of a request (the body, which is not `Sync`, stays behind).
+type RequestHead = (axum::http::Method, axum::http::Uri, HeaderMap);
+
+fn head(request: &Request) -> RequestHead {
+    (request.method().clone(), request.uri().clone(), request.headers().clone())
 }
 
-fn service_repository(state: &AppState, tenant: &str, repo: &str) -> Result<(Repo, std::path::PathBuf), ApiError> {
-    let not_found = || ApiError::not_found(format!("no repository {tenant}/{repo}: expected /git/services/<tenant>/<name>.git"));
-    let name = repo.strip_suffix(".git").ok_or_else(not_found)?;
-    let path = state.services.path(tenant, name).map_err(|_| not_found())?;
-    if !state.services.exists(tenant, name) {
-        return Err(not_found());
-    }
-    Ok((Repo::Service { tenant: tenant.to_string(), name: name.to_string() }, path))
+/// `/git/clusters/<cluster>.git`.
+fn cluster_repository(repo: &str) -> Option<Repo> {
+    repo.strip_suffix(".git").map(|cluster| Repo::Cluster(cluster.to_string()))
+}
+
+/// `/git/services/<tenant>/<name>.git`.
+fn service_repository(tenant: &str, repo: &str) -> Option<Repo> {
+    repo.strip_suffix(".git").map(|name| Repo::Service { tenant: tenant.to_string(), name: name.to_string() })
 }
 
 fn protocol(headers: &HeaderMap) -> Option<String> {
@@ -122,9 +125,9 @@ pub async fn info_refs(
     Query(query): Query<InfoRefs>,
     request: Request,
 ) -> Response {
-    match cluster_repository(&state, &repo) {
-        Ok((repo, path)) => advertise(&state, repo, path, query, request).await,
-        Err(error) => error.into_response(),
+    match open(&state, &head(&request), cluster_repository(&repo), &format!("clusters/{repo}")).await {
+        Ok((_, repo, path)) => advertise(repo, path, query, request).await,
+        Err(response) => response,
     }
 }
 
@@ -134,9 +137,9 @@ pub async fn service_info_refs(
     Query(query): Query<InfoRefs>,
     request: Request,
 ) -> Response {
-    match service_repository(&state, &tenant, &repo) {
-        Ok((repo, path)) => advertise(&state, repo, path, query, request).await,
-        Err(error) => error.into_response(),
+    match open(&state, &head(&request), service_repository(&tenant, &repo), &format!("{tenant}/{repo}")).await {
+        Ok((_, repo, path)) => advertise(repo, path, query, request).await,
+        Err(response) => response,
     }
 }
 
@@ -146,13 +149,10 @@ pub async fn service_raw(
     Path((tenant, repo, file)): Path<(String, String, String)>,
     request: Request,
 ) -> Response {
-    let (found, _) = match service_repository(&state, &tenant, &repo) {
-        Ok(found) => found,
-        Err(error) => return error.into_response(),
+    let found = match open(&state, &head(&request), service_repository(&tenant, &repo), &format!("{tenant}/{repo}")).await {
+        Ok((_, found, _)) => found,
+        Err(response) => return response,
     };
-    if let Err(response) = reader(&state, &request.method().clone(), request.headers(), &found).await {
-        return response;
-    }
     let Repo::Service { tenant, name } = found else { return ApiError::internal().into_response() };
     let services = state.services.clone();
     let read = tokio::task::spawn_blocking(move || services.read_file(&tenant, &name, &file)).await;
@@ -164,11 +164,8 @@ pub async fn service_raw(
     }
 }
 
-async fn advertise(state: &AppState, repo: Repo, path: std::path::PathBuf, query: InfoRefs, request: Request) -> Response {
+async fn advertise(repo: Repo, path: PathBuf, query: InfoRefs, request: Request) -> Response {
     let protocol = protocol(request.headers());
-    if let Err(response) = reader(state, &request.method().clone(), request.headers(), &repo).await {
-        return response;
-    }
     drop(request);
     let cluster = repo.to_string();
     match query.service.as_deref() {
@@ -211,9 +208,9 @@ async fn advertise(state: &AppState, repo: Repo, path: std::path::PathBuf, query
 
 /// `POST .../git-upload-pack`: negotiation and the pack.
 pub async fn upload_pack(State(state): State<AppState>, Path(repo): Path<String>, request: Request) -> Response {
-    match cluster_repository(&state, &repo) {
-        Ok((repo, path)) => pack(&state, repo, path, request).await,
-        Err(error) => error.into_response(),
+    match open(&state, &head(&request), cluster_repository(&repo), &format!("clusters/{repo}")).await {
+        Ok((_, repo, path)) => pack(repo, path, request).await,
+        Err(response) => response,
     }
 }
 
@@ -222,16 +219,13 @@ pub async fn service_upload_pack(
     Path((tenant, repo)): Path<(String, String)>,
     request: Request,
 ) -> Response {
-    match service_repository(&state, &tenant, &repo) {
-        Ok((repo, path)) => pack(&state, repo, path, request).await,
-        Err(error) => error.into_response(),
+    match open(&state, &head(&request), service_repository(&tenant, &repo), &format!("{tenant}/{repo}")).await {
+        Ok((_, repo, path)) => pack(repo, path, request).await,
+        Err(response) => response,
     }
 }
 
-async fn pack(state: &AppState, repo: Repo, path: std::path::PathBuf, request: Request) -> Response {
-    if let Err(response) = reader(state, &request.method().clone(), request.headers(), &repo).await {
-        return response;
-    }
+async fn pack(repo: Repo, path: PathBuf, request: Request) -> Response {
     let cluster = repo.to_string();
     let protocol = protocol(request.headers());
     let gzipped = request.headers().get(header::CONTENT_ENCODING).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));

@@ -24,6 +24,13 @@ use crate::oidc::Identity;
 use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "heimdall_session";
+/// Its name under TLS: `__Host-` keeps a sibling subdomain from setting it (cookie tossing).
+pub const SECURE_SESSION_COOKIE: &str = "__Host-heimdall_session";
+
+/// The session cookie's name on this hub.
+pub fn session_cookie(state: &AppState) -> &'static str {
+    if state.secure_cookies { SECURE_SESSION_COOKIE } else { SESSION_COOKIE }
+}
 const LOGIN_COOKIE: &str = "heimdall_login";
 const SESSION: &str = "session";
 const PENDING_LOGIN: &str = "login";
@@ -132,39 +139,61 @@ fn expires_in(seconds: u64) -> String {
     (chrono::Utc::now() + chrono::Duration::seconds(seconds as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// The principal of the portal session cookie, if there is a valid one.
-/// A change made with a cookie must come from the hub's own pages: a
-/// cross-site `Origin` is refused (SameSite=Lax already keeps the cookie
-/// off cross-site posts in current browsers).
-pub async fn session_principal(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
-    let Some(id) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
-    let Some(data) = state.store.auth_record(SESSION, &id).await? else { return Ok(None) };
-    check_origin(method, headers)?;
-    let identity: Identity = serde_json::from_str(&data).map_err(|_| ApiError::unauthorized("invalid session"))?;
-    Ok(Some(principal_of(state, &identity).await))
+/// What a portal session stands for. Only the session id's hash is kept
+/// (a copy of the table opens no session), and what it points to is read
+/// again on every request, so a revoked or replaced token, or a session
+/// ended by signing out, stops working at once.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Session {
+    /// Signed in with the identity provider.
+    Identity { identity: Identity },
+    /// Signed in with an API token: the token's record, never the token.
+    Token { id: String, name: String },
 }
 
-/// A change carried by a cookie must come from the hub's own pages: a cross-site `Origin` is refused.
-pub fn check_origin(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
-    if method != Method::GET && method != Method::HEAD {
-        let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        if let Some(origin) = origin
-            && origin.split_once("://").map(|(_, rest)| rest) != Some(host)
-        {
-            return Err(ApiError::forbidden("a signed-in change must come from the hub's own pages (cross-site Origin)"));
+fn session_key(id: &str) -> String {
+    hex_digest(id)
+}
+
+/// Starts a session; returns the cookie that carries its id.
+pub async fn start_session(state: &AppState, session: &Session, seconds: u64) -> Result<HeaderValue, ApiError> {
+    let id = random_token();
+    let data = serde_json::to_string(session).map_err(|_| ApiError::internal())?;
+    state.store.put_auth_record(SESSION, &session_key(&id), &data, &expires_in(seconds)).await?;
+    Ok(set_cookie(state, session_cookie(state), &id, "/", seconds))
+}
+
+/// The principal of a session id, if the session and what it stands for are still valid.
+pub async fn session_id_principal(state: &AppState, id: &str) -> Result<Option<Principal>, ApiError> {
+    let Some(data) = state.store.auth_record(SESSION, &session_key(id)).await? else { return Ok(None) };
+    let Ok(session) = serde_json::from_str::<Session>(&data) else { return Ok(None) };
+    match session {
+        Session::Identity { identity } => Ok(Some(principal_of(state, &identity).await)),
+        Session::Token { id, name } => {
+            let Some(info) = state.store.token_named(&name).await? else { return Ok(None) };
+            let expired = info.expires_at.as_deref().is_some_and(|expiry| expiry <= heimdall_store::now().as_str());
+            if info.id != id || expired {
+                return Ok(None);
+            }
+            crate::auth::principal_of_token(state, info).map(Some)
         }
     }
-    Ok(())
+}
+
+/// The session id of a request's cookie.
+pub fn session_id(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    cookie(headers, session_cookie(state)).filter(|id| !id.is_empty())
 }
 
 /// Ends the portal session of these headers, if any; returns the cookie that clears it.
-pub async fn end_session(state: &AppState, headers: &HeaderMap) -> Option<HeaderValue> {
-    let id = cookie(headers, SESSION_COOKIE)?;
-    if let Err(e) = state.store.take_auth_record(SESSION, &id).await {
+pub async fn end_session(state: &AppState, headers: &HeaderMap) -> HeaderValue {
+    if let Some(id) = session_id(state, headers)
+        && let Err(e) = state.store.take_auth_record(SESSION, &session_key(&id)).await
+    {
         tracing::warn!(error = %e, "cannot end a portal session");
     }
-    Some(set_cookie(state, SESSION_COOKIE, "", "/", 0))
+    set_cookie(state, session_cookie(state), "", "/", 0)
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -189,21 +218,13 @@ fn redirect_uri(state: &AppState) -> String {
     format!("{}/auth/callback", state.public_url.trim_end_matches('/'))
 }
 
-/// Only a path on this hub: never another site (an open redirect).
-pub fn local_path(path: Option<&str>) -> String {
-    match path {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_string(),
-        _ => "/".to_string(),
-    }
-}
-
 /// `GET /auth/login`: starts the authorization code flow with PKCE.
 pub async fn login(State(state): State<AppState>, Query(params): Query<LoginParams>) -> Result<Response, ApiError> {
     let oidc = sso(&state)?;
     let discovery = oidc.discovery().await.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "IdentityProvider", e.to_string()))?;
     let (login_state, nonce, verifier) = (random_token(), random_token(), random_token());
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    let pending = PendingLogin { verifier, nonce: nonce.clone(), return_to: local_path(params.return_to.as_deref()) };
+    let pending = PendingLogin { verifier, nonce: nonce.clone(), return_to: crate::web::local_path(params.return_to.as_deref()) };
     let data = serde_json::to_string(&pending).map_err(|_| ApiError::internal())?;
     state.store.put_auth_record(PENDING_LOGIN, &login_state, &data, &expires_in(600)).await?;
     let mut url = reqwest::Url::parse(&discovery.authorization_endpoint)
@@ -256,24 +277,20 @@ pub async fn callback(
     let tokens = oidc.exchange_code(&code, &pending.verifier, &redirect_uri(&state)).await.map_err(refused)?;
     let id_token = tokens.id_token.ok_or_else(|| ApiError::unauthorized("sign-in failed: the provider sent no ID token"))?;
     let identity = oidc.verify_with_nonce(&id_token, Some(&pending.nonce)).await.map_err(refused)?;
-    let session = random_token();
-    let hours = oidc.config.session_hours;
-    let data = serde_json::to_string(&identity).map_err(|_| ApiError::internal())?;
-    state.store.put_auth_record(SESSION, &session, &data, &expires_in(hours * 3600)).await?;
     principal_of(&state, &identity).await;
     tracing::info!(user = %identity.username, "signed in");
-    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, pending.return_to)]).into_response();
-    response.headers_mut().append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, &session, "/", hours * 3600));
+    let cookie = start_session(&state, &Session::Identity { identity }, oidc.config.session_hours * 3600).await?;
+    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, crate::web::local_path(Some(&pending.return_to)))]).into_response();
+    response.headers_mut().append(header::SET_COOKIE, cookie);
     response.headers_mut().append(header::SET_COOKIE, set_cookie(&state, LOGIN_COOKIE, "", "/auth", 0));
     Ok(response)
 }
 
 /// `POST /auth/logout`: ends the session here (and sends the browser to
 /// the provider's logout, if it has one).
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
-        state.store.take_auth_record(SESSION, &id).await?;
-    }
+pub async fn logout(State(state): State<AppState>, uri: axum::http::Uri, headers: HeaderMap) -> Result<Response, ApiError> {
+    crate::web::check_origin(&state, &Method::POST, &uri, &headers)?;
+    let cleared = end_session(&state, &headers).await;
     let mut location = "/".to_string();
     if let Some(oidc) = &state.oidc
         && let Ok(discovery) = oidc.discovery().await
@@ -284,7 +301,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result
         location = url.to_string();
     }
     let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
-    response.headers_mut().append(header::SET_COOKIE, set_cookie(&state, SESSION_COOKIE, "", "/", 0));
+    response.headers_mut().append(header::SET_COOKIE, cleared);
     Ok(response)
 }
 
@@ -351,13 +368,5 @@ mod tests {
         assert_eq!(resource_name("Alice@Example.com"), "alice-example.com");
         assert_eq!(resource_name("/shop devs/"), "shop-devs");
         assert!(resource_name("@@@").starts_with("id-"));
-    }
-
-    #[test]
-    fn only_local_paths_are_returned_to() {
-        assert_eq!(local_path(Some("/apps/shop")), "/apps/shop");
-        for outside in ["//evil.example", "https://evil.example", "/\\evil", "apps"] {
-            assert_eq!(local_path(Some(outside)), "/", "{outside}");
-        }
     }
 }

@@ -13,6 +13,16 @@
 //! - In both modes, in its own namespace: Secrets (its state Secret holds
 //!   the hub credential, its key and its inventory) and Leases (leader
 //!   election between replicas).
+//! - In both modes, `impersonate` on the ServiceAccounts of
+//!   `heimdall-tenants` and on no other identity: the agent applies each
+//!   tenant's objects as that tenant's account there, which the tenancy
+//!   renderer binds to the tenant's kinds in the tenant's namespaces only.
+//!   It has no `impersonate`, `bind` or `escalate` in general; `bind` on
+//!   the built-in `admin`, `edit` and `view` ClusterRoles lets it bind
+//!   tenants' members to them. In cluster mode it can still write every
+//!   resource, subresources such as `serviceaccounts/token` included, so it
+//!   is as powerful as a cluster admin, as Argo CD's and Flux's controllers
+//!   are: impersonation bounds what a tenant's objects can do, not the agent.
 
 use serde_json::{Value, json};
 
@@ -39,6 +49,11 @@ fn everything() -> Value {
     json!({"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]})
 }
 
+/// Binding members to the roles the tenancy renderer uses, without holding all they grant.
+fn bind_member_roles() -> Value {
+    json!({"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": ["admin", "edit", "view"]})
+}
+
 fn discovery_and_nodes() -> Vec<Value> {
     vec![
         json!({"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/version"], "verbs": ["get"]}),
@@ -62,9 +77,22 @@ pub fn manifests(options: &InstallOptions) -> Vec<Value> {
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": metadata(AGENT_NAME),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": AGENT_NAME}, "subjects": subject}),
     ];
+    let identities = heimdall_api::labels::TENANT_IDENTITY_NAMESPACE;
+    let impersonate = format!("{AGENT_NAME}-impersonate");
+    let in_identities = json!({"name": impersonate, "namespace": identities, "labels": labels()});
+    out.extend([
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": identities, "labels": {
+            "app.kubernetes.io/part-of": "heimdall", "pod-security.kubernetes.io/enforce": "restricted"}}}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": in_identities, "rules": [
+            {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["impersonate"]},
+            {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+        ]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": in_identities,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": impersonate}, "subjects": subject}),
+    ]);
     let cluster_rules = match &options.namespaces {
         None => {
-            let mut rules = vec![everything()];
+            let mut rules = vec![everything(), bind_member_roles()];
             rules.extend(discovery_and_nodes());
             rules
         }
@@ -78,7 +106,7 @@ pub fn manifests(options: &InstallOptions) -> Vec<Value> {
     for namespace in options.namespaces.iter().flatten() {
         let name = format!("{AGENT_NAME}-apply");
         let metadata = json!({"name": name, "namespace": namespace, "labels": labels()});
-        out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": metadata, "rules": [everything()]}));
+        out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": metadata, "rules": [everything(), bind_member_roles()]}));
         out.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": metadata,
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}, "subjects": subject}));
     }
@@ -166,12 +194,43 @@ mod tests {
         let kinds: Vec<&str> = all.iter().filter_map(|m| m["kind"].as_str()).collect();
         assert_eq!(
             kinds,
-            ["Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "Secret", "Deployment"]
+            [
+                "Namespace",
+                "ServiceAccount",
+                "Role",
+                "RoleBinding",
+                "Namespace",
+                "Role",
+                "RoleBinding",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "Secret",
+                "Deployment"
+            ]
         );
-        let cluster_role = &all[4];
+        let cluster_role = all.iter().find(|m| m["kind"] == "ClusterRole").expect("cluster role");
         assert_eq!(cluster_role["rules"][0]["resources"], json!(["*"]));
-        assert_eq!(all[6]["stringData"]["token"], "hdl_join");
-        let args = all[7].pointer("/spec/template/spec/containers/0/args").expect("args");
+        let verbs: Vec<&Value> = all
+            .iter()
+            .filter(|m| m["kind"] == "ClusterRole" || m["kind"] == "Role")
+            .flat_map(|m| m["rules"].as_array().expect("rules"))
+            .flat_map(|r| r["verbs"].as_array().expect("verbs"))
+            .collect();
+        assert!(!verbs.contains(&&json!("*")) && !verbs.contains(&&json!("escalate")), "no verb beyond what it needs");
+        let impersonation: Vec<&Value> = all
+            .iter()
+            .filter(|m| {
+                m["rules"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|r| r["verbs"].as_array().is_some_and(|v| v.contains(&json!("impersonate")))))
+            })
+            .collect();
+        assert_eq!(impersonation.len(), 1, "impersonation is granted once");
+        assert_eq!((&impersonation[0]["kind"], &impersonation[0]["metadata"]["namespace"]), (&json!("Role"), &json!("heimdall-tenants")));
+        let secret = all.iter().find(|m| m["kind"] == "Secret").expect("join secret");
+        assert_eq!(secret["stringData"]["token"], "hdl_join");
+        let deployment = all.iter().find(|m| m["kind"] == "Deployment").expect("deployment");
+        let args = deployment.pointer("/spec/template/spec/containers/0/args").expect("args");
         assert!(args.as_array().expect("list").iter().any(|a| a == "https://hub.example.com"));
     }
 

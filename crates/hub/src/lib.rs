@@ -11,6 +11,7 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod examples;
+pub mod fetch;
 pub mod fleet;
 pub mod git;
 pub mod identity;
@@ -25,6 +26,7 @@ pub mod scaffolder;
 pub mod secrets;
 pub mod server;
 pub mod state;
+pub mod web;
 
 use std::path::PathBuf;
 

@@ -8,7 +8,7 @@ use crate::identity;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Heimdall hub API", description = "Resources, apply, audit and health of a Heimdall hub."),
+    info(title = "Heimdall hub API", description = "Resources, apply, audit and health of a Heimdall hub, and Backstage's catalog and scaffolder APIs."),
     paths(
         system::kinds, system::healthz, system::readyz, system::metrics, system::openapi,
         apply::apply, approve::approve, audit::audit, clusters::issue_token,
@@ -23,6 +23,13 @@ use crate::identity;
         resources::delete_cluster_scoped, resources::delete_namespaced,
         crate::secrets::set, crate::secrets::delete_key, crate::secrets::rotate_master_key,
         crate::claims::list, crate::claims::plan,
+        crate::catalog::by_query, crate::catalog::by_predicate, crate::catalog::entities, crate::catalog::by_name,
+        crate::catalog::by_uid, crate::catalog::delete_by_uid, crate::catalog::by_refs, crate::catalog::facets,
+        crate::catalog::validate_entity, crate::catalog::locations::list, crate::catalog::locations::get,
+        crate::catalog::locations::create, crate::catalog::locations::delete, crate::catalog::locations::refresh,
+        crate::scaffolder::create, crate::scaffolder::get, crate::scaffolder::list, crate::scaffolder::events,
+        crate::scaffolder::eventstream, crate::scaffolder::list_actions, crate::scaffolder::parameter_schema,
+        crate::scaffolder::dry_run,
     ),
     components(schemas(heimdall_store::WatchEvent)),
     modifiers(&BearerAuth),

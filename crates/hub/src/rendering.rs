@@ -118,7 +118,14 @@ impl Rendering {
     /// Checks a batch before it is stored: platform changes must compile,
     /// applications must render and pass the denying policies. Returns the
     /// platform the batch would produce, if it changes the platform.
-    pub async fn admit(&self, store: &Store, batch: &[(String, Resource)]) -> Result<Option<Platform>, ApiError> {
+    /// Each application renders with its writer's role in its tenant: what
+    /// kinds its objects may be (a platform admin's change has the owners').
+    pub async fn admit(
+        &self,
+        store: &Store,
+        batch: &[(String, Resource)],
+        writer: &crate::auth::Principal,
+    ) -> Result<Option<Platform>, ApiError> {
         let platform_changes: Vec<&(String, Resource)> = batch.iter().filter(|(_, r)| is_platform_kind(&r.kind)).collect();
         let candidate = if platform_changes.is_empty() {
             None
@@ -140,14 +147,19 @@ impl Rendering {
         let mut renders = Vec::new();
         // Owners of claims a migration in the batch moves must render with it.
         let owners = crate::claims::owners_of_migrations(store, batch).await?;
-        for (source, app) in batch.iter().filter(|(_, r)| is_app_kind(&r.kind)).chain(owners.iter()) {
+        let in_batch = batch.iter().filter(|(_, r)| is_app_kind(&r.kind)).map(|entry| (entry, true));
+        for ((source, app), written) in in_batch.chain(owners.iter().map(|entry| (entry, false))) {
             let stored = match store.get(&app.key()).await {
                 Ok(stored) => stored.status,
                 Err(StoreError::NotFound { .. }) => None,
                 Err(e) => return Err(e.into()),
             };
             let claims = crate::claims::catalog(app, stored.as_ref(), &migrations);
-            let options = RenderOptions { secrets: Some(self.secrets()), claims: Some(Arc::new(claims)), ..Default::default() };
+            // Owners a migration re-renders keep what was admitted for them.
+            let namespace = app.metadata.namespace.as_deref().unwrap_or_default();
+            let tenant_role = if written && !writer.is_platform_admin() { writer.role_in(namespace) } else { None };
+            let options =
+                RenderOptions { secrets: Some(self.secrets()), claims: Some(Arc::new(claims)), tenant_role, ..Default::default() };
             match render(app, source, platform, &options) {
                 Ok(rendered) => {
                     renders.push((app.key(), rendered.clone()));

@@ -215,7 +215,9 @@ pub struct Rotation {
     pub retired: Vec<String>,
 }
 
-fn check_names(name: &str, key: &str) -> Result<(), ApiError> {
+fn check_names(namespace: &str, name: &str, key: &str) -> Result<(), ApiError> {
+    heimdall_model::validation::check_dns_label(namespace)
+        .map_err(|e| ApiError::invalid_field("namespace", format!("namespace {namespace:?}: {e}")))?;
     heimdall_model::validation::check_dns_subdomain(name)
         .map_err(|e| ApiError::invalid_field("name", format!("secret name {name:?}: {e}")))?;
     heimdall_model::validation::check_secret_key(key).map_err(|e| ApiError::invalid_field("key", e))
@@ -230,7 +232,7 @@ pub async fn set(
     UrlPath((namespace, name, key)): UrlPath<(String, String, String)>,
     Json(request): Json<SetSecretValue>,
 ) -> Result<Json<SecretKeyChange>, ApiError> {
-    check_names(&name, &key)?;
+    check_names(&namespace, &name, &key)?;
     if state.rendering.platform().tenant(&namespace).is_none() && !principal.is_platform_admin() {
         return Err(ApiError::invalid_field("namespace", format!("no Tenant named {namespace:?}")));
     }
@@ -279,7 +281,7 @@ pub async fn delete_key(
     Extension(principal): Extension<Principal>,
     UrlPath((namespace, name, key)): UrlPath<(String, String, String)>,
 ) -> Result<Json<SecretKeyChange>, ApiError> {
-    check_names(&name, &key)?;
+    check_names(&namespace, &name, &key)?;
     let _delivery = state.delivery.lock().await;
     match state.store.delete_secret_key(&principal.name, &namespace, &name, &key).await {
         Ok(_) => {}
@@ -394,6 +396,8 @@ impl<'a> Sealer<'a> {
                 == Some(versions.as_str())
             && object.pointer(&format!("/metadata/annotations/{}", RECIPIENT_ANNOTATION.replace('/', "~1"))).and_then(Value::as_str)
                 == Some(recipient.as_str())
+            && object.pointer(&format!("/metadata/annotations/{}", wellknown::APPLY_AS.replace('/', "~1"))).and_then(Value::as_str)
+                == Some(wellknown::APPLY_AS_PLATFORM)
             && object
                 .pointer("/metadata/labels")
                 .and_then(Value::as_object)
@@ -437,6 +441,8 @@ impl<'a> Sealer<'a> {
             }
         };
         object["metadata"]["annotations"][VERSIONS_ANNOTATION] = Value::String(versions);
+        // The hub seals it, so the agent applies it (and the Secret it opens into) with its own rights.
+        object["metadata"]["annotations"][wellknown::APPLY_AS] = Value::String(wellknown::APPLY_AS_PLATFORM.into());
         if !labels.is_empty() {
             object["metadata"]["labels"] = serde_json::json!(labels);
         }
@@ -453,6 +459,7 @@ impl<'a> Sealer<'a> {
     }
 }
 
+use heimdall_api::labels as wellknown;
 use heimdall_secrets::agent::RECIPIENT_ANNOTATION;
 
 /// Stored Secret documents are written through this module only.

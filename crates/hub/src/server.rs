@@ -31,6 +31,7 @@ pub async fn open(config: &HubConfig) -> Result<AppState, HubError> {
     let mut state = AppState::new(store, dir.join("git"));
     state.agent_unreachable_after = std::time::Duration::from_secs(config.agent_unreachable_after_seconds.max(1));
     state.public_url = config.public_url();
+    state.fetch = std::sync::Arc::new(config.catalog.clone());
     state.secure_cookies = config.tls.is_some() || state.public_url.starts_with("https://");
     if let Some(oidc) = &config.oidc {
         if oidc.client_secret.as_deref().is_none_or(str::is_empty) {
@@ -122,7 +123,10 @@ pub async fn serve(
     match tls {
         None => {
             let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| HubError::Serve(source.to_string()))?;
-            axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(|e| HubError::Serve(e.to_string()))?;
+            axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(|e| HubError::Serve(e.to_string()))?;
         }
         Some(tls) => {
             let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert_file, &tls.key_file).await.map_err(|e| {
@@ -137,7 +141,7 @@ pub async fn serve(
             axum_server::from_tcp_rustls(listener, config)
                 .map_err(|e| HubError::Serve(e.to_string()))?
                 .handle(handle)
-                .serve(app.into_make_service())
+                .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
                 .await
                 .map_err(|e| HubError::Serve(e.to_string()))?;
         }

@@ -40,6 +40,14 @@ pub struct AppState {
     pub secrets: Arc<crate::secrets::Secrets>,
     /// The software catalog (Backstage entities), kept current from the event log.
     pub catalog: crate::catalog::SoftwareCatalog,
+    /// What URLs others name the hub may fetch (catalog locations).
+    pub fetch: Arc<crate::fetch::FetchPolicy>,
+    /// Failed authentications per client, for the rate limit.
+    pub auth_failures: Arc<crate::auth::AuthFailures>,
+    /// When each catalog location was last read on request, so refreshes cannot make the hub fetch without pause.
+    pub location_reads: Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
+    /// How often a long-lived stream (a watch, a task's event stream) asks whether its credential still holds.
+    pub credential_recheck: std::time::Duration,
 }
 
 impl AppState {
@@ -66,6 +74,10 @@ impl AppState {
             seen_identities: Arc::default(),
             secrets: Arc::default(),
             catalog: Default::default(),
+            fetch: Arc::default(),
+            auth_failures: Arc::default(),
+            credential_recheck: std::time::Duration::from_secs(5),
+            location_reads: Arc::default(),
         }
     }
 }

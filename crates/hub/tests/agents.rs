@@ -193,3 +193,72 @@ async fn install_manifests_validate_their_input() {
     assert_eq!(status, 200);
     assert!(yaml.as_str().expect("yaml").contains("kind: Deployment"));
 }
+
+/// A request as an agent speaking `versions` (protocol, oldest hub protocol) sends it; `None`: an agent from before versions.
+async fn as_agent(
+    hub: &TestHub,
+    method: &str,
+    uri: &str,
+    credential: Option<&str>,
+    versions: Option<(u32, u32)>,
+    body: Value,
+) -> (u16, Value) {
+    let mut request = axum::http::Request::builder().method(method).uri(uri).header("content-type", "application/json");
+    if let Some(credential) = credential {
+        request = request.header("authorization", format!("Bearer {credential}"));
+    }
+    if let Some((version, oldest)) = versions {
+        request = request.header("heimdall-agent-protocol", version.to_string()).header("heimdall-agent-protocol-min", oldest.to_string());
+    }
+    let response = tower::ServiceExt::oneshot(hub.router.clone(), request.body(Body::from(body.to_string())).expect("request"))
+        .await
+        .expect("response");
+    let status = response.status().as_u16();
+    assert_eq!(
+        response.headers()["heimdall-agent-protocol"],
+        heimdall_api::agent::PROTOCOL_VERSION.to_string(),
+        "the hub says its version"
+    );
+    let bytes = http_body_util::BodyExt::collect(response.into_body()).await.expect("body").to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn agents_a_version_apart_are_served_and_others_are_told_both_versions() {
+    use heimdall_api::agent::PROTOCOL_VERSION;
+    let hub = TestHub::with_example_platform().await;
+    let token = join_token(&hub, "dev-eu-1").await;
+    // The previous version: no version headers, no optional field.
+    let (status, credential) =
+        as_agent(&hub, "POST", "/api/v1/agent/join", None, None, json!({"joinToken": token, "publicKey": PUBLIC_KEY})).await;
+    assert_eq!(status, 200, "{credential}");
+    let credential = credential["credential"].as_str().expect("credential").to_string();
+    let older = json!({"appliedRevision": null, "apps": {}});
+    let (status, body) = as_agent(&hub, "POST", "/api/v1/agent/report", Some(&credential), None, older).await;
+    assert_eq!(status, 200, "{body}");
+
+    // The next version: one more field everywhere; it still talks to this hub, which says which version it speaks.
+    let next = json!({"facts": {"kubernetesVersion": "v1.40.0", "nodes": 3, "gpus": 8}, "leader": "agent-0", "wholeNewSection": {"x": 1},
+        "apps": {"shop/web": {"sync": "Synced", "health": "Healthy", "objects": 2, "costPerHour": 0.3}}});
+    let (status, body) =
+        as_agent(&hub, "POST", "/api/v1/agent/report", Some(&credential), Some((PROTOCOL_VERSION + 1, PROTOCOL_VERSION)), next).await;
+    assert_eq!(status, 200, "{body}");
+    let cluster = hub.get("/api/v1/clusters/dev-eu-1").await.1;
+    assert_eq!(cluster["status"]["agent"]["facts"]["kubernetesVersion"], "v1.40.0", "{cluster}");
+
+    // An agent that needs a newer hub, and one older than the hub serves: each told why, naming both versions.
+    let (status, refused) =
+        as_agent(&hub, "GET", "/api/v1/agent/desired", Some(&credential), Some((PROTOCOL_VERSION + 2, PROTOCOL_VERSION + 1)), json!({}))
+            .await;
+    assert_eq!(status, 426, "{refused}");
+    assert_eq!(refused["reason"], "UpgradeRequired");
+    let message = refused["message"].as_str().expect("message");
+    assert!(
+        message.contains(&format!("protocol {} to {}", PROTOCOL_VERSION + 1, PROTOCOL_VERSION + 2))
+            && message.contains(&format!("this hub speaks protocol {PROTOCOL_VERSION}")),
+        "{message}"
+    );
+    let (status, refused) = as_agent(&hub, "GET", "/api/v1/agent/desired", Some(&credential), Some((0, 0)), json!({})).await;
+    assert_eq!(status, 426, "{refused}");
+    assert!(refused["message"].as_str().expect("message").contains("upgrade the agent"));
+}

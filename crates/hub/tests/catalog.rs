@@ -205,7 +205,11 @@ async fn registered_locations_are_read_followed_refreshed_and_removed() {
 
 #[tokio::test]
 async fn url_locations_are_fetched() {
-    let hub = example_hub().await;
+    // The test server is on loopback, which the hub fetches only when allowed.
+    let hub = example_hub().await.with_state(|state| {
+        state.fetch =
+            std::sync::Arc::new(heimdall_hub::fetch::FetchPolicy { allowed_hosts: vec!["127.0.0.1".into()], ..Default::default() })
+    });
     let entity = "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata: {name: rates}\nspec: {type: openapi, lifecycle: production, owner: payments, definition: 'openapi: 3.0.0'}\n";
     let app = axum::Router::new().route("/repo/catalog-info.yaml", axum::routing::get(move || async move { entity }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -172,7 +172,9 @@ async fn the_portal_signs_in_with_code_flow_and_pkce_and_signs_out() {
     let cross_site = hub_request(&hub, "POST", "/api/v1/apply", &cookie, Some("http://evil.example")).await;
     assert_eq!(cross_site.status, StatusCode::FORBIDDEN, "a cookie-borne change from another site is refused");
 
-    let out = hub_request(&hub, "POST", "/auth/logout", &cookie, None).await;
+    let forced_out = hub_request(&hub, "POST", "/auth/logout", &cookie, Some("http://evil.example")).await;
+    assert_eq!(forced_out.status, StatusCode::FORBIDDEN, "another site cannot sign you out");
+    let out = hub_request(&hub, "POST", "/auth/logout", &cookie, Some("http://heimdall.test")).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
     assert!(out.cookies.iter().any(|c| c.starts_with("heimdall_session=;") && c.contains("Max-Age=0")));
     assert_eq!(hub_request(&hub, "GET", "/api/v1/auth/whoami", &cookie, None).await.status, StatusCode::UNAUTHORIZED);

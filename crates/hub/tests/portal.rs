@@ -18,13 +18,39 @@ struct Page {
     body: String,
 }
 
-async fn send(hub: &TestHub, method: &str, uri: &str, cookie: Option<&str>, form: Option<&str>, extra: &[(&str, &str)]) -> Page {
+/// Sends a request as a browser on the hub's own page would: signed in with
+/// `token` (a portal session started by posting it to `/sign-in`), and with
+/// the hub's own `Origin` unless `extra` names another.
+async fn send(hub: &TestHub, method: &str, uri: &str, token: Option<&str>, form: Option<&str>, extra: &[(&str, &str)]) -> Page {
+    let session = match token {
+        Some(token) => Some(session(hub, token).await),
+        None => None,
+    };
+    send_raw(hub, method, uri, session.as_deref(), form, extra).await
+}
+
+/// A portal session for `token`: the value of its `heimdall_session` cookie.
+async fn session(hub: &TestHub, token: &str) -> String {
+    let form = format!("token={token}&returnTo=/");
+    let signed_in = send_raw(hub, "POST", "/sign-in", None, Some(&form), &[]).await;
+    let cookie = signed_in
+        .cookies
+        .iter()
+        .find(|c| c.starts_with("heimdall_session="))
+        .unwrap_or_else(|| panic!("no session: {:?}", signed_in.location));
+    cookie.trim_start_matches("heimdall_session=").split(';').next().expect("value").to_string()
+}
+
+async fn send_raw(hub: &TestHub, method: &str, uri: &str, session: Option<&str>, form: Option<&str>, extra: &[(&str, &str)]) -> Page {
     let mut request = Request::builder().method(method).uri(uri).header(header::HOST, "hub.example");
-    if let Some(token) = cookie {
-        request = request.header(header::COOKIE, format!("heimdall_token={token}"));
+    if let Some(session) = session {
+        request = request.header(header::COOKIE, format!("heimdall_session={session}"));
     }
     if form.is_some() {
         request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    }
+    if method != "GET" && !extra.iter().any(|(name, _)| name.eq_ignore_ascii_case("origin")) {
+        request = request.header(header::ORIGIN, "http://hub.example");
     }
     for (name, value) in extra {
         request = request.header(*name, *value);
@@ -48,12 +74,6 @@ async fn hub() -> TestHub {
     hub
 }
 
-async fn token(hub: &TestHub, role: &str) -> String {
-    let token = heimdall_store::generate_token();
-    hub.store.put_token(&format!("token:{}", role.replace(':', "-")), &token, role, None).await.expect("token");
-    token
-}
-
 #[tokio::test]
 async fn pages_need_a_sign_in_and_a_token_signs_in() {
     let hub = hub().await;
@@ -75,22 +95,30 @@ async fn pages_need_a_sign_in_and_a_token_signs_in() {
     let signed_in = send(&hub, "POST", "/sign-in", None, Some(&form), &[("origin", "http://hub.example")]).await;
     assert_eq!((signed_in.status, signed_in.location.as_str()), (StatusCode::SEE_OTHER, "/tenants/shop"));
     let cookie = signed_in.cookies.first().expect("cookie");
-    assert!(cookie.starts_with("heimdall_token=hdl_") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(cookie.starts_with("heimdall_session=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(!cookie.contains(&hub.token) && !cookie.contains("hdl_"), "the cookie holds a session id, never the token: {cookie}");
+    let id = cookie.trim_start_matches("heimdall_session=").split(';').next().expect("value").to_string();
 
-    let page = get(&hub, "/tenants/shop", &hub.token).await;
+    let page = send_raw(&hub, "GET", "/tenants/shop", Some(&id), None, &[]).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("Shop team") && page.body.contains("alice@example.com"), "members are shown");
-    // The same cookie works for the API, as a session does.
-    let api = get(&hub, "/api/v1/namespaces/shop/applications", &hub.token).await;
+    // The same session works for the API.
+    let api = send_raw(&hub, "GET", "/api/v1/namespaces/shop/applications", Some(&id), None, &[]).await;
     assert_eq!(api.status, StatusCode::OK);
-    let out = send(&hub, "POST", "/sign-out", Some(&hub.token), None, &[]).await;
-    assert!(out.cookies.iter().any(|c| c.starts_with("heimdall_token=;") && c.contains("Max-Age=0")), "{:?}", out.cookies);
+    let cross_site_out = send_raw(&hub, "POST", "/sign-out", Some(&id), None, &[("origin", "https://evil.example")]).await;
+    assert_eq!(cross_site_out.status, StatusCode::FORBIDDEN, "another site cannot sign you out");
+    let out = send_raw(&hub, "POST", "/sign-out", Some(&id), None, &[]).await;
+    assert!(out.cookies.iter().any(|c| c.starts_with("heimdall_session=;") && c.contains("Max-Age=0")), "{:?}", out.cookies);
+    let after = send_raw(&hub, "GET", "/api/v1/namespaces/shop/applications", Some(&id), None, &[]).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED, "signing out ends the session on the hub, not only in the browser");
+    let old_cookie = send_raw(&hub, "GET", "/tenants/shop", None, None, &[("cookie", &format!("heimdall_token={}", hub.token))]).await;
+    assert_eq!(old_cookie.status, StatusCode::SEE_OTHER, "a raw token in a cookie is no credential");
 }
 
 #[tokio::test]
 async fn what_the_api_would_refuse_the_portal_does_not_show() {
     let hub = hub().await;
-    let payments = token(&hub, "tenant:payments:viewer").await;
+    let payments = hub.token_for("tenant:payments:viewer").await;
 
     let audit = get(&hub, "/audit", &payments).await;
     assert_eq!(audit.status, StatusCode::FORBIDDEN);
@@ -123,7 +151,7 @@ async fn what_the_api_would_refuse_the_portal_does_not_show() {
 #[tokio::test]
 async fn secrets_are_set_from_the_tenant_page_and_never_shown() {
     let hub = hub().await;
-    let shop = token(&hub, "tenant:shop:developer").await;
+    let shop = hub.token_for("tenant:shop:developer").await;
     let set =
         send(&hub, "POST", "/tenants/shop/secrets", Some(&shop), Some("secret=cart-db&key=password&value=hunter2-%26-more"), &[]).await;
     assert_eq!(set.status, StatusCode::SEE_OTHER);
@@ -154,7 +182,7 @@ async fn the_wizard_is_made_from_the_schema_and_bad_values_come_back_on_the_form
             .expect("path");
     let body = json!({"type": "file", "target": templates.display().to_string()}).to_string();
     assert_eq!(hub.call("POST", "/api/catalog/locations", "application/json", body).await.0, 201);
-    let shop = token(&hub, "tenant:shop:developer").await;
+    let shop = hub.token_for("tenant:shop:developer").await;
     let wizard = get(&hub, "/create/default/node-service", &shop).await.body;
     assert!(
         wizard.contains(r#"id="f-name" name="name" type="text""#)
@@ -174,6 +202,6 @@ async fn the_wizard_is_made_from_the_schema_and_bad_values_come_back_on_the_form
     let started = send(&hub, "POST", "/create/default/node-service", Some(&shop), Some("name=gifts&owner=shop&port=8081"), &[]).await;
     assert_eq!(started.status, StatusCode::SEE_OTHER);
     assert!(started.location.starts_with("/tasks/"), "{}", started.location);
-    let other = token(&hub, "tenant:shop:viewer").await;
+    let other = hub.token_for("tenant:shop:viewer").await;
     assert_eq!(get(&hub, &started.location, &other).await.status, StatusCode::NOT_FOUND, "a task is its creator's");
 }

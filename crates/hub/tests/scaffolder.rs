@@ -219,3 +219,141 @@ async fn the_event_stream_sends_the_log_then_the_completion() {
     let ids: Vec<&str> = actions.as_array().expect("actions").iter().filter_map(|a| a["id"].as_str()).collect();
     assert!(ids.contains(&"publish:heimdall") && ids.contains(&"fetch:template"), "{ids:?}");
 }
+
+/// The injection of the security test: a value that, written unescaped into
+/// catalog-info.yaml, would add a `javascript:` link and a Location document.
+const INJECTION: &str = "x\" at 1 (UTC).\n  links:\n    - {title: Runbook, url: \"javascript:fetch('/api/v1/tokens',{method:'POST'})\"}\n---\napiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {name: steal}\nspec: {target: \"http://169.254.169.254/latest/meta-data/\"}\n#";
+
+#[tokio::test]
+async fn template_values_are_data_in_the_files_they_fill() {
+    let hub = hub_with_templates().await;
+    let developer = hub.token_for("tenant:shop:developer").await;
+    let values = json!({"name": "nightly", "owner": "shop", "schedule": "0 3 * * *", "command": INJECTION});
+    let (id, task) = run_task(&hub, Some(&developer), "cron-job", values).await;
+    assert_eq!(task["status"], "completed", "{:#?}", log_of(&hub, &id).await);
+    let info = file(&hub, "shop", "nightly", "catalog-info.yaml").expect("catalog-info.yaml");
+    let documents: Vec<Value> = serde_saphyr::from_multiple(&info).expect("YAML");
+    assert_eq!(documents.len(), 1, "no document was added: {info}");
+    assert!(documents[0]["metadata"].get("links").is_none(), "no link was added: {info}");
+    assert!(
+        documents[0]["metadata"]["description"].as_str().expect("description").contains(INJECTION),
+        "the value is the description's text"
+    );
+    let (status, entity) = hub.get("/api/catalog/entities/by-name/component/shop/nightly").await;
+    assert_eq!(status, 200, "{entity}");
+    assert!(entity["metadata"].get("links").is_none_or(|l| l == &json!([])), "{entity}");
+    let (_, locations) = hub.get("/api/catalog/entities/by-query?filter=kind=location").await;
+    assert!(!locations.to_string().contains("169.254.169.254"), "{locations}");
+}
+
+#[tokio::test]
+async fn links_that_run_code_are_refused_and_never_rendered_as_links() {
+    let hub = hub_with_templates().await;
+    let entity = json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component", "metadata": {"name": "evil",
+        "links": [{"url": " JaVa\tScRiPt:alert(document.cookie)", "title": "Runbook"}]},
+        "spec": {"type": "service", "lifecycle": "production", "owner": "shop"}});
+    let body = json!({"entity": entity, "location": "url:https://example.com/catalog-info.yaml"}).to_string();
+    let (status, answer) = hub.call("POST", "/api/catalog/validate-entity", "application/json", body).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.to_string().contains("metadata.links[0].url") && answer.to_string().contains("not an http(s) or relative URL"),
+        "{answer}"
+    );
+}
+
+/// A local server that counts its requests and answers a secret.
+async fn secret_server() -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async { "aws_secret_access_key: METADATA-SECRET\n  broken: [" }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (address, hits, server)
+}
+
+#[tokio::test]
+async fn a_tenants_catalog_file_names_only_its_own_repositories_and_the_hub_fetches_no_private_address() {
+    let hub = hub_with_templates().await;
+    let (address, hits, server) = secret_server().await;
+    let catalog = format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata: {{name: more}}\nspec:\n  targets: [\"http://{address}/latest/meta-data/\", ./other.yaml]\n---\napiVersion: scaffolder.backstage.io/v1beta3\nkind: template\nmetadata: {{name: trojan}}\nspec: {{type: service, owner: shop, steps: []}}\n"
+    );
+    let files = std::collections::BTreeMap::from([
+        ("catalog-info.yaml".to_string(), catalog.into_bytes()),
+        ("other.yaml".to_string(), b"apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: other}\nspec: {type: service, lifecycle: production, owner: shop}\n".to_vec()),
+    ]);
+    let change = heimdall_gitops::Change { author: heimdall_hub::delivery::author("alice"), message: "init".into(), trailers: vec![] };
+    hub.state.services.create("shop", "sneaky", &files, &change).expect("repository");
+    let developer = hub.token_for("tenant:shop:developer").await;
+    let template = json!({"apiVersion": "scaffolder.backstage.io/v1beta3", "kind": "Template", "metadata": {"name": "register"},
+        "spec": {"steps": [{"id": "register", "action": "catalog:register",
+            "input": {"catalogInfoUrl": "http://127.0.0.1:8080/git/services/shop/sneaky.git/raw/catalog-info.yaml"}}]}});
+    // Only the platform team dry-runs a template it sends whole.
+    let (status, refused) = hub
+        .call_with(
+            "POST",
+            "/api/scaffolder/v2/dry-run",
+            "application/json",
+            json!({"template": template, "values": {}}).to_string(),
+            Some(&developer),
+        )
+        .await;
+    assert_eq!(status, 403, "{refused}");
+    assert!(refused["message"].as_str().expect("message").contains("templateRef"), "{refused}");
+
+    let location = json!({"apiVersion": "platform.heimdall.dev/v1alpha1", "kind": "CatalogLocation", "metadata": {"name": "shop-sneaky"},
+        "spec": {"type": "url", "target": "http://127.0.0.1:8080/git/services/shop/sneaky.git/raw/catalog-info.yaml"}});
+    let (status, body) = hub.call("POST", "/api/v1/apply", "application/yaml", serde_saphyr::to_string(&location).expect("yaml")).await;
+    assert_eq!(status, 200, "{body}");
+    let stored = hub.store.get(&heimdall_model::ResourceKey::new("CatalogLocation", "", "shop-sneaky")).await.expect("stored");
+    let read = heimdall_hub::catalog::locations::ingest(&hub.state, &stored).await.expect("read");
+    let errors = serde_json::to_string(&read.errors).expect("json");
+    assert!(errors.contains("may name only files of its repositories in this hub"), "{errors}");
+    assert!(errors.contains("may not provide software templates"), "{errors}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0, "the private address was never asked");
+    assert!(read.entities.iter().any(|e| e.metadata.name == "other"), "its own files are read");
+    assert!(!read.entities.iter().any(|e| e.kind.eq_ignore_ascii_case("Template")), "not even written as `template`");
+
+    // The platform team's own URL location: still no private address by default, and nothing of an answer echoed.
+    let body = json!({"type": "url", "target": format!("http://{address}/catalog-info.yaml")}).to_string();
+    let (status, created) = hub.call("POST", "/api/catalog/locations", "application/json", body).await;
+    assert_eq!(status, 201, "{created}");
+    let (_, location) = hub.get(&format!("/api/catalog/locations/{}", created["location"]["id"].as_str().expect("id"))).await;
+    let errors = location["status"]["errors"].to_string();
+    assert!(errors.contains("an address of the hub's own network"), "{errors}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // Allowed, it is fetched; a parse error names the line, not what the server said.
+    let hub = hub.with_state(|state| {
+        state.fetch =
+            std::sync::Arc::new(heimdall_hub::fetch::FetchPolicy { allowed_hosts: vec!["127.0.0.1".into()], allow_private_networks: false })
+    });
+    let body = json!({"type": "url", "target": format!("http://{address}/again.yaml")}).to_string();
+    let (status, created) = hub.call("POST", "/api/catalog/locations", "application/json", body).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let (_, location) = hub.get(&format!("/api/catalog/locations/{}", created["location"]["id"].as_str().expect("id"))).await;
+    let errors = location["status"]["errors"].to_string();
+    assert!(errors.contains("not valid YAML") && !errors.contains("METADATA-SECRET"), "{errors}");
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_dry_run_cannot_make_the_hub_hold_much() {
+    let hub = hub_with_templates().await;
+    let steps: Vec<Value> =
+        (0..4).map(|i| json!({"id": format!("log{i}"), "action": "debug:log", "input": {"message": "${{ \"x\" * 100000000 }}"}})).collect();
+    let template =
+        json!({"apiVersion": "scaffolder.backstage.io/v1beta3", "kind": "Template", "metadata": {"name": "big"}, "spec": {"steps": steps}});
+    let (status, answer) =
+        hub.call("POST", "/api/scaffolder/v2/dry-run", "application/json", json!({"template": template, "values": {}}).to_string()).await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.to_string().len() < 4096, "a short answer, not 400 MB");
+    assert!(answer["message"].as_str().expect("message").contains("at most 262144 bytes"), "{answer}");
+}

@@ -9,6 +9,7 @@
 use serde_json::{Map, Value};
 
 use crate::kinds::{self, KindInfo, Scope};
+use crate::limits;
 use crate::problem::Problem;
 use crate::resource::{ObjectMeta, Resource};
 use crate::spec::{self, score};
@@ -51,12 +52,101 @@ pub fn document_source(origin: &str, index: usize, count: usize) -> String {
 }
 
 /// Splits YAML (or JSON) text into documents. Empty documents are skipped;
-/// duplicate keys, malformed syntax and alias bombs are errors.
+/// duplicate keys, malformed syntax, alias bombs and more than
+/// [`limits::MAX_DOCUMENTS`] documents are errors. An error names the line
+/// and column, never the text there: what was read may be someone else's.
 pub fn parse_documents(text: &str, origin: &str) -> Result<Vec<Document>, DocumentError> {
-    let values: Vec<Value> = serde_saphyr::from_multiple(text)
-        .map_err(|e| DocumentError::new(origin, vec![Problem::new("", format!("not valid YAML: {e}"))]))?;
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_documents = limits::MAX_DOCUMENTS;
+    let mut options = serde_saphyr::Options::default();
+    options.with_snippet = false;
+    options.budget = Some(budget);
+    let values: Vec<Value> = serde_saphyr::from_multiple_with_options(text, options).map_err(|e| match e {
+        serde_saphyr::Error::Budget { breach: serde_saphyr::budget::BudgetBreach::Documents { .. }, .. } => {
+            too_many_documents(origin, None)
+        }
+        e => DocumentError::new(origin, vec![Problem::new("", format!("not valid YAML: {e}"))]),
+    })?;
     let count = values.len();
     Ok(values.into_iter().enumerate().map(|(i, value)| Document { source: document_source(origin, i, count), value }).collect())
+}
+
+/// The refusal of a request with more than [`limits::MAX_DOCUMENTS`] documents.
+pub fn too_many_documents(origin: &str, count: Option<usize>) -> DocumentError {
+    let count = count.map(|c| format!("{c} documents")).unwrap_or_else(|| format!("more than {} documents", limits::MAX_DOCUMENTS));
+    DocumentError::new(
+        origin,
+        vec![Problem::new("", format!("{count}; one request may hold at most {} (split it)", limits::MAX_DOCUMENTS))],
+    )
+}
+
+/// JSON into a value, refusing duplicate keys (which `serde_json` would
+/// resolve silently, last one winning) as the YAML reader does.
+pub fn parse_json_strict(bytes: &[u8]) -> Result<Value, String> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    struct Strict;
+
+    impl<'de> DeserializeSeed<'de> for Strict {
+        type Value = Value;
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Strict {
+        type Value = Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_string()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_none<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element_seed(Strict)? {
+                items.push(item);
+            }
+            Ok(Value::Array(items))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut object = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if object.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!("duplicate key {key:?}")));
+                }
+                let value = map.next_value_seed(Strict)?;
+                object.insert(key, value);
+            }
+            Ok(Value::Object(object))
+        }
+    }
+
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = Strict.deserialize(&mut deserializer).map_err(|e| e.to_string())?;
+    deserializer.end().map_err(|e| e.to_string())?;
+    Ok(value)
 }
 
 /// A validated resource and its kind.
@@ -94,6 +184,15 @@ pub fn decode(value: &Value, source: &str, default_namespace: &str) -> Result<De
     };
     let object = normalize_score(object);
     let mut problems = Vec::new();
+    if let Some((path, size)) = limits::oversized_string(value, "") {
+        problems.push(Problem::new(path, format!("{size} bytes; a value may be at most {} bytes", limits::MAX_STRING_BYTES)));
+        return Err(fail(problems));
+    }
+    let size = serde_json::to_vec(value).map_or(0, |bytes| bytes.len());
+    if size > limits::MAX_DOCUMENT_BYTES {
+        problems.push(Problem::new("", format!("the document is {size} bytes; one may be at most {} bytes", limits::MAX_DOCUMENT_BYTES)));
+        return Err(fail(problems));
+    }
 
     let api_version = match object.get("apiVersion") {
         Some(Value::String(s)) => Some(s.as_str()),
@@ -163,17 +262,26 @@ pub fn decode(value: &Value, source: &str, default_namespace: &str) -> Result<De
     }
 }
 
+/// Kinds whose names (and hub namespaces) become cluster repository folders
+/// (`<namespace>/<app-namespace>--<app>`), where `--` separates them.
+const FOLDER_KINDS: &[&str] = &["Application", "Workload", "Claim", "Tenant"];
+const FOLDER_SEPARATOR: &str = "may not contain \"--\": it separates namespace and name in the cluster repositories";
+
 fn check_metadata(mut meta: ObjectMeta, kind: &KindInfo, default_namespace: &str, problems: &mut Vec<Problem>) -> ObjectMeta {
     if meta.name.is_empty() {
         problems.push(Problem::new("metadata.name", "required field is missing"));
     } else if let Err(e) = check_dns_label(&meta.name) {
         problems.push(Problem::new("metadata.name", e));
+    } else if FOLDER_KINDS.contains(&kind.kind) && meta.name.contains("--") {
+        problems.push(Problem::new("metadata.name", FOLDER_SEPARATOR));
     }
     match kind.scope {
         Scope::Namespaced => {
             let namespace = meta.namespace.take().unwrap_or_else(|| default_namespace.to_string());
             if let Err(e) = check_dns_label(&namespace) {
                 problems.push(Problem::new("metadata.namespace", e));
+            } else if namespace.contains("--") {
+                problems.push(Problem::new("metadata.namespace", FOLDER_SEPARATOR));
             }
             meta.namespace = Some(namespace);
         }
@@ -305,6 +413,47 @@ mod tests {
         let err = parse_documents("a: 1\na: 2\n", "dup.yaml").expect_err("duplicate keys");
         assert_eq!(err.document, "dup.yaml");
         assert!(parse_documents("a: [1,\n", "bad.yaml").is_err());
+    }
+
+    #[test]
+    fn parse_errors_name_the_place_not_the_text() {
+        let err = parse_documents("ami: i-123\ntoken: SECRETVALUE\n  bad: [\n", "fetched.yaml").expect_err("invalid");
+        let message = err.problems[0].message.clone();
+        assert!(message.contains("line 3") && !message.contains("SECRETVALUE"), "{message}");
+    }
+
+    #[test]
+    fn budgets_name_the_limit() {
+        let many = "a: 1\n---\n".repeat(limits::MAX_DOCUMENTS + 1);
+        let err = parse_documents(&many, "many.yaml").expect_err("too many");
+        assert!(err.problems[0].message.contains("one request may hold at most 1000"), "{err}");
+        let big = "x".repeat(limits::MAX_STRING_BYTES + 1);
+        let err = decode(
+            &json!({"apiVersion": "core.oam.dev/v1beta1", "kind": "Application", "metadata": {"name": "a"},
+            "spec": {"components": [{"name": "a", "type": "webservice", "properties": {"env": [{"name": "E", "value": big}]}}]}}),
+            "big.yaml",
+            "default",
+        )
+        .expect_err("too big");
+        assert_eq!(paths(&err), vec!["spec.components[0].properties.env[0].value"]);
+        assert!(err.problems[0].message.contains("a value may be at most 1048576 bytes"));
+    }
+
+    #[test]
+    fn json_with_duplicate_keys_is_refused() {
+        assert_eq!(parse_json_strict(br#"{"a": {"b": 1, "c": [1, {"d": null}]}}"#), Ok(json!({"a": {"b": 1, "c": [1, {"d": null}]}})));
+        assert!(parse_json_strict(br#"{"a": 1, "a": 2}"#).expect_err("duplicate").contains("duplicate key \"a\""));
+        assert!(parse_json_strict(br#"{"x": {"kind": "A", "kind": "B"}}"#).is_err());
+        assert!(parse_json_strict(b"{} trailing").is_err());
+    }
+
+    #[test]
+    fn names_that_would_be_read_as_another_tenants_folder_are_refused() {
+        let err = decode_yaml("apiVersion: core.oam.dev/v1beta1\nkind: Application\nmetadata: {name: payments--web, namespace: shop}\nspec: {components: [{name: a, type: webservice}]}\n")
+            .expect_err("ambiguous");
+        assert_eq!(paths(&err), vec!["metadata.name"]);
+        let err = decode_yaml("apiVersion: platform.heimdall.dev/v1alpha1\nkind: Tenant\nmetadata: {name: a--b}\n").expect_err("ambiguous");
+        assert!(err.problems[0].message.contains("separates namespace and name"));
     }
 
     #[test]

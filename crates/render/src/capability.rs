@@ -526,6 +526,7 @@ pub(crate) fn render_claim(claim: &Resource, platform: &Platform, options: &Rend
                         output: None,
                         path: "spec".into(),
                         wave: 0,
+                        platform: true,
                     };
                     builder.add(namespace, object, origin);
                 }
@@ -542,7 +543,7 @@ pub(crate) fn render_claim(claim: &Resource, platform: &Platform, options: &Rend
         warnings.push("the claim goes to no cluster: set spec.environments or Defaults.spec.environments".into());
     }
     let workflow = vec![plan::deploy_step()];
-    Finisher { platform, app: claim, rules: Vec::new(), secrets: options.secrets.as_deref() }.finish(builders, workflow, warnings)
+    Finisher::new(platform, claim, Vec::new(), options).finish(builders, workflow, warnings)
 }
 
 pub(crate) fn unknown_type(path: &str, type_: &str, platform: &Platform) -> Problem {

@@ -15,6 +15,7 @@
 
 pub mod capability;
 pub mod component;
+pub mod confine;
 pub mod context;
 mod definitions;
 pub mod object;

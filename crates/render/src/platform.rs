@@ -169,6 +169,7 @@ impl Platform {
                 errors.extend(problems.into_iter().map(|(name, problem)| DocumentError::new(format!("Policy {name}"), vec![problem])))
             }
         }
+        errors.extend(crate::tenant::check_tenant_namespaces(&platform.tenants));
         for (i, env) in platform.defaults.environments.iter().enumerate() {
             if !platform.environments.contains_key(env) {
                 errors.push(DocumentError::new(

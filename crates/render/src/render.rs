@@ -20,6 +20,7 @@ use crate::platform::Platform;
 use crate::rego::Finding;
 use crate::traits::Fits;
 use crate::{component, params, traits, validate};
+use heimdall_api::labels;
 
 #[derive(Debug, Clone, Default)]
 pub struct RenderOptions {
@@ -37,6 +38,10 @@ pub struct RenderOptions {
     /// Compositions in use and migrations under way (the hub's knowledge);
     /// without it every claim takes the composition its selectors pick.
     pub claims: Option<std::sync::Arc<crate::capability::ClaimCatalog>>,
+    /// The role, in the application's tenant, of whoever makes this change:
+    /// which kinds its objects may be. `None` (re-rendering what was
+    /// admitted, or a platform admin's change): the owners' kinds.
+    pub tenant_role: Option<heimdall_model::spec::tenant::TenantRole>,
 }
 
 /// Everything one target cluster and namespace receives.
@@ -100,6 +105,17 @@ pub(crate) struct Origin {
     pub output: Option<String>,
     pub path: String,
     pub wave: usize,
+    /// The platform team wrote it (a capability's composition, the hub's
+    /// secret delivery): it keeps the platform's rights, in the renderer's
+    /// checks and when the agent applies it.
+    pub platform: bool,
+}
+
+impl Origin {
+    /// Content the platform team wrote, at `path`.
+    pub fn platform(path: impl Into<String>) -> Origin {
+        Origin { component: None, trait_type: None, output: None, path: path.into(), wave: 0, platform: true }
+    }
 }
 
 /// A component after overrides, ready to render.
@@ -327,6 +343,7 @@ fn render_component(
         output,
         path: path.clone(),
         wave,
+        platform: false,
     };
     if let Some(workload) = workload {
         objects.push((workload, origin(None, None)));
@@ -395,11 +412,18 @@ impl Stamp<'_> {
         }
         let annotations = map_at(object, &["metadata", "annotations"]);
         annotations.insert("heimdall.dev/source".into(), json!(format!("{} {app_namespace}/{app_name}", self.app.kind)));
+        // Over whatever the object said: who the agent applies it as is the renderer's to decide.
+        let tenants = self.platform.tenant(app_namespace).is_some() && !origin.platform;
+        let apply_as = if tenants { labels::APPLY_AS_TENANT } else { labels::APPLY_AS_PLATFORM };
+        annotations.insert(labels::APPLY_AS.into(), json!(apply_as));
         annotations.insert("heimdall.dev/generation".into(), json!(self.generation.to_string()));
         if origin.wave > 0 {
             annotations.insert("heimdall.dev/wave".into(), json!(origin.wave.to_string()));
         }
-        for rule in self.rules {
+        // A tenant's own policies (take-over, garbage collection, recreate) mark its own objects,
+        // never the platform's it is given, which the agent applies with its own rights.
+        let tenants_rules_apply = !(origin.platform && self.platform.tenant(app_namespace).is_some());
+        for rule in self.rules.iter().filter(|_| tenants_rules_apply) {
             if rule.matches(object, origin) {
                 for (key, value) in &rule.annotations {
                     map_at(object, &["metadata", "annotations"]).insert(key.clone(), json!(value));
@@ -659,6 +683,14 @@ pub(crate) struct Finisher<'a> {
     pub app: &'a Resource,
     pub rules: Vec<ObjectRule>,
     pub secrets: Option<&'a crate::secrets::SecretCatalog>,
+    /// The writer's role in the tenant ([`RenderOptions::tenant_role`]).
+    pub role: Option<heimdall_model::spec::tenant::TenantRole>,
+}
+
+impl<'a> Finisher<'a> {
+    pub fn new(platform: &'a Platform, app: &'a Resource, rules: Vec<ObjectRule>, options: &'a RenderOptions) -> Finisher<'a> {
+        Finisher { platform, app, rules, secrets: options.secrets.as_deref(), role: options.tenant_role }
+    }
 }
 
 /// Checks a target's objects against the tenant's rules; returns the findings.
@@ -710,7 +742,7 @@ impl Finisher<'_> {
         }
         let objects = match spec.namespaces {
             heimdall_model::spec::tenant::NamespaceMode::PerApp => {
-                crate::tenant::namespace_objects(app_namespace, spec, namespace, environment)
+                crate::tenant::namespace_objects(self.platform, app_namespace, spec, namespace, environment)
             }
             heimdall_model::spec::tenant::NamespaceMode::PerTenant => Vec::new(),
         };
@@ -750,6 +782,11 @@ impl Finisher<'_> {
     ) -> Result<Rendered, Vec<Problem>> {
         let generation = self.app.metadata.generation.unwrap_or(1);
         let revision_label = format!("{}-v{generation}", self.app.metadata.name);
+        let app_namespace = self.app.metadata.namespace.as_deref().unwrap_or_default();
+        let confinement = self
+            .platform
+            .tenant(app_namespace)
+            .map(|spec| crate::confine::Confinement::new(self.platform, app_namespace, spec, &self.app.metadata.name, self.role));
         let mut problems = Vec::new();
         let mut targets = Vec::new();
         let mut findings = Vec::new();
@@ -773,7 +810,43 @@ impl Finisher<'_> {
                     continue;
                 }
             };
+            // The tenant's own namespace objects (perApp) are the platform's: an application may not replace one.
+            for (object, origin) in builder.objects.values() {
+                let same = |o: &&Object| {
+                    object::kind(o) == object::kind(object)
+                        && object::name(o) == object::name(object)
+                        && object::namespace(o) == object::namespace(object)
+                };
+                if let Some(scaffolding) = tenant_objects.iter().find(same) {
+                    problems.push(Problem::new(
+                        origin.path.clone(),
+                        format!(
+                            "renders {}, which is tenant {app_namespace}'s own (its namespace's rules); choose another name",
+                            describe_object(scaffolding)
+                        ),
+                    ));
+                }
+            }
             objects.extend(tenant_objects);
+            // What a tenant may not deploy is refused before anything else is said about it.
+            if let Some(confinement) = &confinement {
+                let before = problems.len();
+                for (object, origin) in builder.objects.values().filter(|(_, origin)| !origin.platform) {
+                    let by = match &origin.component {
+                        Some((name, type_)) => format!("component {name} ({type_})"),
+                        None => "the application".to_string(),
+                    };
+                    for rule in confinement.check(object) {
+                        problems.push(Problem::new(
+                            origin.path.clone(),
+                            format!("{by} renders {}, which tenant {app_namespace} may not deploy: {rule}", describe_object(object)),
+                        ));
+                    }
+                }
+                if problems.len() > before {
+                    continue;
+                }
+            }
             let target_secrets = crate::secrets::TargetSecrets {
                 platform: self.platform,
                 app: self.app,
@@ -794,8 +867,7 @@ impl Finisher<'_> {
             };
             generate.extend(secrets.generate);
             for object in secrets.objects {
-                let origin = Origin { component: None, trait_type: None, output: None, path: "spec".into(), wave: 0 };
-                builder.add(&namespace, object, origin);
+                builder.add(&namespace, object, Origin::platform("spec"));
             }
             for (_, (mut object, origin)) in builder.objects {
                 let mut object_problems = validate::normalize_quantities(&mut object);
@@ -803,10 +875,21 @@ impl Finisher<'_> {
                 if let Err(more) = validate::check(&object) {
                     object_problems.extend(more);
                 }
+                let size = serde_json::to_vec(&object).map_or(0, |bytes| bytes.len());
+                if size > heimdall_model::limits::MAX_OBJECT_BYTES {
+                    object_problems.push((
+                        String::new(),
+                        format!(
+                            "is {size} bytes; an object may be at most {} bytes (what the Kubernetes API server stores)",
+                            heimdall_model::limits::MAX_OBJECT_BYTES
+                        ),
+                    ));
+                }
                 if !object_problems.is_empty() {
                     let what = format!("{} {}", object::kind(&object), object::name(&object));
                     for (path, message) in object_problems {
-                        problems.push(Problem::new(origin.path.clone(), format!("renders an invalid {what}: {path}: {message}")));
+                        let at = if path.is_empty() { String::new() } else { format!(" {path}:") };
+                        problems.push(Problem::new(origin.path.clone(), format!("renders an invalid {what}:{at} {message}")));
                     }
                 }
                 objects.push(object);
@@ -858,6 +941,14 @@ impl Finisher<'_> {
         generate.sort();
         generate.dedup();
         Ok(Rendered { targets, workflow, findings, warnings, generate })
+    }
+}
+
+/// `Deployment shop/web`, `ClusterRoleBinding admin`.
+fn describe_object(object: &Object) -> String {
+    match object::namespace(object) {
+        Some(namespace) if !namespace.is_empty() => format!("{} {namespace}/{}", object::kind(object), object::name(object)),
+        _ => format!("{} {}", object::kind(object), object::name(object)),
     }
 }
 
@@ -932,12 +1023,14 @@ pub(crate) fn render_application(app: &Resource, platform: &Platform, options: &
                 match target.provision(&request) {
                     Ok(provisioned) => {
                         for (object, _) in provisioned.objects {
+                            // A composition is the platform team's: it keeps its rights.
                             let origin = Origin {
                                 component: Some((component.name.clone(), component.type_.clone())),
                                 trait_type: None,
                                 output: None,
                                 path: path.clone(),
                                 wave: waves[component.index],
+                                platform: true,
                             };
                             builder.add(namespace, object, origin);
                         }
@@ -981,8 +1074,14 @@ pub(crate) fn render_application(app: &Resource, platform: &Platform, options: &
                 }
             }
             for object in &unit.objects {
-                let origin =
-                    Origin { component: None, trait_type: None, output: None, path: format!("spec.workflow ({})", unit.step), wave: 0 };
+                let origin = Origin {
+                    component: None,
+                    trait_type: None,
+                    output: None,
+                    path: format!("spec.workflow ({})", unit.step),
+                    wave: 0,
+                    platform: false,
+                };
                 builder.add(namespace, object.clone(), origin);
             }
         }
@@ -990,5 +1089,5 @@ pub(crate) fn render_application(app: &Resource, platform: &Platform, options: &
     if !problems.is_empty() {
         return Err(sorted(problems));
     }
-    Finisher { platform, app, rules, secrets: options.secrets.as_deref() }.finish(builders, plan.steps, warnings)
+    Finisher::new(platform, app, rules, options).finish(builders, plan.steps, warnings)
 }

@@ -467,12 +467,13 @@ pub(crate) fn render_workload(app: &Resource, platform: &Platform, options: &Ren
         spec.resources.iter().filter(|(_, r)| is_claim(platform, &r.type_)).collect();
     let mut builders: BTreeMap<(Option<String>, String, String), TargetBuilder> = BTreeMap::new();
     let mut warnings = Vec::new();
-    let origin = || Origin {
+    let origin = |platform: bool| Origin {
         component: Some((name.clone(), COMPONENT_TYPE.to_string())),
         trait_type: None,
         output: None,
         path: "spec".into(),
         wave: 0,
+        platform,
     };
     // Without a target the workload is still built once, so its mistakes are found.
     let targets: Vec<Option<&Placement>> = if placements.is_empty() { vec![None] } else { placements.iter().map(Some).collect() };
@@ -541,8 +542,12 @@ pub(crate) fn render_workload(app: &Resource, platform: &Platform, options: &Ren
                 let Some(placement) = placement else { continue };
                 let builder = builders.entry((None, placement.cluster.clone(), placement.namespace.clone())).or_default();
                 builder.environment = placement.environment.clone();
-                for object in claim_objects.into_iter().chain(objects) {
-                    builder.add(&placement.namespace, object, origin());
+                // A claim's objects are its composition's, the platform team's.
+                for object in claim_objects {
+                    builder.add(&placement.namespace, object, origin(true));
+                }
+                for object in objects {
+                    builder.add(&placement.namespace, object, origin(false));
                 }
                 builder.claims.extend(instances);
             }
@@ -556,7 +561,7 @@ pub(crate) fn render_workload(app: &Resource, platform: &Platform, options: &Ren
     if placements.is_empty() {
         warnings.push("the workload deploys to no cluster: set Defaults.spec.environments".to_string());
     }
-    Finisher { platform, app, rules: Vec::new(), secrets: options.secrets.as_deref() }.finish(builders, workflow, warnings)
+    Finisher::new(platform, app, Vec::new(), options).finish(builders, workflow, warnings)
 }
 
 /// The workload's objects with its placeholders resolved for one target.

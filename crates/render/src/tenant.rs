@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use heimdall_model::spec::deserialize_at;
-use heimdall_model::spec::tenant::{ClusterProvider, Isolation, NamespaceMode, Quota, SubjectKind, TenantRole, TenantSpec};
+use heimdall_model::spec::tenant::{ClusterProvider, Isolation, KindRule, NamespaceMode, Quota, SubjectKind, TenantRole, TenantSpec};
 use heimdall_model::{Problem, Resource};
 use serde_json::{Value, json};
 
@@ -23,6 +23,7 @@ use crate::object::{self, Object, json_merge_patch, map_at};
 use crate::platform::Platform;
 use crate::render::{Rendered, Target, revision, sort_objects};
 use crate::validate;
+use heimdall_api::labels;
 
 /// The vCluster release Heimdall renders (chart and syncer image).
 pub const VCLUSTER_VERSION: &str = "0.20.0";
@@ -41,6 +42,68 @@ pub fn owns_namespace(tenant: &str, spec: &TenantSpec, app: &str, namespace: &st
     }
 }
 
+/// Namespaces no tenant may own: Kubernetes' own and Heimdall's.
+fn reserved_namespace(namespace: &str) -> bool {
+    namespace == "default"
+        || namespace.starts_with("kube-")
+        || namespace == labels::TENANT_IDENTITY_NAMESPACE
+        || namespace == "heimdall-system"
+}
+
+/// Every tenant owns its namespaces alone: a Tenant whose namespaces could
+/// be another's (`shop` in `perApp` mode owns every `shop-*`, so a tenant
+/// `shop-web` would share one), or Kubernetes' or Heimdall's, is refused.
+pub(crate) fn check_tenant_namespaces(tenants: &BTreeMap<String, TenantSpec>) -> Vec<heimdall_model::DocumentError> {
+    let explicit = |name: &str, spec: &TenantSpec| -> Vec<String> {
+        std::iter::once(name.to_string()).chain(spec.extra_namespaces.iter().map(|extra| format!("{name}-{extra}"))).collect()
+    };
+    let mut errors = Vec::new();
+    for (name, spec) in tenants {
+        let mut problems = Vec::new();
+        let own = match spec.namespaces {
+            NamespaceMode::PerTenant => explicit(name, spec),
+            NamespaceMode::PerApp => Vec::new(),
+        };
+        for namespace in own.iter().filter(|ns| reserved_namespace(ns)) {
+            problems.push(Problem::new(
+                if namespace == name { "metadata.name" } else { "spec.extraNamespaces" },
+                format!("namespace {namespace} is Kubernetes' or Heimdall's own; no tenant may own it"),
+            ));
+        }
+        if spec.namespaces == NamespaceMode::PerApp && (name.starts_with("kube") || name == "heimdall") {
+            problems.push(Problem::new(
+                "spec.namespaces",
+                format!("perApp would give tenant {name} the namespaces {name}-*, which are Kubernetes' or Heimdall's"),
+            ));
+        }
+        for (other, other_spec) in tenants.iter().filter(|(other, _)| *other != name) {
+            let shared = match (spec.namespaces, other_spec.namespaces) {
+                (NamespaceMode::PerTenant, NamespaceMode::PerTenant) => {
+                    let theirs = explicit(other, other_spec);
+                    own.iter().find(|ns| theirs.contains(ns)).cloned()
+                }
+                (NamespaceMode::PerTenant, NamespaceMode::PerApp) => own.iter().find(|ns| ns.starts_with(&format!("{other}-"))).cloned(),
+                (NamespaceMode::PerApp, NamespaceMode::PerTenant) => {
+                    explicit(other, other_spec).into_iter().find(|ns| ns.starts_with(&format!("{name}-")))
+                }
+                (NamespaceMode::PerApp, NamespaceMode::PerApp) => (other.starts_with(&format!("{name}-"))
+                    || name.starts_with(&format!("{other}-")))
+                .then(|| format!("{}-…", name.max(other))),
+            };
+            if let Some(namespace) = shared {
+                problems.push(Problem::new(
+                    "metadata.name",
+                    format!("tenant {name} and tenant {other} would both own namespace {namespace}: a namespace belongs to one tenant"),
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            errors.push(heimdall_model::DocumentError::new(format!("Tenant {name}"), problems));
+        }
+    }
+    errors
+}
+
 /// Where an application of the tenant goes when nothing says.
 pub fn default_namespace(tenant: &str, spec: &TenantSpec, app: &str) -> String {
     match spec.namespaces {
@@ -56,13 +119,15 @@ fn stamp(object: &mut Object, tenant: &str, environment: Option<&str>) {
     if let Some(environment) = environment {
         labels.insert("heimdall.dev/environment".into(), json!(environment));
     }
-    map_at(object, &["metadata", "annotations"]).insert("heimdall.dev/source".into(), json!(format!("Tenant {tenant}")));
+    let annotations = map_at(object, &["metadata", "annotations"]);
+    annotations.insert("heimdall.dev/source".into(), json!(format!("Tenant {tenant}")));
+    annotations.insert(labels::APPLY_AS.into(), json!(labels::APPLY_AS_PLATFORM));
 }
 
 /// Everything one tenant namespace needs: the Namespace, RBAC, quota,
 /// container defaults and network isolation. Used by the tenant's own
 /// render (`perTenant`) and by each application's (`perApp`).
-pub fn namespace_objects(tenant: &str, spec: &TenantSpec, namespace: &str, environment: Option<&str>) -> Vec<Object> {
+pub fn namespace_objects(platform: &Platform, tenant: &str, spec: &TenantSpec, namespace: &str, environment: Option<&str>) -> Vec<Object> {
     let level = spec.pod_security.as_str();
     let mut objects = vec![json!({
         "apiVersion": "v1",
@@ -101,6 +166,7 @@ pub fn namespace_objects(tenant: &str, spec: &TenantSpec, namespace: &str, envir
             "subjects": subjects,
         }));
     }
+    objects.extend(identity_rights(platform, tenant, spec, namespace));
     if let Some(quota) = environment.and_then(|e| spec.quota_for(e)) {
         objects.extend(quota_objects(quota, namespace));
     }
@@ -109,6 +175,106 @@ pub fn namespace_objects(tenant: &str, spec: &TenantSpec, namespace: &str, envir
     }
     for object in &mut objects {
         stamp(object, tenant, environment);
+    }
+    objects
+}
+
+/// Kubernetes' guess from a kind to its resource (`UnsafeGuessKindToResource`),
+/// which every built-in kind Heimdall lets tenants deploy follows.
+pub fn resource_of(kind: &str) -> String {
+    let lower = kind.to_ascii_lowercase();
+    if lower.ends_with("endpoints") {
+        lower
+    } else if lower.ends_with('s') {
+        format!("{lower}es")
+    } else if let Some(stem) = lower.strip_suffix('y') {
+        format!("{stem}ies")
+    } else {
+        format!("{lower}s")
+    }
+}
+
+/// RBAC rules for kind rules: one per API group.
+fn rules_for<'a>(rules: impl Iterator<Item = &'a KindRule>) -> Vec<Value> {
+    let mut by_group: BTreeMap<&str, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for rule in rules {
+        let resources = by_group.entry(rule.api_group.as_str()).or_default();
+        for kind in &rule.kinds {
+            resources.insert(if kind == "*" { "*".to_string() } else { resource_of(kind) });
+        }
+    }
+    by_group
+        .into_iter()
+        .map(|(group, resources)| {
+            let resources: Vec<String> = if resources.contains("*") { vec!["*".into()] } else { resources.into_iter().collect() };
+            json!({"apiGroups": [group], "resources": resources, "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]})
+        })
+        .collect()
+}
+
+/// The kinds the tenant's identity may write in its namespaces: whatever
+/// any of its members may deploy (the owners' kinds and the Tenant's own).
+fn namespaced_kinds<'a>(platform: &'a Platform, spec: &'a TenantSpec) -> impl Iterator<Item = &'a KindRule> {
+    let objects = &platform.defaults.tenant_objects;
+    objects.developer.iter().chain(objects.owner.iter()).chain(spec.allowed_objects.iter().filter(|rule| {
+        !rule.kinds.iter().all(|kind| kind != "*" && crate::validate::is_cluster_scoped(&format!("{}/v1", rule.api_group), kind))
+    }))
+}
+
+/// The Role and RoleBinding that let the tenant's identity (which the agent
+/// impersonates to apply the tenant's applications) write its kinds in `namespace`.
+fn identity_rights(platform: &Platform, tenant: &str, spec: &TenantSpec, namespace: &str) -> Vec<Object> {
+    let subject = json!([{"kind": "ServiceAccount", "name": tenant, "namespace": labels::TENANT_IDENTITY_NAMESPACE}]);
+    vec![
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": labels::TENANT_APPLY_ROLE, "namespace": namespace},
+            "rules": rules_for(namespaced_kinds(platform, spec)),
+        }),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": labels::TENANT_APPLY_ROLE, "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": labels::TENANT_APPLY_ROLE},
+            "subjects": subject,
+        }),
+    ]
+}
+
+/// The tenant's identity in a cluster: its ServiceAccount in the identity
+/// namespace and, for the cluster-scoped kinds its Tenant names, a
+/// ClusterRole bound to it. Its namespaced rights come with each namespace.
+fn identity(tenant: &str, spec: &TenantSpec) -> Vec<Object> {
+    let mut objects = vec![json!({
+        "apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": tenant, "namespace": labels::TENANT_IDENTITY_NAMESPACE},
+        "automountServiceAccountToken": false,
+    })];
+    let cluster_kinds: Vec<KindRule> = spec
+        .allowed_objects
+        .iter()
+        .map(|rule| KindRule {
+            api_group: rule.api_group.clone(),
+            kinds: rule
+                .kinds
+                .iter()
+                .filter(|kind| *kind != "*" && crate::validate::is_cluster_scoped(&format!("{}/v1", rule.api_group), kind))
+                .cloned()
+                .collect(),
+        })
+        .filter(|rule| !rule.kinds.is_empty())
+        .collect();
+    if !cluster_kinds.is_empty() {
+        let name = format!("heimdall-tenant-{tenant}");
+        objects.push(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "metadata": {"name": name}, "rules": rules_for(cluster_kinds.iter()),
+        }));
+        objects.push(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": tenant, "namespace": labels::TENANT_IDENTITY_NAMESPACE}],
+        }));
     }
     objects
 }
@@ -317,40 +483,43 @@ pub(crate) fn render_tenant(tenant: &Resource, platform: &Platform) -> Result<Re
     let name = tenant.metadata.name.as_str();
     let mut targets: BTreeMap<String, (Option<String>, Vec<Object>)> = BTreeMap::new();
     let mut problems = Vec::new();
-    if spec.isolation == Isolation::Cluster {
-        if let Some(request) = &spec.cluster {
-            if !platform.has_cluster(&request.management_cluster) {
-                problems.push(Problem::new("spec.cluster.managementCluster", format!("no Cluster named {:?}", request.management_cluster)));
-            }
-            let mut objects = vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})];
-            objects.extend(cluster_request(name, &spec, name));
-            targets.insert(request.management_cluster.clone(), (None, objects));
-        }
-    } else {
-        for (i, environment) in spec.environments.iter().enumerate() {
-            let Some(env) = platform.environments.get(environment) else {
-                problems.push(Problem::new(format!("spec.environments[{i}]"), format!("no Environment named {environment:?}")));
-                continue;
+    // In the clusters of its environments, in every mode: where its applications run.
+    for (i, environment) in spec.environments.iter().enumerate() {
+        let Some(env) = platform.environments.get(environment) else {
+            problems.push(Problem::new(format!("spec.environments[{i}]"), format!("no Environment named {environment:?}")));
+            continue;
+        };
+        for cluster in platform.clusters_of(env) {
+            let mut objects = match (spec.isolation, spec.namespaces) {
+                (Isolation::Namespace | Isolation::Cluster, NamespaceMode::PerTenant) => std::iter::once(name.to_string())
+                    .chain(spec.extra_namespaces.iter().map(|extra| format!("{name}-{extra}")))
+                    .flat_map(|namespace| namespace_objects(platform, name, &spec, &namespace, Some(environment)))
+                    .collect(),
+                // Each application brings its own namespace.
+                (Isolation::Namespace | Isolation::Cluster, NamespaceMode::PerApp) => Vec::new(),
+                (Isolation::Vcluster, _) => {
+                    // Members reach the virtual cluster through its own API, not the host's.
+                    let host = TenantSpec { members: Vec::new(), ..spec.clone() };
+                    let mut objects = namespace_objects(platform, name, &host, name, Some(environment));
+                    objects.extend(vcluster_objects(name, &spec, name));
+                    objects
+                }
             };
-            for cluster in platform.clusters_of(env) {
-                let objects = match (spec.isolation, spec.namespaces) {
-                    (Isolation::Namespace, NamespaceMode::PerTenant) => std::iter::once(name.to_string())
-                        .chain(spec.extra_namespaces.iter().map(|extra| format!("{name}-{extra}")))
-                        .flat_map(|namespace| namespace_objects(name, &spec, &namespace, Some(environment)))
-                        .collect(),
-                    // Each application brings its own namespace.
-                    (Isolation::Namespace, NamespaceMode::PerApp) => Vec::new(),
-                    _ => {
-                        // Members reach the virtual cluster through its own API, not the host's.
-                        let host = TenantSpec { members: Vec::new(), ..spec.clone() };
-                        let mut objects = namespace_objects(name, &host, name, Some(environment));
-                        objects.extend(vcluster_objects(name, &spec, name));
-                        objects
-                    }
-                };
-                targets.entry(cluster.name.clone()).or_insert((Some(environment.clone()), objects));
-            }
+            objects.extend(identity(name, &spec));
+            targets.entry(cluster.name.clone()).or_insert((Some(environment.clone()), objects));
         }
+    }
+    if spec.isolation == Isolation::Cluster
+        && let Some(request) = &spec.cluster
+    {
+        if !platform.has_cluster(&request.management_cluster) {
+            problems.push(Problem::new("spec.cluster.managementCluster", format!("no Cluster named {:?}", request.management_cluster)));
+        }
+        let (_, objects) = targets.entry(request.management_cluster.clone()).or_insert((None, Vec::new()));
+        if !objects.iter().any(|o| object::kind(o) == "Namespace" && object::name(o) == name) {
+            objects.push(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}));
+        }
+        objects.extend(cluster_request(name, &spec, name));
     }
     let mut rendered = Vec::new();
     for (cluster, (environment, mut objects)) in targets {

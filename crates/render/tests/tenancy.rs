@@ -130,9 +130,10 @@ fn cluster_mode_requests_a_dedicated_cluster_in_the_management_cluster() {
         "{SHOP}  isolation: cluster\n  cluster: {{managementCluster: mgmt, class: aws-standard, kubernetesVersion: v1.31.2, workers: 5}}\n"
     ));
     let rendered = render_one(&tenant, &platform).expect("renders");
-    assert_eq!(rendered.targets.len(), 1);
-    assert_eq!(rendered.targets[0].cluster, "mgmt");
-    let cluster = rendered.targets[0].objects.iter().find(|o| o["kind"] == "Cluster").expect("a Cluster API Cluster");
+    let clusters: Vec<&str> = rendered.targets.iter().map(|t| t.cluster.as_str()).collect();
+    assert_eq!(clusters, ["dev-1", "dev-2", "mgmt"], "the request in the management cluster, the namespace where its apps run");
+    let mgmt = rendered.targets.iter().find(|t| t.cluster == "mgmt").expect("mgmt");
+    let cluster = mgmt.objects.iter().find(|o| o["kind"] == "Cluster").expect("a Cluster API Cluster");
     assert_eq!(cluster["spec"]["topology"]["class"], "aws-standard");
     assert_eq!(cluster["spec"]["topology"]["workers"]["machineDeployments"][0]["replicas"], 5);
     insta::assert_yaml_snapshot!("tenant_cluster_mode", by_cluster(&rendered));
@@ -141,7 +142,8 @@ fn cluster_mode_requests_a_dedicated_cluster_in_the_management_cluster() {
         "{SHOP}  isolation: cluster\n  cluster: {{managementCluster: mgmt, provider: crossplane, claimApiVersion: platform.example.org/v1alpha1, claimKind: KubernetesCluster, kubernetesVersion: v1.31.2, parameters: {{region: eu-west-1}}}}\n"
     ));
     let rendered = render_one(&tenant, &platform).expect("renders");
-    let claim = rendered.targets[0].objects.iter().find(|o| o["kind"] == "KubernetesCluster").expect("a Crossplane claim");
+    let mgmt = rendered.targets.iter().find(|t| t.cluster == "mgmt").expect("mgmt");
+    let claim = mgmt.objects.iter().find(|o| o["kind"] == "KubernetesCluster").expect("a Crossplane claim");
     assert_eq!(claim["spec"]["parameters"], json!({"kubernetesVersion": "v1.31.2", "nodeCount": 3, "region": "eu-west-1"}));
 
     let (platform, tenant) = platform_with(&format!(
@@ -201,7 +203,9 @@ fn the_tenants_registries_are_a_denying_policy() {
 #[test]
 fn per_app_namespaces_come_with_the_application() {
     let (platform, tenant) = platform_with(&format!("{SHOP}  namespaces: perApp\n"));
-    assert!(render_one(&tenant, &platform).expect("renders").targets.is_empty(), "nothing shared to render");
+    let shared = render_one(&tenant, &platform).expect("renders");
+    let kinds: Vec<&Value> = shared.targets.iter().flat_map(|t| t.objects.iter().map(|o| &o["kind"])).collect();
+    assert_eq!(kinds, ["ServiceAccount", "ServiceAccount"], "only the tenant's identity is shared, one per cluster: {kinds:?}");
     let dev = format!("{WEB}  policies:\n    - {{name: dev, type: topology, properties: {{environment: dev}}}}\n");
     let rendered = render_one(&app("shop", &dev), &platform).expect("renders");
     let target = &rendered.targets[0];
@@ -210,6 +214,61 @@ fn per_app_namespaces_come_with_the_application() {
     assert_eq!(namespace["metadata"]["name"], "shop-web");
     assert!(target.objects.iter().any(|o| o["kind"] == "ResourceQuota" && o["metadata"]["namespace"] == "shop-web"));
     assert!(target.objects.iter().any(|o| o["kind"] == "Deployment" && o["metadata"]["namespace"] == "shop-web"));
+    let apply_as = |kind: &str| {
+        let object = target.objects.iter().find(|o| o["kind"] == kind).unwrap_or_else(|| panic!("no {kind}"));
+        object["metadata"]["annotations"]["heimdall.dev/apply-as"].as_str().unwrap_or_default().to_string()
+    };
+    assert_eq!(apply_as("Namespace"), "platform", "the tenant's scaffolding keeps the agent's rights");
+    assert_eq!(apply_as("Deployment"), "tenant", "the application's own objects are applied as the tenant");
+    let rights = target.objects.iter().find(|o| o["kind"] == "RoleBinding" && o["metadata"]["name"] == "heimdall-tenant-apply");
+    assert_eq!(rights.expect("the identity's rights come with the namespace")["subjects"][0]["namespace"], "heimdall-tenants");
+}
+
+#[test]
+fn the_tenants_identity_may_write_its_kinds_in_its_namespaces_only() {
+    let (platform, tenant) = platform_with(&format!(
+        "{SHOP}  extraNamespaces: [cache]\n  allowedObjects:\n    - {{apiGroup: postgresql.cnpg.io, kinds: [Cluster]}}\n    - {{apiGroup: \"\", kinds: [PersistentVolume]}}\n"
+    ));
+    let rendered = render_one(&tenant, &platform).expect("renders");
+    let objects = &rendered.targets[0].objects;
+    let account = objects.iter().find(|o| o["kind"] == "ServiceAccount").expect("the identity");
+    assert_eq!(
+        account["metadata"],
+        json!({"name": "shop", "namespace": "heimdall-tenants", "labels": account["metadata"]["labels"], "annotations": account["metadata"]["annotations"]})
+    );
+    let roles: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "Role" && o["metadata"]["name"] == "heimdall-tenant-apply").collect();
+    let namespaces: Vec<&Value> = roles.iter().map(|r| &r["metadata"]["namespace"]).collect();
+    assert_eq!(namespaces, ["shop", "shop-cache"], "a Role in each of the tenant's namespaces, none elsewhere");
+    let rules = &roles[0]["rules"];
+    let resources_of =
+        |group: &str| rules.as_array().expect("rules").iter().find(|r| r["apiGroups"] == json!([group])).map(|r| r["resources"].clone());
+    assert_eq!(resources_of("apps"), Some(json!(["daemonsets", "deployments", "statefulsets"])));
+    assert_eq!(resources_of("postgresql.cnpg.io"), Some(json!(["clusters"])), "the tenant's own extra kinds");
+    assert_eq!(resources_of("rbac.authorization.k8s.io"), Some(json!(["rolebindings", "roles"])), "what owners may deploy");
+    let cluster_role = objects.iter().find(|o| o["kind"] == "ClusterRole").expect("cluster-scoped kinds it was given");
+    assert_eq!(
+        cluster_role["rules"],
+        json!([{"apiGroups": [""], "resources": ["persistentvolumes"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}])
+    );
+    assert!(objects.iter().all(|o| o["metadata"]["annotations"]["heimdall.dev/apply-as"] == "platform"));
+}
+
+#[test]
+fn tenants_own_their_namespaces_alone() {
+    let shop_per_app = format!("{SHOP}  namespaces: perApp\n");
+    let web = SHOP.replace("name: shop}", "name: shop-web}");
+    let mut all = resources(PLATFORM);
+    all.extend(resources(&shop_per_app));
+    all.extend(resources(&web));
+    let errors = Platform::from_resources(&all).expect_err("shop-web would be both shop's (perApp) and tenant shop-web's");
+    let text = format!("{errors:?}");
+    assert!(text.contains("tenant shop and tenant shop-web would both own namespace"), "{text}");
+    for reserved in ["kube-system", "default", "heimdall-tenants"] {
+        let mut all = resources(PLATFORM);
+        all.extend(resources(&SHOP.replace("name: shop}", &format!("name: {reserved}}}"))));
+        let errors = Platform::from_resources(&all).expect_err("a reserved namespace");
+        assert!(format!("{errors:?}").contains(&format!("namespace {reserved} is Kubernetes' or Heimdall's own")), "{errors:?}");
+    }
 }
 
 #[test]

@@ -12,8 +12,31 @@ use serde_json::Value;
 /// Steps of evaluation one expression or file may take.
 const FUEL: u64 = 200_000;
 
+thread_local! {
+    /// Bytes written by the render running on this thread.
+    static WRITTEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Writes `text`, or stops the render once it has written more than a file may hold.
+fn write_bounded(out: &mut minijinja::Output, text: &str) -> Result<(), minijinja::Error> {
+    let written = WRITTEN.with(|w| {
+        let total = w.get().saturating_add(text.len());
+        w.set(total);
+        total
+    });
+    if written > crate::budget::MAX_FILE_BYTES {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            crate::budget::too_large("the rendered text", written, crate::budget::MAX_FILE_BYTES),
+        ));
+    }
+    out.write_str(text).map_err(minijinja::Error::from)
+}
+
 pub struct Expressions {
     env: Environment<'static>,
+    /// The same, writing each value as a placeholder for [`crate::structured`].
+    structured: Environment<'static>,
 }
 
 impl std::fmt::Debug for Expressions {
@@ -51,8 +74,16 @@ impl Expressions {
             env.set_syntax(syntax);
         }
         env.set_fuel(Some(FUEL));
+        env.set_recursion_limit(16);
+        env.set_formatter(|out, _state, value| {
+            if value.is_undefined() || value.is_none() {
+                return Ok(());
+            }
+            write_bounded(out, &value.to_string())
+        });
         env.set_keep_trailing_newline(true);
-        env.add_filter("dump", |value: Jinja| serde_json::to_string(&value).unwrap_or_default());
+        // JSON quotes and escapes itself: structured files take it as it is.
+        env.add_filter("dump", |value: Jinja| Jinja::from_safe_string(serde_json::to_string(&value).unwrap_or_default()));
         env.add_filter("parseRepoUrl", parse_repo_url);
         env.add_filter("projectSlug", |url: String| {
             let parsed = parse_repo_url(url);
@@ -60,7 +91,17 @@ impl Expressions {
             format!("{}/{}", part("owner"), part("repo"))
         });
         env.add_filter("pick", |value: Jinja, key: String| value.get_attr(&key).unwrap_or(Jinja::UNDEFINED));
-        Expressions { env }
+        let mut structured = env.clone();
+        structured.set_formatter(|out, _state, value| {
+            use minijinja::value::ValueKind;
+            match value.kind() {
+                _ if value.is_undefined() || value.is_none() => Ok(()),
+                ValueKind::Number | ValueKind::Bool => write_bounded(out, &value.to_string()),
+                _ if value.is_safe() => write_bounded(out, &crate::structured::safe_placeholder(&value.to_string())),
+                _ => write_bounded(out, &crate::structured::placeholder(&value.to_string())),
+            }
+        });
+        Expressions { env, structured }
     }
 
     /// Evaluates every expression in `value` with `context` as the variables.
@@ -96,8 +137,25 @@ impl Expressions {
 
     /// Renders a text (a file's content or name).
     pub fn render(&self, text: &str, context: &Value) -> Result<String, String> {
-        self.env.render_str(text, Jinja::from_serialize(context)).map_err(|e| format!("{e}"))
+        WRITTEN.with(|w| w.set(0));
+        let rendered = self.env.render_str(text, Jinja::from_serialize(context)).map_err(|e| format!("{e}"))?;
+        bounded_text(rendered)
     }
+
+    /// Renders a YAML or JSON file so that values stay data ([`crate::structured`]).
+    pub fn render_structured(&self, text: &str, context: &Value, file: &str) -> Result<String, String> {
+        WRITTEN.with(|w| w.set(0));
+        let rendered = self.structured.render_str(text, Jinja::from_serialize(context)).map_err(|e| format!("{e}"))?;
+        bounded_text(crate::structured::place_values(&rendered, file)?)
+    }
+}
+
+/// A rendered text within what a file may hold (the template's own text counts too).
+fn bounded_text(text: String) -> Result<String, String> {
+    if text.len() > crate::budget::MAX_FILE_BYTES {
+        return Err(crate::budget::too_large("the rendered text", text.len(), crate::budget::MAX_FILE_BYTES));
+    }
+    Ok(text)
 }
 
 /// Whether `text` matches a JSON Schema `pattern` (a regular expression, unanchored).

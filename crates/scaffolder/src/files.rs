@@ -102,7 +102,11 @@ pub fn run(
                 if name.is_empty() {
                     continue;
                 }
+                let structured = [".yaml", ".yml", ".json"].iter().any(|ext| name.to_ascii_lowercase().ends_with(ext));
                 let content = match std::str::from_utf8(content) {
+                    Ok(text) if !copy_as_is && structured => {
+                        expressions.render_structured(text, &context, &name).map_err(|e| format!("{path}: {e}"))?.into_bytes()
+                    }
                     Ok(text) if !copy_as_is => expressions.render(text, &context).map_err(|e| format!("{path}: {e}"))?.into_bytes(),
                     _ => content.clone(),
                 };

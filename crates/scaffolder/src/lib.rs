@@ -11,8 +11,10 @@
 //! caller's [`Actions`]. A dry run gives the workspace as it would be
 //! published.
 
+pub mod budget;
 pub mod expression;
 mod files;
+pub mod structured;
 
 use std::collections::BTreeMap;
 
@@ -64,6 +66,9 @@ impl Template {
         if entity.get("apiVersion").and_then(Value::as_str) != Some("scaffolder.backstage.io/v1beta3") {
             return Err(fail("apiVersion", "expected scaffolder.backstage.io/v1beta3"));
         }
+        if entity.get("kind").and_then(Value::as_str) != Some("Template") {
+            return Err(fail("kind", "expected Template"));
+        }
         let spec = entity.get("spec").and_then(Value::as_object).ok_or_else(|| fail("spec", "expected a mapping"))?;
         let pages = match spec.get("parameters") {
             None => Vec::new(),
@@ -72,9 +77,11 @@ impl Template {
             Some(_) => return Err(fail("spec.parameters", "expected a JSON Schema or a list of them (form pages)")),
         };
         let mut steps = Vec::new();
-        for (i, step) in
-            spec.get("steps").and_then(Value::as_array).ok_or_else(|| fail("spec.steps", "expected a list of steps"))?.iter().enumerate()
-        {
+        let listed = spec.get("steps").and_then(Value::as_array).ok_or_else(|| fail("spec.steps", "expected a list of steps"))?;
+        if listed.len() > budget::MAX_STEPS {
+            return Err(fail("spec.steps", &format!("{} steps; a template may have at most {}", listed.len(), budget::MAX_STEPS)));
+        }
+        for (i, step) in listed.iter().enumerate() {
             let text = |field: &str| step.get(field).and_then(Value::as_str).map(String::from);
             let action = text("action").ok_or_else(|| fail(&format!("spec.steps[{i}].action"), "expected an action name"))?;
             let id = text("id").unwrap_or_else(|| format!("step-{i}"));
@@ -100,6 +107,10 @@ impl Template {
 
     /// The parameters with defaults, checked against every page's schema.
     pub fn parameters(&self, given: &Map<String, Value>) -> Result<Map<String, Value>, Vec<(String, String)>> {
+        let size = budget::json_size(&Value::Object(given.clone()));
+        if size > budget::MAX_PARAMETER_BYTES {
+            return Err(vec![(String::new(), budget::too_large("the values", size, budget::MAX_PARAMETER_BYTES))]);
+        }
         let mut values = given.clone();
         let mut problems = Vec::new();
         for page in &self.pages {
@@ -237,17 +248,27 @@ pub async fn run<A: Actions>(
     let expressions = Expressions::new();
     let mut context = json!({"parameters": parameters, "steps": {}, "user": user});
     let mut outcome = Outcome { output: Value::Null, steps: BTreeMap::new(), workspace: Workspace::new(), skipped: Vec::new() };
+    let mut log_budget = budget::LogBudget::new();
+    let mut log = move |line: LogLine| {
+        if let Some(message) = log_budget.admit(line.message) {
+            log(LogLine { step: line.step, message });
+        }
+    };
+    let bounded = |value: Value, what: &str| {
+        let size = budget::json_size(&value);
+        if size > budget::MAX_VALUE_BYTES { Err(budget::too_large(what, size, budget::MAX_VALUE_BYTES)) } else { Ok(value) }
+    };
     for step in &template.steps {
         let failed = |message: String| ScaffolderError::Step { step: step.id.clone(), action: step.action.clone(), message };
         if let Some(condition) = &step.condition {
-            let value = expressions.evaluate(condition, &context).map_err(failed)?;
+            let value = expressions.evaluate(condition, &context).and_then(|v| bounded(v, "its `if`")).map_err(failed)?;
             if !truthy(&value) {
                 log(LogLine { step: Some(step.id.clone()), message: format!("skipped: `if` is {value}") });
                 outcome.skipped.push(step.id.clone());
                 continue;
             }
         }
-        let input = expressions.evaluate(&step.input, &context).map_err(failed)?;
+        let input = expressions.evaluate(&step.input, &context).and_then(|v| bounded(v, "its input")).map_err(failed)?;
         log(LogLine { step: Some(step.id.clone()), message: format!("{} ({})", step.name, step.action) });
         let output = if BUILTIN_ACTIONS.contains(&step.action.as_str()) {
             files::run(&step.action, &input, &mut outcome.workspace, sources, &expressions, &mut |message| {
@@ -261,11 +282,22 @@ pub async fn run<A: Actions>(
         } else {
             actions.run(&step.action, &input, &outcome.workspace).await.map_err(failed)?
         };
+        let output = bounded(output, "its output").map_err(failed)?;
+        let files = outcome.workspace.len();
+        let bytes: usize = outcome.workspace.iter().map(|(path, content)| path.len() + content.len()).sum();
+        if files > budget::MAX_WORKSPACE_FILES || bytes > budget::MAX_WORKSPACE_BYTES {
+            return Err(failed(format!(
+                "the workspace holds {files} files and {bytes} bytes; at most {} files and {} bytes are allowed",
+                budget::MAX_WORKSPACE_FILES,
+                budget::MAX_WORKSPACE_BYTES
+            )));
+        }
         context["steps"][&step.id] = json!({"output": output});
         outcome.steps.insert(step.id.clone(), output);
     }
     outcome.output = expressions
         .evaluate(&template.output, &context)
+        .and_then(|v| bounded(v, "the output"))
         .map_err(|message| ScaffolderError::Template { path: "spec.output".into(), message })?;
     Ok(outcome)
 }

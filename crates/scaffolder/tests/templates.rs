@@ -154,3 +154,49 @@ async fn missing_parameters_and_unknown_actions_are_refused_before_anything_runs
     let error = run(&template, &Map::new(), json!({}), &Sources::new(), &Nothing, false, |_| {}).await.expect_err("refused");
     assert!(matches!(&error, ScaffolderError::Step { step, .. } if step == "publish"), "{error}");
 }
+
+fn inline(steps: Value) -> Template {
+    Template::from_entity(&json!({"apiVersion": "scaffolder.backstage.io/v1beta3", "kind": "Template", "metadata": {"name": "t"},
+        "spec": {"steps": steps}}))
+    .expect("a template")
+}
+
+async fn dry_run(template: &Template, sources: &Sources) -> (Result<heimdall_scaffolder::Outcome, ScaffolderError>, Vec<String>) {
+    let mut log = Vec::new();
+    let result = run(template, &Map::new(), json!({}), sources, &Recorder::default(), true, |line| log.push(line.message)).await;
+    (result, log)
+}
+
+#[tokio::test]
+async fn a_run_stays_within_its_budgets() {
+    // The reported attack: a few steps each logging a hundred megabytes.
+    let huge: Vec<Value> =
+        (0..4).map(|i| json!({"id": format!("s{i}"), "action": "debug:log", "input": {"message": "${{ \"x\" * 100000000 }}"}})).collect();
+    let (result, log) = dry_run(&inline(json!(huge)), &Sources::new()).await;
+    let error = result.expect_err("too large").to_string();
+    assert!(error.contains("step s0 (debug:log) failed: its input is 100000015 bytes; at most 262144 bytes are allowed"), "{error}");
+    assert!(log.iter().map(String::len).sum::<usize>() < 1024, "nothing large was logged");
+
+    let many: Vec<Value> = (0..101).map(|i| json!({"id": format!("s{i}"), "action": "debug:log"})).collect();
+    let refused = Template::from_entity(&json!({"apiVersion": "scaffolder.backstage.io/v1beta3", "kind": "Template",
+        "metadata": {"name": "t"}, "spec": {"steps": many}}))
+    .expect_err("too many steps");
+    assert_eq!(refused.to_string(), "spec.steps: 101 steps; a template may have at most 100");
+
+    let chatty: Vec<Value> =
+        (0..100).map(|i| json!({"id": format!("s{i}"), "action": "debug:log", "input": {"message": "${{ \"y\" * 4000 }}"}})).collect();
+    let (result, log) = dry_run(&inline(json!(chatty)), &Sources::new()).await;
+    assert!(result.is_ok());
+    assert!(log.iter().map(String::len).sum::<usize>() <= heimdall_scaffolder::budget::MAX_LOG_BYTES + 200, "the log is bounded");
+    assert!(log.last().is_some_and(|l| l.starts_with("log truncated")), "{:?}", log.last());
+
+    let big_file =
+        Sources::from([("./skeleton".to_string(), Workspace::from([("big.txt".to_string(), b"${{ \"z\" * 2000000 }}".to_vec())]))]);
+    let fetch = inline(json!([{"id": "fetch", "action": "fetch:template", "input": {"url": "./skeleton"}}]));
+    let error = dry_run(&fetch, &big_file).await.0.expect_err("too large").to_string();
+    assert!(error.contains("the rendered text is") && error.contains("at most 1048576 bytes"), "{error}");
+
+    let values: Map<String, Value> = [("blob".to_string(), json!("v".repeat(300 * 1024)))].into_iter().collect();
+    let problems = inline(json!([])).parameters(&values).expect_err("too large");
+    assert!(problems[0].1.contains("the values is"), "{problems:?}");
+}

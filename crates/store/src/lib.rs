@@ -21,5 +21,5 @@ pub use error::StoreError;
 pub use events::{AuditEvent, AuditQuery, WatchEvent, WatchEventType, WatchFilter};
 pub use resources::{ApplyMode, ApplyOutcome, ListQuery, ResourceList, WriteResult};
 pub use secrets::{SECRET_API_VERSION, SECRET_KIND, SecretValue, StoredValue, value_context};
-pub use store::{Backend, Store, StoreObserver};
+pub use store::{Backend, Store, StoreObserver, now};
 pub use tokens::{TOKEN_PREFIX, TokenInfo, generate_token, hash_token};

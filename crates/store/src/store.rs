@@ -35,7 +35,8 @@ impl std::fmt::Debug for Store {
     }
 }
 
-pub(crate) fn now() -> String {
+/// Now, as the store writes timestamps (RFC 3339, UTC, seconds): such strings compare as times.
+pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 

@@ -15,7 +15,10 @@
 //! - `resourceVersion` that moves only when an object changes, `generation`
 //!   that moves only when its spec does, `uid`, `creationTimestamp`;
 //! - failures as `Status` objects with the real codes and reasons (401, 403,
-//!   404, 409, 415, 422).
+//!   404, 409, 415, 422);
+//! - authentication by bearer token, impersonation and RBAC ([`rbac`]):
+//!   [`TOKEN`] is a cluster admin (`system:masters`), other tokens name the
+//!   users tests give them ([`FakeKube::add_token`]).
 //!
 //! Tests change the cluster underneath the agent through [`FakeKube`]:
 //! [`FakeKube::mutate`] (drift), [`FakeKube::set_status`] (health),
@@ -33,7 +36,11 @@ use axum::response::{IntoResponse, Response};
 use heimdall_model::selector::LabelSelector;
 use serde_json::{Map, Value, json};
 
-/// The token clients must send (`Authorization: Bearer ...`).
+mod rbac;
+
+pub use rbac::UserInfo;
+
+/// The token of a cluster admin (`Authorization: Bearer ...`), a member of `system:masters`.
 pub const TOKEN: &str = "fake-kube-token";
 
 #[derive(Debug, Clone)]
@@ -103,6 +110,10 @@ struct Cluster {
     forbidden: Vec<(String, String)>,
     /// Requests served, by verb: for tests that count API calls.
     requests: BTreeMap<String, u64>,
+    /// Bearer token -> who it authenticates.
+    tokens: BTreeMap<String, UserInfo>,
+    /// Every request refused by RBAC or impersonation: (user, message).
+    refusals: Vec<(String, String)>,
 }
 
 /// A running fake API server. Dropping it stops the server.
@@ -137,6 +148,7 @@ impl FakeKube {
                 status_subresource: *status,
             });
         }
+        cluster.tokens.insert(TOKEN.to_string(), UserInfo::new("kubernetes-admin", &[rbac::MASTERS]));
         let cluster = Arc::new(Mutex::new(cluster));
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind the fake API server");
         let addr = listener.local_addr().expect("local address");
@@ -147,6 +159,9 @@ impl FakeKube {
         let fake = FakeKube { cluster, addr, server };
         for namespace in ["default", "kube-system"] {
             fake.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}));
+        }
+        for object in rbac::bootstrap() {
+            fake.create(object);
         }
         fake.add_node("node-1", "4", "16Gi");
         fake
@@ -162,10 +177,26 @@ impl FakeKube {
 
     /// A kubeconfig that points at this server with [`TOKEN`].
     pub fn kubeconfig(&self) -> String {
+        self.kubeconfig_with(TOKEN)
+    }
+
+    /// A kubeconfig that points at this server with `token`.
+    pub fn kubeconfig_with(&self, token: &str) -> String {
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\nusers:\n- name: fake\n  user:\n    token: {TOKEN}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: heimdall-system\ncurrent-context: fake\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\nusers:\n- name: fake\n  user:\n    token: {token}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: heimdall-system\ncurrent-context: fake\n",
             url = self.url()
         )
+    }
+
+    /// Makes `token` authenticate as `user` (a ServiceAccount's token, say:
+    /// [`UserInfo::service_account`]). What it may do is RBAC's to say.
+    pub fn add_token(&self, token: &str, user: UserInfo) {
+        self.lock().tokens.insert(token.to_string(), user);
+    }
+
+    /// Every request RBAC or impersonation refused so far: (user, message).
+    pub fn refusals(&self) -> Vec<(String, String)> {
+        self.lock().refusals.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, Cluster> {
@@ -363,12 +394,30 @@ async fn handle(
     uri: axum::http::Uri,
     body: Bytes,
 ) -> Response {
-    let authorized = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"));
-    if !authorized {
-        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
-    }
     let mut cluster = cluster.lock().unwrap_or_else(|e| e.into_inner());
+    let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let Some(user) = token.and_then(|t| cluster.tokens.get(t)).cloned() else {
+        return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized");
+    };
+    let user = match rbac::impersonate(&cluster.objects, user, &headers) {
+        Ok(user) => user,
+        Err((code, message)) => {
+            cluster.refusals.push(("impersonation".into(), message.clone()));
+            let code = StatusCode::from_u16(code).unwrap_or(StatusCode::FORBIDDEN);
+            let reason = if code == StatusCode::FORBIDDEN { "Forbidden" } else { "InternalError" };
+            return status(code, reason, message);
+        }
+    };
     let segments: Vec<&str> = uri.path().trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    if matches!(segments.first(), Some(&"version" | &"api" | &"apis")) && segments.len() <= 3 && parse_target(&cluster, &segments).is_none()
+    {
+        let attributes = rbac::Attributes { verb: "get".into(), path: Some(uri.path().to_string()), ..Default::default() };
+        if !rbac::authorize(&cluster.objects, &user, &attributes) {
+            let message = rbac::forbidden_message(&user, &attributes);
+            cluster.refusals.push((user.name.clone(), message.clone()));
+            return status(StatusCode::FORBIDDEN, "Forbidden", message);
+        }
+    }
     if let Some(response) = discovery(&mut cluster, &segments) {
         return response;
     }
@@ -377,6 +426,7 @@ async fn handle(
     };
     let verb = match (&method, &target.name) {
         (&Method::GET, Some(_)) => "get",
+        (&Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => "watch",
         (&Method::GET, None) => "list",
         (&Method::PATCH, Some(_)) => "apply",
         (&Method::DELETE, Some(_)) => "delete",
@@ -389,6 +439,39 @@ async fn handle(
         }
     };
     *cluster.requests.entry(verb.to_string()).or_default() += 1;
+    let attributes = |verb: &str| rbac::Attributes {
+        verb: verb.to_string(),
+        group: target.ty.group.clone(),
+        resource: target.ty.plural.clone(),
+        subresource: target.subresource.clone().unwrap_or_default(),
+        namespace: target.namespace.clone().unwrap_or_default(),
+        name: target.name.clone().unwrap_or_default(),
+        path: None,
+    };
+    // A server-side apply is a patch, and a create as well when the object is new.
+    let mut verbs = vec![if verb == "apply" { "patch" } else { verb }];
+    if verb == "apply" && !cluster.objects.contains_key(&object_key(&target)) {
+        verbs.push("create");
+    }
+    for verb in verbs {
+        let attributes = attributes(verb);
+        if !rbac::authorize(&cluster.objects, &user, &attributes) {
+            let message = rbac::forbidden_message(&user, &attributes);
+            cluster.refusals.push((user.name.clone(), message.clone()));
+            return status(StatusCode::FORBIDDEN, "Forbidden", message);
+        }
+    }
+    if verb == "apply" && target.ty.group == "rbac.authorization.k8s.io" {
+        let body: Value = serde_json::from_slice(&body).or_else(|_| serde_saphyr::from_slice(&body)).unwrap_or(Value::Null);
+        let mut object = body;
+        if let (Some(namespace), Some(metadata)) = (&target.namespace, object.get_mut("metadata").and_then(Value::as_object_mut)) {
+            metadata.insert("namespace".into(), json!(namespace));
+        }
+        if let Err(message) = rbac::check_escalation(&cluster.objects, &user, &target.ty.plural, &object) {
+            cluster.refusals.push((user.name.clone(), message.clone()));
+            return status(StatusCode::FORBIDDEN, "Forbidden", message);
+        }
+    }
     if matches!(verb, "apply" | "delete") && cluster.forbidden.contains(&(target.ty.group.clone(), target.ty.plural.clone())) {
         let group = if target.ty.group.is_empty() { "\"\"".to_string() } else { target.ty.group.clone() };
         return status(
@@ -673,6 +756,16 @@ fn apply(cluster: &mut Cluster, target: &Target, query: &BTreeMap<String, String
                 ),
             );
         }
+    }
+    if let Some(current) = &existing
+        && matches!(target.ty.plural.as_str(), "rolebindings" | "clusterrolebindings")
+        && current.object.get("roleRef") != config.get("roleRef")
+    {
+        return status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid",
+            format!("{} \"{name}\" is invalid: roleRef: Invalid value: cannot change roleRef", kind),
+        );
     }
     let stored = match existing {
         None => {

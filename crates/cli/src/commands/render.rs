@@ -125,6 +125,8 @@ pub fn run(options: Options) -> Result<ExitCode> {
         secrets: None,
         // Nor claim state: each claim takes the composition its selectors pick.
         claims: None,
+        // Nor a writer: what any member of the tenant may deploy.
+        tenant_role: None,
     };
     let mut outputs = Vec::new();
     let mut failures = Vec::new();

@@ -9,7 +9,6 @@
 //!
 //! Admin routes for clusters' agents live under `/api/v1/clusters/{name}/`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
@@ -24,6 +23,27 @@ use crate::error::ApiError;
 use crate::fleet::{self, AgentReport, Credential, JoinRequest, JoinToken};
 use crate::install::{self, InstallOptions};
 use crate::state::AppState;
+use axum::http::{HeaderMap, StatusCode};
+pub use heimdall_api::agent::{DesiredRevision, Manifests};
+use heimdall_api::agent::{PROTOCOL_HEADER, PROTOCOL_MIN_HEADER, PROTOCOL_VERSION, negotiate};
+
+/// The protocol version an agent's request speaks, if this hub serves it:
+/// otherwise 426, naming both sides' versions.
+fn protocol(headers: &HeaderMap) -> Result<u32, ApiError> {
+    let version = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u32>().ok());
+    negotiate(version(PROTOCOL_HEADER), version(PROTOCOL_MIN_HEADER))
+        .map_err(|message| ApiError::new(StatusCode::UPGRADE_REQUIRED, "UpgradeRequired", message))
+}
+
+/// Middleware: every answer of the agent API says which protocol this hub speaks.
+pub async fn announce_protocol(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let agent = request.uri().path().starts_with("/api/v1/agent/");
+    let mut response = next.run(request).await;
+    if agent {
+        response.headers_mut().insert(PROTOCOL_HEADER, axum::http::HeaderValue::from(PROTOCOL_VERSION));
+    }
+    response
+}
 
 fn own_cluster(principal: &Principal) -> Result<&str, ApiError> {
     match principal.cluster() {
@@ -34,12 +54,22 @@ fn own_cluster(principal: &Principal) -> Result<&str, ApiError> {
 
 #[utoipa::path(post, path = "/api/v1/agent/join", tag = "agents", request_body = JoinRequest,
     responses((status = 200, body = Credential), (status = 401, body = ApiError), (status = 422, body = ApiError)))]
-pub async fn join(State(state): State<AppState>, Json(request): Json<JoinRequest>) -> Result<Json<Credential>, ApiError> {
+pub async fn join(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(request): Json<JoinRequest>,
+) -> Result<Json<Credential>, ApiError> {
+    protocol(&headers)?;
     Ok(Json(fleet::join(&state, &request).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/agent/rotate", tag = "agents", responses((status = 200, body = Credential)))]
-pub async fn rotate(State(state): State<AppState>, Extension(principal): Extension<Principal>) -> Result<Json<Credential>, ApiError> {
+pub async fn rotate(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+) -> Result<Json<Credential>, ApiError> {
+    protocol(&headers)?;
     Ok(Json(fleet::rotate(&state, own_cluster(&principal)?).await?))
 }
 
@@ -51,12 +81,6 @@ pub struct DesiredQuery {
     pub wait: Option<u64>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DesiredRevision {
-    pub revision: Option<String>,
-}
-
 /// How often a waiting long poll looks at the repository even without a
 /// local commit notice (another hub replica may have committed).
 const RECHECK: Duration = Duration::from_secs(5);
@@ -66,7 +90,9 @@ pub async fn desired(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(query): Query<DesiredQuery>,
+    headers: HeaderMap,
 ) -> Result<Json<DesiredRevision>, ApiError> {
+    protocol(&headers)?;
     let cluster = own_cluster(&principal)?.to_string();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(query.wait.unwrap_or(0).min(60));
     let mut commits = state.commits.subscribe();
@@ -91,22 +117,15 @@ pub struct ManifestsQuery {
     pub since: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Manifests {
-    pub revision: String,
-    pub complete: bool,
-    pub files: BTreeMap<String, String>,
-    pub removed: Vec<String>,
-}
-
 #[utoipa::path(get, path = "/api/v1/agent/manifests", tag = "agents", params(ManifestsQuery),
     responses((status = 200, body = Manifests), (status = 404, body = ApiError)))]
 pub async fn manifests(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Query(query): Query<ManifestsQuery>,
+    headers: HeaderMap,
 ) -> Result<Json<Manifests>, ApiError> {
+    protocol(&headers)?;
     let cluster = own_cluster(&principal)?.to_string();
     let repos = state.repos.clone();
     let since = query.since.clone();
@@ -122,8 +141,10 @@ pub async fn manifests(
 pub async fn report(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
     Json(report): Json<AgentReport>,
 ) -> Result<Json<DesiredRevision>, ApiError> {
+    protocol(&headers)?;
     let cluster = own_cluster(&principal)?.to_string();
     let revision = fleet::record_report(&state, &cluster, report).await?;
     Ok(Json(DesiredRevision { revision }))

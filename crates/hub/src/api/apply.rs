@@ -99,6 +99,9 @@ pub async fn apply_documents(
     if documents.is_empty() {
         return Err(ApiError::bad_request("the request holds no documents"));
     }
+    if documents.len() > heimdall_model::limits::MAX_DOCUMENTS {
+        return Err(ApiError::invalid(&[heimdall_model::document::too_many_documents("request body", Some(documents.len()))]));
+    }
     let namespace = options.namespace.as_deref().unwrap_or("default");
     let mut valid: Vec<(String, Resource)> = Vec::new();
     let mut invalid: Vec<DocumentError> = Vec::new();
@@ -165,8 +168,9 @@ pub async fn apply(
         let documents = heimdall_model::parse_documents(body.text()?, "request body").map_err(|e| ApiError::invalid(&[e]))?;
         (documents, query)
     } else {
-        let request: ApplyRequest =
-            serde_json::from_slice(&body.bytes).map_err(|e| ApiError::bad_request(format!("invalid apply request: {e}")))?;
+        let invalid = |e: String| ApiError::bad_request(format!("invalid apply request: {e}"));
+        let value = heimdall_model::document::parse_json_strict(&body.bytes).map_err(invalid)?;
+        let request: ApplyRequest = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
         let options = ApplyOptions {
             namespace: request.options.namespace.or(query.namespace),
             dry_run: request.options.dry_run || query.dry_run,

@@ -227,6 +227,12 @@ pub async fn rollback(
 ) -> Result<Json<heimdall_model::Resource>, ApiError> {
     let revision = resolve(&state, &request.to, &namespace, &name)?;
     let key = app_key(&namespace, &name);
+    // A revision that has not happened yet would name today's object.
+    if revision > state.store.revision().await? {
+        return Err(ApiError::not_found(format!(
+            "revision {revision} is not one of application {namespace}/{name}'s: see heimdall history application {namespace}/{name}"
+        )));
+    }
     let Some(mut old) = state.store.object_at(&key, revision).await? else {
         return Err(ApiError::invalid_field("to", format!("application {namespace}/{name} did not exist at revision {revision}")));
     };

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::body::Body;
 use crate::admission;
-use crate::auth::Principal;
+use crate::auth::{Credential, Principal};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -86,6 +86,7 @@ fn key(kind: &KindInfo, namespace: Option<&str>, name: &str) -> ResourceKey {
 async fn list(
     state: AppState,
     principal: Principal,
+    credential: Credential,
     kind: &KindInfo,
     namespace: Option<String>,
     params: ListParams,
@@ -98,9 +99,10 @@ async fn list(
             None => state.store.revision().await?,
         };
         let filter = WatchFilter { kind: Some(kind.kind.to_string()), namespace };
+        let reader = principal.clone();
         let stream = state.store.watch(filter, from).filter_map(move |event| {
             let line = match event {
-                Ok(event) if !selector.matches(&event.object.metadata.labels) || !principal.may_read(&event.object) => None,
+                Ok(event) if !selector.matches(&event.object.metadata.labels) || !reader.may_read(&event.object) => None,
                 Ok(event) => serde_json::to_vec(&event).ok(),
                 Err(e) => serde_json::to_vec(&ApiError::from(e)).ok(),
             };
@@ -109,6 +111,7 @@ async fn list(
                 Ok::<_, std::convert::Infallible>(Bytes::from(line))
             }))
         });
+        let stream = crate::auth::while_valid(state.clone(), credential, principal, stream);
         return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], axum::body::Body::from_stream(stream)).into_response());
     }
     let query = ListQuery {
@@ -188,11 +191,12 @@ async fn replace(
 pub async fn list_all(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    Extension(credential): Extension<Credential>,
     Path(plural): Path<String>,
     Query(params): Query<ListParams>,
 ) -> Result<Response, ApiError> {
     let kind = kind_for(&plural)?;
-    list(state, principal, kind, None, params).await
+    list(state, principal, credential, kind, None, params).await
 }
 
 /// List or watch a namespaced kind in one namespace.
@@ -202,11 +206,12 @@ pub async fn list_all(
 pub async fn list_namespaced(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    Extension(credential): Extension<Credential>,
     Path((namespace, plural)): Path<(String, String)>,
     Query(params): Query<ListParams>,
 ) -> Result<Response, ApiError> {
     let kind = target(&plural, Some(&namespace))?;
-    list(state, principal, kind, Some(namespace), params).await
+    list(state, principal, credential, kind, Some(namespace), params).await
 }
 
 /// Get a cluster-scoped resource.

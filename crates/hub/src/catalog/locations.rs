@@ -29,6 +29,8 @@ pub const LOCATION_KIND: &str = "CatalogLocation";
 pub const CATALOG_ACTOR: &str = "heimdall-catalog";
 /// Locations are read again this often.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+/// A refresh someone asks for reads a location at most this often.
+const REFRESH_AT_MOST: Duration = Duration::from_secs(10);
 /// At most this many files per location (Location entities naming each other).
 const MAX_FILES: usize = 200;
 /// At most this many bytes per file.
@@ -43,7 +45,7 @@ fn target_of(resource: &Resource) -> Result<Target, String> {
     Target::new(&text("type"), &text("target"))
 }
 
-async fn fetch(state: &AppState, http: &reqwest::Client, target: &Target) -> Result<String, String> {
+async fn fetch(state: &AppState, http: &Fetchers, target: &Target) -> Result<String, String> {
     let bytes = match target {
         // Files of the hub's own service repositories are read from disk, not over HTTP with a token.
         Target::Url(url) if let Some((tenant, repo, file)) = crate::scaffolder::actions::parse_repository_file_url(state, url) => {
@@ -64,11 +66,20 @@ async fn fetch(state: &AppState, http: &reqwest::Client, target: &Target) -> Res
             tokio::fs::read(path).await.map_err(|e| format!("cannot read {path}: {e}"))?
         }
         Target::Url(url) => {
-            let response = http.get(url).send().await.map_err(|e| format!("cannot fetch {url}: {e}"))?;
+            let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url} is not a URL: {e}"))?;
+            // The allowed hosts are the root's: a file read there may not name another internal host.
+            let (policy, client) = if parsed.host_str() == http.root_host.as_deref() {
+                (state.fetch.as_ref().clone(), &http.root)
+            } else {
+                (state.fetch.without_allowed_hosts(), &http.elsewhere)
+            };
+            policy.check_url(&parsed)?;
+            // The error names the URL and what failed, never what was answered.
+            let response = client.get(parsed).send().await.map_err(|e| format!("cannot fetch {url}: {}", fetch_error(&e)))?;
             if !response.status().is_success() {
                 return Err(format!("{url} answered {}", response.status()));
             }
-            let bytes = response.bytes().await.map_err(|e| format!("cannot fetch {url}: {e}"))?;
+            let bytes = response.bytes().await.map_err(|e| format!("cannot fetch {url}: {}", fetch_error(&e)))?;
             if bytes.len() > MAX_BYTES {
                 return Err(format!("{url} is {} bytes; at most {MAX_BYTES}", bytes.len()));
             }
@@ -76,6 +87,37 @@ async fn fetch(state: &AppState, http: &reqwest::Client, target: &Target) -> Res
         }
     };
     String::from_utf8(bytes).map_err(|_| format!("{target} is not UTF-8 text"))
+}
+
+/// Why a fetch failed, in words that hold nothing the server sent.
+fn fetch_error(error: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut cause: Option<&dyn Error> = Some(error);
+    let mut deepest = error.to_string();
+    while let Some(current) = cause {
+        deepest = current.to_string();
+        cause = current.source();
+    }
+    if error.is_timeout() { "timed out".to_string() } else { deepest }
+}
+
+/// The tenant a location belongs to: one read from a tenant's service
+/// repository in this hub. Such a location may name files of that tenant's
+/// repositories only, and provide no Templates (those run with the hub's
+/// actions for anyone who picks them: they are the platform team's).
+fn tenant_of(state: &AppState, target: &Target) -> Option<String> {
+    match target {
+        Target::Url(url) => crate::scaffolder::actions::parse_repository_file_url(state, url).map(|(tenant, _, _)| tenant.to_string()),
+        Target::File(_) => None,
+    }
+}
+
+/// The clients one location is read with: its root's host may be one the
+/// platform allows; anywhere else only the public internet.
+struct Fetchers {
+    root_host: Option<String>,
+    root: reqwest::Client,
+    elsewhere: reqwest::Client,
 }
 
 /// What reading a location found.
@@ -88,7 +130,16 @@ pub struct Read {
 
 /// Reads a location and every file its Location entities name (each once).
 pub async fn read(state: &AppState, root: Target) -> Read {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
+    let root_host = match &root {
+        Target::Url(url) => reqwest::Url::parse(url).ok().and_then(|u| u.host_str().map(String::from)),
+        Target::File(_) => None,
+    };
+    let http = Fetchers {
+        root_host,
+        root: state.fetch.client(Duration::from_secs(10)),
+        elsewhere: std::sync::Arc::new(state.fetch.without_allowed_hosts()).client(Duration::from_secs(10)),
+    };
+    let owner = tenant_of(state, &root);
     let mut found = Read::default();
     let mut seen = BTreeSet::new();
     let mut pending = VecDeque::from([root]);
@@ -104,11 +155,34 @@ pub async fn read(state: &AppState, root: Target) -> Read {
             });
             break;
         }
+        if let Some(tenant) = &owner
+            && tenant_of(state, &target).as_ref() != Some(tenant)
+        {
+            found.errors.push(LocationError {
+                document: target.to_string(),
+                path: "spec.targets".into(),
+                message: format!(
+                    "not read: a catalog file of tenant {tenant}'s repositories may name only files of its repositories in this hub"
+                ),
+            });
+            continue;
+        }
         found.files += 1;
         match fetch(state, &http, &target).await {
             Ok(text) => {
                 let contents = read_file(&target, &text);
-                found.entities.extend(contents.entities);
+                for entity in contents.entities {
+                    // Kinds compare as Backstage compares them: without case.
+                    if owner.is_some() && entity.kind.eq_ignore_ascii_case("Template") {
+                        found.errors.push(LocationError {
+                            document: format!("{target}, {}", entity.entity_ref()),
+                            path: "kind".into(),
+                            message: "a tenant's repository may not provide software templates: they are the platform team's".into(),
+                        });
+                    } else {
+                        found.entities.push(entity);
+                    }
+                }
                 found.errors.extend(contents.errors);
                 pending.extend(contents.targets);
             }
@@ -191,12 +265,14 @@ async fn location(state: &AppState, id: &str) -> Result<Resource, ApiError> {
 }
 
 /// `GET /api/catalog/locations`: `[{data: {id, type, target}}]`.
+#[utoipa::path(get, path = "/api/catalog/locations", tag = "catalog", responses((status = 200, description = "[{data: {id, type, target}}]", body = Vec<Object>)))]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Value>>, ApiError> {
     let locations = state.store.list(&ListQuery { kind: LOCATION_KIND.into(), ..Default::default() }).await?.items;
     Ok(Json(locations.iter().map(|l| json!({"data": location_json(l)})).collect()))
 }
 
 /// `GET /api/catalog/locations/{id}`, with what the last read found.
+#[utoipa::path(get, path = "/api/catalog/locations/{id}", tag = "catalog", params(("id" = String, Path)), responses((status = 200, description = "{id, type, target, status}", body = Object), (status = 404, body = ApiError)))]
 pub async fn get(State(state): State<AppState>, UrlPath(id): UrlPath<String>) -> Result<Json<Value>, ApiError> {
     let resource = location(&state, &id).await?;
     let mut answer = location_json(&resource);
@@ -225,6 +301,7 @@ pub struct DryRun {
 /// `POST /api/catalog/locations[?dryRun=true]`: registers a location (as a
 /// `CatalogLocation`, so it is in the audit trail and the store), reads it
 /// and answers `{location, entities, exists}` as Backstage does.
+#[utoipa::path(post, path = "/api/catalog/locations", tag = "catalog", params(("dryRun" = Option<bool>, Query)), request_body(content = Object, description = "{type: url | file, target}"), responses((status = 201, description = "{location, entities, exists}", body = Object), (status = 403, body = ApiError), (status = 409, body = ApiError)))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -234,14 +311,15 @@ pub async fn create(
     let target = Target::new(&request.type_, &request.target).map_err(|e| ApiError::invalid_field("target", e))?;
     let digest = Sha256::digest(target.to_string().as_bytes());
     let name = format!("location-{}", &digest.iter().map(|b| format!("{b:02x}")).collect::<String>()[..16]);
-    let exists = location(&state, &name).await.is_ok();
     let document = json!({
         "apiVersion": heimdall_model::spec::platform::GROUP_VERSION, "kind": LOCATION_KIND,
         "metadata": {"name": name}, "spec": {"type": target.type_(), "target": target.target()},
     });
     let resource = heimdall_model::decode(&document, "location", "default").map_err(|e| ApiError::invalid(&[e]))?.resource;
+    // Who may register is decided before anything is said about what is registered.
+    crate::auth::require(&principal, &crate::auth::document_need(&resource.key()))?;
+    let exists = location(&state, &name).await.is_ok();
     if options.dry_run {
-        crate::auth::require(&principal, &crate::auth::document_need(&resource.key()))?;
         let found = read(&state, target).await;
         return Ok((StatusCode::OK, Json(json!({"location": location_json(&resource), "entities": found.entities, "exists": exists}))));
     }
@@ -256,6 +334,7 @@ pub async fn create(
 }
 
 /// `DELETE /api/catalog/locations/{id}`: the location and the entities it provided go.
+#[utoipa::path(delete, path = "/api/catalog/locations/{id}", tag = "catalog", params(("id" = String, Path)), responses((status = 204), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub async fn delete(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -274,6 +353,7 @@ pub struct RefreshRequest {
 }
 
 /// `POST /api/catalog/refresh {entityRef}`: reads the entity's source again now.
+#[utoipa::path(post, path = "/api/catalog/refresh", tag = "catalog", request_body(content = Object, description = "{entityRef}"), responses((status = 200), (status = 404, body = ApiError)))]
 pub async fn refresh(State(state): State<AppState>, Json(request): Json<RefreshRequest>) -> Result<StatusCode, ApiError> {
     let reference = EntityRef::parse(&request.entity_ref, None, "default").map_err(|e| ApiError::invalid_field("entityRef", e))?;
     let source = state.catalog.read(|catalog| catalog.source_of(&reference).map(String::from));
@@ -281,7 +361,18 @@ pub async fn refresh(State(state): State<AppState>, Json(request): Json<RefreshR
         None => Err(ApiError::not_found(format!("no entity {reference}"))),
         Some(source) => {
             if let Some(name) = source.strip_prefix("location:") {
-                ingest(&state, &location(&state, name).await?).await?;
+                // Anyone may ask; a location is read at most once per interval however often they do.
+                let due = {
+                    let mut reads = state.location_reads.lock().unwrap_or_else(|p| p.into_inner());
+                    let due = reads.get(name).is_none_or(|at| at.elapsed() >= REFRESH_AT_MOST);
+                    if due {
+                        reads.insert(name.to_string(), std::time::Instant::now());
+                    }
+                    due
+                };
+                if due {
+                    ingest(&state, &location(&state, name).await?).await?;
+                }
             } else {
                 super::sync_all(&state).await?;
             }

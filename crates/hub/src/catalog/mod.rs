@@ -325,6 +325,7 @@ impl Cursor {
 }
 
 /// `GET /api/catalog/entities/by-query`: Backstage's paged query.
+#[utoipa::path(get, path = "/api/catalog/entities/by-query", tag = "catalog", params(("filter" = Option<String>, Query, description = "Backstage filter sets: kind=component,spec.type=service (repeat for OR)"), ("fullTextFilterTerm" = Option<String>, Query), ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query), ("orderField" = Option<String>, Query)), responses((status = 200, description = "{items, totalItems, pageInfo}", body = Object), (status = 400, body = ApiError)))]
 pub async fn by_query(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<Value>, ApiError> {
     let parameters = parameters(raw);
     let limit = number(&parameters, "limit")?.unwrap_or(20).clamp(1, 1000);
@@ -394,6 +395,7 @@ pub struct PredicateQuery {
 }
 
 /// `POST /api/catalog/entities/by-query`: the paged query with a predicate (`$all`, `$any`, `$in`, `$exists`).
+#[utoipa::path(post, path = "/api/catalog/entities/by-query", tag = "catalog", request_body(content = Object, description = "{query: predicate ($all, $any, $in, $exists), orderBy, limit, cursor}"), responses((status = 200, body = Object), (status = 400, body = ApiError)))]
 pub async fn by_predicate(State(state): State<AppState>, Json(request): Json<PredicateQuery>) -> Result<Json<Value>, ApiError> {
     let limit = request.limit.unwrap_or(20).clamp(1, 1000);
     let cursor = match &request.cursor {
@@ -414,6 +416,7 @@ pub async fn by_predicate(State(state): State<AppState>, Json(request): Json<Pre
 }
 
 /// `GET /api/catalog/entities`: the older list (filter, fields, offset, limit, order).
+#[utoipa::path(get, path = "/api/catalog/entities", tag = "catalog", params(("filter" = Option<String>, Query), ("offset" = Option<usize>, Query), ("limit" = Option<usize>, Query)), responses((status = 200, description = "entities", body = Vec<Object>)))]
 pub async fn entities(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<Vec<Value>>, ApiError> {
     let parameters = parameters(raw);
     let query = Cursor {
@@ -438,6 +441,7 @@ pub async fn entities(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
 }
 
 /// `GET /api/catalog/entities/by-name/{kind}/{namespace}/{name}`.
+#[utoipa::path(get, path = "/api/catalog/entities/by-name/{kind}/{namespace}/{name}", tag = "catalog", params(("kind" = String, Path), ("namespace" = String, Path), ("name" = String, Path)), responses((status = 200, description = "the entity", body = Object), (status = 404, body = ApiError)))]
 pub async fn by_name(
     State(state): State<AppState>,
     UrlPath((kind, namespace, name)): UrlPath<(String, String, String)>,
@@ -455,6 +459,7 @@ pub struct ByRefs {
 }
 
 /// `GET /api/catalog/entities/by-uid/{uid}`.
+#[utoipa::path(get, path = "/api/catalog/entities/by-uid/{uid}", tag = "catalog", params(("uid" = String, Path)), responses((status = 200, description = "the entity", body = Object), (status = 404, body = ApiError)))]
 pub async fn by_uid(State(state): State<AppState>, UrlPath(uid): UrlPath<String>) -> Result<Json<Entity>, ApiError> {
     state
         .catalog
@@ -464,6 +469,7 @@ pub async fn by_uid(State(state): State<AppState>, UrlPath(uid): UrlPath<String>
 }
 
 /// `DELETE /api/catalog/entities/by-uid/{uid}`: removes the entity until its source provides it again.
+#[utoipa::path(delete, path = "/api/catalog/entities/by-uid/{uid}", tag = "catalog", params(("uid" = String, Path)), responses((status = 204), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub async fn delete_by_uid(State(state): State<AppState>, UrlPath(uid): UrlPath<String>) -> Result<axum::http::StatusCode, ApiError> {
     match state.catalog.write(|catalog| catalog.remove_entity(&uid)) {
         Some(reference) => {
@@ -475,6 +481,7 @@ pub async fn delete_by_uid(State(state): State<AppState>, UrlPath(uid): UrlPath<
 }
 
 /// `POST /api/catalog/entities/by-refs`: the entities in the order asked, `null` for unknown ones.
+#[utoipa::path(post, path = "/api/catalog/entities/by-refs", tag = "catalog", request_body(content = Object, description = "{entityRefs: [..], fields: [..]}"), responses((status = 200, description = "{items}, null for unknown refs", body = Object)))]
 pub async fn by_refs(State(state): State<AppState>, RawQuery(raw): RawQuery, Json(request): Json<ByRefs>) -> Result<Json<Value>, ApiError> {
     let mut fields = request.fields;
     fields.extend(list(&parameters(raw), "fields"));
@@ -494,6 +501,7 @@ pub async fn by_refs(State(state): State<AppState>, RawQuery(raw): RawQuery, Jso
 }
 
 /// `GET /api/catalog/entity-facets?facet=kind&filter=...`.
+#[utoipa::path(get, path = "/api/catalog/entity-facets", tag = "catalog", params(("facet" = String, Query), ("filter" = Option<String>, Query)), responses((status = 200, description = "{facets: {field: [{value, count}]}}", body = Object)))]
 pub async fn facets(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<Value>, ApiError> {
     let parameters = parameters(raw);
     let filter = Filter::parse(parameters.get("filter").map(Vec::as_slice).unwrap_or_default()).map_err(|e| bad_request("filter", e))?;
@@ -510,6 +518,7 @@ pub struct ValidateRequest {
 }
 
 /// `POST /api/catalog/validate-entity`: 200 when valid, else 400 naming each field.
+#[utoipa::path(post, path = "/api/catalog/validate-entity", tag = "catalog", request_body(content = Object, description = "{entity, location}"), responses((status = 200, body = Object), (status = 400, description = "{valid: false, errors, details}", body = Object)))]
 pub async fn validate_entity(Json(request): Json<ValidateRequest>) -> Result<(StatusCode, Json<Value>), ApiError> {
     match validate(&request.entity) {
         Ok(_) => Ok((StatusCode::OK, Json(json!({})))),

@@ -25,9 +25,6 @@ use serde::Deserialize;
 use crate::auth::{self, Need, Principal};
 use crate::state::AppState;
 
-/// The cookie holding an API token for the portal (hubs without single sign-on).
-pub const TOKEN_COOKIE: &str = "heimdall_token";
-
 const HTMX: &str = include_str!("../../assets/htmx.min.js");
 const CSS: &str = include_str!("../../assets/portal.css");
 
@@ -75,32 +72,12 @@ impl FromRequestParts<AppState> for Viewer {
     }
 }
 
-/// The session's principal, or the token cookie's.
+/// The person signed in to the portal (a session cookie), if any.
 pub async fn signed_in(state: &AppState, parts: &Parts) -> Result<Option<Principal>, crate::error::ApiError> {
-    cookie_principal(state, &parts.method, &parts.headers).await
-}
-
-/// Who the cookies of a request name: a single sign-on session, else an API token the portal keeps.
-pub async fn cookie_principal(
-    state: &AppState,
-    method: &axum::http::Method,
-    headers: &axum::http::HeaderMap,
-) -> Result<Option<Principal>, crate::error::ApiError> {
-    if let Some(principal) = crate::identity::session_principal(state, method, headers).await? {
-        return Ok(Some(principal));
+    if crate::identity::session_id(state, &parts.headers).is_none() {
+        return Ok(None);
     }
-    token_principal(state, method, headers).await
-}
-
-/// The principal of the token cookie; a change through it must come from the hub's own pages.
-pub async fn token_principal(
-    state: &AppState,
-    method: &axum::http::Method,
-    headers: &axum::http::HeaderMap,
-) -> Result<Option<Principal>, crate::error::ApiError> {
-    let Some(token) = crate::identity::cookie(headers, TOKEN_COOKIE).filter(|t| !t.is_empty()) else { return Ok(None) };
-    crate::identity::check_origin(method, headers)?;
-    auth::principal(state, &token).await
+    Ok(auth::authenticate(state, &parts.method, &parts.uri, &parts.headers).await?.map(|(principal, _)| principal))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,7 +92,7 @@ pub struct SignInParams {
 async fn sign_in_page(State(state): State<AppState>, Query(params): Query<SignInParams>) -> Response {
     let page = view::SignIn {
         sso: state.oidc.is_some(),
-        return_to: crate::identity::local_path(params.return_to.as_deref()),
+        return_to: crate::web::local_path(params.return_to.as_deref()),
         error: params.error.unwrap_or_default(),
     };
     view::render(&page)
@@ -129,37 +106,55 @@ pub struct SignInForm {
     return_to: Option<String>,
 }
 
-/// `POST /sign-in`: an API token becomes the portal's credential (HttpOnly cookie).
-async fn sign_in(State(state): State<AppState>, headers: axum::http::HeaderMap, axum::Form(form): axum::Form<SignInForm>) -> Response {
-    if let Err(error) = crate::identity::check_origin(&axum::http::Method::POST, &headers) {
+/// `POST /sign-in`: an API token starts a portal session. The cookie holds
+/// the session's id, never the token; the session ends when the token is
+/// revoked, replaced or expires, at sign-out, or after twelve hours.
+async fn sign_in(
+    State(state): State<AppState>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    axum::Form(form): axum::Form<SignInForm>,
+) -> Response {
+    if let Err(error) = crate::web::check_origin(&state, &axum::http::Method::POST, &uri, &headers) {
         return view::error_page(None, error.status_code(), &error.message);
     }
-    let return_to = crate::identity::local_path(form.return_to.as_deref());
+    let return_to = crate::web::local_path(form.return_to.as_deref());
     let token = form.token.trim().to_string();
     let refused = |message: &str| {
         let to = format!("/sign-in?returnTo={}&error={}", view::url_encode(&return_to), view::url_encode(message));
         Redirect::to(&to).into_response()
     };
-    match auth::principal(&state, &token).await {
-        Ok(Some(principal)) if auth::require(&principal, &Need::Anyone).is_ok() => {
-            tracing::info!(actor = %principal.name, "portal sign-in with a token");
-            let mut response = Redirect::to(&return_to).into_response();
-            response.headers_mut().append(header::SET_COOKIE, crate::identity::set_cookie(&state, TOKEN_COOKIE, &token, "/", 43200));
-            response
+    let info = match state.store.authenticate_token(&token).await {
+        Ok(Some(info)) => info,
+        Ok(None) if state.auth_failures.failed(&headers) => return refused("too many failed sign-ins from this address; wait a minute"),
+        Ok(None) => return refused("invalid or expired token"),
+        Err(error) => return refused(&crate::error::ApiError::from(error).message),
+    };
+    match auth::principal_of_token(&state, info.clone()) {
+        Ok(principal) if auth::require(&principal, &Need::Anyone).is_ok() => {
+            let session = crate::identity::Session::Token { id: info.id, name: info.name };
+            match crate::identity::start_session(&state, &session, 12 * 3600).await {
+                Ok(cookie) => {
+                    tracing::info!(actor = %principal.name, "portal sign-in with a token");
+                    let mut response = Redirect::to(&return_to).into_response();
+                    response.headers_mut().append(header::SET_COOKIE, cookie);
+                    response
+                }
+                Err(error) => refused(&error.message),
+            }
         }
-        Ok(Some(_)) => refused("this token is a cluster's: use a person's or the admin token"),
-        Ok(None) => refused("invalid or expired token"),
+        Ok(_) => refused("this token is a cluster's: use a person's or the admin token"),
         Err(error) => refused(&error.message),
     }
 }
 
-/// `POST /sign-out`: forgets the token cookie and ends a single sign-on session.
-async fn sign_out(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
-    let mut response = Redirect::to("/sign-in").into_response();
-    response.headers_mut().append(header::SET_COOKIE, crate::identity::set_cookie(&state, TOKEN_COOKIE, "", "/", 0));
-    if let Some(cookie) = crate::identity::end_session(&state, &headers).await {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
+/// `POST /sign-out`: ends the session (from the hub's own pages only).
+async fn sign_out(State(state): State<AppState>, uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    if let Err(error) = crate::web::check_origin(&state, &axum::http::Method::POST, &uri, &headers) {
+        return view::error_page(None, error.status_code(), &error.message);
     }
+    let mut response = Redirect::to("/sign-in").into_response();
+    response.headers_mut().append(header::SET_COOKIE, crate::identity::end_session(&state, &headers).await);
     response
 }
 

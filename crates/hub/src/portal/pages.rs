@@ -35,6 +35,12 @@ fn text(value: &Value, pointer: &str) -> String {
     value.pointer(pointer).map(|v| v.as_str().map_or_else(|| v.to_string(), String::from)).unwrap_or_default()
 }
 
+/// A URL as a link target, or nothing (the label is shown as text) when
+/// following it could run code in the portal (`javascript:`, `data:`).
+fn safe_href(url: &str) -> String {
+    if heimdall_catalog::is_safe_url(url) { url.to_string() } else { String::new() }
+}
+
 fn entity_href(reference: &EntityRef) -> String {
     format!("/catalog/{}/{}/{}", reference.namespace, reference.kind, reference.name)
 }
@@ -247,7 +253,7 @@ pub fn entity_page(
             .metadata
             .links
             .iter()
-            .map(|l| Link { label: l.title.clone().unwrap_or_else(|| l.url.clone()), href: l.url.clone() })
+            .map(|l| Link { label: l.title.clone().unwrap_or_else(|| l.url.clone()), href: safe_href(&l.url) })
             .collect(),
         graph: view::relation_graph(&reference.to_string(), &relations),
         provides: apis("providesApi"),
@@ -552,7 +558,7 @@ fn task_view(state: &AppState, principal: &Principal, id: &str) -> Option<(view:
         .filter_map(|l| {
             let label = text(l, "/title");
             if let Some(url) = l.get("url").and_then(Value::as_str) {
-                return Some(Link { label, href: url.to_string() });
+                return Some(Link { label, href: safe_href(url) });
             }
             let reference = EntityRef::parse(l.get("entityRef")?.as_str()?, None, "default").ok()?;
             Some(Link { label, href: entity_href(&reference) })

@@ -83,6 +83,7 @@ pub struct CreateTask {
 }
 
 /// `POST /api/scaffolder/v2/tasks`: checks the values, then runs the template in the background.
+#[utoipa::path(post, path = "/api/scaffolder/v2/tasks", tag = "scaffolder", request_body(content = Object, description = "{templateRef, values}"), responses((status = 201, description = "{id}", body = Object), (status = 422, body = ApiError)))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -124,6 +125,7 @@ fn visible(state: &AppState, principal: &Principal, id: &str) -> Result<Task, Ap
         .ok_or_else(|| ApiError::not_found(format!("no task {id}")))
 }
 
+#[utoipa::path(get, path = "/api/scaffolder/v2/tasks/{id}", tag = "scaffolder", params(("id" = String, Path)), responses((status = 200, description = "the task", body = Object), (status = 404, body = ApiError)))]
 pub async fn get(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -138,6 +140,7 @@ pub async fn get(
 }
 
 /// `GET /tasks`: your tasks (a platform admin's: everyone's, or `createdBy`'s).
+#[utoipa::path(get, path = "/api/scaffolder/v2/tasks", tag = "scaffolder", params(("createdBy" = Option<String>, Query)), responses((status = 200, description = "{totalTasks, tasks}", body = Object)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -156,6 +159,7 @@ pub struct After {
     after: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/api/scaffolder/v2/tasks/{id}/events", tag = "scaffolder", params(("id" = String, Path), ("after" = Option<usize>, Query)), responses((status = 200, description = "the task's events", body = Vec<Object>), (status = 404, body = ApiError)))]
 pub async fn events(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -201,19 +205,23 @@ pub fn follow(tasks: Tasks, id: String, after: Option<usize>) -> impl Stream<Ite
 }
 
 /// `GET /tasks/{id}/eventstream`: server-sent events (`log`, then `completion`).
+#[utoipa::path(get, path = "/api/scaffolder/v2/tasks/{id}/eventstream", tag = "scaffolder", params(("id" = String, Path), ("after" = Option<usize>, Query)), responses((status = 200, content_type = "text/event-stream", description = "log events, then completion; ends when the credential does"), (status = 404, body = ApiError)))]
 pub async fn eventstream(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    Extension(credential): Extension<crate::auth::Credential>,
     UrlPath(id): UrlPath<String>,
     Query(after): Query<After>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     visible(&state, &principal, &id)?;
-    let stream = futures::StreamExt::map(follow(state.tasks.clone(), id, after.after), |event| {
+    let events = crate::auth::while_valid(state.clone(), credential, principal, follow(state.tasks.clone(), id, after.after));
+    let stream = futures::StreamExt::map(events, |event| {
         Ok(Event::default().event(event.type_).id(event.id.to_string()).json_data(&event).unwrap_or_default())
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
+#[utoipa::path(get, path = "/api/scaffolder/v2/actions", tag = "scaffolder", responses((status = 200, description = "[{id, description, schema}]", body = Vec<Object>)))]
 pub async fn list_actions() -> Json<Value> {
     let builtin = BUILTIN_ACTIONS.iter().map(|id| (*id, "Built in: works on the task's workspace only."));
     let actions: Vec<Value> = builtin
@@ -223,6 +231,7 @@ pub async fn list_actions() -> Json<Value> {
     Json(Value::Array(actions))
 }
 
+#[utoipa::path(get, path = "/api/scaffolder/v2/templates/{namespace}/{kind}/{name}/parameter-schema", tag = "scaffolder", params(("namespace" = String, Path), ("kind" = String, Path), ("name" = String, Path)), responses((status = 200, description = "{title, description, steps}", body = Object), (status = 404, body = ApiError)))]
 pub async fn parameter_schema(
     State(state): State<AppState>,
     UrlPath((namespace, kind, name)): UrlPath<(String, String, String)>,
@@ -261,6 +270,7 @@ pub struct DryRun {
 }
 
 /// `POST /dry-run`: runs the workspace steps only and shows the files it would publish.
+#[utoipa::path(post, path = "/api/scaffolder/v2/dry-run", tag = "scaffolder", request_body(content = Object, description = "{templateRef | template + directoryContents (platform admins), values}"), responses((status = 200, description = "{log, directoryContents, output, steps}", body = Object), (status = 403, body = ApiError), (status = 422, body = ApiError)))]
 pub async fn dry_run(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -273,6 +283,13 @@ pub async fn dry_run(
             (template, sources)
         }
         (None, Some(value)) => {
+            // A template sent whole is code the hub runs: its authors are the platform team.
+            crate::auth::require(&principal, &crate::auth::Need::PlatformAdmin("scaffolder:dry-run-any-template".into())).map_err(
+                |mut e| {
+                    e.message.push_str("; dry-run a template of the catalog with templateRef");
+                    e
+                },
+            )?;
             let template = template_of(value, "template")?;
             let mut contents = Workspace::new();
             for (i, file) in request.directory_contents.iter().enumerate() {

@@ -100,6 +100,18 @@ impl TestHub {
 }
 
 impl TestHub {
+    /// A new API token with `role` (`tenant:shop:developer`), named `token:<role with - for :>`.
+    pub async fn token_for(&self, role: &str) -> String {
+        self.named_token(&format!("token:{}", role.replace(':', "-")), role).await
+    }
+
+    /// A new API token called `name` with `role`.
+    pub async fn named_token(&self, name: &str, role: &str) -> String {
+        let token = heimdall_store::generate_token();
+        self.store.put_token(name, &token, role, None).await.expect("token");
+        token
+    }
+
     /// The commits of a cluster's repository, newest first.
     pub fn commits(&self, cluster: &str) -> Vec<heimdall_gitops::CommitInfo> {
         self.state.repos.log(cluster, 100).unwrap_or_default()

@@ -269,6 +269,9 @@ pub struct DefaultsSpec {
     /// `warn` turns every policy's violations into warnings, for rolling out new policies.
     #[serde(default)]
     pub policy_enforcement: Enforcement,
+    /// What tenants' applications may put in a cluster, per role.
+    #[serde(default)]
+    pub tenant_objects: crate::spec::tenant::TenantObjects,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -358,6 +361,14 @@ pub(crate) fn validate_defaults(spec: &Value) -> Vec<Problem> {
                 && !["Always", "IfNotPresent", "Never"].contains(&policy.as_str())
             {
                 problems.push(Problem::new("spec.imagePullPolicy", format!("expected Always, IfNotPresent or Never, got {policy:?}")));
+            }
+            let objects = &spec.tenant_objects;
+            crate::spec::tenant::check_kind_rules(&objects.developer, "spec.tenantObjects.developer", &mut problems);
+            crate::spec::tenant::check_kind_rules(&objects.owner, "spec.tenantObjects.owner", &mut problems);
+            for (i, namespace) in objects.shared_namespaces.iter().enumerate() {
+                if let Err(e) = check_dns_label(namespace) {
+                    problems.push(Problem::new(format!("spec.tenantObjects.sharedNamespaces[{i}]"), e));
+                }
             }
             problems
         }

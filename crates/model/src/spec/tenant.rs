@@ -56,6 +56,133 @@ pub struct TenantSpec {
     /// in every environment; a claim that would exceed it is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<Budget>,
+    /// Kinds this tenant's applications may put in its clusters beyond
+    /// what `Defaults.spec.tenantObjects` allows every tenant; the only
+    /// way a tenant gets a cluster-scoped kind. Platform team only (owners
+    /// change `members` and nothing else).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_objects: Vec<KindRule>,
+}
+
+/// Kinds of one API group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KindRule {
+    /// The API group: `""` for the core group (ConfigMap, Service), `apps`, `postgresql.cnpg.io`.
+    #[serde(default)]
+    pub api_group: String,
+    /// Kinds of that group, or `*` for all of them.
+    pub kinds: Vec<String>,
+}
+
+impl KindRule {
+    pub fn new(api_group: &str, kinds: &[&str]) -> KindRule {
+        KindRule { api_group: api_group.to_string(), kinds: kinds.iter().map(|k| k.to_string()).collect() }
+    }
+
+    pub fn allows(&self, api_group: &str, kind: &str) -> bool {
+        self.api_group == api_group && self.kinds.iter().any(|k| k == "*" || k == kind)
+    }
+}
+
+/// What tenants' applications may put in a cluster, per tenant role
+/// (`Defaults.spec.tenantObjects`). Only namespaced kinds belong here, and
+/// only in the tenant's own namespaces; a tenant's `allowedObjects` adds to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TenantObjects {
+    /// Kinds a change by a developer (or anyone above) may contain.
+    #[serde(default = "default_developer_kinds")]
+    pub developer: Vec<KindRule>,
+    /// Kinds a change by an owner may contain besides the developer's.
+    #[serde(default = "default_owner_kinds")]
+    pub owner: Vec<KindRule>,
+    /// Namespaces besides the tenant's own that its objects may refer to
+    /// (a shared Gateway's, say): the value of any `namespace` field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_namespaces: Vec<String>,
+}
+
+impl Default for TenantObjects {
+    fn default() -> Self {
+        TenantObjects { developer: default_developer_kinds(), owner: default_owner_kinds(), shared_namespaces: Vec::new() }
+    }
+}
+
+/// What Kubernetes' `edit` role writes of the workload kinds, and what the
+/// built-in component types and traits render.
+pub fn default_developer_kinds() -> Vec<KindRule> {
+    vec![
+        KindRule::new("", &["ConfigMap", "Secret", "Service", "ServiceAccount", "PersistentVolumeClaim", "Pod"]),
+        KindRule::new("apps", &["Deployment", "StatefulSet", "DaemonSet"]),
+        KindRule::new("batch", &["Job", "CronJob"]),
+        KindRule::new("autoscaling", &["HorizontalPodAutoscaler"]),
+        KindRule::new("policy", &["PodDisruptionBudget"]),
+        KindRule::new("networking.k8s.io", &["Ingress", "NetworkPolicy"]),
+    ]
+}
+
+/// Owners may also give their workloads' ServiceAccounts namespaced rights.
+pub fn default_owner_kinds() -> Vec<KindRule> {
+    vec![KindRule::new("rbac.authorization.k8s.io", &["Role", "RoleBinding"])]
+}
+
+/// Kinds no tenant object may ever be, whatever the platform allows: they
+/// act on the whole cluster (namespaces, nodes, API extensions, admission,
+/// cluster-wide RBAC, authentication) or are the hub's own delivery format.
+pub const NEVER_TENANT_KINDS: &[(&str, &str)] = &[
+    ("", "Namespace"),
+    ("", "Node"),
+    ("apiextensions.k8s.io", "*"),
+    ("apiregistration.k8s.io", "*"),
+    ("admissionregistration.k8s.io", "*"),
+    ("authentication.k8s.io", "*"),
+    ("authorization.k8s.io", "*"),
+    ("certificates.k8s.io", "*"),
+    ("flowcontrol.apiserver.k8s.io", "*"),
+    ("rbac.authorization.k8s.io", "ClusterRole"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+    ("secrets.heimdall.dev", "*"),
+];
+
+/// Whether no tenant may ever create `kind` of `api_group` (a rule of `*` kinds in such a group included).
+pub fn never_for_tenants(api_group: &str, kind: &str) -> bool {
+    NEVER_TENANT_KINDS.iter().any(|(group, never)| *group == api_group && (*never == "*" || kind == "*" || *never == kind))
+}
+
+/// Identity-provider names Kubernetes keeps for itself (`system:authenticated`,
+/// `system:masters`, service accounts) and those Heimdall's impersonation uses.
+pub fn is_reserved_subject(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("system:") || lower.starts_with("heimdall:")
+}
+
+/// Checks kind rules at `path` (`spec.allowedObjects`).
+pub fn check_kind_rules(rules: &[KindRule], path: &str, problems: &mut Vec<Problem>) {
+    for (i, rule) in rules.iter().enumerate() {
+        if !rule.api_group.is_empty() && crate::validation::check_dns_subdomain(&rule.api_group).is_err() {
+            problems.push(Problem::new(format!("{path}[{i}].apiGroup"), format!("{:?} is not an API group name", rule.api_group)));
+        }
+        if rule.kinds.is_empty() {
+            problems.push(Problem::new(format!("{path}[{i}].kinds"), "expected at least one kind, or *"));
+        }
+        for (j, kind) in rule.kinds.iter().enumerate() {
+            let well_formed =
+                kind == "*" || (kind.starts_with(|c: char| c.is_ascii_uppercase()) && kind.chars().all(|c| c.is_ascii_alphanumeric()));
+            if !well_formed {
+                problems.push(Problem::new(
+                    format!("{path}[{i}].kinds[{j}]"),
+                    format!("{kind:?} is not a Kubernetes kind (ConfigMap, Deployment) nor *"),
+                ));
+            } else if never_for_tenants(&rule.api_group, kind) {
+                let group = if rule.api_group.is_empty() { "the core group".to_string() } else { rule.api_group.clone() };
+                problems.push(Problem::new(
+                    format!("{path}[{i}].kinds[{j}]"),
+                    format!("{kind} of {group} is never a tenant's: it acts on the whole cluster; the platform team deploys it"),
+                ));
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -339,8 +466,18 @@ pub(crate) fn validate(spec: &Value) -> Vec<Problem> {
     for (i, member) in spec.members.iter().enumerate() {
         if member.name.trim().is_empty() {
             problems.push(Problem::new(format!("spec.members[{i}].name"), "expected a user or group name"));
+        } else if is_reserved_subject(&member.name) {
+            // Bound in the tenant's RoleBindings, `system:authenticated` would be everyone in the cluster.
+            problems.push(Problem::new(
+                format!("spec.members[{i}].name"),
+                format!(
+                    "{:?} is a name Kubernetes or Heimdall reserves (system:*, heimdall:*), not a person or group of the identity provider",
+                    member.name
+                ),
+            ));
         }
     }
+    check_kind_rules(&spec.allowed_objects, "spec.allowedObjects", &mut problems);
     if let Some(budget) = &spec.budget
         && (budget.monthly < 0.0 || !budget.monthly.is_finite())
     {
