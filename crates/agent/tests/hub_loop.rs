@@ -101,7 +101,7 @@ impl Hub {
     /// Loads the example organization's platform (environments, clusters, tenants...).
     async fn load_example_platform(&self) {
         let platform = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/platform");
-        heimdall_hub::server::load_manifests(&self.state, heimdall_hub::examples::read_manifests(&platform).expect("read"))
+        heimdall_hub::server::load_manifests(&self.state, heimdall_cli::files::read_manifests(&platform).expect("read"))
             .await
             .expect("platform");
     }

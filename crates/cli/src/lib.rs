@@ -1,60 +1,39 @@
-//! The `heimdall` command line: client commands that talk to a hub's REST
-//! API, and the server commands (`up`, `hub`) that run one. The binary crate
-//! only calls [`main`].
+//! The `heimdall` command line's client side: the commands that talk to a
+//! hub's REST API (`apply`, `get`, `login`, `cluster add`, ...), and the
+//! contexts, credentials and output they share. It depends on the wire
+//! types (`heimdall-api`) and the model, never on the hub: the binary crate
+//! adds the commands that run a hub, an agent or the renderer in-process.
 
 pub mod client;
 mod commands;
 pub mod context;
+pub mod files;
 mod oidc;
 pub mod output;
+
+pub use commands::clusters::parse_duration;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
-use clap_complete::Shell;
+use clap::Subcommand;
 
 use crate::output::OutputFormat;
 
-#[derive(Debug, Parser)]
-#[command(name = "heimdall", version, about = "Heimdall: an internal developer platform for many Kubernetes clusters")]
-pub struct Cli {
+/// Options every command takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
     /// Hub URL (default: the current context's, else http://127.0.0.1:8080).
     #[arg(long, global = true, env = "HEIMDALL_HUB")]
-    hub: Option<String>,
+    pub hub: Option<String>,
     /// API token (default: the current context's).
     #[arg(long, global = true, env = "HEIMDALL_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    #[command(subcommand)]
-    command: Command,
+    pub token: Option<String>,
 }
 
+/// The commands that talk to a hub.
 #[derive(Debug, Subcommand)]
-enum Command {
-    /// Run a hub with embedded defaults: SQLite and git under a data dir, the example organization, the API on localhost.
-    Up {
-        /// A hub config file (as for `heimdall hub --config`), e.g. with an `oidc:` section for single sign-on;
-        /// HEIMDALL_* variables apply on top of it, and --data-dir and --listen on top of those.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Default: the config file's dataDir, else .heimdall.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Default: the config file's listen, else 127.0.0.1:8080.
-        #[arg(long)]
-        listen: Option<String>,
-        /// Load the example organization from this folder instead of the built-in one.
-        #[arg(long, conflicts_with = "no_examples")]
-        examples: Option<PathBuf>,
-        /// Start empty.
-        #[arg(long)]
-        no_examples: bool,
-    },
-    /// Run a hub for production, configured by a file and HEIMDALL_* environment variables.
-    Hub {
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
+pub enum ClientCommand {
     /// Create or update resources from files or folders (recursively); all or nothing.
     Apply {
         /// File or folder; `-` reads standard input. Repeatable.
@@ -84,8 +63,6 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t)]
         output: OutputFormat,
     },
-    /// Render applications offline into manifests for every target (no hub needed).
-    Render(commands::render::Options),
     /// Show one resource in detail, with its recent changes.
     Describe {
         kind: String,
@@ -210,50 +187,6 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t)]
         output: OutputFormat,
     },
-    /// Run the spoke agent (`heimdall agent --hub URL ...`): join the hub, apply the cluster's desired state, prune, heal drift, report health.
-    Agent(Box<AgentArgs>),
-    /// Print a shell completion script.
-    Completion { shell: Shell },
-}
-
-#[derive(Debug, clap::Args)]
-struct AgentArgs {
-    /// One-time join token from `heimdall cluster add` (only needed until the agent has joined).
-    #[arg(long, env = "HEIMDALL_JOIN_TOKEN", hide_env_values = true, conflicts_with = "join_token_file")]
-    join_token: Option<String>,
-    /// Read the join token from this file (the install manifest mounts it).
-    #[arg(long)]
-    join_token_file: Option<PathBuf>,
-    /// Kubeconfig of the cluster (default: the in-cluster service account).
-    #[arg(long)]
-    kubeconfig: Option<PathBuf>,
-    /// The cluster's name on the hub; checked against the join token.
-    #[arg(long)]
-    cluster_name: Option<String>,
-    /// The agent's namespace (its state Secret and Lease).
-    #[arg(long, env = "POD_NAMESPACE", default_value = "heimdall-system")]
-    namespace: String,
-    /// Keep the credential and inventory in this file instead of a Secret.
-    #[arg(long)]
-    state_file: Option<PathBuf>,
-    /// PEM file of an extra CA to trust for the hub.
-    #[arg(long)]
-    hub_ca: Option<PathBuf>,
-    /// Reach the hub through this HTTP proxy (HTTPS_PROXY, HTTP_PROXY and NO_PROXY apply otherwise).
-    #[arg(long)]
-    proxy: Option<String>,
-    /// How often to check the cluster for drift.
-    #[arg(long, default_value = "60s", value_parser = commands::clusters::parse_duration)]
-    drift_interval: std::time::Duration,
-    /// How often to send a heartbeat.
-    #[arg(long, default_value = "20s", value_parser = commands::clusters::parse_duration)]
-    heartbeat_interval: std::time::Duration,
-    /// Parallel requests to the Kubernetes API.
-    #[arg(long, default_value_t = 16)]
-    concurrency: usize,
-    /// Apply even if another replica holds the Lease (a single replica only).
-    #[arg(long)]
-    no_leader_election: bool,
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -264,7 +197,7 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
 }
 
 #[derive(Debug, Subcommand)]
-enum ClusterCommand {
+pub enum ClusterCommand {
     /// Register a cluster and print a one-time join token for its agent.
     Add {
         name: String,
@@ -322,7 +255,7 @@ enum ClusterCommand {
 }
 
 #[derive(Debug, Subcommand)]
-enum TokenCommand {
+pub enum TokenCommand {
     /// Create a token and print it once (alone on stdout).
     Create {
         /// A DNS label, e.g. ci-shop.
@@ -346,7 +279,7 @@ enum TokenCommand {
 }
 
 #[derive(Debug, Subcommand)]
-enum ClaimCommand {
+pub enum ClaimCommand {
     /// Every claim instance in a namespace: cluster, composition, cost, state, consumers.
     List {
         namespace: String,
@@ -385,7 +318,7 @@ enum ClaimCommand {
 }
 
 #[derive(Debug, Subcommand)]
-enum SecretCommand {
+pub enum SecretCommand {
     /// Set one key of a secret (a new version; the apps that read it are re-delivered).
     #[command(group(clap::ArgGroup::new("source").required(true).args(["from_literal", "from_file", "from_stdin"])))]
     Set {
@@ -416,81 +349,56 @@ enum SecretCommand {
 }
 
 #[derive(Debug, Subcommand)]
-enum GitopsCommand {
+pub enum GitopsCommand {
     /// Rebuild a cluster's repository from the store (the old one is moved aside).
     Rebuild { cluster: String },
 }
 
-/// Parses the command line, runs the command, and maps errors to exit code 1.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    // One TLS crypto provider for the whole process (ring); see ARCHITECTURE.md.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let client = async || client::Client::from_options(cli.hub.clone(), cli.token.clone()).await;
-    match cli.command {
-        Command::Up { config, data_dir, listen, examples, no_examples } => {
-            commands::server::up(commands::server::UpOptions { config, data_dir, listen, examples, no_examples }).await
-        }
-        Command::Hub { config } => commands::server::hub(config).await,
-        Command::Apply { files, namespace, dry_run, continue_on_error } => {
+/// Runs a client command against the hub that `global` and the current context name.
+pub async fn run(global: GlobalArgs, command: ClientCommand) -> anyhow::Result<ExitCode> {
+    let client = async || client::Client::from_options(global.hub.clone(), global.token.clone()).await;
+    match command {
+        ClientCommand::Apply { files, namespace, dry_run, continue_on_error } => {
             commands::resources::apply(&client().await?, &files, namespace, dry_run, continue_on_error).await
         }
         // Claims live in documents of several kinds; with a namespace, show every instance.
-        Command::Get { kind, name: None, namespace: Some(namespace), selector: None, output }
+        ClientCommand::Get { kind, name: None, namespace: Some(namespace), selector: None, output }
             if heimdall_model::kinds::by_name(&kind).is_some_and(|k| k.kind == "Claim") =>
         {
             commands::claims::list(&client().await?, &namespace, output).await
         }
-        Command::Get { kind, name, namespace, selector, output } => {
+        ClientCommand::Get { kind, name, namespace, selector, output } => {
             commands::resources::get(&client().await?, &kind, name.as_deref(), namespace.as_deref(), selector.as_deref(), output).await
         }
-        Command::Render(options) => commands::render::run(options),
-        Command::Describe { kind, name, namespace } => {
+        ClientCommand::Describe { kind, name, namespace } => {
             commands::resources::describe(&client().await?, &kind, &name, namespace.as_deref()).await
         }
-        Command::Approve { kind, name, namespace, step } => {
+        ClientCommand::Approve { kind, name, namespace, step } => {
             commands::resources::approve(&client().await?, &kind, &name, namespace.as_deref(), &step).await
         }
-        Command::Delete { kind, name, namespace } => {
+        ClientCommand::Delete { kind, name, namespace } => {
             commands::resources::delete(&client().await?, &kind, &name, namespace.as_deref()).await
         }
-        Command::Audit { kind, name, namespace, limit, output } => {
+        ClientCommand::Audit { kind, name, namespace, limit, output } => {
             commands::audit::audit(&client().await?, kind, name, namespace, limit, output).await
         }
-        Command::History { kind, name, namespace, output } => {
+        ClientCommand::History { kind, name, namespace, output } => {
             commands::history::history(&client().await?, &kind, &name, namespace.as_deref(), output).await
         }
-        Command::Diff { kind, name, namespace, from, to } => {
+        ClientCommand::Diff { kind, name, namespace, from, to } => {
             commands::history::diff(&client().await?, &kind, &name, namespace.as_deref(), &from, to.as_deref()).await
         }
-        Command::Rollback { kind, name, namespace, to } => {
+        ClientCommand::Rollback { kind, name, namespace, to } => {
             commands::history::rollback(&client().await?, &kind, &name, namespace.as_deref(), &to).await
         }
-        Command::Cluster(ClusterCommand::Add { name, labels, delivery, ttl }) => {
+        ClientCommand::Cluster(ClusterCommand::Add { name, labels, delivery, ttl }) => {
             commands::clusters::add(&client().await?, &name, &labels, &delivery, ttl).await
         }
-        Command::Cluster(ClusterCommand::InstallManifest { name, hub_url, image, namespace, namespaced, hub_ca, ttl }) => {
+        ClientCommand::Cluster(ClusterCommand::InstallManifest { name, hub_url, image, namespace, namespaced, hub_ca, ttl }) => {
             let client = client().await?;
             let hub_ca =
                 hub_ca.map(|path| std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))).transpose()?;
-            let request = heimdall_hub::api::agents::InstallRequest {
+            let request = heimdall_api::clusters::InstallRequest {
                 hub_url: hub_url.unwrap_or_else(|| client.hub().to_string()),
                 image,
                 namespace: Some(namespace),
@@ -500,41 +408,44 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             commands::clusters::install_manifest(&client, &name, request).await
         }
-        Command::Cluster(ClusterCommand::JoinToken { name, ttl }) => commands::clusters::join_token(&client().await?, &name, ttl).await,
-        Command::Cluster(ClusterCommand::Revoke { name }) => commands::clusters::revoke(&client().await?, &name).await,
-        Command::Agent(args) => commands::agent::run(cli.hub.clone(), *args).await,
-        Command::Cluster(ClusterCommand::Token { name }) => commands::clusters::token(&client().await?, &name).await,
-        Command::Cluster(ClusterCommand::BootstrapManifest { name, hub_url, issue_token }) => {
+        ClientCommand::Cluster(ClusterCommand::JoinToken { name, ttl }) => {
+            commands::clusters::join_token(&client().await?, &name, ttl).await
+        }
+        ClientCommand::Cluster(ClusterCommand::Revoke { name }) => commands::clusters::revoke(&client().await?, &name).await,
+        ClientCommand::Cluster(ClusterCommand::Token { name }) => commands::clusters::token(&client().await?, &name).await,
+        ClientCommand::Cluster(ClusterCommand::BootstrapManifest { name, hub_url, issue_token }) => {
             commands::clusters::bootstrap(&client().await?, &name, hub_url, issue_token).await
         }
-        Command::Gitops(GitopsCommand::Rebuild { cluster }) => commands::clusters::rebuild(&client().await?, &cluster).await,
-        Command::Login { context, browser, no_open } => {
-            commands::login::login(commands::login::LoginOptions { hub: cli.hub.clone(), context, browser, no_open }).await
+        ClientCommand::Gitops(GitopsCommand::Rebuild { cluster }) => commands::clusters::rebuild(&client().await?, &cluster).await,
+        ClientCommand::Login { context, browser, no_open } => {
+            commands::login::login(commands::login::LoginOptions { hub: global.hub.clone(), context, browser, no_open }).await
         }
-        Command::Logout { context } => commands::login::logout(context).await,
-        Command::Whoami { output } => commands::login::whoami(&client().await?, output).await,
-        Command::Token(TokenCommand::Create { name, role, tenant, ttl }) => {
+        ClientCommand::Logout { context } => commands::login::logout(context).await,
+        ClientCommand::Whoami { output } => commands::login::whoami(&client().await?, output).await,
+        ClientCommand::Token(TokenCommand::Create { name, role, tenant, ttl }) => {
             commands::tokens::create(&client().await?, &name, &role, tenant.as_deref(), ttl).await
         }
-        Command::Token(TokenCommand::List { output }) => commands::tokens::list(&client().await?, output).await,
-        Command::Token(TokenCommand::Revoke { name }) => commands::tokens::revoke(&client().await?, &name).await,
-        Command::Secret(SecretCommand::Set { secret, key, from_literal, from_file, from_stdin }) => {
+        ClientCommand::Token(TokenCommand::List { output }) => commands::tokens::list(&client().await?, output).await,
+        ClientCommand::Token(TokenCommand::Revoke { name }) => commands::tokens::revoke(&client().await?, &name).await,
+        ClientCommand::Secret(SecretCommand::Set { secret, key, from_literal, from_file, from_stdin }) => {
             let value = commands::secrets::read_value(from_literal, from_file.as_deref(), from_stdin)?;
             commands::secrets::set(&client().await?, &secret, &key, value).await
         }
-        Command::Secret(SecretCommand::List { target, output }) => commands::secrets::list(&client().await?, &target, output).await,
-        Command::Secret(SecretCommand::Delete { secret, key }) => {
+        ClientCommand::Secret(SecretCommand::List { target, output }) => commands::secrets::list(&client().await?, &target, output).await,
+        ClientCommand::Secret(SecretCommand::Delete { secret, key }) => {
             commands::secrets::delete(&client().await?, &secret, key.as_deref()).await
         }
-        Command::Create { template: None, .. } => commands::create::list(&client().await?).await,
-        Command::Create { template: Some(template), values, dry_run } => {
+        ClientCommand::Create { template: None, .. } => commands::create::list(&client().await?).await,
+        ClientCommand::Create { template: Some(template), values, dry_run } => {
             commands::create::create(&client().await?, &template, &values, dry_run).await
         }
-        Command::Claim(ClaimCommand::List { namespace, output }) => commands::claims::list(&client().await?, &namespace, output).await,
-        Command::Claim(ClaimCommand::Plan { claim, composition, environment, output }) => {
+        ClientCommand::Claim(ClaimCommand::List { namespace, output }) => {
+            commands::claims::list(&client().await?, &namespace, output).await
+        }
+        ClientCommand::Claim(ClaimCommand::Plan { claim, composition, environment, output }) => {
             commands::claims::plan(&client().await?, &claim, &composition, environment.as_deref(), output).await
         }
-        Command::Claim(ClaimCommand::Migrate { claim, composition, environment, confirm_delete, hold, release }) => {
+        ClientCommand::Claim(ClaimCommand::Migrate { claim, composition, environment, confirm_delete, hold, release }) => {
             let hold = if hold {
                 Some(true)
             } else if release {
@@ -544,20 +455,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             commands::claims::migrate(&client().await?, &claim, composition.as_deref(), environment.as_deref(), confirm_delete, hold).await
         }
-        Command::Secret(SecretCommand::RotateMasterKey) => commands::secrets::rotate_master_key(&client().await?).await,
-        Command::Completion { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "heimdall", &mut std::io::stdout());
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_command_line_is_well_formed() {
-        Cli::command().debug_assert();
+        ClientCommand::Secret(SecretCommand::RotateMasterKey) => commands::secrets::rotate_master_key(&client().await?).await,
     }
 }

@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The provider's endpoints (`/.well-known/openid-configuration`), read as the hub reads them.
-pub use heimdall_hub::oidc::Discovery;
+pub use heimdall_api::auth::Discovery;
 
 /// A token endpoint's answer, success or error.
 #[derive(Deserialize)]

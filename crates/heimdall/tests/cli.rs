@@ -15,6 +15,22 @@ fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
+/// `heimdall completion bash | head` closes the pipe before the script is
+/// written: the command ends quietly instead of panicking.
+#[test]
+fn completion_into_a_closed_pipe_is_not_a_panic() {
+    let mut child = Command::new(common::BIN)
+        .args(["completion", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && !stderr.contains("panicked"), "{:?}: {stderr}", output.status);
+}
+
 #[test]
 fn up_apply_get_restart() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -12,9 +12,7 @@ use heimdall_model::spec::capability::ClaimMigrationSpec;
 use heimdall_model::{Resource, ResourceKey};
 use heimdall_render::{ClaimCatalog, Migration, Platform, RenderOptions, Rendered};
 use heimdall_store::{ListQuery, Store, StoreError};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorDetail};
 use crate::state::AppState;
@@ -237,6 +235,7 @@ pub async fn generate(state: &AppState, requests: &[heimdall_render::secrets::Ge
 
 /// What an agent reports of one claim instance in one cluster.
 pub use heimdall_api::agent::ClaimHealth as InstanceHealth;
+pub use heimdall_api::claims::{ClaimView, MigrationPlan, PlanRequest, PlanStep};
 
 /// Marks migrations whose new instance an agent reported ready in `cluster`,
 /// and re-renders their namespaces so consumers switch.
@@ -288,36 +287,6 @@ pub async fn refresh_locked(state: &AppState, namespace: &str, why: &str) -> Res
     };
     crate::delivery::redeliver_namespace(state, namespace, None, &note).await?;
     Ok(())
-}
-
-/// One claim instance as `heimdall get claims` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ClaimView {
-    pub namespace: String,
-    pub claim: String,
-    /// `Application/orders`: where the claim is written.
-    pub owner: String,
-    pub capability: String,
-    pub cluster: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub environment: Option<String>,
-    pub composition: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<String>,
-    /// `Current`, or `New` while a migration runs.
-    pub role: String,
-    pub serving: bool,
-    pub cost: f64,
-    /// Output names (values of secrets are never shown).
-    pub outputs: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connection_secret: Option<String>,
-    pub consumers: Vec<String>,
-    /// `Ready`, `Provisioning` or `Unknown` (no report yet), from the agent.
-    pub state: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub messages: Vec<String>,
 }
 
 fn views(owner: &Resource) -> Vec<ClaimView> {
@@ -376,43 +345,6 @@ pub async fn list(State(state): State<AppState>, UrlPath(namespace): UrlPath<Str
     let mut all: Vec<ClaimView> = owners_in(&state.store, &namespace).await?.iter().flat_map(views).collect();
     all.sort_by(|a, b| (&a.claim, &a.cluster, &a.role).cmp(&(&b.claim, &b.cluster, &b.role)));
     Ok(Json(all))
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PlanRequest {
-    pub composition: String,
-    #[serde(default)]
-    pub environment: Option<String>,
-}
-
-/// What a migration would do, step by step.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MigrationPlan {
-    pub namespace: String,
-    pub claim: String,
-    pub owner: String,
-    pub steps: Vec<PlanStep>,
-    /// Monthly cost of the claim before and after.
-    pub cost_before: f64,
-    pub cost_after: f64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PlanStep {
-    pub cluster: String,
-    pub from: String,
-    pub to: String,
-    /// 1. made beside the old one.
-    pub create: Vec<String>,
-    /// 2. once the new one reports ready: consumers and the secret they then read.
-    pub switch: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub switch_to_secret: Option<String>,
-    /// 3. only after --confirm-delete.
-    pub delete: Vec<String>,
 }
 
 /// Renders an owner as it is, or as it would be with a migration of `claim`.

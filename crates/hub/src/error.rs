@@ -16,33 +16,53 @@ use heimdall_store::StoreError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct ErrorDetail {
-    /// The document the problem is in, for requests that carry documents.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub document: Option<String>,
-    /// Field path inside the document; empty for the document as a whole.
-    #[serde(default)]
-    pub path: String,
-    pub message: String,
+pub use heimdall_api::ErrorDetail;
+
+/// The hub's side of [`heimdall_api::ApiError`]: the same body, with the
+/// constructors, conversions from the hub's own errors, and the response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[serde(transparent)]
+#[error("{0}")]
+pub struct ApiError(pub heimdall_api::ApiError);
+
+impl std::ops::Deref for ApiError {
+    type Target = heimdall_api::ApiError;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, thiserror::Error)]
-#[error("{message}")]
-pub struct ApiError {
-    pub status: u16,
-    pub reason: String,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub details: Vec<ErrorDetail>,
-    /// For a 403: the permission that was missing (`applications:write in tenant shop ...`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub permission: Option<String>,
+impl std::ops::DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl From<ApiError> for heimdall_api::ApiError {
+    fn from(error: ApiError) -> Self {
+        error.0
+    }
+}
+
+impl utoipa::PartialSchema for ApiError {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <heimdall_api::ApiError as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl ToSchema for ApiError {
+    fn name() -> std::borrow::Cow<'static, str> {
+        <heimdall_api::ApiError as ToSchema>::name()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        <heimdall_api::ApiError as ToSchema>::schemas(schemas)
+    }
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, reason: &str, message: impl Into<String>) -> Self {
-        Self { status: status.as_u16(), reason: reason.to_string(), message: message.into(), details: Vec::new(), permission: None }
+        Self(heimdall_api::ApiError::new(status.as_u16(), reason, message))
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {

@@ -1,5 +1,6 @@
 //! The example organization, embedded in the binary so `heimdall up` works
-//! from any directory, and the reading of manifest files from disk.
+//! from any directory, and the catalog folders among examples on disk.
+//! Manifest files on disk are read by the caller (`heimdall_cli::files`).
 
 use std::path::Path;
 
@@ -9,14 +10,8 @@ use crate::HubError;
 
 static EMBEDDED: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../examples");
 
-/// A folder with this file is a catalog location (Backstage entities, and
-/// templates whose skeletons hold `${{ }}`), read by the catalog, never
-/// applied as manifests.
-pub const CATALOG_INFO: &str = "catalog-info.yaml";
-
-fn is_manifest(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
-}
+pub use heimdall_model::manifests::CATALOG_INFO;
+use heimdall_model::manifests::is_manifest;
 
 /// `(origin, text)` of every manifest file of the embedded examples, in path order.
 pub fn embedded() -> Vec<(String, String)> {
@@ -95,39 +90,4 @@ pub fn catalog_roots(path: &Path) -> Vec<std::path::PathBuf> {
     }
     roots.sort();
     roots
-}
-
-/// `(origin, text)` of `path` if it is a file, or of every `.yaml`, `.yml` and
-/// `.json` file below it (recursively, in path order) if it is a folder.
-pub fn read_manifests(path: &Path) -> Result<Vec<(String, String)>, HubError> {
-    let io = |source| HubError::Io { path: path.to_path_buf(), source };
-    let metadata = std::fs::metadata(path).map_err(io)?;
-    let mut files = Vec::new();
-    if metadata.is_dir() {
-        let mut pending = vec![path.to_path_buf()];
-        while let Some(dir) = pending.pop() {
-            if dir.join(CATALOG_INFO).is_file() {
-                continue;
-            }
-            for entry in std::fs::read_dir(&dir).map_err(|source| HubError::Io { path: dir.clone(), source })? {
-                let entry = entry.map_err(|source| HubError::Io { path: dir.clone(), source })?;
-                let entry_path = entry.path();
-                if entry.file_type().map_err(|source| HubError::Io { path: entry_path.clone(), source })?.is_dir() {
-                    pending.push(entry_path);
-                } else if is_manifest(&entry_path) {
-                    files.push(entry_path);
-                }
-            }
-        }
-        files.sort();
-    } else {
-        files.push(path.to_path_buf());
-    }
-    files
-        .into_iter()
-        .map(|file| {
-            let text = std::fs::read_to_string(&file).map_err(|source| HubError::Io { path: file.clone(), source })?;
-            Ok((file.display().to_string(), text))
-        })
-        .collect()
 }

@@ -12,9 +12,7 @@ use std::time::Duration;
 use chrono::Utc;
 use heimdall_model::ResourceKey;
 use heimdall_store::{StoreError, generate_token};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -36,17 +34,9 @@ fn timestamp(at: chrono::DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct JoinToken {
-    /// Shown once; the hub keeps only its hash. Spent by the first join.
-    pub token: String,
-    pub cluster: String,
-    pub expires_at: String,
-}
-
 /// The agent protocol's messages, in `heimdall-api` so both sides read one definition.
 pub use heimdall_api::agent::{Credential, FolderReport as AppReport, HealthState, JoinRequest, Report as AgentReport, SyncState};
+pub use heimdall_api::clusters::JoinToken;
 
 /// Issues a one-time join token for `cluster`, replacing any unspent one.
 pub async fn issue_join_token(state: &AppState, cluster: &str, ttl: Duration) -> Result<JoinToken, ApiError> {

@@ -3,8 +3,6 @@
 //! (authorization code flow with PKCE, a server-side session behind an
 //! HttpOnly cookie), and the `User`/`Group` records of who signed in.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -22,6 +20,7 @@ use crate::auth::{Principal, Role};
 use crate::error::ApiError;
 use crate::oidc::Identity;
 use crate::state::AppState;
+pub use heimdall_api::auth::{AuthConfig, PublicOidc, WhoAmI};
 
 pub const SESSION_COOKIE: &str = "heimdall_session";
 /// Its name under TLS: `__Host-` keeps a sibling subdomain from setting it (cookie tossing).
@@ -305,22 +304,6 @@ pub async fn logout(State(state): State<AppState>, uri: axum::http::Uri, headers
     Ok(response)
 }
 
-/// What `heimdall login` needs to sign in (no secrets).
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AuthConfig {
-    /// `None` when the hub has no identity provider: use API tokens.
-    pub oidc: Option<PublicOidc>,
-}
-
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PublicOidc {
-    pub issuer: String,
-    pub client_id: String,
-    pub scopes: Vec<String>,
-}
-
 /// What `heimdall login` needs to sign in: the identity provider and the CLI's client id.
 #[utoipa::path(get, path = "/api/v1/auth/config", tag = "auth", security(), responses((status = 200, body = AuthConfig)))]
 pub async fn auth_config(State(state): State<AppState>) -> Json<AuthConfig> {
@@ -331,17 +314,6 @@ pub async fn auth_config(State(state): State<AppState>) -> Json<AuthConfig> {
             scopes: o.config.scopes.clone(),
         }),
     })
-}
-
-/// Who the caller is and what they may do.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WhoAmI {
-    pub name: String,
-    pub platform_admin: bool,
-    /// Tenant -> role.
-    pub tenants: BTreeMap<String, String>,
-    pub groups: Vec<String>,
 }
 
 /// Who the caller is: name, groups and roles.

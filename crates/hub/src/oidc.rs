@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+pub use heimdall_api::auth::Discovery;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
@@ -95,21 +96,6 @@ pub enum OidcError {
     UnknownKey(String),
     #[error("token refused: {0}")]
     Invalid(String),
-}
-
-/// What the provider says about its endpoints.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Discovery {
-    pub issuer: String,
-    pub authorization_endpoint: String,
-    pub token_endpoint: String,
-    pub jwks_uri: String,
-    #[serde(default)]
-    pub device_authorization_endpoint: Option<String>,
-    #[serde(default)]
-    pub end_session_endpoint: Option<String>,
-    #[serde(default)]
-    pub revocation_endpoint: Option<String>,
 }
 
 /// A verified person.

@@ -19,9 +19,7 @@ use heimdall_render::{SecretCatalog, SecretUse};
 use heimdall_secrets::keyring::Keyring;
 use heimdall_secrets::{SecretData, SecretsError, envelope};
 use heimdall_store::{ListQuery, SECRET_KIND, SecretValue, Store, StoreError, StoredValue};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 use crate::HubError;
@@ -185,35 +183,6 @@ pub async fn catalog(store: &Store) -> Result<SecretCatalog, StoreError> {
 }
 
 // ---- the API -------------------------------------------------------------
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct SetSecretValue {
-    /// The value, base64-encoded (any bytes; at most 64 KiB decoded).
-    pub value: String,
-}
-
-/// What anyone may know of a key after a change: never its value.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SecretKeyChange {
-    pub namespace: String,
-    pub name: String,
-    pub key: String,
-    /// The new version; absent after a delete.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<i64>,
-    /// Applications re-delivered because they read this secret.
-    pub redelivered: Vec<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Rotation {
-    pub key_id: String,
-    pub rewrapped: usize,
-    pub retired: Vec<String>,
-}
 
 fn check_names(namespace: &str, name: &str, key: &str) -> Result<(), ApiError> {
     heimdall_model::validation::check_dns_label(namespace)
@@ -460,6 +429,7 @@ impl<'a> Sealer<'a> {
 }
 
 use heimdall_api::labels as wellknown;
+pub use heimdall_api::secrets::{Rotation, SecretKeyChange, SetSecretValue};
 use heimdall_secrets::agent::RECIPIENT_ANNOTATION;
 
 /// Stored Secret documents are written through this module only.

@@ -11,6 +11,7 @@ pub mod diff;
 pub mod document;
 pub mod kinds;
 pub mod limits;
+pub mod manifests;
 pub mod problem;
 pub mod resource;
 pub mod selector;

@@ -14,6 +14,7 @@ use sqlx::{Any, Row, Transaction, any::AnyRow};
 use crate::error::StoreError;
 use crate::resources::parse_body;
 use crate::store::{Store, now};
+pub use heimdall_api::history::AuditEvent;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verb {
@@ -62,25 +63,6 @@ pub(crate) async fn record(
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// One entry of the audit trail.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditEvent {
-    /// The resourceVersion the change produced.
-    pub revision: i64,
-    pub at: String,
-    pub actor: String,
-    pub verb: String,
-    pub kind: String,
-    #[serde(skip_serializing_if = "String::is_empty", default)]
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
-    /// The resourceVersion before the change; absent for a create.
-    pub revision_before: Option<i64>,
-    pub changes: Vec<Change>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -10,6 +10,7 @@ use sqlx::{Any, AnyConnection, Row, Transaction};
 use crate::error::StoreError;
 use crate::events::{self, Verb};
 use crate::store::{Store, now};
+pub use heimdall_api::resources::ApplyOutcome;
 
 /// How a write treats an existing object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,14 +21,6 @@ pub enum ApplyMode {
     Update,
     /// Creates or updates; identical content changes nothing.
     Apply,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ApplyOutcome {
-    Created,
-    Configured,
-    Unchanged,
 }
 
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use heimdall_hub::api::audit::AuditList;
+use heimdall_api::history::AuditList;
 
 use super::resources::url_encode;
 use crate::client::Client;

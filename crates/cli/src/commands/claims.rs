@@ -6,8 +6,8 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use heimdall_hub::api::apply::{ApplyDocument, ApplyOptions, ApplyRequest, ApplyResponse};
-use heimdall_hub::claims::{ClaimView, MigrationPlan};
+use heimdall_api::claims::{ClaimView, MigrationPlan};
+use heimdall_api::resources::{ApplyDocument, ApplyOptions, ApplyRequest, ApplyResponse};
 use heimdall_model::Resource;
 use serde_json::json;
 

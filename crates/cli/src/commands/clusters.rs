@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use heimdall_hub::api::agents::{InstallRequest, JoinTokenRequest, Revoked};
-use heimdall_hub::api::clusters::ClusterToken;
-use heimdall_hub::api::gitops::{BootstrapRequest, Rebuilt};
-use heimdall_hub::fleet::JoinToken;
+use heimdall_api::clusters::ClusterToken;
+use heimdall_api::clusters::JoinToken;
+use heimdall_api::clusters::{BootstrapRequest, Rebuilt};
+use heimdall_api::clusters::{InstallRequest, JoinTokenRequest, Revoked};
 
 use crate::client::Client;
 

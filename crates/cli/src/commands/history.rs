@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use heimdall_hub::api::history::{Diff, History, RollbackRequest};
+use heimdall_api::history::{Diff, History, RollbackRequest};
 use heimdall_model::Resource;
 
 use super::resources::{item_path, kind, namespaced_name, url_encode};

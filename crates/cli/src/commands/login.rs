@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use heimdall_hub::identity::{AuthConfig, WhoAmI};
+use heimdall_api::auth::{AuthConfig, WhoAmI};
 
 use crate::client::{Client, http_client};
 use crate::context::{ClientConfig, ConfigLock, Context, OidcSession, config_path};

@@ -1,12 +1,9 @@
-pub mod agent;
 pub mod audit;
 pub mod claims;
 pub mod clusters;
 pub mod create;
 pub mod history;
 pub mod login;
-pub mod render;
 pub mod resources;
 pub mod secrets;
-pub mod server;
 pub mod tokens;

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
-use heimdall_hub::api::apply::{ApplyDocument, ApplyOptions, ApplyRequest, ApplyResponse};
-use heimdall_hub::api::audit::AuditList;
-use heimdall_hub::api::resources::ResourceListBody;
+use heimdall_api::history::AuditList;
+use heimdall_api::resources::ResourceListBody;
+use heimdall_api::resources::{ApplyDocument, ApplyOptions, ApplyRequest, ApplyResponse};
 use heimdall_model::kinds::{self, KindInfo};
 use heimdall_model::{Resource, parse_documents};
 
@@ -57,7 +57,7 @@ fn read_documents(files: &[PathBuf]) -> Result<Vec<ApplyDocument>> {
         documents.extend(parse_documents(&text, "<stdin>").map_err(|e| anyhow::anyhow!("{e}"))?);
     }
     let paths: Vec<PathBuf> = paths.into_iter().cloned().collect();
-    documents.extend(super::render::read_with_sources(&paths)?);
+    documents.extend(crate::files::read_with_sources(&paths)?);
     if documents.is_empty() {
         bail!("no documents found in {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
     }
@@ -86,7 +86,7 @@ pub async fn apply(
     if response.errors.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    let refused = heimdall_hub::ApiError {
+    let refused = heimdall_api::ApiError {
         status: 422,
         reason: "Invalid".into(),
         message: format!("{} problem(s); the documents above were applied, these were not:", response.errors.len()),
@@ -159,7 +159,7 @@ pub async fn get(
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) use heimdall_hub::api::url_encode;
+pub(crate) use heimdall_api::url_encode;
 
 fn indent(text: &str, by: usize) -> String {
     text.lines().map(|line| format!("{}{line}\n", " ".repeat(by))).collect()

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
-use heimdall_hub::secrets::{Rotation, SecretKeyChange};
+use heimdall_api::secrets::{Rotation, SecretKeyChange};
 use heimdall_model::Resource;
 use serde_json::Value;
 use zeroize::Zeroizing;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use heimdall_hub::api::tokens::{CreatedToken, TokenSummary};
+use heimdall_api::auth::{CreatedToken, TokenSummary};
 
 use super::resources::url_encode;
 use crate::client::Client;

@@ -15,8 +15,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -26,6 +26,7 @@ use crate::state::AppState;
 use axum::http::{HeaderMap, StatusCode};
 pub use heimdall_api::agent::{DesiredRevision, Manifests};
 use heimdall_api::agent::{PROTOCOL_HEADER, PROTOCOL_MIN_HEADER, PROTOCOL_VERSION, negotiate};
+pub use heimdall_api::clusters::{InstallRequest, JoinTokenRequest, Revoked};
 
 /// The protocol version an agent's request speaks, if this hub serves it:
 /// otherwise 426, naming both sides' versions.
@@ -150,13 +151,6 @@ pub async fn report(
     Ok(Json(DesiredRevision { revision }))
 }
 
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct JoinTokenRequest {
-    /// Lifetime in seconds (default one day, at most 30 days).
-    pub ttl_seconds: Option<u64>,
-}
-
 const DAY: u64 = 24 * 3600;
 
 fn ttl(seconds: Option<u64>) -> Result<Duration, ApiError> {
@@ -177,33 +171,11 @@ pub async fn issue_join_token(
     Ok(Json(fleet::issue_join_token(&state, &name, ttl(request.ttl_seconds)?).await?))
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Revoked {
-    pub cluster: String,
-    /// How many credentials stopped working.
-    pub revoked: u64,
-}
-
 #[utoipa::path(post, path = "/api/v1/clusters/{name}/revoke", tag = "clusters", params(("name" = String, Path)),
     responses((status = 200, body = Revoked), (status = 404, body = ApiError)))]
 pub async fn revoke(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Revoked>, ApiError> {
     let revoked = fleet::revoke(&state, &name).await?;
     Ok(Json(Revoked { cluster: name, revoked }))
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct InstallRequest {
-    /// The URL the agent reaches the hub at.
-    pub hub_url: String,
-    /// The agent image; default `ghcr.io/heimdall-dev/heimdall:<hub version>`.
-    pub image: Option<String>,
-    /// Default `heimdall-system`.
-    pub namespace: Option<String>,
-    /// Narrower mode: the agent may write only in these namespaces.
-    pub namespaces: Option<Vec<String>>,
-    pub hub_ca: Option<String>,
-    pub ttl_seconds: Option<u64>,
 }
 
 /// A fresh join token inside everything the spoke needs, as YAML. Any

@@ -8,70 +8,13 @@ use axum::Json;
 use axum::extract::{Extension, Query, State};
 use heimdall_model::{Document, DocumentError, Problem, Resource};
 use heimdall_store::{ApplyMode, ApplyOutcome};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use utoipa::{IntoParams, ToSchema};
 
 use super::body::Body;
 use crate::admission;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorDetail};
 use crate::state::AppState;
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize, IntoParams, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
-pub struct ApplyOptions {
-    /// Namespace for namespaced documents that do not name one (default `default`).
-    #[serde(default)]
-    pub namespace: Option<String>,
-    /// Validate and report outcomes without storing anything.
-    #[serde(default)]
-    pub dry_run: bool,
-    /// Store every valid document even if others fail.
-    #[serde(default)]
-    pub continue_on_error: bool,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-pub struct ApplyDocument {
-    /// Where the document came from, for error messages: `apps/web.yaml, document 2`.
-    pub source: String,
-    #[schema(value_type = Object)]
-    pub object: Value,
-}
-
-/// The JSON form of an apply request. A YAML body (`Content-Type: application/yaml`)
-/// may be sent instead, with the options as query parameters.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-pub struct ApplyRequest {
-    pub documents: Vec<ApplyDocument>,
-    #[serde(flatten)]
-    pub options: ApplyOptions,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ApplyResult {
-    pub document: String,
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    pub name: String,
-    #[schema(value_type = String)]
-    pub outcome: ApplyOutcome,
-    pub resource_version: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ApplyResponse {
-    pub dry_run: bool,
-    pub results: Vec<ApplyResult>,
-    /// Only with `continueOnError`: the documents that were not stored and why.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<ErrorDetail>,
-}
+pub use heimdall_api::resources::{ApplyDocument, ApplyOptions, ApplyRequest, ApplyResponse, ApplyResult};
 
 fn details(error: &DocumentError) -> impl Iterator<Item = ErrorDetail> + '_ {
     error.problems.iter().map(|p| ErrorDetail { document: Some(error.document.clone()), path: p.path.clone(), message: p.message.clone() })
@@ -145,9 +88,9 @@ pub async fn apply_documents(
                 response.results.push(result(&source, &w.resource, w.outcome));
             }
             Err(e) if e.details.is_empty() => {
-                response.errors.push(ErrorDetail { document: Some(source), path: String::new(), message: e.message })
+                response.errors.push(ErrorDetail { document: Some(source), path: String::new(), message: e.0.message })
             }
-            Err(e) => response.errors.extend(e.details),
+            Err(e) => response.errors.extend(e.0.details),
         }
     }
     Ok(response)

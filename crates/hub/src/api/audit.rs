@@ -1,12 +1,13 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use heimdall_model::kinds;
-use heimdall_store::{AuditEvent, AuditQuery};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use heimdall_store::AuditQuery;
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+pub use heimdall_api::history::AuditList;
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
@@ -20,11 +21,6 @@ pub struct AuditParams {
     pub before: Option<i64>,
     /// At most this many events (default 100, at most 1000).
     pub limit: Option<usize>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct AuditList {
-    pub items: Vec<AuditEvent>,
 }
 
 /// The audit trail, newest first.

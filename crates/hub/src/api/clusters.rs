@@ -3,19 +3,11 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use heimdall_model::ResourceKey;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::auth::Role;
 use crate::error::ApiError;
 use crate::state::AppState;
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ClusterToken {
-    /// Shown once; the hub keeps only its hash.
-    pub token: String,
-    pub role: String,
-}
+pub use heimdall_api::clusters::ClusterToken;
 
 /// Issue (or rotate) the token that may read this cluster's repository. The
 /// previous token of the cluster stops working.

@@ -16,6 +16,7 @@ use crate::auth::Principal;
 use crate::delivery::{self, ChangeNote};
 use crate::error::ApiError;
 use crate::state::AppState;
+pub use heimdall_api::clusters::{BootstrapRequest, Rebuilt};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RepositoryHealth {
@@ -64,15 +65,6 @@ pub async fn record_health(state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Rebuilt {
-    pub cluster: String,
-    /// Where the old repository was moved, if there was one.
-    pub set_aside: Option<String>,
-    pub commits: Vec<String>,
-}
-
 /// Rebuild a cluster's repository from the store: the old one (if any) is
 /// moved aside, a new one is created, and the cluster's current desired
 /// state is committed with a message that says so.
@@ -103,16 +95,6 @@ pub async fn rebuild(
     record_health(&state).await?;
     tracing::info!(cluster = %name, by = %principal.name, "repository rebuilt");
     Ok(Json(Rebuilt { cluster: name, set_aside: set_aside.map(|p| p.display().to_string()), commits }))
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct BootstrapRequest {
-    /// The hub's URL as the cluster reaches it.
-    pub hub_url: String,
-    /// A token of the cluster to embed; a placeholder if absent.
-    #[serde(default)]
-    pub token: Option<String>,
 }
 
 /// The manifests that make Argo CD or Flux deliver a cluster's repository.

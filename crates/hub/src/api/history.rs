@@ -7,40 +7,15 @@ use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
 use heimdall_model::ResourceKey;
 use heimdall_store::{ApplyMode, AuditQuery};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::admission;
 use crate::auth::Principal;
 use crate::delivery::belongs_to;
 use crate::error::ApiError;
 use crate::state::AppState;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ClusterCommit {
-    pub cluster: String,
-    pub commit: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Revision {
-    /// The store revision (audit event id); what `diff` and `rollback` take.
-    pub revision: i64,
-    /// When (RFC 3339 for audit events, else the commit's time).
-    pub at: String,
-    pub actor: String,
-    /// What happened: the audit verb, or the commit's summary for changes
-    /// from elsewhere (a platform change re-rendering the application).
-    pub summary: String,
-    /// The commits this revision made, per cluster.
-    pub commits: Vec<ClusterCommit>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct History {
-    pub items: Vec<Revision>,
-}
+pub use heimdall_api::history::{ClusterCommit, ClusterDiff, Diff, DiffParams, History, Revision, RollbackRequest};
 
 fn app_key(namespace: &str, name: &str) -> ResourceKey {
     ResourceKey::new("Application", namespace, name)
@@ -151,29 +126,6 @@ fn resolve(state: &AppState, revision: &str, namespace: &str, name: &str) -> Res
     Err(ApiError::invalid_field("revision", format!("{revision:?} is neither a revision number nor a commit of this application")))
 }
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct DiffParams {
-    /// A revision or commit; the manifests as they were then.
-    pub from: String,
-    /// A revision or commit (default: now).
-    pub to: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ClusterDiff {
-    pub cluster: String,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    /// Unified diff of the application's manifests in this cluster.
-    pub diff: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Diff {
-    pub clusters: Vec<ClusterDiff>,
-}
-
 /// The manifest diff of an application between two revisions, per cluster.
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/applications/{name}/diff", tag = "history",
     params(("namespace" = String, Path), ("name" = String, Path), DiffParams), responses((status = 200, body = Diff), (status = 422, body = ApiError)))]
@@ -206,12 +158,6 @@ pub async fn diff(
         }
     }
     Ok(Json(Diff { clusters }))
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct RollbackRequest {
-    /// The revision (or commit) whose spec to restore.
-    pub to: String,
 }
 
 /// Restore the application's spec, labels and annotations as of a revision,

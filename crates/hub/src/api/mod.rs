@@ -29,16 +29,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth;
 use crate::state::AppState;
 
-/// Percent-encodes a query value or a path segment: everything but
-/// unreserved characters and `/` (legal in a query, never in a name).
-pub fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+pub use heimdall_api::url_encode;
 
 /// The largest request body the API accepts.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;

@@ -9,14 +9,15 @@ use futures::StreamExt;
 use heimdall_model::kinds::{self, KindInfo};
 use heimdall_model::{LabelSelector, Resource, ResourceKey};
 use heimdall_store::{ApplyMode, ListQuery, WatchFilter};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::body::Body;
 use crate::admission;
 use crate::auth::{Credential, Principal};
 use crate::error::ApiError;
 use crate::state::AppState;
+pub use heimdall_api::resources::{ListMeta, ResourceListBody};
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
@@ -42,23 +43,6 @@ pub struct ListParams {
 pub struct DeleteParams {
     /// Delete only if the stored object still has this resourceVersion.
     pub resource_version: Option<i64>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ListMeta {
-    pub resource_version: String,
-    #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
-    pub continue_token: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ResourceListBody {
-    pub api_version: String,
-    pub kind: String,
-    pub metadata: ListMeta,
-    pub items: Vec<Resource>,
 }
 
 fn kind_for(plural: &str) -> Result<&'static KindInfo, ApiError> {

@@ -7,53 +7,17 @@ use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use heimdall_model::spec::tenant::TenantRole;
 use heimdall_store::TokenInfo;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::auth::{Need, Principal, Role, require};
 use crate::error::ApiError;
 use crate::state::AppState;
+pub use heimdall_api::auth::{CreateToken, CreatedToken, TokenSummary};
 
 /// Stored names of people-made tokens carry this prefix, so they can never
 /// replace the hub's own (`admin`, `agent:<cluster>`...).
 const PREFIX: &str = "token:";
 const DEFAULT_TTL_SECONDS: u64 = 90 * 24 * 3600;
 const MAX_TTL_SECONDS: u64 = 2 * 365 * 24 * 3600;
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateToken {
-    /// A DNS label: `ci-shop`.
-    pub name: String,
-    /// `platform-admin`, or a tenant role: `owner`, `developer`, `viewer`.
-    pub role: String,
-    /// The tenant, for a tenant role.
-    #[serde(default)]
-    pub tenant: Option<String>,
-    /// Lifetime; default 90 days, at most two years.
-    #[serde(default)]
-    pub ttl_seconds: Option<u64>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct CreatedToken {
-    pub name: String,
-    /// Shown once; the hub keeps only its hash.
-    pub token: String,
-    pub role: String,
-    pub expires_at: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TokenSummary {
-    pub name: String,
-    pub role: String,
-    pub created_at: String,
-    pub expires_at: Option<String>,
-    pub last_used_at: Option<String>,
-}
 
 /// Who may manage a token with this stored role.
 fn need_for(role: &str, permission: &str) -> Need {

@@ -536,7 +536,7 @@ pub async fn start_task(
         Err(error) => {
             let errors: BTreeMap<String, String> =
                 error.details.iter().map(|d| (d.path.strip_prefix("values.").unwrap_or(&d.path).to_string(), d.message.clone())).collect();
-            refused(errors, error.message).await
+            refused(errors, error.0.message).await
         }
     }
 }

@@ -203,7 +203,7 @@ impl HubActions {
             &self.principal,
             &Need::Tenant { tenant: tenant.clone(), role: TenantRole::Developer, permission: "repositories:create".into() },
         )
-        .map_err(|e| e.message)?;
+        .map_err(|e| e.0.message)?;
         match self.state.store.get(&ResourceKey::new("Tenant", "", &tenant)).await {
             Ok(_) => {}
             Err(heimdall_store::StoreError::NotFound { .. }) => return Err(format!("input.tenant: no tenant {tenant:?}")),
@@ -244,7 +244,7 @@ impl HubActions {
                     &self.principal,
                     &Need::Tenant { tenant: tenant.to_string(), role: TenantRole::Developer, permission: "catalog:register".into() },
                 )
-                .map_err(|e| e.message)?;
+                .map_err(|e| e.0.message)?;
                 format!("{tenant}-{repo}")
             }
             None => {
@@ -268,7 +268,7 @@ impl HubActions {
             .get(&ResourceKey::new(crate::catalog::locations::LOCATION_KIND, "", &name))
             .await
             .map_err(|e| e.to_string())?;
-        let read = crate::catalog::locations::ingest(&self.state, &location).await.map_err(|e| e.message)?;
+        let read = crate::catalog::locations::ingest(&self.state, &location).await.map_err(|e| e.0.message)?;
         if let Some(error) = read.errors.first() {
             return Err(format!("{target}: {} {}: {}", error.document, error.path, error.message));
         }

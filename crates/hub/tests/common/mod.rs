@@ -45,7 +45,7 @@ impl TestHub {
     /// Loads a folder of `examples/` as `heimdall up` loads it.
     async fn load_examples(self, folder: &str) -> TestHub {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(folder);
-        heimdall_hub::server::load_manifests(&self.state, heimdall_hub::examples::read_manifests(&path).expect("read"))
+        heimdall_hub::server::load_manifests(&self.state, heimdall_cli::files::read_manifests(&path).expect("read"))
             .await
             .unwrap_or_else(|e| panic!("examples/{folder} loads: {e:?}"));
         self

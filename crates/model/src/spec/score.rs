@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::problem::Problem;
 
@@ -88,4 +88,33 @@ pub(crate) fn validate(spec: &Value) -> Vec<Problem> {
         Ok(_) => Vec::new(),
         Err(problem) => vec![problem],
     }
+}
+
+/// Replaces each file's relative `source:` with its `content`, reading
+/// through `read` (the model does no IO). Call it where the Score
+/// file's folder is known: `heimdall apply` and `heimdall render` do.
+pub fn inline_file_sources(document: &mut Value, mut read: impl FnMut(&str) -> Result<String, String>) -> Result<(), Problem> {
+    let Some(containers) = document.get_mut("containers").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    for (container_name, container) in containers.iter_mut() {
+        let Some(files) = container.get_mut("files") else { continue };
+        let entries: Vec<&mut Value> = match files {
+            Value::Object(map) => map.values_mut().collect(),
+            Value::Array(items) => items.iter_mut().collect(),
+            _ => continue,
+        };
+        for file in entries {
+            let Some(source) = file.get("source").and_then(Value::as_str).map(String::from) else {
+                continue;
+            };
+            let content = read(&source)
+                .map_err(|e| Problem::new(format!("containers.{container_name}.files"), format!("cannot read source {source:?}: {e}")))?;
+            if let Some(file) = file.as_object_mut() {
+                file.remove("source");
+                file.insert("content".into(), json!(content));
+            }
+        }
+    }
+    Ok(())
 }

@@ -9,9 +9,9 @@ use heimdall_hub::config::LogFormat;
 use heimdall_hub::server;
 use tracing_subscriber::EnvFilter;
 
-use crate::context::{ClientConfig, ConfigLock, Context, config_path};
+use heimdall_cli::context::{ClientConfig, ConfigLock, Context, config_path};
 
-pub(crate) fn init_logging(format: LogFormat) {
+pub fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("HEIMDALL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
@@ -20,7 +20,7 @@ pub(crate) fn init_logging(format: LogFormat) {
     };
 }
 
-pub(crate) async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -79,7 +79,7 @@ pub async fn up(options: UpOptions) -> Result<ExitCode> {
 
     if fresh && !options.no_examples {
         let files = match &options.examples {
-            Some(dir) => heimdall_hub::examples::read_manifests(dir)?,
+            Some(dir) => heimdall_cli::files::read_manifests(dir)?,
             None => heimdall_hub::examples::embedded(),
         };
         let loaded = server::load_manifests(&state, files).await?;

@@ -6,31 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
-use heimdall_model::{Document, Resource, decode, kinds, parse_documents};
+use heimdall_model::{Document, Resource, decode, kinds};
 use heimdall_render::{Platform, RenderOptions, Rendered, render};
 use serde::Serialize;
 
-use crate::output::{OutputFormat, serialize};
-
-/// Documents of every file, with Score file sources read next to their file.
-pub fn read_with_sources(files: &[PathBuf]) -> Result<Vec<Document>> {
-    let mut documents = Vec::new();
-    for file in files {
-        for (origin, text) in heimdall_hub::examples::read_manifests(file)? {
-            let folder = Path::new(&origin).parent().map(Path::to_path_buf).unwrap_or_default();
-            for mut document in parse_documents(&text, &origin).map_err(|e| anyhow::anyhow!("{e}"))? {
-                if document.value.get("apiVersion").and_then(|v| v.as_str()) == Some(heimdall_model::spec::score::API_VERSION) {
-                    heimdall_render::score::inline_file_sources(&mut document.value, |source| {
-                        std::fs::read_to_string(folder.join(source)).map_err(|e| e.to_string())
-                    })
-                    .map_err(|p| anyhow::anyhow!("{}: {p}", document.source))?;
-                }
-                documents.push(document);
-            }
-        }
-    }
-    Ok(documents)
-}
+use heimdall_cli::files::read_with_sources;
+use heimdall_cli::output::{OutputFormat, serialize};
 
 /// Decodes documents; Kubernetes objects of kinds Heimdall does not store are
 /// skipped with a note (example files often carry what must already exist).

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use heimdall_hub::config::LogFormat;
 
-use super::server::{init_logging, shutdown_signal};
 use crate::AgentArgs;
+use crate::hub::{init_logging, shutdown_signal};
 
 pub async fn run(hub: Option<String>, args: AgentArgs) -> Result<ExitCode> {
     let hub = hub.context("the agent needs the hub's URL: pass --hub URL (or set HEIMDALL_HUB)")?;
