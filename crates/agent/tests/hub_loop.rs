@@ -539,7 +539,8 @@ async fn secrets_reach_the_cluster_sealed_and_plaintext_appears_nowhere_else() {
     let reopened = heimdall_hub::server::open(&config).await.expect("the rotated key file opens the store");
     reopened.store.close().await;
     std::fs::rename(data_dir.join("master.key"), dir.path().join("master.key.saved")).expect("move");
-    heimdall_secrets::keyring::Keyring::generate().save(&data_dir.join("master.key")).expect("wrong key");
+    std::fs::write(data_dir.join("master.key"), heimdall_secrets::keyring::Keyring::generate().to_file_text().expect("key").as_bytes())
+        .expect("wrong key");
     let wrong = heimdall_hub::server::open(&config).await.expect_err("a wrong key file");
     assert!(wrong.to_string().contains("wrong key file"), "{wrong}");
     std::fs::remove_file(data_dir.join("master.key")).expect("remove");

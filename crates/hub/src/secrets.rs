@@ -62,7 +62,7 @@ impl Secrets {
     pub async fn open(path: &Path, store: &Store) -> Result<Secrets, HubError> {
         let usage = store.master_key_usage().await?;
         let keyring = if path.exists() || usage.is_empty() {
-            let (keyring, created) = Keyring::load_or_create(path).map_err(|e| HubError::Config(e.to_string()))?;
+            let (keyring, created) = key_file::load_or_create(path).map_err(|e| HubError::Config(e.to_string()))?;
             if created {
                 tracing::info!(file = %path.display(), "master key created; back it up: without it no stored secret can be read");
             }
@@ -111,7 +111,7 @@ impl Secrets {
         let mut next = (*self.keyring()).clone();
         let new_id = next.rotate();
         if let Some(path) = &path {
-            next.save(path).map_err(key_file_failure)?;
+            key_file::save(&next, path).map_err(key_file_failure)?;
         }
         let next = Arc::new(next);
         self.install(next.clone());
@@ -141,7 +141,7 @@ impl Secrets {
             finished.retire(id);
         }
         if let Some(path) = &path {
-            finished.save(path).map_err(key_file_failure)?;
+            key_file::save(&finished, path).map_err(key_file_failure)?;
         }
         self.install(Arc::new(finished));
         tracing::info!(key = %new_id, rewrapped, retired = retired.len(), "master key rotated");
@@ -435,4 +435,79 @@ use heimdall_secrets::agent::RECIPIENT_ANNOTATION;
 /// Stored Secret documents are written through this module only.
 pub fn is_secret(resource: &Resource) -> bool {
     resource.kind == SECRET_KIND
+}
+
+/// The master key file on disk: read, and written atomically (a temporary
+/// file renamed over it) readable by its owner only.
+pub mod key_file {
+    use std::path::Path;
+
+    use heimdall_secrets::SecretsError;
+    use heimdall_secrets::keyring::Keyring;
+    use zeroize::Zeroizing;
+
+    fn error(path: &Path, message: String) -> SecretsError {
+        SecretsError::KeyFile { path: path.display().to_string(), message }
+    }
+
+    pub fn load(path: &Path) -> Result<Keyring, SecretsError> {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| error(path, format!("cannot read: {e}")))?);
+        Keyring::parse(&text, &path.display().to_string())
+    }
+
+    pub fn save(keyring: &Keyring, path: &Path) -> Result<(), SecretsError> {
+        let text = keyring.to_file_text()?;
+        let directory = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(directory).map_err(|e| error(path, format!("cannot create its directory: {e}")))?;
+        let temporary = directory.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("master.key")));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut out = options.open(&temporary)?;
+            out.write_all(text.as_bytes())?;
+            out.sync_all()?;
+            std::fs::rename(&temporary, path)
+        };
+        write().map_err(|e| error(path, format!("cannot write: {e}")))
+    }
+
+    /// Loads the key file, or creates it with a new key if there is none.
+    /// Returns whether it was created.
+    pub fn load_or_create(path: &Path) -> Result<(Keyring, bool), SecretsError> {
+        if path.exists() {
+            return Ok((load(path)?, false));
+        }
+        let keyring = Keyring::generate();
+        save(&keyring, path)?;
+        Ok((keyring, true))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_key_file_round_trips_with_owner_only_permissions_and_defects_name_it() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("keys").join("master.key");
+            let (mut keyring, created) = load_or_create(&path).expect("create");
+            assert!(created);
+            let second = keyring.rotate();
+            save(&keyring, &path).expect("save");
+            let (loaded, created) = load_or_create(&path).expect("load");
+            assert!(!created);
+            assert_eq!(loaded.active_id(), second);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                assert_eq!(std::fs::metadata(&path).expect("metadata").permissions().mode() & 0o777, 0o600);
+            }
+            std::fs::write(&path, "not: [yaml").expect("write");
+            let error = load(&path).expect_err("defective").to_string();
+            assert!(error.contains(&path.display().to_string()) && error.contains("expected YAML"), "{error}");
+        }
+    }
 }

@@ -22,7 +22,12 @@ use heimdall_model::spec::platform::Enforcement;
 use serde::Serialize;
 use serde_json::Value;
 
-/// Wall-clock budget of one policy evaluation.
+/// Wall-clock budget of one policy evaluation: the one place rendering
+/// depends on the machine. regorus' interpreter offers no instruction limit,
+/// so a runaway policy is stopped by time; only a policy that runs for
+/// seconds (and so blocks, see [`Policies::evaluate`]) can be decided
+/// differently on a slower machine. The clock builtins (`time.now_ns`) are
+/// not compiled in (regorus without its `time` feature).
 const TIME_LIMIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -208,5 +213,22 @@ deny contains msg if {
         assert_eq!(findings.len(), 1, "{findings:?}");
         assert_eq!(findings[0].enforcement, Enforcement::Deny);
         assert!(findings[0].message.contains("failed to evaluate"), "{}", findings[0].message);
+    }
+
+    /// Rendering is deterministic: the clock builtins are not compiled in,
+    /// so a policy that reads the time blocks instead of passing today and
+    /// failing tomorrow.
+    #[test]
+    fn a_policy_that_reads_the_clock_blocks() {
+        let clock = "package heimdall.clock\ndeny contains \"late\" if { time.now_ns() > 0 }\n";
+        let findings = match Policies::compile(&[("clock".into(), clock.into(), Enforcement::Warn)]) {
+            Ok(policies) => policies.evaluate(json!({"objects": []})),
+            Err(problems) => {
+                problems.into_iter().map(|(policy, p)| Finding { policy, message: p.message, enforcement: Enforcement::Deny }).collect()
+            }
+        };
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].enforcement, Enforcement::Deny);
+        assert!(findings[0].message.contains("time.now_ns"), "{}", findings[0].message);
     }
 }

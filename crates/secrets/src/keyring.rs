@@ -3,7 +3,7 @@
 //! nothing is wrapped by them any more, which is what makes rotation safe
 //! while the hub serves.
 //!
-//! The file is YAML, written atomically with mode 0600:
+//! The file is YAML (its caller writes it atomically with mode 0600):
 //!
 //! ```yaml
 //! active: mk-3fa9c2d1
@@ -12,7 +12,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -50,8 +49,8 @@ fn new_key() -> (String, Zeroizing<[u8; 32]>) {
     (format!("mk-{}", hex::encode(id)), key)
 }
 
-fn file_error(path: &Path, message: impl Into<String>) -> SecretsError {
-    SecretsError::KeyFile { path: path.display().to_string(), message: message.into() }
+fn file_error(origin: &str, message: impl Into<String>) -> SecretsError {
+    SecretsError::KeyFile { path: origin.to_string(), message: message.into() }
 }
 
 impl Keyring {
@@ -61,66 +60,39 @@ impl Keyring {
         Keyring { active: id.clone(), keys: [(id, key)].into() }
     }
 
-    /// Reads a key file. Any defect is an error naming the file: a hub must
-    /// not start with keys it cannot trust.
-    pub fn load(path: &Path) -> Result<Keyring, SecretsError> {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| file_error(path, format!("cannot read: {e}")))?);
-        let file: KeyFile = serde_saphyr::from_str(&text)
-            .map_err(|_| file_error(path, "expected YAML with `active: <id>` and `keys: {<id>: <base64 of 32 bytes>}`"))?;
+    /// Reads a key file's text. Any defect is an error naming `origin` (the
+    /// file): a hub must not start with keys it cannot trust. Reading and
+    /// writing the file is the caller's; this crate does no IO.
+    pub fn parse(text: &str, origin: &str) -> Result<Keyring, SecretsError> {
+        let file: KeyFile = serde_saphyr::from_str(text)
+            .map_err(|_| file_error(origin, "expected YAML with `active: <id>` and `keys: {<id>: <base64 of 32 bytes>}`"))?;
         let mut keys = BTreeMap::new();
         for (id, encoded) in &file.keys {
             let bytes = Zeroizing::new(
-                STANDARD.decode(encoded.trim()).map_err(|_| file_error(path, format!("keys.{id}: expected base64 of 32 bytes")))?,
+                STANDARD.decode(encoded.trim()).map_err(|_| file_error(origin, format!("keys.{id}: expected base64 of 32 bytes")))?,
             );
             let key: [u8; 32] = bytes
                 .as_slice()
                 .try_into()
-                .map_err(|_| file_error(path, format!("keys.{id}: expected 32 bytes, found {}", bytes.len())))?;
+                .map_err(|_| file_error(origin, format!("keys.{id}: expected 32 bytes, found {}", bytes.len())))?;
             keys.insert(id.clone(), Zeroizing::new(key));
         }
         if !keys.contains_key(&file.active) {
-            return Err(file_error(path, format!("active: key {:?} is not under keys", file.active)));
+            return Err(file_error(origin, format!("active: key {:?} is not under keys", file.active)));
         }
         Ok(Keyring { active: file.active, keys })
     }
 
-    /// Writes the key file atomically (a temporary file renamed over it),
-    /// readable by its owner only.
-    pub fn save(&self, path: &Path) -> Result<(), SecretsError> {
+    /// The key file's text, for the caller to write readable by its owner only.
+    pub fn to_file_text(&self) -> Result<Zeroizing<String>, SecretsError> {
         let file = KeyFile {
             active: self.active.clone(),
             keys: self.keys.iter().map(|(id, key)| (id.clone(), STANDARD.encode(key.as_ref()))).collect(),
         };
-        let text = Zeroizing::new(format!(
+        Ok(Zeroizing::new(format!(
             "# Heimdall master keys. Keep this file secret and backed up: without it no stored secret can be read.\n{}",
-            serde_saphyr::to_string(&file).map_err(|e| file_error(path, format!("cannot serialize: {e}")))?
-        ));
-        let directory = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::create_dir_all(directory).map_err(|e| file_error(path, format!("cannot create its directory: {e}")))?;
-        let temporary = directory.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("master.key")));
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut out = options.open(&temporary)?;
-            out.write_all(text.as_bytes())?;
-            out.sync_all()?;
-            std::fs::rename(&temporary, path)
-        };
-        write().map_err(|e| file_error(path, format!("cannot write: {e}")))
-    }
-
-    /// Loads the key file, or creates it with a new key if there is none.
-    /// Returns whether it was created.
-    pub fn load_or_create(path: &Path) -> Result<(Keyring, bool), SecretsError> {
-        if path.exists() {
-            return Ok((Keyring::load(path)?, false));
-        }
-        let keyring = Keyring::generate();
-        keyring.save(path)?;
-        Ok((keyring, true))
+            serde_saphyr::to_string(&file).map_err(|e| file_error("the key file", format!("cannot serialize: {e}")))?
+        )))
     }
 
     /// The id of the key new data keys are wrapped with.
@@ -160,38 +132,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_key_file_round_trips_with_owner_only_permissions() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("keys").join("master.key");
-        let (mut keyring, created) = Keyring::load_or_create(&path).expect("create");
-        assert!(created);
+    fn a_key_file_round_trips() {
+        let mut keyring = Keyring::generate();
         let first = keyring.active_id().to_string();
         let second = keyring.rotate();
-        keyring.save(&path).expect("save");
-        let (loaded, created) = Keyring::load_or_create(&path).expect("load");
-        assert!(!created);
+        let loaded = Keyring::parse(&keyring.to_file_text().expect("text"), "master.key").expect("parse");
         assert_eq!(loaded.active_id(), second);
         assert_eq!(loaded.ids().collect::<Vec<_>>().len(), 2);
         assert_eq!(loaded.key(&first).expect("first"), keyring.key(&first).expect("first"));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).expect("metadata").permissions().mode() & 0o777, 0o600);
-        }
     }
 
     #[test]
     fn defective_key_files_are_refused_with_the_reason() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("master.key");
         for (text, expected) in [
             ("not: [yaml", "expected YAML"),
             ("active: a\nkeys:\n  a: '%%%'\n", "keys.a: expected base64"),
             ("active: a\nkeys:\n  a: AAAA\n", "keys.a: expected 32 bytes, found 3"),
             ("active: b\nkeys:\n  a: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", "active: key \"b\" is not under keys"),
         ] {
-            std::fs::write(&path, text).expect("write");
-            let error = Keyring::load(&path).expect_err(text).to_string();
+            let error = Keyring::parse(text, "/data/master.key").expect_err(text).to_string();
             assert!(error.contains(expected) && error.contains("master.key"), "{text}: {error}");
         }
     }
