@@ -2,13 +2,16 @@
 //! store it, record each application's rendered status, and deliver the
 //! result to the cluster repositories as one commit per cluster.
 
-use heimdall_model::{DocumentError, Resource, ResourceKey};
+use std::collections::HashMap;
+
+use heimdall_api::resources::{ApplyOptions, ApplyResponse, ApplyResult};
+use heimdall_model::{Document, DocumentError, Problem, Resource, ResourceKey};
 use heimdall_render::Rendered;
 use heimdall_store::{ApplyMode, ApplyOutcome, WriteResult};
 
 use crate::auth::Principal;
 use crate::delivery::{self, ChangeNote, Desired};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorDetail};
 use crate::rendering::{is_app_kind, is_platform_kind, status_of};
 use crate::state::AppState;
 
@@ -230,4 +233,84 @@ pub async fn delete(state: &AppState, principal: &Principal, key: &ResourceKey, 
         delivery::publish(state, &commits).await;
     }
     Ok(deleted)
+}
+
+fn details(error: &DocumentError) -> impl Iterator<Item = ErrorDetail> + '_ {
+    error.problems.iter().map(|p| ErrorDetail { document: Some(error.document.clone()), path: p.path.clone(), message: p.message.clone() })
+}
+
+fn result(document: &str, resource: &Resource, outcome: ApplyOutcome) -> ApplyResult {
+    ApplyResult {
+        document: document.to_string(),
+        kind: resource.kind.clone(),
+        namespace: resource.metadata.namespace.clone(),
+        name: resource.metadata.name.clone(),
+        outcome,
+        resource_version: resource.metadata.resource_version.clone().unwrap_or_default(),
+    }
+}
+
+/// Decodes, validates and stores `documents` as `actor`: `POST /api/v1/apply`,
+/// the scaffolder's actions and `heimdall up`'s example organization.
+pub async fn apply_documents(
+    state: &AppState,
+    actor: &Principal,
+    documents: Vec<Document>,
+    options: &ApplyOptions,
+) -> Result<ApplyResponse, ApiError> {
+    if documents.is_empty() {
+        return Err(ApiError::bad_request("the request holds no documents"));
+    }
+    if documents.len() > heimdall_model::limits::MAX_DOCUMENTS {
+        return Err(ApiError::invalid(&[heimdall_model::document::too_many_documents("request body", Some(documents.len()))]));
+    }
+    let namespace = options.namespace.as_deref().unwrap_or("default");
+    let mut valid: Vec<(String, Resource)> = Vec::new();
+    let mut invalid: Vec<DocumentError> = Vec::new();
+    let mut seen: HashMap<heimdall_model::ResourceKey, String> = HashMap::new();
+    for document in documents {
+        match heimdall_model::decode(&document.value, &document.source, namespace) {
+            Ok(decoded) => {
+                let key = decoded.resource.key();
+                if let Some(first) = seen.get(&key) {
+                    invalid.push(DocumentError::new(
+                        &document.source,
+                        vec![Problem::new("metadata.name", format!("{key} is also defined in {first}; each object may appear once"))],
+                    ));
+                } else {
+                    seen.insert(key, document.source.clone());
+                    valid.push((document.source, decoded.resource));
+                }
+            }
+            Err(error) => invalid.push(error),
+        }
+    }
+
+    if !options.continue_on_error {
+        if !invalid.is_empty() {
+            return Err(ApiError::invalid(&invalid));
+        }
+        let sources: Vec<String> = valid.iter().map(|(source, _)| source.clone()).collect();
+        let written = write(state, actor, "apply", valid, ApplyMode::Apply, options.dry_run).await?;
+        return Ok(ApplyResponse {
+            dry_run: options.dry_run,
+            results: sources.iter().zip(&written).map(|(source, w)| result(source, &w.resource, w.outcome)).collect(),
+            errors: Vec::new(),
+        });
+    }
+
+    let mut response = ApplyResponse { dry_run: options.dry_run, results: Vec::new(), errors: invalid.iter().flat_map(details).collect() };
+    for (source, resource) in valid {
+        match write(state, actor, "apply", vec![(source.clone(), resource)], ApplyMode::Apply, options.dry_run).await {
+            Ok(mut written) => {
+                let w = written.remove(0);
+                response.results.push(result(&source, &w.resource, w.outcome));
+            }
+            Err(e) if e.details.is_empty() => {
+                response.errors.push(ErrorDetail { document: Some(source), path: String::new(), message: e.0.message })
+            }
+            Err(e) => response.errors.extend(e.0.details),
+        }
+    }
+    Ok(response)
 }

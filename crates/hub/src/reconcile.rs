@@ -107,7 +107,7 @@ pub async fn run(state: AppState) -> Result<(), StoreError> {
     reload(&state).await?;
     let changed = render_all(&state).await?;
     tracing::info!(changed, "rendered every application");
-    if let Err(e) = crate::api::gitops::record_health(&state).await {
+    if let Err(e) = crate::repositories::record_health(&state).await {
         tracing::warn!(error = %e.message, "cannot record repository health");
     }
     let mut events = Box::pin(state.store.watch(WatchFilter::default(), from));
@@ -131,7 +131,7 @@ pub async fn run(state: AppState) -> Result<(), StoreError> {
             reload(&state).await?;
             let changed = render_all(&state).await?;
             tracing::info!(changed, "platform changed; re-rendered applications");
-            if let Err(e) = crate::api::gitops::record_health(&state).await {
+            if let Err(e) = crate::repositories::record_health(&state).await {
                 tracing::warn!(error = %e.message, "cannot record repository health");
             }
             continue;

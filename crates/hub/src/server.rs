@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 
 use heimdall_store::Store;
 
-use crate::api::apply::{ApplyOptions, ApplyResponse, apply_documents};
+use crate::admission::apply_documents;
 use crate::auth::Role;
 use crate::config::{HubConfig, TlsConfig};
 use crate::state::AppState;
 use crate::{HubError, api};
+use heimdall_api::resources::{ApplyOptions, ApplyResponse};
 
 /// Name of the admin token in the store and of its file in the data dir.
 pub const ADMIN_TOKEN: &str = "admin-token";

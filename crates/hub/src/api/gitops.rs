@@ -7,63 +7,13 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use heimdall_model::ResourceKey;
 use heimdall_model::spec::platform::{ClusterSpec, Delivery};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::ToSchema;
 
-use crate::admission::RENDERER;
 use crate::auth::Principal;
-use crate::delivery::{self, ChangeNote};
 use crate::error::ApiError;
+pub use crate::repositories::{RepositoryHealth, health, record_health};
 use crate::state::AppState;
 pub use heimdall_api::clusters::{BootstrapRequest, Rebuilt};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct RepositoryHealth {
-    pub cluster: String,
-    /// `Healthy`, `Missing` or `Corrupt`.
-    pub state: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
-
-/// The health of every cluster's repository.
-pub async fn health(state: &AppState) -> Result<Vec<RepositoryHealth>, ApiError> {
-    let clusters = state.store.list(&heimdall_store::ListQuery { kind: "Cluster".into(), ..Default::default() }).await?;
-    Ok(clusters
-        .items
-        .iter()
-        .map(|cluster| {
-            let name = cluster.metadata.name.clone();
-            match state.repos.verify(&name) {
-                Ok(()) => RepositoryHealth { cluster: name, state: "Healthy".into(), message: None },
-                Err(heimdall_gitops::GitopsError::Missing { .. }) => RepositoryHealth {
-                    cluster: name,
-                    state: "Missing".into(),
-                    message: Some("no repository on disk: heimdall gitops rebuild".into()),
-                },
-                Err(e) => {
-                    RepositoryHealth { cluster: name, state: "Corrupt".into(), message: Some(format!("{e}; heimdall gitops rebuild")) }
-                }
-            }
-        })
-        .collect())
-}
-
-/// Records each cluster's repository health in its status (only when it changed).
-pub async fn record_health(state: &AppState) -> Result<(), ApiError> {
-    for report in health(state).await? {
-        let key = ResourceKey::new("Cluster", "", &report.cluster);
-        let cluster = state.store.get(&key).await?;
-        let mut status = cluster.status.clone().unwrap_or_else(|| json!({}));
-        let repository = json!({"state": report.state, "message": report.message, "path": format!("/git/clusters/{}.git", report.cluster)});
-        if status.get("repository") != Some(&repository) {
-            status["repository"] = repository;
-            state.store.update_status(RENDERER, &key, status, None).await?;
-        }
-    }
-    Ok(())
-}
 
 /// Rebuild a cluster's repository from the store: the old one (if any) is
 /// moved aside, a new one is created, and the cluster's current desired
@@ -75,26 +25,7 @@ pub async fn rebuild(
     Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
 ) -> Result<Json<Rebuilt>, ApiError> {
-    state.store.get(&ResourceKey::new("Cluster", "", &name)).await?;
-    let _delivery = state.delivery.lock().await;
-    let set_aside = state.repos.set_aside(&name).map_err(|e| {
-        tracing::error!(cluster = %name, error = %e, "cannot set the repository aside");
-        ApiError::internal()
-    })?;
-    let revision = state.store.revision().await?;
-    let note = ChangeNote {
-        actor: principal.name.clone(),
-        summary: format!("rebuild the repository of cluster {name} from the store at revision {revision}"),
-        revision,
-        resources: Vec::new(),
-    };
-    let apps = crate::reconcile::all_apps(&state).await?;
-    let commits = delivery::reconcile(&state, &apps, &note, Some(&name)).await;
-    delivery::publish(&state, &commits).await;
-    let commits = commits.into_iter().map(|(_, commit)| commit).collect();
-    record_health(&state).await?;
-    tracing::info!(cluster = %name, by = %principal.name, "repository rebuilt");
-    Ok(Json(Rebuilt { cluster: name, set_aside: set_aside.map(|p| p.display().to_string()), commits }))
+    Ok(Json(crate::repositories::rebuild(&state, &principal.name, &name).await?))
 }
 
 /// The manifests that make Argo CD or Flux deliver a cluster's repository.

@@ -1,62 +1,15 @@
-//! History, diff and rollback of an application: what the audit trail and
-//! the cluster repositories know about it, and a way back.
-
-use std::collections::BTreeMap;
+//! `GET .../history`, `GET .../diff`, `POST .../rollback` of an application:
+//! decode, call [`crate::history`], encode.
 
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
-use heimdall_model::ResourceKey;
-use heimdall_store::{ApplyMode, AuditQuery};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::admission;
 use crate::auth::Principal;
-use crate::delivery::belongs_to;
 use crate::error::ApiError;
 use crate::state::AppState;
 pub use heimdall_api::history::{ClusterCommit, ClusterDiff, Diff, DiffParams, History, Revision, RollbackRequest};
-
-fn app_key(namespace: &str, name: &str) -> ResourceKey {
-    ResourceKey::new("Application", namespace, name)
-}
-
-/// Folders of the application in a cluster's repository, now and by default.
-fn folders(state: &AppState, cluster: &str, namespace: &str, name: &str) -> Vec<String> {
-    let mut folders: Vec<String> =
-        state.repos.folders(cluster).unwrap_or_default().into_iter().filter(|f| belongs_to(f, namespace, name)).collect();
-    let own = format!("{namespace}/{name}");
-    if !folders.contains(&own) {
-        folders.push(own);
-    }
-    folders
-}
-
-/// Per cluster, the commits that touched the application, newest first.
-fn commits(state: &AppState, namespace: &str, name: &str, limit: usize) -> BTreeMap<String, Vec<heimdall_gitops::CommitInfo>> {
-    state
-        .repos
-        .clusters()
-        .into_iter()
-        .filter_map(|cluster| {
-            let history = state.repos.history(&cluster, &folders(state, &cluster, namespace, name), limit).ok()?;
-            (!history.is_empty()).then_some((cluster, history))
-        })
-        .collect()
-}
-
-/// The application's own revision in a commit: its `Heimdall-Resource`
-/// trailer when the commit names it (a batch commit names each resource), else
-/// the change's `Heimdall-Event`.
-fn event_of(commit: &heimdall_gitops::CommitInfo, namespace: &str, name: &str) -> Option<i64> {
-    let prefix = format!("Application/{namespace}/{name}=");
-    commit
-        .trailers
-        .iter()
-        .filter(|(k, _)| k == "Heimdall-Resource")
-        .find_map(|(_, v)| v.strip_prefix(&prefix)?.parse().ok())
-        .or_else(|| commit.trailer("Heimdall-Event")?.parse().ok())
-}
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -73,57 +26,7 @@ pub async fn history(
     Path((namespace, name)): Path<(String, String)>,
     Query(params): Query<HistoryParams>,
 ) -> Result<Json<History>, ApiError> {
-    let limit = params.limit.unwrap_or(50).clamp(1, 500);
-    let events = state
-        .store
-        .audit(&AuditQuery {
-            kind: Some("Application".into()),
-            namespace: Some(namespace.clone()),
-            name: Some(name.clone()),
-            limit,
-            ..Default::default()
-        })
-        .await?;
-    // Statuses the hub derives itself are not revisions of the application.
-    let mut revisions: BTreeMap<i64, Revision> = events
-        .into_iter()
-        .filter(|e| !(e.verb == "update-status" && e.actor == admission::RENDERER))
-        .map(|e| (e.revision, Revision { revision: e.revision, at: e.at, actor: e.actor, summary: e.verb, commits: Vec::new() }))
-        .collect();
-    for (cluster, list) in commits(&state, &namespace, &name, limit) {
-        for commit in list {
-            let Some(revision) = event_of(&commit, &namespace, &name) else { continue };
-            let entry = revisions.entry(revision).or_insert_with(|| Revision {
-                revision,
-                at: chrono::DateTime::from_timestamp(commit.time, 0)
-                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                    .unwrap_or_default(),
-                actor: commit.author.name.clone(),
-                summary: commit.summary.clone(),
-                commits: Vec::new(),
-            });
-            entry.commits.push(ClusterCommit { cluster: cluster.clone(), commit: commit.id.clone() });
-        }
-    }
-    let mut items: Vec<Revision> = revisions.into_values().rev().take(limit).collect();
-    for item in &mut items {
-        item.commits.sort_by(|a, b| a.cluster.cmp(&b.cluster));
-    }
-    Ok(Json(History { items }))
-}
-
-/// A revision number, or a commit id (prefix) that one of the repositories knows.
-fn resolve(state: &AppState, revision: &str, namespace: &str, name: &str) -> Result<i64, ApiError> {
-    if let Ok(number) = revision.parse::<i64>() {
-        return Ok(number);
-    }
-    for (_, list) in commits(state, namespace, name, 500) {
-        if let Some(commit) = list.iter().find(|c| c.id.starts_with(revision)) {
-            return event_of(commit, namespace, name)
-                .ok_or_else(|| ApiError::invalid_field("revision", format!("commit {revision} carries no Heimdall-Event")));
-        }
-    }
-    Err(ApiError::invalid_field("revision", format!("{revision:?} is neither a revision number nor a commit of this application")))
+    Ok(Json(crate::history::history(&state, &namespace, &name, params.limit).await?))
 }
 
 /// The manifest diff of an application between two revisions, per cluster.
@@ -134,30 +37,7 @@ pub async fn diff(
     Path((namespace, name)): Path<(String, String)>,
     Query(params): Query<DiffParams>,
 ) -> Result<Json<Diff>, ApiError> {
-    let from = resolve(&state, &params.from, &namespace, &name)?;
-    let to = params.to.as_deref().map(|r| resolve(&state, r, &namespace, &name)).transpose()?;
-    let mut clusters = Vec::new();
-    for (cluster, list) in commits(&state, &namespace, &name, 500) {
-        // The newest commit at or before a revision is how the cluster looked then.
-        let at = |revision: Option<i64>| -> Option<String> {
-            match revision {
-                None => state.repos.head(&cluster).ok().flatten(),
-                Some(revision) => list.iter().find(|c| event_of(c, &namespace, &name).is_some_and(|e| e <= revision)).map(|c| c.id.clone()),
-            }
-        };
-        let (old, new) = (at(Some(from)), at(to));
-        let mut text = String::new();
-        for folder in folders(&state, &cluster, &namespace, &name) {
-            text.push_str(&state.repos.diff_folder(&cluster, old.as_deref(), new.as_deref(), &folder).map_err(|e| {
-                tracing::error!(%cluster, error = %e, "cannot diff");
-                ApiError::internal()
-            })?);
-        }
-        if !text.is_empty() {
-            clusters.push(ClusterDiff { cluster, from: old, to: new, diff: text });
-        }
-    }
-    Ok(Json(Diff { clusters }))
+    Ok(Json(crate::history::diff(&state, &namespace, &name, &params.from, params.to.as_deref())?))
 }
 
 /// Restore the application's spec, labels and annotations as of a revision,
@@ -171,25 +51,5 @@ pub async fn rollback(
     Path((namespace, name)): Path<(String, String)>,
     Json(request): Json<RollbackRequest>,
 ) -> Result<Json<heimdall_model::Resource>, ApiError> {
-    let revision = resolve(&state, &request.to, &namespace, &name)?;
-    let key = app_key(&namespace, &name);
-    // A revision that has not happened yet would name today's object.
-    if revision > state.store.revision().await? {
-        return Err(ApiError::not_found(format!(
-            "revision {revision} is not one of application {namespace}/{name}'s: see heimdall history application {namespace}/{name}"
-        )));
-    }
-    let Some(mut old) = state.store.object_at(&key, revision).await? else {
-        return Err(ApiError::invalid_field("to", format!("application {namespace}/{name} did not exist at revision {revision}")));
-    };
-    let meta = &mut old.metadata;
-    meta.resource_version = None;
-    meta.uid = None;
-    meta.generation = None;
-    meta.creation_timestamp = None;
-    old.status = None;
-    let verb = format!("roll back to revision {revision}:");
-    let mut written =
-        admission::write(&state, &principal, &verb, vec![(format!("revision {revision}"), old)], ApplyMode::Apply, false).await?;
-    Ok(Json(written.remove(0).resource))
+    Ok(Json(crate::history::rollback(&state, &principal, &namespace, &name, &request.to).await?))
 }

@@ -303,15 +303,10 @@ async fn application_view(
         });
     }
     let history = if kind == "Application" {
-        let found = crate::api::history::history(
-            State(state.clone()),
-            Path((namespace.to_string(), name.to_string())),
-            Query(crate::api::history::HistoryParams { limit: Some(8) }),
-        )
-        .await;
+        let found = crate::history::history(state, namespace, name, Some(8)).await;
         found
             .map(|h| {
-                h.0.items
+                h.items
                     .into_iter()
                     .map(|r| view::HistoryRow { revision: r.revision, at: r.at, actor: r.actor, summary: r.summary })
                     .collect()
@@ -359,13 +354,7 @@ pub async fn rollback(
     if let Err(error) = auth::require(&principal, &need) {
         return denied(&principal, error);
     }
-    let result = crate::api::history::rollback(
-        State(state.clone()),
-        axum::Extension(principal.clone()),
-        Path((app_namespace.to_string(), app_name.to_string())),
-        axum::Json(crate::api::history::RollbackRequest { to: form.revision.clone() }),
-    )
-    .await;
+    let result = crate::history::rollback(&state, &principal, app_namespace, app_name, &form.revision).await;
     let notice = match result {
         Ok(_) => format!("Rolled back to revision {}.", form.revision),
         Err(error) => format!("Rollback refused: {}", error.message),

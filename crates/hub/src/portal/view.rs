@@ -346,7 +346,7 @@ pub struct Audit {
     pub older: Option<String>,
 }
 
-pub use crate::api::url_encode;
+pub use heimdall_api::url_encode;
 
 /// The relations as a small graph: the entity in the middle, its neighbours
 /// on a circle, an edge labelled with each relation. Plain SVG, escaped.

@@ -260,7 +260,7 @@ impl HubActions {
         };
         // The check above is the person's; the location is written for them, under their name.
         let acting = Principal { name: self.principal.name.clone(), roles: vec![Role::PlatformAdmin], groups: Vec::new() };
-        crate::api::apply::apply_documents(&self.state, &acting, vec![document], &Default::default()).await.map_err(|e| api_message(&e))?;
+        crate::admission::apply_documents(&self.state, &acting, vec![document], &Default::default()).await.map_err(|e| api_message(&e))?;
         self.made(Made::Location(name.clone()));
         let location = self
             .state
@@ -303,7 +303,7 @@ impl HubActions {
                 Err(e) => return Err(e.to_string()),
             }
         }
-        let response = crate::api::apply::apply_documents(&self.state, &self.principal, documents, &Default::default())
+        let response = crate::admission::apply_documents(&self.state, &self.principal, documents, &Default::default())
             .await
             .map_err(|e| api_message(&e))?;
         let applied: Vec<String> = response
