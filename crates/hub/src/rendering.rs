@@ -3,7 +3,9 @@
 //! refused before anything is stored), and each application's `status`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use heimdall_model::spec::platform::Enforcement;
 use heimdall_model::{DocumentError, Problem, Resource, ResourceKey};
@@ -30,11 +32,11 @@ pub fn is_app_kind(kind: &str) -> bool {
 
 /// The compiled platform, rebuilt when a platform kind changes.
 pub struct Rendering {
-    platform: RwLock<Arc<Platform>>,
+    platform: ArcSwap<Platform>,
     /// The secrets that exist (no values), for reference checks.
-    secrets: RwLock<Arc<heimdall_render::SecretCatalog>>,
+    secrets: ArcSwap<heimdall_render::SecretCatalog>,
     /// Claim migrations under way, by (namespace, claim).
-    migrations: RwLock<Arc<crate::claims::Migrations>>,
+    migrations: ArcSwap<crate::claims::Migrations>,
 }
 
 impl std::fmt::Debug for Rendering {
@@ -45,7 +47,7 @@ impl std::fmt::Debug for Rendering {
 
 impl Default for Rendering {
     fn default() -> Self {
-        Self { platform: RwLock::new(Arc::new(Platform::builtin())), secrets: RwLock::default(), migrations: RwLock::default() }
+        Self { platform: ArcSwap::from_pointee(Platform::builtin()), secrets: ArcSwap::default(), migrations: ArcSwap::default() }
     }
 }
 
@@ -67,36 +69,27 @@ fn platform_errors(errors: Vec<DocumentError>, sources: &BTreeMap<String, String
 
 impl Rendering {
     pub fn platform(&self) -> Arc<Platform> {
-        self.platform.read().map(|p| p.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+        self.platform.load_full()
     }
 
     pub fn secrets(&self) -> Arc<heimdall_render::SecretCatalog> {
-        self.secrets.read().map(|p| p.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+        self.secrets.load_full()
     }
 
     pub fn set_secrets(&self, catalog: heimdall_render::SecretCatalog) {
-        match self.secrets.write() {
-            Ok(mut slot) => *slot = Arc::new(catalog),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(catalog),
-        }
+        self.secrets.store(Arc::new(catalog));
     }
 
     pub fn migrations(&self) -> Arc<crate::claims::Migrations> {
-        self.migrations.read().map(|p| p.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+        self.migrations.load_full()
     }
 
     pub fn set_migrations(&self, migrations: crate::claims::Migrations) {
-        match self.migrations.write() {
-            Ok(mut slot) => *slot = Arc::new(migrations),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(migrations),
-        }
+        self.migrations.store(Arc::new(migrations));
     }
 
     fn set(&self, platform: Platform) {
-        match self.platform.write() {
-            Ok(mut slot) => *slot = Arc::new(platform),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(platform),
-        }
+        self.platform.store(Arc::new(platform));
     }
 
     /// Rebuilds the platform from the store. A stored platform that does not

@@ -8,7 +8,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use axum::Json;
 use axum::extract::{Extension, Path as UrlPath, State};
@@ -32,7 +34,7 @@ pub const VERSIONS_ANNOTATION: &str = "secrets.heimdall.dev/versions";
 
 /// The master keys and where they live.
 pub struct Secrets {
-    keyring: RwLock<Arc<Keyring>>,
+    keyring: ArcSwap<Keyring>,
     key_file: Option<PathBuf>,
     rotation: tokio::sync::Mutex<()>,
 }
@@ -46,7 +48,7 @@ impl std::fmt::Debug for Secrets {
 impl Default for Secrets {
     /// A keyring in memory only (tests; a hub process uses [`Secrets::open`]).
     fn default() -> Self {
-        Secrets { keyring: RwLock::new(Arc::new(Keyring::generate())), key_file: None, rotation: Default::default() }
+        Secrets { keyring: ArcSwap::from_pointee(Keyring::generate()), key_file: None, rotation: Default::default() }
     }
 }
 
@@ -85,11 +87,11 @@ impl Secrets {
                 })?;
             }
         }
-        Ok(Secrets { keyring: RwLock::new(Arc::new(keyring)), key_file: Some(path.to_path_buf()), rotation: Default::default() })
+        Ok(Secrets { keyring: ArcSwap::from_pointee(keyring), key_file: Some(path.to_path_buf()), rotation: Default::default() })
     }
 
     fn keyring(&self) -> Arc<Keyring> {
-        self.keyring.read().map(|k| k.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+        self.keyring.load_full()
     }
 
     pub(crate) fn seal_value(&self, value: &[u8], context: &str) -> Result<StoredValue, SecretsError> {
@@ -149,10 +151,7 @@ impl Secrets {
     }
 
     fn install(&self, keyring: Arc<Keyring>) {
-        match self.keyring.write() {
-            Ok(mut slot) => *slot = keyring,
-            Err(poisoned) => *poisoned.into_inner() = keyring,
-        }
+        self.keyring.store(keyring);
     }
 }
 
