@@ -8,6 +8,7 @@
 pub mod catalog_fixture;
 pub mod fake_kube;
 pub mod forward_proxy;
+pub mod layering;
 pub mod oidc;
 
 use std::net::{TcpListener, TcpStream};
