@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use heimdall_api::labels;
+use heimdall_api::labels as well_known;
 pub use heimdall_api::labels::MANAGED_BY;
 
 /// Who a write to the cluster is made as.
@@ -121,16 +121,16 @@ impl Hints {
         let annotation = |key: &str| object.pointer("/metadata/annotations").and_then(|a| a.get(key)).and_then(Value::as_str);
         let list = |value: &str| value.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect::<Vec<_>>();
         Hints {
-            wave: annotation("heimdall.dev/wave").and_then(|w| w.parse().ok()).unwrap_or(0),
-            gc: match annotation("heimdall.dev/gc") {
+            wave: annotation(well_known::WAVE).and_then(|w| w.parse().ok()).unwrap_or(0),
+            gc: match annotation(well_known::GC) {
                 Some("on-app-delete") => GarbageCollect::OnAppDelete,
                 Some("never") => GarbageCollect::Never,
                 _ => GarbageCollect::OnAppUpdate,
             },
-            apply_once: annotation("heimdall.dev/apply-once").map(|v| if v == "true" { Vec::new() } else { list(v) }),
-            adopt: annotation("heimdall.dev/take-over") == Some("true") || annotation("heimdall.dev/shared") == Some("true"),
-            read_only: annotation("heimdall.dev/read-only") == Some("true"),
-            recreate_fields: annotation("heimdall.dev/recreate-fields").map(list).unwrap_or_default(),
+            apply_once: annotation(well_known::APPLY_ONCE).map(|v| if v == "true" { Vec::new() } else { list(v) }),
+            adopt: annotation(well_known::TAKE_OVER) == Some("true") || annotation(well_known::SHARED) == Some("true"),
+            read_only: annotation(well_known::READ_ONLY) == Some("true"),
+            recreate_fields: annotation(well_known::RECREATE_FIELDS).map(list).unwrap_or_default(),
         }
     }
 }
@@ -175,13 +175,13 @@ pub fn digest(object: &Value) -> String {
 /// agent does not know, never gets the agent's rights.
 pub fn identity_of(folder: &str, object: &Value) -> Result<Identity, String> {
     let (first, rest) = folder.split_once('/').unwrap_or((folder, ""));
-    if first == labels::TENANTS_FOLDER {
+    if first == well_known::TENANTS_FOLDER {
         return Ok(Identity::Agent);
     }
-    let mark = object.pointer("/metadata/annotations").and_then(|a| a.get(labels::APPLY_AS)).and_then(Value::as_str);
+    let mark = object.pointer("/metadata/annotations").and_then(|a| a.get(well_known::APPLY_AS)).and_then(Value::as_str);
     match mark {
-        Some(labels::APPLY_AS_PLATFORM) => Ok(Identity::Agent),
-        None | Some(labels::APPLY_AS_TENANT) => {
+        Some(well_known::APPLY_AS_PLATFORM) => Ok(Identity::Agent),
+        None | Some(well_known::APPLY_AS_TENANT) => {
             let owner = rest.split_once("--").map_or(first, |(namespace, _)| namespace);
             let valid = !owner.is_empty()
                 && owner.len() <= 63
@@ -192,14 +192,14 @@ pub fn identity_of(folder: &str, object: &Value) -> Result<Identity, String> {
                 return Err(format!("folder {folder:?} names no tenant"));
             }
             // The renderer labels every object with its tenant: one that says another is not this folder's.
-            let labelled = object.pointer("/metadata/labels").and_then(|l| l.get("heimdall.dev/tenant")).and_then(Value::as_str);
+            let labelled = object.pointer("/metadata/labels").and_then(|l| l.get(well_known::TENANT)).and_then(Value::as_str);
             if labelled != Some(owner) {
                 return Err(format!("folder {folder:?} is tenant {owner}'s, but the object is labelled heimdall.dev/tenant={labelled:?}"));
             }
             Ok(Identity::Tenant(owner.to_string()))
         }
         Some(other) => {
-            Err(format!("{}: {other:?} is neither {} nor {}", labels::APPLY_AS, labels::APPLY_AS_TENANT, labels::APPLY_AS_PLATFORM))
+            Err(format!("{}: {other:?} is neither {} nor {}", well_known::APPLY_AS, well_known::APPLY_AS_TENANT, well_known::APPLY_AS_PLATFORM))
         }
     }
 }

@@ -7,6 +7,7 @@
 //! each kind once (only objects labelled as Heimdall's), so a pass over an
 //! unchanged cluster costs one LIST per kind and no writes.
 
+use heimdall_api::labels as well_known;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -244,7 +245,7 @@ async fn ensure_namespaces(cluster: &Cluster, desired: &Desired, outcome: &mut O
             continue;
         }
         let object = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace,
-            "annotations": {"heimdall.dev/created-by": "agent"}}});
+            "annotations": {(well_known::CREATED_BY): "agent"}}});
         match cluster.apply(&reference, &object).await {
             Ok(_) => tracing::info!(%namespace, "created namespace"),
             Err(e) => outcome.errors.push(ObjectError { object: reference.to_string(), folder: String::new(), message: e.to_string() }),
@@ -435,7 +436,7 @@ async fn assess(
 ) -> BTreeMap<String, FolderStatus> {
     let has = |kinds: &[&str]| desired.objects.keys().any(|r| kinds.contains(&r.kind.as_str()));
     let pods = if has(&["Deployment", "StatefulSet", "DaemonSet", "Job"]) {
-        cluster.list("v1", "Pod", "heimdall.dev/app").await.unwrap_or_default()
+        cluster.list("v1", "Pod", well_known::APP).await.unwrap_or_default()
     } else {
         Vec::new()
     };

@@ -8,6 +8,7 @@
 //! delivered now; a render that fails keeps everything as it is, so a broken
 //! change never removes a running application.
 
+use heimdall_api::labels as well_known;
 use std::collections::{BTreeMap, BTreeSet};
 
 use heimdall_gitops::{Author, Change, FolderUpdate};
@@ -110,11 +111,11 @@ pub struct Desired {
 fn secret_labels(app: &Resource) -> BTreeMap<String, String> {
     let namespace = app.metadata.namespace.clone().unwrap_or_default();
     [
-        ("app.kubernetes.io/managed-by", "heimdall".to_string()),
-        ("app.oam.dev/name", app.metadata.name.clone()),
-        ("app.oam.dev/namespace", namespace.clone()),
-        ("heimdall.dev/app", app.metadata.name.clone()),
-        ("heimdall.dev/tenant", namespace),
+        (well_known::MANAGED_BY.0, well_known::MANAGED_BY.1.to_string()),
+        (well_known::OAM_NAME, app.metadata.name.clone()),
+        (well_known::OAM_NAMESPACE, namespace.clone()),
+        (well_known::APP, app.metadata.name.clone()),
+        (well_known::TENANT, namespace),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -3,6 +3,7 @@
 //! (long-running), `task`, `cron-task` (run to completion), `k8s-objects`
 //! (objects as written) and `ref-objects` (objects that already exist).
 
+use heimdall_api::labels as well_known;
 use std::collections::BTreeMap;
 
 use heimdall_model::Problem;
@@ -400,10 +401,10 @@ fn container(ctx: &RenderContext, params: &Params, mounts: Vec<Value>, with_port
 
 fn pod_template(ctx: &RenderContext, params: &Params, container: Value, volumes: Vec<Value>) -> Value {
     let mut labels: Map<String, Value> = params.labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-    labels.insert("app.oam.dev/name".into(), json!(ctx.app_name));
-    labels.insert("app.oam.dev/component".into(), json!(ctx.name));
+    labels.insert(well_known::OAM_NAME.into(), json!(ctx.app_name));
+    labels.insert(well_known::OAM_COMPONENT.into(), json!(ctx.name));
     if params.add_revision_label {
-        labels.insert("app.oam.dev/revision".into(), json!(ctx.app_revision));
+        labels.insert(well_known::OAM_REVISION.into(), json!(ctx.app_revision));
     }
     let mut metadata = json!({"labels": labels});
     if !params.annotations.is_empty() {
@@ -450,7 +451,7 @@ fn exposing_service(ctx: &RenderContext, params: &Params, name: String, headless
             port
         })
         .collect();
-    let mut spec = json!({"selector": {"app.oam.dev/component": ctx.name}, "ports": ports});
+    let mut spec = json!({"selector": {(well_known::OAM_COMPONENT): ctx.name}, "ports": ports});
     if headless {
         spec["clusterIP"] = json!("None");
     } else {
@@ -479,7 +480,7 @@ pub fn render(type_: &str, properties: &Map<String, Value>, ctx: &RenderContext,
     let (volumes, mounts) = volumes(&params, path, &mut problems);
     let with_ports = matches!(type_, "webservice" | "daemon" | "statefulset");
     let template = pod_template(ctx, &params, container(ctx, &params, mounts, with_ports), volumes);
-    let selector = json!({"matchLabels": {"app.oam.dev/component": ctx.name}});
+    let selector = json!({"matchLabels": {(well_known::OAM_COMPONENT): ctx.name}});
     let metadata = workload_metadata(ctx, &params);
     let mut outputs = Vec::new();
     let workload = match type_ {

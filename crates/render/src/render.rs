@@ -20,7 +20,7 @@ use crate::platform::Platform;
 use crate::rego::Finding;
 use crate::traits::Fits;
 use crate::{component, params, traits, validate};
-use heimdall_api::labels;
+use heimdall_api::labels as well_known;
 
 #[derive(Debug, Clone, Default)]
 pub struct RenderOptions {
@@ -380,15 +380,15 @@ impl Stamp<'_> {
         let app_namespace = self.app.metadata.namespace.as_deref().unwrap_or_default();
         let resource_type = if origin.trait_type.is_some() { "TRAIT" } else { "WORKLOAD" };
         let mut tracking = vec![
-            ("app.oam.dev/name", app_name.clone()),
-            ("app.oam.dev/namespace", app_namespace.to_string()),
+            (well_known::OAM_NAME, app_name.clone()),
+            (well_known::OAM_NAMESPACE, app_namespace.to_string()),
             ("app.oam.dev/appRevision", self.revision.to_string()),
-            ("app.kubernetes.io/managed-by", "heimdall".to_string()),
-            ("heimdall.dev/app", app_name.clone()),
-            ("heimdall.dev/tenant", app_namespace.to_string()),
+            (well_known::MANAGED_BY.0, well_known::MANAGED_BY.1.to_string()),
+            (well_known::APP, app_name.clone()),
+            (well_known::TENANT, app_namespace.to_string()),
         ];
         if let Some((component, type_)) = &origin.component {
-            tracking.push(("app.oam.dev/component", component.clone()));
+            tracking.push((well_known::OAM_COMPONENT, component.clone()));
             tracking.push(("app.oam.dev/resourceType", resource_type.to_string()));
             tracking.push(("workload.oam.dev/type", type_.clone()));
         }
@@ -397,7 +397,7 @@ impl Stamp<'_> {
             tracking.push(("trait.oam.dev/resource", origin.output.clone().unwrap_or_default()));
         }
         if let Some(environment) = self.environment {
-            tracking.push(("heimdall.dev/environment", environment.to_string()));
+            tracking.push((well_known::ENVIRONMENT, environment.to_string()));
         }
         let labels = map_at(object, &["metadata", "labels"]);
         for (key, value) in tracking {
@@ -411,14 +411,14 @@ impl Stamp<'_> {
             set_default(labels, key, json!(value));
         }
         let annotations = map_at(object, &["metadata", "annotations"]);
-        annotations.insert("heimdall.dev/source".into(), json!(format!("{} {app_namespace}/{app_name}", self.app.kind)));
+        annotations.insert(well_known::SOURCE.into(), json!(format!("{} {app_namespace}/{app_name}", self.app.kind)));
         // Over whatever the object said: who the agent applies it as is the renderer's to decide.
         let tenants = self.platform.tenant(app_namespace).is_some() && !origin.platform;
-        let apply_as = if tenants { labels::APPLY_AS_TENANT } else { labels::APPLY_AS_PLATFORM };
-        annotations.insert(labels::APPLY_AS.into(), json!(apply_as));
+        let apply_as = if tenants { well_known::APPLY_AS_TENANT } else { well_known::APPLY_AS_PLATFORM };
+        annotations.insert(well_known::APPLY_AS.into(), json!(apply_as));
         annotations.insert("heimdall.dev/generation".into(), json!(self.generation.to_string()));
         if origin.wave > 0 {
-            annotations.insert("heimdall.dev/wave".into(), json!(origin.wave.to_string()));
+            annotations.insert(well_known::WAVE.into(), json!(origin.wave.to_string()));
         }
         // A tenant's own policies (take-over, garbage collection, recreate) mark its own objects,
         // never the platform's it is given, which the agent applies with its own rights.
@@ -435,9 +435,9 @@ impl Stamp<'_> {
             let labels = map_at(template.entry("metadata").or_insert_with(|| json!({})), &["labels"]);
             set_default(labels, "app.kubernetes.io/name", json!(origin.component.as_ref().map(|c| c.0.clone()).unwrap_or_default()));
             set_default(labels, "app.kubernetes.io/instance", json!(app_name));
-            labels.insert("heimdall.dev/app".into(), json!(app_name));
+            labels.insert(well_known::APP.into(), json!(app_name));
             if let Some(environment) = self.environment {
-                labels.insert("heimdall.dev/environment".into(), json!(environment));
+                labels.insert(well_known::ENVIRONMENT.into(), json!(environment));
             }
         }
         apply_defaults(object, self.platform);
@@ -536,7 +536,7 @@ fn object_rules(spec: &ApplicationSpec) -> Result<Vec<ObjectRule>, Vec<Problem>>
         match policy.type_.as_str() {
             "garbage-collect" => {
                 if props.get("keepLegacyResource").and_then(Value::as_bool) == Some(true) {
-                    push(Map::new(), vec![("heimdall.dev/gc", "on-app-delete".into())]);
+                    push(Map::new(), vec![(well_known::GC, "on-app-delete".into())]);
                 }
                 for (j, (selector, strategy)) in rule_list.into_iter().enumerate() {
                     let strategy = match strategy.as_str() {
@@ -551,7 +551,7 @@ fn object_rules(spec: &ApplicationSpec) -> Result<Vec<ObjectRule>, Vec<Problem>>
                             continue;
                         }
                     };
-                    push(selector, vec![("heimdall.dev/gc", strategy.into())]);
+                    push(selector, vec![(well_known::GC, strategy.into())]);
                 }
             }
             "apply-once" => {
@@ -559,7 +559,7 @@ fn object_rules(spec: &ApplicationSpec) -> Result<Vec<ObjectRule>, Vec<Problem>>
                     continue;
                 }
                 if rule_list.is_empty() {
-                    push(Map::new(), vec![("heimdall.dev/apply-once", "true".into())]);
+                    push(Map::new(), vec![(well_known::APPLY_ONCE, "true".into())]);
                 }
                 for (selector, strategy) in rule_list {
                     let paths: Vec<&str> = strategy
@@ -568,14 +568,14 @@ fn object_rules(spec: &ApplicationSpec) -> Result<Vec<ObjectRule>, Vec<Problem>>
                         .map(|p| p.iter().filter_map(Value::as_str).collect())
                         .unwrap_or_default();
                     let value = if paths.is_empty() || paths.contains(&"*") { "true".to_string() } else { paths.join(",") };
-                    push(selector, vec![("heimdall.dev/apply-once", value)]);
+                    push(selector, vec![(well_known::APPLY_ONCE, value)]);
                 }
             }
             "shared-resource" | "take-over" | "read-only" => {
                 let key = match policy.type_.as_str() {
-                    "shared-resource" => "heimdall.dev/shared",
-                    "take-over" => "heimdall.dev/take-over",
-                    _ => "heimdall.dev/read-only",
+                    "shared-resource" => well_known::SHARED,
+                    "take-over" => well_known::TAKE_OVER,
+                    _ => well_known::READ_ONLY,
                 };
                 if rule_list.is_empty() {
                     push(Map::new(), vec![(key, "true".into())]);
@@ -592,7 +592,7 @@ fn object_rules(spec: &ApplicationSpec) -> Result<Vec<ObjectRule>, Vec<Problem>>
                     }
                     if let Some(fields) = strategy.get("recreateFields").and_then(Value::as_array) {
                         annotations
-                            .push(("heimdall.dev/recreate-fields", fields.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")));
+                            .push((well_known::RECREATE_FIELDS, fields.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")));
                     }
                     push(selector, annotations);
                 }

@@ -7,6 +7,7 @@
 //! `volume` (an emptyDir). Types such as `postgres` or `redis` are provided
 //! by Capabilities; until a platform defines one, using it is an error.
 
+use heimdall_api::labels as well_known;
 use std::collections::BTreeMap;
 
 use heimdall_model::spec::deserialize_at;
@@ -580,7 +581,7 @@ fn build(
             Err(mut p) => problems.append(&mut p),
         }
     }
-    let selector = json!({"app.oam.dev/component": name});
+    let selector = json!({(well_known::OAM_COMPONENT): name});
     let mut pod_spec = json!({"containers": containers});
     if !volumes.is_empty() {
         pod_spec["volumes"] = Value::Array(volumes);

@@ -23,7 +23,7 @@ use crate::object::{self, Object, json_merge_patch, map_at};
 use crate::platform::Platform;
 use crate::render::{Rendered, Target, revision, sort_objects};
 use crate::validate;
-use heimdall_api::labels;
+use heimdall_api::labels as well_known;
 
 /// The vCluster release Heimdall renders (chart and syncer image).
 pub const VCLUSTER_VERSION: &str = "0.20.0";
@@ -46,7 +46,7 @@ pub fn owns_namespace(tenant: &str, spec: &TenantSpec, app: &str, namespace: &st
 fn reserved_namespace(namespace: &str) -> bool {
     namespace == "default"
         || namespace.starts_with("kube-")
-        || namespace == labels::TENANT_IDENTITY_NAMESPACE
+        || namespace == well_known::TENANT_IDENTITY_NAMESPACE
         || namespace == "heimdall-system"
 }
 
@@ -114,14 +114,14 @@ pub fn default_namespace(tenant: &str, spec: &TenantSpec, app: &str) -> String {
 
 fn stamp(object: &mut Object, tenant: &str, environment: Option<&str>) {
     let labels = map_at(object, &["metadata", "labels"]);
-    labels.insert("app.kubernetes.io/managed-by".into(), json!("heimdall"));
-    labels.insert("heimdall.dev/tenant".into(), json!(tenant));
+    labels.insert(well_known::MANAGED_BY.0.into(), json!(well_known::MANAGED_BY.1));
+    labels.insert(well_known::TENANT.into(), json!(tenant));
     if let Some(environment) = environment {
-        labels.insert("heimdall.dev/environment".into(), json!(environment));
+        labels.insert(well_known::ENVIRONMENT.into(), json!(environment));
     }
     let annotations = map_at(object, &["metadata", "annotations"]);
-    annotations.insert("heimdall.dev/source".into(), json!(format!("Tenant {tenant}")));
-    annotations.insert(labels::APPLY_AS.into(), json!(labels::APPLY_AS_PLATFORM));
+    annotations.insert(well_known::SOURCE.into(), json!(format!("Tenant {tenant}")));
+    annotations.insert(well_known::APPLY_AS.into(), json!(well_known::APPLY_AS_PLATFORM));
 }
 
 /// Everything one tenant namespace needs: the Namespace, RBAC, quota,
@@ -224,17 +224,17 @@ fn namespaced_kinds<'a>(platform: &'a Platform, spec: &'a TenantSpec) -> impl It
 /// The Role and RoleBinding that let the tenant's identity (which the agent
 /// impersonates to apply the tenant's applications) write its kinds in `namespace`.
 fn identity_rights(platform: &Platform, tenant: &str, spec: &TenantSpec, namespace: &str) -> Vec<Object> {
-    let subject = json!([{"kind": "ServiceAccount", "name": tenant, "namespace": labels::TENANT_IDENTITY_NAMESPACE}]);
+    let subject = json!([{"kind": "ServiceAccount", "name": tenant, "namespace": well_known::TENANT_IDENTITY_NAMESPACE}]);
     vec![
         json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": {"name": labels::TENANT_APPLY_ROLE, "namespace": namespace},
+            "metadata": {"name": well_known::TENANT_APPLY_ROLE, "namespace": namespace},
             "rules": rules_for(namespaced_kinds(platform, spec)),
         }),
         json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": {"name": labels::TENANT_APPLY_ROLE, "namespace": namespace},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": labels::TENANT_APPLY_ROLE},
+            "metadata": {"name": well_known::TENANT_APPLY_ROLE, "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": well_known::TENANT_APPLY_ROLE},
             "subjects": subject,
         }),
     ]
@@ -246,7 +246,7 @@ fn identity_rights(platform: &Platform, tenant: &str, spec: &TenantSpec, namespa
 fn identity(tenant: &str, spec: &TenantSpec) -> Vec<Object> {
     let mut objects = vec![json!({
         "apiVersion": "v1", "kind": "ServiceAccount",
-        "metadata": {"name": tenant, "namespace": labels::TENANT_IDENTITY_NAMESPACE},
+        "metadata": {"name": tenant, "namespace": well_known::TENANT_IDENTITY_NAMESPACE},
         "automountServiceAccountToken": false,
     })];
     let cluster_kinds: Vec<KindRule> = spec
@@ -273,7 +273,7 @@ fn identity(tenant: &str, spec: &TenantSpec) -> Vec<Object> {
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
             "metadata": {"name": name},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": tenant, "namespace": labels::TENANT_IDENTITY_NAMESPACE}],
+            "subjects": [{"kind": "ServiceAccount", "name": tenant, "namespace": well_known::TENANT_IDENTITY_NAMESPACE}],
         }));
     }
     objects
@@ -335,7 +335,7 @@ fn network_policies(tenant: &str, spec: &TenantSpec, namespace: &str) -> Vec<Obj
         // Selecting every pod for Ingress with no rule denies all ingress;
         // the policies below add what is allowed (policies are additive).
         policy("heimdall-deny-ingress", json!([])),
-        policy("heimdall-allow-same-tenant", json!([{"from": [{"namespaceSelector": {"matchLabels": {"heimdall.dev/tenant": tenant}}}]}])),
+        policy("heimdall-allow-same-tenant", json!([{"from": [{"namespaceSelector": {"matchLabels": {(well_known::TENANT): tenant}}}]}])),
     ];
     if !spec.network.allow_from_namespaces.is_empty() {
         policies.push(policy(

@@ -2,6 +2,7 @@
 //! adds objects beside it, or both. Each one declares which workloads it fits,
 //! so attaching `scaler` to a `task` is an error, not a silent no-op.
 
+use heimdall_api::labels as well_known;
 use std::collections::BTreeMap;
 
 use heimdall_model::Problem;
@@ -132,10 +133,10 @@ pub fn apply(type_: &str, properties: &Map<String, Value>, ctx: &RenderContext, 
 /// alone, so delivery never fights the autoscaler.
 fn leave_replicas_to_the_autoscaler(workload: &mut Object) {
     let annotations = map_at(workload, &["metadata", "annotations"]);
-    let paths = annotations.get("heimdall.dev/apply-once").and_then(Value::as_str).unwrap_or_default().to_string();
+    let paths = annotations.get(well_known::APPLY_ONCE).and_then(Value::as_str).unwrap_or_default().to_string();
     if paths != "true" && !paths.split(',').any(|p| p == "spec.replicas") {
         let value = if paths.is_empty() { "spec.replicas".to_string() } else { format!("{paths},spec.replicas") };
-        annotations.insert("heimdall.dev/apply-once".into(), json!(value));
+        annotations.insert(well_known::APPLY_ONCE.into(), json!(value));
     }
 }
 
@@ -237,7 +238,7 @@ fn gateway(
             "service".into(),
             json!({
                 "apiVersion": "v1", "kind": "Service", "metadata": {"name": ctx.name},
-                "spec": {"selector": {"app.oam.dev/component": ctx.name},
+                "spec": {"selector": {(well_known::OAM_COMPONENT): ctx.name},
                          "ports": ports.iter().map(|p| json!({"name": format!("port-{p}"), "port": p, "targetPort": p})).collect::<Vec<_>>()},
             }),
         ));
@@ -320,7 +321,7 @@ fn expose(properties: &Map<String, Value>, ctx: &RenderContext, path: &str, outp
     if ports.is_empty() {
         return Err(problem(path, "ports", "expected at least one port"));
     }
-    let selector = params.match_labels.unwrap_or_else(|| BTreeMap::from([("app.oam.dev/component".to_string(), ctx.name.clone())]));
+    let selector = params.match_labels.unwrap_or_else(|| BTreeMap::from([(well_known::OAM_COMPONENT.to_string(), ctx.name.clone())]));
     let mut metadata = json!({"name": ctx.name});
     if !params.annotations.is_empty() {
         metadata["annotations"] = json!(params.annotations);
