@@ -25,7 +25,11 @@ const APPS: usize = 100;
 fn objects(app: usize, image: &str) -> Vec<Value> {
     let name = format!("app-{app}");
     let labels = json!({"app.kubernetes.io/managed-by": "heimdall", "heimdall.dev/app": name});
-    let meta = |kind: &str, suffix: &str| json!({"name": format!("{name}{suffix}"), "namespace": "bench", "labels": labels, "annotations": {"heimdall.dev/source": kind}});
+    // Namespace `bench` has no Tenant: the platform team's, applied with the agent's own rights, as the renderer marks it.
+    let meta = |kind: &str, suffix: &str| {
+        json!({"name": format!("{name}{suffix}"), "namespace": "bench", "labels": labels,
+        "annotations": {"heimdall.dev/source": kind, "heimdall.dev/apply-as": "platform"}})
+    };
     let mut out = vec![
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta("Deployment", ""), "spec": {"replicas": 2,
             "selector": {"matchLabels": {"app": name}},
@@ -67,7 +71,7 @@ async fn main() {
     let started = Instant::now();
     let first = heimdall_agent::sync_once(&cluster, &desired, &mut inventory, 16).await;
     let first_time = started.elapsed();
-    assert_eq!(first.applied.len(), count, "{:?}", first.errors.first());
+    assert_eq!(first.applied.len(), count, "{first:?}");
 
     let lists = fake.requests("list");
     let started = Instant::now();

@@ -198,9 +198,12 @@ pub fn identity_of(folder: &str, object: &Value) -> Result<Identity, String> {
             }
             Ok(Identity::Tenant(owner.to_string()))
         }
-        Some(other) => {
-            Err(format!("{}: {other:?} is neither {} nor {}", well_known::APPLY_AS, well_known::APPLY_AS_TENANT, well_known::APPLY_AS_PLATFORM))
-        }
+        Some(other) => Err(format!(
+            "{}: {other:?} is neither {} nor {}",
+            well_known::APPLY_AS,
+            well_known::APPLY_AS_TENANT,
+            well_known::APPLY_AS_PLATFORM
+        )),
     }
 }
 

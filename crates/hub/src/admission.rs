@@ -5,14 +5,16 @@
 use std::collections::HashMap;
 
 use heimdall_api::resources::{ApplyOptions, ApplyResponse, ApplyResult};
+use heimdall_model::status::{self, AppStatus, Approvals};
 use heimdall_model::{Document, DocumentError, Problem, Resource, ResourceKey};
 use heimdall_render::Rendered;
 use heimdall_store::{ApplyMode, ApplyOutcome, WriteResult};
+use serde_json::Value;
 
 use crate::auth::Principal;
 use crate::delivery::{self, ChangeNote, Desired};
 use crate::error::{ApiError, ErrorDetail};
-use crate::rendering::{is_app_kind, is_platform_kind, status_of};
+use crate::rendering::{approvals, is_app_kind, is_platform_kind, status_of};
 use crate::state::AppState;
 
 /// The audit trail's name for statuses the hub derives itself.
@@ -313,4 +315,48 @@ pub async fn apply_documents(
         }
     }
     Ok(response)
+}
+
+/// Approves a suspended workflow step of an application's current
+/// generation: recorded in its status (who, in the audit trail) and
+/// delivered, under the delivery lock like every other write.
+pub async fn approve(state: &AppState, principal: &Principal, namespace: &str, name: &str, step: &str) -> Result<Resource, ApiError> {
+    let key = ResourceKey::new("Application", namespace, name);
+    let _delivery = state.delivery.lock().await;
+    let app = state.store.get(&key).await?;
+    let current: AppStatus = serde_json::from_value(state.rendering.status(&app)).unwrap_or_default();
+    let waiting: Vec<&str> = current
+        .workflow
+        .as_ref()
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|s| s.get("phase").and_then(Value::as_str) == Some("suspended"))
+        .filter_map(|s| s.get("name").and_then(Value::as_str))
+        .collect();
+    if !waiting.contains(&step) {
+        let waiting = if waiting.is_empty() { "no step is waiting".to_string() } else { format!("waiting: {}", waiting.join(", ")) };
+        return Err(ApiError::invalid_field("step", format!("step {:?} is not waiting for approval ({waiting})", step)));
+    }
+    let mut steps = approvals(&app);
+    steps.insert(step.to_string());
+    let mut approved = app.clone();
+    let mut status: AppStatus = status::status_of(&app);
+    status.approvals = Some(Approvals { generation: app.metadata.generation, steps });
+    approved.status = Some(status::to_value(&status));
+    let result = state.rendering.render_app(&approved);
+    let status = status_of(&approved, &result);
+    let updated = state.store.update_status(&principal.name, &key, status, app.resource_version()).await?;
+    tracing::info!(app = %key, step = %step, by = %principal.name, "workflow step approved");
+    let mut desired = Desired::default();
+    desired.add(state, &updated, &result);
+    let note = ChangeNote {
+        actor: principal.name.clone(),
+        summary: format!("approve step {} of application {}/{}", step, key.namespace, key.name),
+        revision: updated.resource_version().unwrap_or_default(),
+        resources: vec![format!("Application/{}/{}={}", key.namespace, key.name, updated.resource_version().unwrap_or_default())],
+    };
+    let commits = delivery::deliver(state, desired, &[(key.namespace.clone(), key.name.clone())], &note).await;
+    delivery::publish(state, &commits).await;
+    Ok(updated)
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path as UrlPath, State};
 use heimdall_model::spec::capability::ClaimMigrationSpec;
+use heimdall_model::status::{self, AppStatus};
 use heimdall_model::{Resource, ResourceKey};
 use heimdall_render::{ClaimCatalog, Migration, Platform, RenderOptions, Rendered};
 use heimdall_store::{ListQuery, Store, StoreError};
@@ -77,12 +78,13 @@ async fn owners_in(store: &Store, namespace: &str) -> Result<Vec<Resource>, Stor
     Ok(owners)
 }
 
-fn status_claims(resource: &Resource) -> impl Iterator<Item = &Value> {
-    resource.status.as_ref().and_then(|s| s.get("claims")).and_then(Value::as_array).into_iter().flatten()
+/// The claim instances the renderer recorded in a resource's status.
+fn status_claims(resource: &Resource) -> Vec<Value> {
+    status::status_of::<AppStatus>(resource).claims.unwrap_or_default()
 }
 
 fn has_claim(resource: &Resource, claim: &str) -> bool {
-    status_claims(resource).any(|c| c.get("claim").and_then(Value::as_str) == Some(claim))
+    status_claims(resource).iter().any(|c| c.get("claim").and_then(Value::as_str) == Some(claim))
 }
 
 /// The stored owners of the claims a batch's migrations move, each with
@@ -291,7 +293,11 @@ pub async fn refresh_locked(state: &AppState, namespace: &str, why: &str) -> Res
 
 fn views(owner: &Resource) -> Vec<ClaimView> {
     let namespace = owner.metadata.namespace.clone().unwrap_or_default();
-    status_claims(owner)
+    let status: AppStatus = status::status_of(owner);
+    status
+        .claims
+        .iter()
+        .flatten()
         .map(|c| {
             let field = |name: &str| c.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
             let strings = |name: &str| {
@@ -301,12 +307,9 @@ fn views(owner: &Resource) -> Vec<ClaimView> {
                     .unwrap_or_default()
             };
             let (claim, cluster, composition) = (field("claim"), field("cluster"), field("composition"));
-            let report =
-                owner.status.as_ref().and_then(|s| s.pointer(&format!("/clusters/{cluster}/claims"))).and_then(Value::as_array).and_then(
-                    |reports| {
-                        reports.iter().find(|r| r.get("claim") == Some(&json!(claim)) && r.get("composition") == Some(&json!(composition)))
-                    },
-                );
+            let report = status.clusters.get(&cluster).and_then(|reported| {
+                reported.claims.iter().find(|r| r.get("claim") == Some(&json!(claim)) && r.get("composition") == Some(&json!(composition)))
+            });
             let state = match report.and_then(|r| r.get("ready")).and_then(Value::as_bool) {
                 Some(true) => "Ready",
                 Some(false) => "Provisioning",
@@ -382,7 +385,7 @@ pub async fn plan(
         confirm_delete: ready,
         hold: false,
         ready: if ready {
-            status_claims(&owner).filter_map(|c| c.get("cluster")?.as_str().map(String::from)).collect()
+            status_claims(&owner).iter().filter_map(|c| c.get("cluster")?.as_str().map(String::from)).collect()
         } else {
             BTreeSet::new()
         },

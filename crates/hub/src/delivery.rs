@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use heimdall_gitops::{Author, Change, FolderUpdate};
 use heimdall_model::spec::platform::Enforcement;
+use heimdall_model::status::{self, ClusterStatus, MirrorStatus};
 use heimdall_model::{DocumentError, Resource};
 use heimdall_render::Rendered;
 use serde_json::Value;
@@ -322,19 +323,19 @@ pub async fn publish(state: &AppState, commits: &[(String, String)]) {
             .output()
             .await;
         let outcome = match pushed {
-            Ok(output) if output.status.success() => serde_json::json!({"state": "Synced", "commit": commit}),
+            Ok(output) if output.status.success() => MirrorStatus { state: "Synced".into(), commit: commit.to_string(), message: None },
             Ok(output) => {
                 // git's message names the remote URL; it carries no credentials of ours.
                 let message = String::from_utf8_lossy(&output.stderr).trim().to_string();
                 tracing::warn!(%cluster, %message, "mirror push failed");
-                serde_json::json!({"state": "Failed", "commit": commit, "message": message})
+                MirrorStatus { state: "Failed".into(), commit: commit.to_string(), message: Some(message) }
             }
-            Err(e) => serde_json::json!({"state": "Failed", "commit": commit, "message": format!("cannot run git: {e}")}),
+            Err(e) => MirrorStatus { state: "Failed".into(), commit: commit.to_string(), message: Some(format!("cannot run git: {e}")) },
         };
-        let mut status = resource.status.clone().unwrap_or_else(|| serde_json::json!({}));
-        if status.get("mirror") != Some(&outcome) {
-            status["mirror"] = outcome;
-            if let Err(e) = state.store.update_status(crate::admission::RENDERER, &key, status, None).await {
+        let mut status: ClusterStatus = status::status_of(&resource);
+        if status.mirror.as_ref() != Some(&outcome) {
+            status.mirror = Some(outcome);
+            if let Err(e) = state.store.update_status(crate::admission::RENDERER, &key, status::to_value(&status), None).await {
                 tracing::warn!(%cluster, error = %e, "cannot record the mirror state");
             }
         }

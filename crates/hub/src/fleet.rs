@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use heimdall_model::ResourceKey;
+use heimdall_model::status::{self, AgentStatus, AppStatus, ClusterReport, ClusterStatus};
 use heimdall_store::{StoreError, generate_token};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -73,7 +74,13 @@ pub async fn join(state: &AppState, request: &JoinRequest) -> Result<Credential,
     let now = timestamp(Utc::now());
     let public_key = request.public_key.clone();
     update_agent_status(state, &cluster, move |agent| {
-        *agent = json!({"connection": "Connected", "publicKey": public_key, "joinedAt": now, "lastHeartbeat": now});
+        *agent = AgentStatus {
+            connection: Some("Connected".into()),
+            public_key: Some(public_key.clone()),
+            joined_at: Some(now.clone()),
+            last_heartbeat: Some(now.clone()),
+            ..Default::default()
+        };
     })
     .await?;
     state.store.record_heartbeat(&cluster).await?;
@@ -98,7 +105,7 @@ pub async fn revoke(state: &AppState, cluster: &str) -> Result<u64, ApiError> {
     let names = [credential_name(cluster), join_token_name(cluster), crate::auth::Role::cluster(cluster)];
     let revoked = state.store.delete_tokens(&names).await?;
     update_agent_status(state, cluster, |agent| {
-        agent["connection"] = json!("Revoked");
+        agent.connection = Some("Revoked".into());
     })
     .await?;
     tracing::info!(%cluster, revoked, "cluster credentials revoked");
@@ -107,15 +114,13 @@ pub async fn revoke(state: &AppState, cluster: &str) -> Result<u64, ApiError> {
 
 /// Reads, changes and writes `status.agent` of a Cluster, retrying when
 /// another writer got there first. Writes nothing if nothing changed.
-pub async fn update_agent_status(state: &AppState, cluster: &str, change: impl Fn(&mut Value)) -> Result<(), ApiError> {
+pub async fn update_agent_status(state: &AppState, cluster: &str, change: impl Fn(&mut AgentStatus)) -> Result<(), ApiError> {
     let key = ResourceKey::new("Cluster", "", cluster);
     for _ in 0..5 {
         let resource = state.store.get(&key).await?;
-        let mut status = resource.status.clone().unwrap_or_else(|| json!({}));
-        if !status.get("agent").is_some_and(Value::is_object) {
-            status["agent"] = json!({});
-        }
-        change(&mut status["agent"]);
+        let mut typed: ClusterStatus = status::status_of(&resource);
+        change(typed.agent.get_or_insert_with(AgentStatus::default));
+        let status = status::to_value(&typed);
         if resource.status.as_ref() == Some(&status) {
             return Ok(());
         }
@@ -135,26 +140,24 @@ pub async fn record_report(state: &AppState, cluster: &str, report: AgentReport)
     let stale_after = chrono::Duration::seconds(60);
     update_agent_status(state, cluster, |agent| {
         let stale = agent
-            .get("lastHeartbeat")
-            .and_then(Value::as_str)
+            .last_heartbeat
+            .as_deref()
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .is_none_or(|t| Utc::now() - t.with_timezone(&Utc) > stale_after);
         let mut next = agent.clone();
-        next["connection"] = json!("Connected");
-        next["appliedRevision"] = json!(report.applied_revision);
-        next["desiredRevision"] = json!(desired);
-        next["sync"] = json!(if report.applied_revision.is_some() && report.applied_revision == desired { "Synced" } else { "OutOfSync" });
-        next["facts"] = report.facts.as_ref().map_or(Value::Null, |facts| json!(facts));
-        next["leader"] = json!(report.leader);
-        next["drift"] = report.drift.as_ref().map_or(Value::Null, |drift| json!(drift));
-        next["errors"] = json!(report.errors.iter().take(20).collect::<Vec<_>>());
-        if let Some(map) = next.as_object_mut() {
-            // Back from Unreachable: the silence message no longer holds.
-            map.remove("message");
-            map.retain(|_, v| !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()));
-        }
+        next.connection = Some("Connected".into());
+        next.applied_revision = report.applied_revision.clone();
+        next.desired_revision = desired.clone();
+        let synced = report.applied_revision.is_some() && report.applied_revision == desired;
+        next.sync = Some(if synced { "Synced" } else { "OutOfSync" }.into());
+        next.facts = report.facts.as_ref().map(|facts| json!(facts));
+        next.leader = report.leader.clone();
+        next.drift = report.drift.as_ref().map(|drift| json!(drift));
+        next.errors = report.errors.iter().take(20).map(|e| json!(e)).collect();
+        // Back from Unreachable: the silence message no longer holds.
+        next.message = None;
         if stale || next != *agent {
-            next["lastHeartbeat"] = json!(heard);
+            next.last_heartbeat = Some(heard.clone());
         }
         *agent = next;
     })
@@ -180,23 +183,23 @@ async fn record_app_health(state: &AppState, cluster: &str, folder: &str, app: &
                 Err(StoreError::NotFound { .. }) => break,
                 Err(e) => return Err(e.into()),
             };
-            let mut status = resource.status.clone().unwrap_or_else(|| json!({}));
-            let mut entry = json!({"sync": app.sync, "health": app.health, "objects": app.objects, "revision": revision});
-            if !app.messages.is_empty() {
-                entry["messages"] = json!(app.messages.iter().take(10).collect::<Vec<_>>());
-            }
+            let mut status: AppStatus = status::status_of(&resource);
+            let entry = ClusterReport {
+                sync: status::to_value(&app.sync).as_str().unwrap_or_default().to_string(),
+                health: status::to_value(&app.health).as_str().unwrap_or_default().to_string(),
+                objects: app.objects,
+                revision: revision.map(String::from),
+                messages: app.messages.iter().take(10).cloned().collect(),
+                claims: app.claims.iter().map(|c| json!(c)).collect(),
+            };
             if !app.claims.is_empty() {
-                entry["claims"] = json!(app.claims);
                 crate::claims::record_readiness(state, cluster, &namespace, &app.claims).await?;
             }
-            if !status.get("clusters").is_some_and(Value::is_object) {
-                status["clusters"] = json!({});
-            }
-            if status["clusters"].get(cluster) == Some(&entry) {
+            if status.clusters.get(cluster) == Some(&entry) {
                 return Ok(());
             }
-            status["clusters"][cluster] = entry;
-            match state.store.update_status(AGENT_ACTOR, &key, status, resource.resource_version()).await {
+            status.clusters.insert(cluster.to_string(), entry);
+            match state.store.update_status(AGENT_ACTOR, &key, status::to_value(&status), resource.resource_version()).await {
                 Ok(_) => return Ok(()),
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
@@ -229,15 +232,15 @@ pub async fn mark_unreachable(state: &AppState, after: Duration) -> Result<Vec<S
         }
         let key = ResourceKey::new("Cluster", "", &cluster);
         let Ok(resource) = state.store.get(&key).await else { continue };
-        let connected = resource.status.as_ref().and_then(|s| s.pointer("/agent/connection")).and_then(Value::as_str) == Some("Connected");
+        let connected = status::status_of::<ClusterStatus>(&resource).agent.and_then(|a| a.connection).as_deref() == Some("Connected");
         if !connected {
             continue;
         }
         let silent = format!("no heartbeat since {at}");
         update_agent_status(state, &cluster, |agent| {
-            agent["connection"] = json!("Unreachable");
-            agent["lastHeartbeat"] = json!(at);
-            agent["message"] = json!(silent);
+            agent.connection = Some("Unreachable".into());
+            agent.last_heartbeat = Some(at.clone());
+            agent.message = Some(silent.clone());
         })
         .await?;
         tracing::warn!(%cluster, last_heartbeat = %at, "cluster unreachable");

@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use std::collections::HashMap;
 
+use heimdall_model::status::{self, AppStatus};
 use heimdall_model::{Resource, ResourceKey};
 use heimdall_store::{ListQuery, StoreError, WatchFilter};
 
@@ -79,7 +80,7 @@ pub async fn render_all(state: &AppState) -> Result<usize, StoreError> {
 }
 
 fn observed(app: &Resource) -> bool {
-    app.status.as_ref().and_then(|s| s.get("observedGeneration")).and_then(|g| g.as_i64()) == app.metadata.generation
+    status::status_of::<AppStatus>(app).observed_generation == app.metadata.generation
 }
 
 /// Rebuilds the platform under the delivery lock: a reload that read the

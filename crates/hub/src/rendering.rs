@@ -8,6 +8,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use heimdall_model::spec::platform::Enforcement;
+use heimdall_model::status::{self, AppStatus, Approvals, TargetStatus};
 use heimdall_model::{DocumentError, Problem, Resource, ResourceKey};
 use heimdall_render::{Platform, RenderOptions, Rendered, render};
 use heimdall_store::{ListQuery, Store, StoreError};
@@ -215,45 +216,37 @@ impl Rendering {
 
 /// The status a render result gives an application.
 pub fn status_of(app: &Resource, result: &Result<Rendered, DocumentError>) -> Value {
-    let approvals = approvals(app);
+    let approved = approvals(app);
     let generation = app.metadata.generation.unwrap_or(1);
     let mut status = match result {
         Ok(rendered) => rendered_status(rendered),
-        Err(error) => json!({
-            "phase": "Failed",
-            "messages": error.problems.iter().map(Problem::to_string).collect::<Vec<_>>(),
-        }),
+        Err(error) => AppStatus {
+            phase: Some("Failed".into()),
+            messages: Some(error.problems.iter().map(Problem::to_string).collect()),
+            ..Default::default()
+        },
     };
-    status["observedGeneration"] = json!(generation);
+    status.observed_generation = Some(generation);
     // What agents report (sync and health per cluster) is theirs, not the renderer's.
-    if let Some(clusters) = app.status.as_ref().and_then(|s| s.get("clusters")) {
-        status["clusters"] = clusters.clone();
+    status.clusters = status::status_of::<AppStatus>(app).clusters;
+    if !approved.is_empty() {
+        status.approvals = Some(Approvals { generation: Some(generation), steps: approved });
     }
-    if !approvals.is_empty() {
-        status["approvals"] = json!({"generation": generation, "steps": approvals});
-    }
-    status
+    status::to_value(&status)
 }
 
 /// Suspend steps approved for the application's current generation. A new
 /// generation starts its workflow afresh, as in KubeVela.
 pub fn approvals(app: &Resource) -> BTreeSet<String> {
-    let Some(recorded) = app.status.as_ref().and_then(|s| s.get("approvals")) else {
-        return BTreeSet::new();
-    };
-    if recorded.get("generation").and_then(Value::as_i64) != app.metadata.generation {
-        return BTreeSet::new();
+    match status::status_of::<AppStatus>(app).approvals {
+        Some(recorded) if recorded.generation == app.metadata.generation => recorded.steps,
+        _ => BTreeSet::new(),
     }
-    recorded
-        .get("steps")
-        .and_then(Value::as_array)
-        .map(|steps| steps.iter().filter_map(Value::as_str).map(String::from).collect())
-        .unwrap_or_default()
 }
 
-fn rendered_status(rendered: &Rendered) -> Value {
+fn rendered_status(rendered: &Rendered) -> AppStatus {
     let denied: BTreeSet<(String, String)> = rendered.violations().map(|f| (f.cluster.clone(), f.namespace.clone())).collect();
-    let targets: Vec<Value> = rendered
+    let targets: Vec<TargetStatus> = rendered
         .targets
         .iter()
         .map(|t| {
@@ -271,15 +264,15 @@ fn rendered_status(rendered: &Rendered) -> Value {
                 .map(|f| format!("{} ({:?}): {}", f.finding.policy, f.finding.enforcement, f.finding.message))
                 .chain(t.held_by.iter().map(|step| format!("waiting for approval of step {step}")))
                 .collect();
-            let mut target =
-                json!({"cluster": t.cluster, "namespace": t.namespace, "state": state, "objects": t.objects.len(), "revision": t.revision});
-            if let Some(environment) = &t.environment {
-                target["environment"] = json!(environment);
+            TargetStatus {
+                cluster: t.cluster.clone(),
+                namespace: t.namespace.clone(),
+                environment: t.environment.clone(),
+                state: state.into(),
+                objects: t.objects.len(),
+                revision: t.revision.clone(),
+                messages,
             }
-            if !messages.is_empty() {
-                target["messages"] = json!(messages);
-            }
-            target
         })
         .collect();
     let phase = if !denied.is_empty() {
@@ -289,7 +282,6 @@ fn rendered_status(rendered: &Rendered) -> Value {
     } else {
         "Rendered"
     };
-    let mut status = json!({"phase": phase, "targets": targets, "workflow": rendered.workflow});
     let claims: Vec<Value> = rendered
         .targets
         .iter()
@@ -302,11 +294,12 @@ fn rendered_status(rendered: &Rendered) -> Value {
             })
         })
         .collect();
-    if !claims.is_empty() {
-        status["claims"] = json!(claims);
+    AppStatus {
+        phase: Some(phase.into()),
+        targets: Some(targets),
+        workflow: Some(json!(rendered.workflow)),
+        claims: (!claims.is_empty()).then_some(claims),
+        messages: (!rendered.warnings.is_empty()).then(|| rendered.warnings.clone()),
+        ..Default::default()
     }
-    if !rendered.warnings.is_empty() {
-        status["messages"] = json!(rendered.warnings);
-    }
-    status
 }

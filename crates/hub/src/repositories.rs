@@ -2,8 +2,8 @@
 //! Cluster's status, and rebuilding one from the store.
 
 use heimdall_model::ResourceKey;
+use heimdall_model::status::{self, ClusterStatus, RepositoryStatus};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::admission::RENDERER;
@@ -49,11 +49,12 @@ pub async fn record_health(state: &AppState) -> Result<(), ApiError> {
     for report in health(state).await? {
         let key = ResourceKey::new("Cluster", "", &report.cluster);
         let cluster = state.store.get(&key).await?;
-        let mut status = cluster.status.clone().unwrap_or_else(|| json!({}));
-        let repository = json!({"state": report.state, "message": report.message, "path": format!("/git/clusters/{}.git", report.cluster)});
-        if status.get("repository") != Some(&repository) {
-            status["repository"] = repository;
-            state.store.update_status(RENDERER, &key, status, None).await?;
+        let mut status: ClusterStatus = status::status_of(&cluster);
+        let repository =
+            RepositoryStatus { state: report.state, message: report.message, path: format!("/git/clusters/{}.git", report.cluster) };
+        if status.repository.as_ref() != Some(&repository) {
+            status.repository = Some(repository);
+            state.store.update_status(RENDERER, &key, status::to_value(&status), None).await?;
         }
     }
     Ok(())

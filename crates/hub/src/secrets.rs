@@ -313,7 +313,7 @@ impl<'a> Sealer<'a> {
                 .get(&key)
                 .await
                 .ok()
-                .and_then(|c| c.status.as_ref().and_then(|s| s.pointer("/agent/publicKey")).and_then(Value::as_str).map(String::from));
+                .and_then(|c| heimdall_model::status::status_of::<heimdall_model::status::ClusterStatus>(&c).agent?.public_key);
             self.agent_keys.insert(cluster.to_string(), found);
         }
         self.agent_keys.get(cluster).cloned().flatten()

@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::problem::Problem;
 use crate::resource::Resource;
 use crate::spec;
+use crate::status::{self, AgentStatus, AppStatus, ClusterStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -59,25 +60,21 @@ fn string_field(resource: &Resource, field: &str) -> String {
 }
 
 fn phase(resource: &Resource) -> String {
-    resource.status.as_ref().and_then(|s| s.get("phase")).and_then(Value::as_str).unwrap_or("Pending").to_string()
+    status::status_of::<AppStatus>(resource).phase.unwrap_or_else(|| "Pending".into())
 }
 
-/// A field of `status.agent` (what a Cluster's agent reports).
-fn agent_field(resource: &Resource, field: &str, missing: &str) -> String {
-    resource.status.as_ref().and_then(|s| s.pointer(&format!("/agent/{field}"))).and_then(Value::as_str).unwrap_or(missing).to_string()
+/// A Cluster's agent as the hub knows it.
+fn agent(resource: &Resource) -> AgentStatus {
+    status::status_of::<ClusterStatus>(resource).agent.unwrap_or_default()
 }
 
 /// Sync and health per cluster, as agents report them: `eu-1:Synced/Healthy`.
 fn deployments(resource: &Resource) -> String {
-    let Some(clusters) = resource.status.as_ref().and_then(|s| s.get("clusters")).and_then(Value::as_object) else {
-        return String::new();
-    };
-    clusters
+    let unknown = |text: &str| if text.is_empty() { "Unknown".to_string() } else { text.to_string() };
+    status::status_of::<AppStatus>(resource)
+        .clusters
         .iter()
-        .map(|(cluster, state)| {
-            let field = |f: &str| state.get(f).and_then(Value::as_str).unwrap_or("Unknown").to_string();
-            format!("{cluster}:{}/{}", field("sync"), field("health"))
-        })
+        .map(|(cluster, report)| format!("{cluster}:{}/{}", unknown(&report.sync), unknown(&report.health)))
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -163,9 +160,9 @@ pub static KINDS: &[KindInfo] = &[
                 if delivery.is_empty() { "agent".into() } else { delivery }
             }),
             ("LABELS", labels),
-            ("CONNECTION", |r| agent_field(r, "connection", "Pending")),
-            ("SYNC", |r| agent_field(r, "sync", "")),
-            ("REVISION", |r| agent_field(r, "appliedRevision", "").chars().take(8).collect()),
+            ("CONNECTION", |r| agent(r).connection.unwrap_or_else(|| "Pending".into())),
+            ("SYNC", |r| agent(r).sync.unwrap_or_default()),
+            ("REVISION", |r| agent(r).applied_revision.unwrap_or_default().chars().take(8).collect()),
         ],
         validate_spec: spec::platform::validate_cluster,
     },

@@ -16,6 +16,7 @@ pub mod problem;
 pub mod resource;
 pub mod selector;
 pub mod spec;
+pub mod status;
 pub mod validation;
 
 pub use document::{Decoded, Document, DocumentError, decode, parse_documents};

@@ -232,7 +232,7 @@ pub async fn approve(client: &Client, kind_name: &str, name: &str, namespace: Op
     let (ns, name) = namespaced_name(kind, name, namespace)?;
     let path = format!("{}/approve", item_path(kind, ns.as_deref(), &name));
     let app: Resource = client.post_json(&path, &serde_json::json!({"step": step})).await?;
-    let phase = app.status.as_ref().and_then(|s| s.get("phase")).and_then(|p| p.as_str()).unwrap_or("Pending");
+    let phase = heimdall_model::status::status_of::<heimdall_model::status::AppStatus>(&app).phase.unwrap_or_else(|| "Pending".into());
     println!("application/{}/{name} step {step} approved; phase {phase}", ns.unwrap_or_default());
     Ok(ExitCode::SUCCESS)
 }

@@ -2,15 +2,12 @@
 
 use axum::Json;
 use axum::extract::{Extension, Path, State};
-use heimdall_model::{Resource, ResourceKey};
+use heimdall_model::Resource;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::auth::Principal;
-use crate::delivery::{self, ChangeNote, Desired};
 use crate::error::ApiError;
-use crate::rendering::{approvals, status_of};
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -29,41 +26,5 @@ pub async fn approve(
     Path((namespace, name)): Path<(String, String)>,
     Json(request): Json<ApproveRequest>,
 ) -> Result<Json<Resource>, ApiError> {
-    let key = ResourceKey::new("Application", namespace, name);
-    let _delivery = state.delivery.lock().await;
-    let app = state.store.get(&key).await?;
-    let current = state.rendering.status(&app);
-    let waiting: Vec<&str> = current
-        .get("workflow")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|s| s.get("phase").and_then(Value::as_str) == Some("suspended"))
-        .filter_map(|s| s.get("name").and_then(Value::as_str))
-        .collect();
-    if !waiting.contains(&request.step.as_str()) {
-        let waiting = if waiting.is_empty() { "no step is waiting".to_string() } else { format!("waiting: {}", waiting.join(", ")) };
-        return Err(ApiError::invalid_field("step", format!("step {:?} is not waiting for approval ({waiting})", request.step)));
-    }
-    let mut steps = approvals(&app);
-    steps.insert(request.step.clone());
-    let mut approved = app.clone();
-    let mut status = app.status.clone().unwrap_or_else(|| json!({}));
-    status["approvals"] = json!({"generation": app.metadata.generation, "steps": steps});
-    approved.status = Some(status);
-    let result = state.rendering.render_app(&approved);
-    let status = status_of(&approved, &result);
-    let updated = state.store.update_status(&principal.name, &key, status, app.resource_version()).await?;
-    tracing::info!(app = %key, step = %request.step, by = %principal.name, "workflow step approved");
-    let mut desired = Desired::default();
-    desired.add(&state, &updated, &result);
-    let note = ChangeNote {
-        actor: principal.name.clone(),
-        summary: format!("approve step {} of application {}/{}", request.step, key.namespace, key.name),
-        revision: updated.resource_version().unwrap_or_default(),
-        resources: vec![format!("Application/{}/{}={}", key.namespace, key.name, updated.resource_version().unwrap_or_default())],
-    };
-    let commits = delivery::deliver(&state, desired, &[(key.namespace.clone(), key.name.clone())], &note).await;
-    delivery::publish(&state, &commits).await;
-    Ok(Json(updated))
+    Ok(Json(crate::admission::approve(&state, &principal, &namespace, &name, &request.step).await?))
 }

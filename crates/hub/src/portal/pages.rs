@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use heimdall_catalog::{Entity, EntityRef, Query as CatalogQuery};
+use heimdall_model::status::{self, AppStatus, ClusterStatus};
 use heimdall_model::{Resource, ResourceKey};
 use heimdall_store::{AuditQuery, ListQuery};
 use serde_json::{Map, Value, json};
@@ -283,23 +284,18 @@ async fn application_view(
         Ok(app) => app,
         Err(_) => return Err(format!("{kind} {namespace}/{name} is not on this hub (yet).")),
     };
-    let status = app.status.clone().unwrap_or_default();
+    let status: AppStatus = status::status_of(&app);
     let mut deployments = Vec::new();
-    for target in status.get("targets").and_then(Value::as_array).into_iter().flatten() {
-        let cluster = text(target, "/cluster");
-        let reported = status.pointer(&format!("/clusters/{cluster}")).cloned().unwrap_or_default();
-        let mut messages: Vec<String> =
-            target.get("messages").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(String::from).collect();
-        messages
-            .extend(reported.get("messages").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(String::from));
+    for target in status.targets.iter().flatten() {
+        let reported = status.clusters.get(&target.cluster).cloned().unwrap_or_default();
         deployments.push(view::Deployment {
-            environment: text(target, "/environment"),
-            cluster,
-            state: text(target, "/state"),
-            sync: text(&reported, "/sync"),
-            health: text(&reported, "/health"),
-            revision: text(&reported, "/revision").chars().take(10).collect(),
-            messages,
+            environment: target.environment.clone().unwrap_or_default(),
+            cluster: target.cluster.clone(),
+            state: target.state.clone(),
+            sync: reported.sync,
+            health: reported.health,
+            revision: reported.revision.unwrap_or_default().chars().take(10).collect(),
+            messages: target.messages.iter().chain(&reported.messages).cloned().collect(),
         });
     }
     let history = if kind == "Application" {
@@ -320,7 +316,7 @@ async fn application_view(
     Ok(Some(view::AppView {
         namespace: namespace.to_string(),
         name: name.to_string(),
-        phase: text(&status, "/phase"),
+        phase: status.phase.unwrap_or_default(),
         deployments,
         history,
         may_rollback,
@@ -583,9 +579,8 @@ pub async fn clusters(State(state): State<AppState>, Viewer(principal): Viewer) 
         .iter()
         .filter(|c| principal.may_read(c))
         .map(|cluster| {
-            let status = cluster.status.clone().unwrap_or_default();
-            let agent = status.get("agent").cloned().unwrap_or_default();
-            let drift = agent.get("drift").map_or_else(String::new, |d| match d {
+            let agent = status::status_of::<ClusterStatus>(cluster).agent.unwrap_or_default();
+            let drift = agent.drift.as_ref().map_or_else(String::new, |d| match d {
                 Value::Array(items) => format!("{} object(s)", items.len()),
                 Value::Object(map) => map.get("objects").map_or_else(|| format!("{} object(s)", map.len()), |v| v.to_string()),
                 other => other.to_string(),
@@ -595,10 +590,10 @@ pub async fn clusters(State(state): State<AppState>, Viewer(principal): Viewer) 
                 name: cluster.metadata.name.clone(),
                 labels: cluster.metadata.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "),
                 delivery: cluster.spec.get("delivery").and_then(Value::as_str).unwrap_or("agent").to_string(),
-                connection: agent.get("connection").and_then(Value::as_str).unwrap_or("Never connected").to_string(),
-                last_heartbeat: text(&agent, "/lastHeartbeat"),
-                version: text(&agent, "/facts/kubernetesVersion"),
-                sync: text(&agent, "/sync"),
+                connection: agent.connection.clone().unwrap_or_else(|| "Never connected".into()),
+                last_heartbeat: agent.last_heartbeat.clone().unwrap_or_default(),
+                version: agent.facts.as_ref().map(|facts| text(facts, "/kubernetesVersion")).unwrap_or_default(),
+                sync: agent.sync.clone().unwrap_or_default(),
                 apps,
                 drift,
             }
