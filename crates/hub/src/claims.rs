@@ -254,15 +254,21 @@ pub async fn record_readiness(state: &AppState, cluster: &str, namespace: &str, 
         if migration.ready.contains(cluster) {
             continue;
         }
-        let mut ready = migration.ready.clone();
-        ready.insert(cluster.to_string());
-        let status = json!({
-            "ready": ready,
-            "message": format!("{} reported ready in {}", instance.composition, ready.iter().cloned().collect::<Vec<_>>().join(", ")),
-        });
-        match state.store.update_status(crate::fleet::AGENT_ACTOR, &key, status, resource.resource_version()).await {
+        // Agents of several clusters report at once; each adds its own cluster.
+        let written = state
+            .store
+            .modify_status(crate::fleet::AGENT_ACTOR, &key, |current, status: &mut serde_json::Map<String, Value>| {
+                let mut ready = migration_of(current).map(|m| m.ready).unwrap_or_default();
+                ready.insert(cluster.to_string());
+                let message =
+                    format!("{} reported ready in {}", instance.composition, ready.iter().cloned().collect::<Vec<_>>().join(", "));
+                status.insert("ready".into(), json!(ready));
+                status.insert("message".into(), json!(message));
+            })
+            .await;
+        match written {
             Ok(_) => changed = true,
-            Err(StoreError::Conflict { .. }) => {}
+            Err(StoreError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
     }

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use heimdall_gitops::{Author, Change, FolderUpdate};
 use heimdall_model::spec::platform::Enforcement;
-use heimdall_model::status::{self, ClusterStatus, MirrorStatus};
+use heimdall_model::status::{ClusterStatus, MirrorStatus};
 use heimdall_model::{DocumentError, Resource};
 use heimdall_render::Rendered;
 use serde_json::Value;
@@ -332,12 +332,11 @@ pub async fn publish(state: &AppState, commits: &[(String, String)]) {
             }
             Err(e) => MirrorStatus { state: "Failed".into(), commit: commit.to_string(), message: Some(format!("cannot run git: {e}")) },
         };
-        let mut status: ClusterStatus = status::status_of(&resource);
-        if status.mirror.as_ref() != Some(&outcome) {
-            status.mirror = Some(outcome);
-            if let Err(e) = state.store.update_status(crate::admission::RENDERER, &key, status::to_value(&status), None).await {
-                tracing::warn!(%cluster, error = %e, "cannot record the mirror state");
-            }
+        let recorded = state
+            .store
+            .modify_status(crate::admission::RENDERER, &key, |_, status: &mut ClusterStatus| status.mirror = Some(outcome.clone()));
+        if let Err(e) = recorded.await {
+            tracing::warn!(%cluster, error = %e, "cannot record the mirror state");
         }
     }
 }

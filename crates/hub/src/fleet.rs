@@ -116,21 +116,11 @@ pub async fn revoke(state: &AppState, cluster: &str) -> Result<u64, ApiError> {
 /// another writer got there first. Writes nothing if nothing changed.
 pub async fn update_agent_status(state: &AppState, cluster: &str, change: impl Fn(&mut AgentStatus)) -> Result<(), ApiError> {
     let key = ResourceKey::new("Cluster", "", cluster);
-    for _ in 0..5 {
-        let resource = state.store.get(&key).await?;
-        let mut typed: ClusterStatus = status::status_of(&resource);
-        change(typed.agent.get_or_insert_with(AgentStatus::default));
-        let status = status::to_value(&typed);
-        if resource.status.as_ref() == Some(&status) {
-            return Ok(());
-        }
-        match state.store.update_status(AGENT_ACTOR, &key, status, resource.resource_version()).await {
-            Ok(_) => return Ok(()),
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::internal())
+    state
+        .store
+        .modify_status(AGENT_ACTOR, &key, |_, status: &mut ClusterStatus| change(status.agent.get_or_insert_with(AgentStatus::default)))
+        .await?;
+    Ok(())
 }
 
 /// Records a heartbeat and what it says. Returns the cluster's desired revision.
@@ -175,36 +165,29 @@ async fn record_app_health(state: &AppState, cluster: &str, folder: &str, app: &
     let Some((namespace, name)) = crate::delivery::owner(folder) else { return Ok(()) };
     for kind in ["Application", "Workload", "Claim"] {
         let key = ResourceKey::new(kind, &namespace, &name);
-        // Agents report only what changed: a report lost to a concurrent status write (the
-        // reconciler's, say) would never come again, so a conflict means read and write again.
-        for _ in 0..10 {
-            let resource = match state.store.get(&key).await {
-                Ok(resource) => resource,
-                Err(StoreError::NotFound { .. }) => break,
-                Err(e) => return Err(e.into()),
-            };
-            let mut status: AppStatus = status::status_of(&resource);
-            let entry = ClusterReport {
-                sync: status::to_value(&app.sync).as_str().unwrap_or_default().to_string(),
-                health: status::to_value(&app.health).as_str().unwrap_or_default().to_string(),
-                objects: app.objects,
-                revision: revision.map(String::from),
-                messages: app.messages.iter().take(10).cloned().collect(),
-                claims: app.claims.iter().map(|c| json!(c)).collect(),
-            };
-            if !app.claims.is_empty() {
-                crate::claims::record_readiness(state, cluster, &namespace, &app.claims).await?;
-            }
-            if status.clusters.get(cluster) == Some(&entry) {
-                return Ok(());
-            }
-            status.clusters.insert(cluster.to_string(), entry);
-            match state.store.update_status(AGENT_ACTOR, &key, status::to_value(&status), resource.resource_version()).await {
-                Ok(_) => return Ok(()),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
+        let entry = ClusterReport {
+            sync: status::to_value(&app.sync).as_str().unwrap_or_default().to_string(),
+            health: status::to_value(&app.health).as_str().unwrap_or_default().to_string(),
+            objects: app.objects,
+            revision: revision.map(String::from),
+            messages: app.messages.iter().take(10).cloned().collect(),
+            claims: app.claims.iter().map(|c| json!(c)).collect(),
+        };
+        let written = state
+            .store
+            .modify_status(AGENT_ACTOR, &key, |_, status: &mut AppStatus| {
+                status.clusters.insert(cluster.to_string(), entry.clone());
+            })
+            .await;
+        match written {
+            Ok(_) => {}
+            Err(StoreError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
         }
+        if !app.claims.is_empty() {
+            crate::claims::record_readiness(state, cluster, &namespace, &app.claims).await?;
+        }
+        return Ok(());
     }
     Ok(())
 }

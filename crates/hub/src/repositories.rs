@@ -2,7 +2,7 @@
 //! Cluster's status, and rebuilding one from the store.
 
 use heimdall_model::ResourceKey;
-use heimdall_model::status::{self, ClusterStatus, RepositoryStatus};
+use heimdall_model::status::{ClusterStatus, RepositoryStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -48,14 +48,9 @@ pub async fn health(state: &AppState) -> Result<Vec<RepositoryHealth>, ApiError>
 pub async fn record_health(state: &AppState) -> Result<(), ApiError> {
     for report in health(state).await? {
         let key = ResourceKey::new("Cluster", "", &report.cluster);
-        let cluster = state.store.get(&key).await?;
-        let mut status: ClusterStatus = status::status_of(&cluster);
         let repository =
             RepositoryStatus { state: report.state, message: report.message, path: format!("/git/clusters/{}.git", report.cluster) };
-        if status.repository.as_ref() != Some(&repository) {
-            status.repository = Some(repository);
-            state.store.update_status(RENDERER, &key, status::to_value(&status), None).await?;
-        }
+        state.store.modify_status(RENDERER, &key, |_, status: &mut ClusterStatus| status.repository = Some(repository.clone())).await?;
     }
     Ok(())
 }

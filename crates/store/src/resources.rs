@@ -286,6 +286,46 @@ impl Store {
         .await
     }
 
+    /// Changes part of a resource's status without undoing what other writers
+    /// put there meanwhile: reads the status as `T`, lets `change` edit it, and
+    /// writes it only if the resource is still the version read; otherwise reads
+    /// and changes again. Agents, the renderer, mirrors and the repository check
+    /// each own a part of one status, and agents report only what changed, so a
+    /// part overwritten by a stale copy would never be written again.
+    ///
+    /// `change` sees the resource as read and may run several times. Nothing is
+    /// written when the status comes out unchanged. A stored status that does not
+    /// read as `T` is refused rather than replaced.
+    pub async fn modify_status<T>(
+        &self,
+        actor: &str,
+        key: &ResourceKey,
+        mut change: impl FnMut(&Resource, &mut T),
+    ) -> Result<Resource, StoreError>
+    where
+        T: Serialize + serde::de::DeserializeOwned + Default,
+    {
+        const ATTEMPTS: usize = 20;
+        let mut lost = None;
+        for _ in 0..ATTEMPTS {
+            let current = self.get(key).await?;
+            let mut status: T = match &current.status {
+                None | Some(Value::Null) => T::default(),
+                Some(stored) => serde_json::from_value(stored.clone()).map_err(|e| StoreError::corrupt(&format!("status of {key}"), e))?,
+            };
+            change(&current, &mut status);
+            let status = serde_json::to_value(&status).map_err(|e| StoreError::corrupt(&format!("status of {key}"), e))?;
+            if current.status.as_ref() == Some(&status) || (current.status.is_none() && status == Value::Object(Default::default())) {
+                return Ok(current);
+            }
+            match self.update_status(actor, key, status, current.resource_version()).await {
+                Err(conflict @ StoreError::Conflict { .. }) => lost = Some(conflict),
+                written => return written,
+            }
+        }
+        Err(lost.unwrap_or_else(|| StoreError::BadRequest(format!("{key}: status not written"))))
+    }
+
     pub async fn get(&self, key: &ResourceKey) -> Result<Resource, StoreError> {
         self.observed("get", async {
             let mut conn = self.pool.acquire().await?;

@@ -227,6 +227,81 @@ async fn status_updates_keep_spec_and_generation(store: Store) {
     assert_eq!(reapplied.status, Some(json!({"phase": "rendered"})), "apply never drops status");
 }
 
+async fn status_parts_written_concurrently_all_survive(store: Store) {
+    type Status = serde_json::Map<String, serde_json::Value>;
+    store.write("alice", app("shop", "web", "nginx:1", &[]), ApplyMode::Apply).await.expect("apply");
+    let web = key("shop", "web");
+    // Two writers read the same version (each waits until the other has read), then
+    // write: the one that loses reads again and its write keeps the other's part.
+    let both_read = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let racers: Vec<_> = ["agent", "renderer"]
+        .into_iter()
+        .map(|part| {
+            let (store, web, both_read) = (store.clone(), web.clone(), both_read.clone());
+            tokio::spawn(async move {
+                let mut attempts = 0;
+                store
+                    .modify_status(part, &web, |_, status: &mut Status| {
+                        attempts += 1;
+                        if attempts == 1 {
+                            both_read.wait();
+                        }
+                        status.insert(part.into(), json!(attempts));
+                    })
+                    .await
+                    .map(|_| attempts)
+            })
+        })
+        .collect();
+    let mut attempts = Vec::new();
+    for racer in racers {
+        attempts.push(racer.await.expect("join").expect("modify"));
+    }
+    attempts.sort();
+    assert_eq!(attempts, vec![1, 2], "one wrote at once, the other read again");
+    let status = store.get(&web).await.expect("get").status.expect("status");
+    assert!(status.get("agent").is_some() && status.get("renderer").is_some(), "{status}");
+
+    // Many writers, each of its own part, at once: every part is there.
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let store = store.clone();
+            let web = web.clone();
+            tokio::spawn(async move {
+                store
+                    .modify_status("load", &web, |_, status: &mut Status| {
+                        status.insert(format!("part-{i}"), json!(i));
+                    })
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("join").expect("modify");
+    }
+    let status = store.get(&web).await.expect("get").status.expect("status");
+    for i in 0..12 {
+        assert_eq!(status[format!("part-{i}")], json!(i), "{status}");
+    }
+    assert!(status.get("agent").is_some(), "{status}");
+
+    // Unchanged writes nothing; a status that does not read as the type is not replaced.
+    let revision = store.revision().await.expect("revision");
+    store
+        .modify_status("agent", &web, |_, status: &mut Status| {
+            status.insert("part-3".into(), json!(3));
+        })
+        .await
+        .expect("modify");
+    assert_eq!(store.revision().await.expect("revision"), revision, "no change, no write");
+    store.update_status("hub", &web, json!(["not", "an", "object"]), None).await.expect("status");
+    let refused = store.modify_status("agent", &web, |_, status: &mut Status| {
+        status.clear();
+    });
+    assert!(matches!(refused.await, Err(StoreError::Corrupt(_))));
+    assert_eq!(store.get(&web).await.expect("get").status, Some(json!(["not", "an", "object"])));
+}
+
 async fn watch_replays_then_follows(store: Store) {
     store.write("alice", app("shop", "before", "nginx", &[]), ApplyMode::Apply).await.expect("apply");
     let from = store.revision().await.expect("revision");
@@ -353,6 +428,7 @@ on_both_backends!(
     delete_records_and_honours_preconditions,
     audit_trail_says_who_did_what,
     status_updates_keep_spec_and_generation,
+    status_parts_written_concurrently_all_survive,
     watch_replays_then_follows,
     tokens_authenticate_by_hash,
     secret_values_travel_with_their_document,

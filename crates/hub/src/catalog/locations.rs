@@ -207,17 +207,19 @@ pub async fn ingest(state: &AppState, location: &Resource) -> Result<Read, ApiEr
             message: format!("{entity} is already provided by {owner}; not replaced"),
         });
     }
-    let status = json!({
-        "entities": found.entities.len() - change.conflicts.len(),
-        "files": found.files,
-        "errors": found.errors.iter().take(50).collect::<Vec<_>>(),
-    });
+    let read = [
+        ("entities", json!(found.entities.len() - change.conflicts.len())),
+        ("files", json!(found.files)),
+        ("errors", json!(found.errors.iter().take(50).collect::<Vec<_>>())),
+    ];
     // Only a change is written: a refresh that finds the same is not an audit event.
-    if location.status.as_ref() != Some(&status) {
-        match state.store.update_status(CATALOG_ACTOR, &location.key(), status, None).await {
-            Ok(_) | Err(StoreError::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+    let key = location.key();
+    let recorded = state.store.modify_status(CATALOG_ACTOR, &key, |_, status: &mut serde_json::Map<String, Value>| {
+        status.extend(read.iter().map(|(field, value)| (field.to_string(), value.clone())));
+    });
+    match recorded.await {
+        Ok(_) | Err(StoreError::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
     }
     tracing::info!(location = %name, entities = found.entities.len(), errors = found.errors.len(), "catalog location read");
     Ok(found)
