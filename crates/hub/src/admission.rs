@@ -7,18 +7,15 @@ use std::collections::HashMap;
 use heimdall_api::resources::{ApplyOptions, ApplyResponse, ApplyResult};
 use heimdall_model::status::{self, AppStatus, Approvals};
 use heimdall_model::{Document, DocumentError, Problem, Resource, ResourceKey};
-use heimdall_render::Rendered;
 use heimdall_store::{ApplyMode, ApplyOutcome, WriteResult};
 use serde_json::Value;
 
 use crate::auth::Principal;
+use crate::delivery::settle;
 use crate::delivery::{self, ChangeNote, Desired};
 use crate::error::{ApiError, ErrorDetail};
 use crate::rendering::{approvals, is_app_kind, is_platform_kind, status_of};
 use crate::state::AppState;
-
-/// The audit trail's name for statuses the hub derives itself.
-pub const RENDERER: &str = "heimdall-renderer";
 
 fn describe(kind: &str, key: &ResourceKey) -> String {
     let kind = heimdall_model::kinds::by_kind(kind).map_or(kind.to_ascii_lowercase(), |k| k.singular.to_string());
@@ -124,47 +121,9 @@ pub async fn write(
         delivery::publish(state, &commits).await;
     }
     for namespace in migrated {
-        crate::claims::refresh_locked(state, &namespace, &format!("{verb} a claim migration")).await?;
+        crate::migrations::refresh_locked(state, &namespace, &format!("{verb} a claim migration")).await?;
     }
     Ok(results)
-}
-
-/// Renders `app` under the current platform and stores the status if it
-/// changed. A failure to store leaves the change in place; the reconciler retries.
-pub async fn settle(state: &AppState, app: Resource) -> (Resource, Result<Rendered, DocumentError>) {
-    let mut result = state.rendering.render_app(&app);
-    // Claims that need generated credentials get them, then render with them.
-    if let Ok(rendered) = &result
-        && !rendered.generate.is_empty()
-    {
-        match crate::claims::generate(state, &rendered.generate).await {
-            Ok(()) => result = state.rendering.render_app(&app),
-            Err(e) => tracing::warn!(app = %app.key(), error = %e.message, "cannot generate claim credentials"),
-        }
-    }
-    // What agents wrote into the status meanwhile (health per cluster) is kept: the write is
-    // conditional on the version read, and a conflict re-reads and merges again. An agent
-    // reports only changes, so a health overwritten here would never be reported again.
-    let mut current = app.clone();
-    for _ in 0..10 {
-        let status = status_of(&current, &result);
-        if current.status.as_ref() == Some(&status) {
-            return (current, result);
-        }
-        match state.store.update_status(RENDERER, &current.key(), status, current.resource_version()).await {
-            Ok(updated) => return (updated, result),
-            Err(heimdall_store::StoreError::Conflict { .. }) => match state.store.get(&current.key()).await {
-                // A newer spec is the reconciler's to render; only the status moved under us here.
-                Ok(fresh) if fresh.metadata.generation == app.metadata.generation => current = fresh,
-                _ => return (app, result),
-            },
-            Err(e) => {
-                tracing::warn!(app = %app.key(), error = %e, "cannot record rendered status");
-                return (app, result);
-            }
-        }
-    }
-    (app, result)
 }
 
 /// A tenant's applications would silently become the platform team's:
@@ -222,7 +181,7 @@ pub async fn delete(state: &AppState, principal: &Principal, key: &ResourceKey, 
         delivery::redeliver_namespace(state, &key.namespace, Some(&key.name), &note).await?;
     }
     if key.kind == crate::claims::MIGRATION_KIND {
-        crate::claims::refresh_locked(state, &key.namespace, "delete a claim migration").await?;
+        crate::migrations::refresh_locked(state, &key.namespace, "delete a claim migration").await?;
     }
     if is_app_kind(&key.kind) {
         let note = ChangeNote {

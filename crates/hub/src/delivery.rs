@@ -18,7 +18,10 @@ use heimdall_model::{DocumentError, Resource};
 use heimdall_render::Rendered;
 use serde_json::Value;
 
+use crate::actors::RENDERER;
+use crate::rendering::{APP_KINDS, status_of};
 use crate::state::AppState;
+use heimdall_store::{ListQuery, StoreError};
 
 /// The git author for `actor`: a person's email when the name is one.
 pub fn author(actor: &str) -> Author {
@@ -332,9 +335,8 @@ pub async fn publish(state: &AppState, commits: &[(String, String)]) {
             }
             Err(e) => MirrorStatus { state: "Failed".into(), commit: commit.to_string(), message: Some(format!("cannot run git: {e}")) },
         };
-        let recorded = state
-            .store
-            .modify_status(crate::admission::RENDERER, &key, |_, status: &mut ClusterStatus| status.mirror = Some(outcome.clone()));
+        let recorded =
+            state.store.modify_status(crate::actors::RENDERER, &key, |_, status: &mut ClusterStatus| status.mirror = Some(outcome.clone()));
         if let Err(e) = recorded.await {
             tracing::warn!(%cluster, error = %e, "cannot record the mirror state");
         }
@@ -353,8 +355,8 @@ pub async fn redeliver_namespace(
     let mut desired = Desired::default();
     let mut apps = Vec::new();
     let mut readers = Vec::new();
-    for app in crate::reconcile::apps_in(state, Some(namespace)).await? {
-        let (settled, render) = crate::admission::settle(state, app).await;
+    for app in crate::delivery::apps_in(state, Some(namespace)).await? {
+        let (settled, render) = crate::delivery::settle(state, app).await;
         if let Ok(rendered) = &render
             && rendered.targets.iter().any(|t| t.secrets.iter().any(|s| secret.is_none_or(|name| s.name == name)))
         {
@@ -372,7 +374,7 @@ pub async fn redeliver_namespace(
 pub async fn reseal_cluster(state: &AppState, cluster: &str) {
     let _delivery = state.delivery.lock().await;
     // Every rendered kind, Tenants included: a reconcile removes the folders of what it is not given.
-    let apps = match crate::reconcile::all_apps(state).await {
+    let apps = match crate::delivery::all_apps(state).await {
         Ok(apps) => apps,
         Err(e) => {
             tracing::error!(%cluster, error = %e, "cannot list applications to re-seal secrets");
@@ -394,4 +396,71 @@ pub async fn reseal_cluster(state: &AppState, cluster: &str) {
     };
     let commits = reconcile(state, &apps, &note, Some(cluster)).await;
     publish(state, &commits).await;
+}
+
+/// Renders `app` under the current platform and stores the status if it
+/// changed. A failure to store leaves the change in place; the reconciler retries.
+pub async fn settle(state: &AppState, app: Resource) -> (Resource, Result<Rendered, DocumentError>) {
+    let mut result = state.rendering.render_app(&app);
+    // Claims that need generated credentials get them, then render with them.
+    if let Ok(rendered) = &result
+        && !rendered.generate.is_empty()
+    {
+        match crate::secrets::generate(state, &rendered.generate).await {
+            Ok(()) => result = state.rendering.render_app(&app),
+            Err(e) => tracing::warn!(app = %app.key(), error = %e.message, "cannot generate claim credentials"),
+        }
+    }
+    // What agents wrote into the status meanwhile (health per cluster) is kept: the write is
+    // conditional on the version read, and a conflict re-reads and merges again. An agent
+    // reports only changes, so a health overwritten here would never be reported again.
+    let mut current = app.clone();
+    for _ in 0..10 {
+        let status = status_of(&current, &result);
+        if current.status.as_ref() == Some(&status) {
+            return (current, result);
+        }
+        match state.store.update_status(RENDERER, &current.key(), status, current.resource_version()).await {
+            Ok(updated) => return (updated, result),
+            Err(heimdall_store::StoreError::Conflict { .. }) => match state.store.get(&current.key()).await {
+                // A newer spec is the reconciler's to render; only the status moved under us here.
+                Ok(fresh) if fresh.metadata.generation == app.metadata.generation => current = fresh,
+                _ => return (app, result),
+            },
+            Err(e) => {
+                tracing::warn!(app = %app.key(), error = %e, "cannot record rendered status");
+                return (app, result);
+            }
+        }
+    }
+    (app, result)
+}
+
+/// Every stored resource of a rendered kind (applications, Score workloads, tenants).
+pub async fn all_apps(state: &AppState) -> Result<Vec<Resource>, StoreError> {
+    apps_in(state, None).await
+}
+
+/// [`all_apps`] of one namespace (`None`: every namespace).
+pub async fn apps_in(state: &AppState, namespace: Option<&str>) -> Result<Vec<Resource>, StoreError> {
+    let mut apps = Vec::new();
+    for kind in APP_KINDS {
+        let mut continue_token = None;
+        loop {
+            let query = ListQuery {
+                kind: kind.to_string(),
+                namespace: namespace.map(String::from),
+                limit: Some(500),
+                continue_token,
+                ..Default::default()
+            };
+            let page = state.store.list(&query).await?;
+            apps.extend(page.items);
+            continue_token = page.continue_token;
+            if continue_token.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(apps)
 }

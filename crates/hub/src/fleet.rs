@@ -15,13 +15,12 @@ use heimdall_model::status::{self, AgentStatus, AppStatus, ClusterReport, Cluste
 use heimdall_store::{StoreError, generate_token};
 use serde_json::json;
 
+use crate::actors::AGENT_ACTOR;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// How long an agent credential lives; agents rotate well before the end.
 pub const CREDENTIAL_LIFETIME_DAYS: i64 = 365;
-/// The audit trail's name for statuses agents report.
-pub const AGENT_ACTOR: &str = "heimdall-agent";
 
 pub fn join_token_name(cluster: &str) -> String {
     format!("join:{cluster}")
@@ -185,7 +184,7 @@ async fn record_app_health(state: &AppState, cluster: &str, folder: &str, app: &
             Err(e) => return Err(e.into()),
         }
         if !app.claims.is_empty() {
-            crate::claims::record_readiness(state, cluster, &namespace, &app.claims).await?;
+            crate::migrations::record_readiness(state, cluster, &namespace, &app.claims).await?;
         }
         return Ok(());
     }

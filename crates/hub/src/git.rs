@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
-use crate::auth::{self, Principal, may_read_repository};
+use crate::auth::{Principal, may_read_repository};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -62,9 +62,9 @@ impl std::fmt::Display for Repo {
 /// whether the repository exists or not, so names cannot be probed.
 async fn open(state: &AppState, request: &RequestHead, repo: Option<Repo>, asked: &str) -> Result<(Principal, Repo, PathBuf), Response> {
     let (method, uri, headers) = request;
-    let found = auth::authenticate(state, method, uri, headers).await.map_err(IntoResponse::into_response)?;
+    let found = crate::authentication::authenticate(state, method, uri, headers).await.map_err(IntoResponse::into_response)?;
     let Some((principal, _)) = found else {
-        return Err(challenge(if auth::token_of(headers).is_some() {
+        return Err(challenge(if crate::authentication::token_of(headers).is_some() {
             "invalid or expired token"
         } else {
             "the repositories need a token: use it as the password, or send Authorization: Bearer <token>"
@@ -229,13 +229,13 @@ async fn pack(repo: Repo, path: PathBuf, request: Request) -> Response {
     let cluster = repo.to_string();
     let protocol = protocol(request.headers());
     let gzipped = request.headers().get(header::CONTENT_ENCODING).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
-    let body = match axum::body::to_bytes(request.into_body(), crate::api::MAX_BODY_BYTES).await {
+    let body = match axum::body::to_bytes(request.into_body(), crate::web::MAX_BODY_BYTES).await {
         Ok(bytes) => bytes,
         Err(_) => return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", "request body too large").into_response(),
     };
     let input: Bytes = if gzipped {
         let mut decoded = Vec::new();
-        if flate2::read::GzDecoder::new(&body[..]).take(crate::api::MAX_BODY_BYTES as u64).read_to_end(&mut decoded).is_err() {
+        if flate2::read::GzDecoder::new(&body[..]).take(crate::web::MAX_BODY_BYTES as u64).read_to_end(&mut decoded).is_err() {
             return ApiError::bad_request("the gzip request body does not decode").into_response();
         }
         Bytes::from(decoded)

@@ -73,7 +73,7 @@ pub async fn history(state: &AppState, namespace: &str, name: &str, limit: Optio
     // Statuses the hub derives itself are not revisions of the application.
     let mut revisions: BTreeMap<i64, Revision> = events
         .into_iter()
-        .filter(|e| !(e.verb == "update-status" && e.actor == admission::RENDERER))
+        .filter(|e| !(e.verb == "update-status" && e.actor == crate::actors::RENDERER))
         .map(|e| (e.revision, Revision { revision: e.revision, at: e.at, actor: e.actor, summary: e.verb, commits: Vec::new() }))
         .collect();
     for (cluster, list) in commits(state, &namespace, &name, limit) {

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::actors::IDENTITY_ACTOR;
 use crate::auth::{Principal, Role};
 use crate::error::ApiError;
 use crate::oidc::Identity;
@@ -33,8 +34,6 @@ pub fn session_cookie(state: &AppState) -> &'static str {
 const LOGIN_COOKIE: &str = "heimdall_login";
 const SESSION: &str = "session";
 const PENDING_LOGIN: &str = "login";
-/// The audit trail's name for the User/Group records sign-in writes.
-pub const IDENTITY_ACTOR: &str = "heimdall-identity";
 
 /// The roles an identity holds now: platform admin through the configured
 /// groups, and a role in every tenant that lists the person or a group.

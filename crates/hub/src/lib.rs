@@ -2,9 +2,11 @@
 //! configuration and start-up. The binary's `up` and `hub` commands are thin
 //! wrappers over [`server`].
 
+pub mod actors;
 pub mod admission;
 pub mod api;
 pub mod auth;
+pub mod authentication;
 pub mod catalog;
 pub mod claims;
 pub mod config;
@@ -18,13 +20,14 @@ pub mod history;
 pub mod identity;
 pub mod install;
 pub mod metrics;
+pub mod migrations;
 pub mod oidc;
-pub mod openapi;
 pub mod portal;
 pub mod reconcile;
 pub mod rendering;
 pub mod repositories;
 pub mod scaffolder;
+pub mod secret_values;
 pub mod secrets;
 pub mod server;
 pub mod state;

@@ -10,45 +10,17 @@ use std::collections::HashMap;
 
 use heimdall_model::status::{self, AppStatus};
 use heimdall_model::{Resource, ResourceKey};
-use heimdall_store::{ListQuery, StoreError, WatchFilter};
+use heimdall_store::{StoreError, WatchFilter};
 
-use crate::admission::settle;
+use crate::delivery::all_apps;
+use crate::delivery::settle;
 use crate::delivery::{self, ChangeNote, Desired};
-use crate::rendering::{APP_KINDS, is_app_kind, is_platform_kind};
+use crate::rendering::{is_app_kind, is_platform_kind};
 use crate::state::AppState;
 
 /// Events that arrive this close together are handled as one batch, so a
 /// folder of platform documents re-renders the fleet once.
 const BATCH_WINDOW: Duration = Duration::from_millis(100);
-
-/// Every stored resource of a rendered kind (applications, Score workloads, tenants).
-pub async fn all_apps(state: &AppState) -> Result<Vec<Resource>, StoreError> {
-    apps_in(state, None).await
-}
-
-/// [`all_apps`] of one namespace (`None`: every namespace).
-pub async fn apps_in(state: &AppState, namespace: Option<&str>) -> Result<Vec<Resource>, StoreError> {
-    let mut apps = Vec::new();
-    for kind in APP_KINDS {
-        let mut continue_token = None;
-        loop {
-            let query = ListQuery {
-                kind: kind.to_string(),
-                namespace: namespace.map(String::from),
-                limit: Some(500),
-                continue_token,
-                ..Default::default()
-            };
-            let page = state.store.list(&query).await?;
-            apps.extend(page.items);
-            continue_token = page.continue_token;
-            if continue_token.is_none() {
-                break;
-            }
-        }
-    }
-    Ok(apps)
-}
 
 /// Re-renders every application, records the statuses that changed, and
 /// brings every cluster repository in line. Returns how many statuses changed.
@@ -147,7 +119,7 @@ pub async fn run(state: AppState) -> Result<(), StoreError> {
             let _delivery = state.delivery.lock().await;
             if *state.rendering.migrations() != crate::claims::load_migrations(&state.store).await? {
                 for namespace in &migrated {
-                    if let Err(e) = crate::claims::refresh_locked(&state, namespace, "follow a claim migration").await {
+                    if let Err(e) = crate::migrations::refresh_locked(&state, namespace, "follow a claim migration").await {
                         tracing::warn!(%namespace, error = %e.message, "cannot follow a claim migration");
                     }
                 }

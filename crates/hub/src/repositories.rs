@@ -6,7 +6,7 @@ use heimdall_model::status::{ClusterStatus, RepositoryStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::admission::RENDERER;
+use crate::actors::RENDERER;
 use crate::delivery::ChangeNote;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -73,7 +73,7 @@ pub async fn rebuild(state: &AppState, actor: &str, name: &str) -> Result<Rebuil
         revision,
         resources: Vec::new(),
     };
-    let apps = crate::reconcile::all_apps(state).await?;
+    let apps = crate::delivery::all_apps(state).await?;
     let commits = crate::delivery::reconcile(state, &apps, &note, Some(&name)).await;
     crate::delivery::publish(state, &commits).await;
     let commits = commits.into_iter().map(|(_, commit)| commit).collect();

@@ -1,6 +1,7 @@
-//! Secrets in the hub: the master keyring (checked at start), the catalog
-//! the renderer checks references against, the write-only API, master-key
-//! rotation, and sealing each target's secrets for its cluster at delivery.
+//! Secrets in the hub: the master keyring (checked at start, rotated on
+//! request), the catalog the renderer checks references against, credentials
+//! generated for claims, and sealing each target's secrets for its cluster at
+//! delivery. Writing values is [`crate::secret_values`]'s.
 //!
 //! Plaintext exists only inside [`Secrets::open_value`]'s callers here, for
 //! the moment it takes to seal it for a cluster; it is never logged, never
@@ -12,9 +13,6 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use axum::Json;
-use axum::extract::{Extension, Path as UrlPath, State};
-use base64::Engine;
 use heimdall_model::spec::platform::{SealedSecretsScope, SecretDelivery};
 use heimdall_model::{Resource, ResourceKey};
 use heimdall_render::{SecretCatalog, SecretUse};
@@ -25,7 +23,6 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::HubError;
-use crate::auth::{Need, Principal, require};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -181,112 +178,6 @@ pub async fn catalog(store: &Store) -> Result<SecretCatalog, StoreError> {
     Ok(catalog)
 }
 
-// ---- the API -------------------------------------------------------------
-
-fn check_names(namespace: &str, name: &str, key: &str) -> Result<(), ApiError> {
-    heimdall_model::validation::check_dns_label(namespace)
-        .map_err(|e| ApiError::invalid_field("namespace", format!("namespace {namespace:?}: {e}")))?;
-    heimdall_model::validation::check_dns_subdomain(name)
-        .map_err(|e| ApiError::invalid_field("name", format!("secret name {name:?}: {e}")))?;
-    heimdall_model::validation::check_secret_key(key).map_err(|e| ApiError::invalid_field("key", e))
-}
-
-#[utoipa::path(put, path = "/api/v1/namespaces/{namespace}/secrets/{name}/keys/{key}", tag = "secrets",
-    params(("namespace" = String, Path), ("name" = String, Path), ("key" = String, Path)), request_body = SetSecretValue,
-    responses((status = 200, body = SecretKeyChange), (status = 403, body = ApiError), (status = 422, body = ApiError)))]
-pub async fn set(
-    State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    UrlPath((namespace, name, key)): UrlPath<(String, String, String)>,
-    Json(request): Json<SetSecretValue>,
-) -> Result<Json<SecretKeyChange>, ApiError> {
-    check_names(&namespace, &name, &key)?;
-    if state.rendering.platform().tenant(&namespace).is_none() && !principal.is_platform_admin() {
-        return Err(ApiError::invalid_field("namespace", format!("no Tenant named {namespace:?}")));
-    }
-    // The error names the field, never the content.
-    let value = Zeroizing::new(
-        base64::engine::general_purpose::STANDARD
-            .decode(request.value.as_bytes())
-            .map_err(|_| ApiError::invalid_field("value", "expected base64"))?,
-    );
-    drop(request);
-    if value.len() > heimdall_secrets::MAX_VALUE_BYTES {
-        return Err(ApiError::invalid_field(
-            "value",
-            format!("{} bytes; at most {} bytes", value.len(), heimdall_secrets::MAX_VALUE_BYTES),
-        ));
-    }
-    let known = state.rendering.secrets().get(&namespace, &name).map(|e| e.keys.len()).unwrap_or(0);
-    if known >= heimdall_secrets::MAX_KEYS && state.rendering.secrets().get(&namespace, &name).is_none_or(|e| !e.keys.contains_key(&key)) {
-        return Err(ApiError::invalid_field(
-            "key",
-            format!("secret {namespace}/{name} has {known} keys; at most {}", heimdall_secrets::MAX_KEYS),
-        ));
-    }
-    let _delivery = state.delivery.lock().await;
-    let secrets = state.secrets.clone();
-    let secret = state
-        .store
-        .set_secret_value(&principal.name, &namespace, &name, &key, |version| {
-            secrets
-                .seal_value(&value, &heimdall_store::value_context(&namespace, &name, &key, version))
-                .map_err(|e| StoreError::Corrupt(e.to_string()))
-        })
-        .await?;
-    drop(value);
-    let version = secret.spec.pointer(&format!("/keys/{key}/version")).and_then(Value::as_i64);
-    tracing::info!(%namespace, %name, %key, version, by = %principal.name, "secret value set");
-    let redelivered = changed(&state, &namespace, &name, &principal.name, &format!("set secret {namespace}/{name} key {key}")).await?;
-    Ok(Json(SecretKeyChange { namespace, name, key, version, redelivered }))
-}
-
-#[utoipa::path(delete, path = "/api/v1/namespaces/{namespace}/secrets/{name}/keys/{key}", tag = "secrets",
-    params(("namespace" = String, Path), ("name" = String, Path), ("key" = String, Path)),
-    responses((status = 200, body = SecretKeyChange), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
-pub async fn delete_key(
-    State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    UrlPath((namespace, name, key)): UrlPath<(String, String, String)>,
-) -> Result<Json<SecretKeyChange>, ApiError> {
-    check_names(&namespace, &name, &key)?;
-    let _delivery = state.delivery.lock().await;
-    match state.store.delete_secret_key(&principal.name, &namespace, &name, &key).await {
-        Ok(_) => {}
-        Err(StoreError::BadRequest(message)) => return Err(ApiError::not_found(message)),
-        Err(e) => return Err(e.into()),
-    }
-    tracing::info!(%namespace, %name, %key, by = %principal.name, "secret key deleted");
-    let redelivered = changed(&state, &namespace, &name, &principal.name, &format!("delete secret {namespace}/{name} key {key}")).await?;
-    Ok(Json(SecretKeyChange { namespace, name, key, version: None, redelivered }))
-}
-
-#[utoipa::path(post, path = "/api/v1/secrets/rotate-master-key", tag = "secrets",
-    responses((status = 200, body = Rotation), (status = 403, body = ApiError)))]
-pub async fn rotate_master_key(
-    State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-) -> Result<Json<Rotation>, ApiError> {
-    require(&principal, &Need::PlatformAdmin("secrets:rotate-master-key".into()))?;
-    Ok(Json(state.secrets.rotate_master_key(&state.store).await?))
-}
-
-/// After a secret changed: refresh the catalog and re-render and deliver
-/// the applications of its namespace (those reading it get the new
-/// version; the others render as before and commit nothing). The caller
-/// holds the delivery lock.
-async fn changed(state: &AppState, namespace: &str, name: &str, actor: &str, summary: &str) -> Result<Vec<String>, ApiError> {
-    state.rendering.set_secrets(catalog(&state.store).await?);
-    let secret = state.store.get(&ResourceKey::new(SECRET_KIND, namespace, name)).await.ok();
-    let note = crate::delivery::ChangeNote {
-        actor: actor.to_string(),
-        summary: summary.to_string(),
-        revision: state.store.revision().await?,
-        resources: secret.iter().map(|s| format!("Secret/{namespace}/{name}={}", s.resource_version().unwrap_or_default())).collect(),
-    };
-    Ok(crate::delivery::redeliver_namespace(state, namespace, Some(name), &note).await?)
-}
-
 // ---- sealing at delivery ---------------------------------------------------
 
 /// Seals what a target needs for its cluster: the objects to commit in its
@@ -428,7 +319,7 @@ impl<'a> Sealer<'a> {
 }
 
 use heimdall_api::labels as wellknown;
-pub use heimdall_api::secrets::{Rotation, SecretKeyChange, SetSecretValue};
+use heimdall_api::secrets::Rotation;
 use heimdall_secrets::agent::RECIPIENT_ANNOTATION;
 
 /// Stored Secret documents are written through this module only.
@@ -509,4 +400,30 @@ pub mod key_file {
             assert!(error.contains(&path.display().to_string()) && error.contains("expected YAML"), "{error}");
         }
     }
+}
+
+/// Makes the credentials claims need: a random value (32 letters and
+/// digits) for each missing key, sealed and stored like any secret value,
+/// then refreshes the catalog. Values never leave the secrets store.
+pub async fn generate(state: &AppState, requests: &[heimdall_render::secrets::Generate]) -> Result<(), ApiError> {
+    use rand::Rng;
+    for request in requests {
+        for key in &request.keys {
+            let value: zeroize::Zeroizing<Vec<u8>> =
+                zeroize::Zeroizing::new(rand::rng().sample_iter(rand::distr::Alphanumeric).take(32).collect());
+            let secrets = state.secrets.clone();
+            let (namespace, name) = (request.namespace.as_str(), request.name.as_str());
+            state
+                .store
+                .set_secret_value(crate::actors::GENERATOR, namespace, name, key, |version| {
+                    secrets
+                        .seal_value(&value, &heimdall_store::value_context(namespace, name, key, version))
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))
+                })
+                .await?;
+            tracing::info!(%namespace, %name, %key, "claim credentials generated");
+        }
+    }
+    state.rendering.set_secrets(crate::secrets::catalog(&state.store).await?);
+    Ok(())
 }

@@ -43,7 +43,7 @@ pub struct AppState {
     /// What URLs others name the hub may fetch (catalog locations).
     pub fetch: Arc<crate::fetch::FetchPolicy>,
     /// Failed authentications per client, for the rate limit.
-    pub auth_failures: Arc<crate::auth::AuthFailures>,
+    pub auth_failures: Arc<crate::authentication::AuthFailures>,
     /// When each catalog location was last read on request, so refreshes cannot make the hub fetch without pause.
     pub location_reads: Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
     /// How often a long-lived stream (a watch, a task's event stream) asks whether its credential still holds.

@@ -137,12 +137,18 @@ fn reason(status: axum::http::StatusCode) -> &'static str {
 /// failed sign-ins; a client cannot choose it (any such header it sent is dropped).
 pub async fn client_address(mut request: Request, next: Next) -> Response {
     let address = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip().to_string());
-    request.headers_mut().remove(crate::auth::CLIENT_ADDRESS);
+    request.headers_mut().remove(crate::web::CLIENT_ADDRESS);
     if let Some(value) = address.and_then(|a| HeaderValue::from_str(&a).ok()) {
-        request.headers_mut().insert(crate::auth::CLIENT_ADDRESS, value);
+        request.headers_mut().insert(crate::web::CLIENT_ADDRESS, value);
     }
     next.run(request).await
 }
+
+/// The header the server puts the client's address in (any such header a client sent is replaced).
+pub const CLIENT_ADDRESS: &str = "x-heimdall-client-address";
+
+/// The largest request body the API accepts.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -191,7 +191,7 @@ async fn create_and_delete_single_resources() {
 #[tokio::test]
 async fn oversized_bodies_are_refused_in_the_error_shape() {
     let hub = hub().await;
-    let huge = format!("{TENANT}#{}\n", "x".repeat(heimdall_hub::api::MAX_BODY_BYTES));
+    let huge = format!("{TENANT}#{}\n", "x".repeat(heimdall_hub::web::MAX_BODY_BYTES));
     let (status, body) = hub.call("POST", "/api/v1/apply", "application/yaml", huge).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_error_shape(&body, status, "PayloadTooLarge");

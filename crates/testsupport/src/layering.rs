@@ -54,6 +54,56 @@ impl Graph {
         self.edges.contains_key(package)
     }
 
+    /// The graph without `node` and its edges.
+    pub fn without(&self, node: &str) -> Graph {
+        let mut graph = self.clone();
+        graph.edges.remove(node);
+        for targets in graph.edges.values_mut() {
+            targets.remove(node);
+        }
+        graph
+    }
+
+    /// The nodes `from` has an edge to.
+    pub fn edges_from(&self, from: &str) -> impl Iterator<Item = &str> {
+        self.edges.get(from).into_iter().flatten().map(String::as_str)
+    }
+
+    /// Every set of nodes that reach each other (strongly connected components
+    /// of more than one node), each sorted, in order of their first node.
+    pub fn cycles(&self) -> Vec<Vec<String>> {
+        // Two nodes are in one cycle when each reaches the other; graphs here are
+        // a few dozen nodes, so a reachability set per node is plenty fast.
+        let reach: BTreeMap<&str, BTreeSet<&str>> = self
+            .edges
+            .keys()
+            .map(|from| {
+                let mut seen = BTreeSet::new();
+                let mut pending: Vec<&str> = self.edges[from].iter().map(String::as_str).collect();
+                while let Some(at) = pending.pop() {
+                    if seen.insert(at) {
+                        pending.extend(self.edges.get(at).into_iter().flatten().map(String::as_str));
+                    }
+                }
+                (from.as_str(), seen)
+            })
+            .collect();
+        let mut placed = BTreeSet::new();
+        let mut cycles = Vec::new();
+        for (from, reached) in &reach {
+            if placed.contains(from) {
+                continue;
+            }
+            let members: Vec<String> =
+                reach.keys().filter(|to| reached.contains(*to) && reach[*to].contains(from)).map(|to| to.to_string()).collect();
+            if members.len() > 1 {
+                placed.extend(members.iter().map(|m| reach.get_key_value(m.as_str()).map(|(k, _)| *k).unwrap_or_default()));
+                cycles.push(members);
+            }
+        }
+        cycles
+    }
+
     /// The shortest chain of normal dependencies from `from` to `to`.
     pub fn path(&self, from: &str, to: &str) -> Option<Vec<String>> {
         let mut previous: BTreeMap<&str, &str> = BTreeMap::new();
@@ -264,6 +314,15 @@ mod tests {
             violations(&broken, &[RULE]),
             vec!["cli → api → wire-helpers → hub: clients stay light", "cli → api → wire-helpers → hub → sqlx: clients stay light"]
         );
+    }
+
+    #[test]
+    fn cycles_are_the_nodes_that_reach_each_other() {
+        let acyclic = Graph::from_edges([("api", "core"), ("portal", "core"), ("core", "store")]);
+        assert!(acyclic.cycles().is_empty());
+        let knotted =
+            Graph::from_edges([("api", "core"), ("core", "auth"), ("auth", "portal"), ("portal", "core"), ("x", "y"), ("y", "x")]);
+        assert_eq!(knotted.cycles(), vec![vec!["auth", "core", "portal"], vec!["x", "y"]]);
     }
 
     #[test]

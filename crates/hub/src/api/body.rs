@@ -23,7 +23,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
             let status = rejection.status();
             let reason = if status.as_u16() == 413 { "PayloadTooLarge" } else { "BadRequest" };
             let message = if status.as_u16() == 413 {
-                format!("request body is larger than the limit of {} bytes", super::MAX_BODY_BYTES)
+                format!("request body is larger than the limit of {} bytes", crate::web::MAX_BODY_BYTES)
             } else {
                 rejection.body_text()
             };

@@ -16,7 +16,9 @@ pub mod body;
 pub mod clusters;
 pub mod gitops;
 pub mod history;
+pub mod openapi;
 pub mod resources;
+pub mod secrets;
 pub mod system;
 pub mod tokens;
 
@@ -26,13 +28,9 @@ use axum::middleware;
 use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
-use crate::auth;
 use crate::state::AppState;
 
 pub use heimdall_api::url_encode;
-
-/// The largest request body the API accepts.
-pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -42,11 +40,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tokens/{name}", axum::routing::delete(tokens::revoke))
         .route(
             "/api/v1/namespaces/{namespace}/secrets/{name}/keys/{key}",
-            axum::routing::put(crate::secrets::set).delete(crate::secrets::delete_key),
+            axum::routing::put(crate::api::secrets::set).delete(crate::api::secrets::delete_key),
         )
-        .route("/api/v1/secrets/rotate-master-key", post(crate::secrets::rotate_master_key))
-        .route("/api/v1/namespaces/{namespace}/claim-instances", get(crate::claims::list))
-        .route("/api/v1/namespaces/{namespace}/claims/{name}/plan", post(crate::claims::plan))
+        .route("/api/v1/secrets/rotate-master-key", post(crate::api::secrets::rotate_master_key))
+        .route("/api/v1/namespaces/{namespace}/claim-instances", get(crate::migrations::list))
+        .route("/api/v1/namespaces/{namespace}/claims/{name}/plan", post(crate::migrations::plan))
         .route("/api/catalog/entities/by-query", get(crate::catalog::by_query).post(crate::catalog::by_predicate))
         .route("/api/catalog/entities", get(crate::catalog::entities))
         .route("/api/catalog/entities/by-name/{kind}/{namespace}/{name}", get(crate::catalog::by_name))
@@ -90,7 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/namespaces/{namespace}/applications/{name}/history", get(history::history))
         .route("/api/v1/namespaces/{namespace}/applications/{name}/diff", get(history::diff))
         .route("/api/v1/namespaces/{namespace}/applications/{name}/rollback", post(history::rollback))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_principal));
+        .route_layer(middleware::from_fn_with_state(state.clone(), crate::authentication::require_principal));
 
     // Joining authenticates with the join token in the body.
     let join = Router::new().route("/api/v1/agent/join", post(agents::join));
@@ -128,7 +126,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(crate::web::api_error_shape))
         .layer(middleware::from_fn_with_state(state.clone(), crate::web::security_headers))
         .layer(middleware::from_fn_with_state(state.metrics.clone(), crate::metrics::track))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(crate::web::MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

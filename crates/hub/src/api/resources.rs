@@ -14,7 +14,8 @@ use utoipa::IntoParams;
 
 use super::body::Body;
 use crate::admission;
-use crate::auth::{Credential, Principal};
+use crate::auth::Principal;
+use crate::authentication::Credential;
 use crate::error::ApiError;
 use crate::state::AppState;
 pub use heimdall_api::resources::{ListMeta, ResourceListBody};
@@ -95,7 +96,7 @@ async fn list(
                 Ok::<_, std::convert::Infallible>(Bytes::from(line))
             }))
         });
-        let stream = crate::auth::while_valid(state.clone(), credential, principal, stream);
+        let stream = crate::authentication::while_valid(state.clone(), credential, principal, stream);
         return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], axum::body::Body::from_stream(stream)).into_response());
     }
     let query = ListQuery {

@@ -20,13 +20,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::actors::CATALOG_ACTOR;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 pub const LOCATION_KIND: &str = "CatalogLocation";
-/// The audit trail's name for location statuses.
-pub const CATALOG_ACTOR: &str = "heimdall-catalog";
 /// Locations are read again this often.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(300);
 /// A refresh someone asks for reads a location at most this often.
@@ -48,7 +47,7 @@ fn target_of(resource: &Resource) -> Result<Target, String> {
 async fn fetch(state: &AppState, http: &Fetchers, target: &Target) -> Result<String, String> {
     let bytes = match target {
         // Files of the hub's own service repositories are read from disk, not over HTTP with a token.
-        Target::Url(url) if let Some((tenant, repo, file)) = crate::scaffolder::actions::parse_repository_file_url(state, url) => {
+        Target::Url(url) if let Some((tenant, repo, file)) = parse_repository_file_url(state, url) => {
             let (services, tenant, repo, file) = (state.services.clone(), tenant.to_string(), repo.to_string(), file.to_string());
             match tokio::task::spawn_blocking(move || services.read_file(&tenant, &repo, &file)).await {
                 Ok(Ok(Some(bytes))) if bytes.len() <= MAX_BYTES => bytes,
@@ -107,7 +106,7 @@ fn fetch_error(error: &reqwest::Error) -> String {
 /// actions for anyone who picks them: they are the platform team's).
 fn tenant_of(state: &AppState, target: &Target) -> Option<String> {
     match target {
-        Target::Url(url) => crate::scaffolder::actions::parse_repository_file_url(state, url).map(|(tenant, _, _)| tenant.to_string()),
+        Target::Url(url) => parse_repository_file_url(state, url).map(|(tenant, _, _)| tenant.to_string()),
         Target::File(_) => None,
     }
 }
@@ -381,4 +380,13 @@ pub async fn refresh(State(state): State<AppState>, Json(request): Json<RefreshR
             Ok(StatusCode::OK)
         }
     }
+}
+
+/// `(tenant, repository, file)` of a URL that names a file of one of the hub's service repositories.
+pub fn parse_repository_file_url<'a>(state: &AppState, url: &'a str) -> Option<(&'a str, &'a str, &'a str)> {
+    let prefix = format!("{}/git/services/", state.public_url.trim_end_matches('/'));
+    let rest = url.strip_prefix(&prefix)?;
+    let (tenant, rest) = rest.split_once('/')?;
+    let (repo, file) = rest.split_once(".git/raw/")?;
+    Some((tenant, repo, file))
 }

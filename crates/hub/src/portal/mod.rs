@@ -77,7 +77,7 @@ pub async fn signed_in(state: &AppState, parts: &Parts) -> Result<Option<Princip
     if crate::identity::session_id(state, &parts.headers).is_none() {
         return Ok(None);
     }
-    Ok(auth::authenticate(state, &parts.method, &parts.uri, &parts.headers).await?.map(|(principal, _)| principal))
+    Ok(crate::authentication::authenticate(state, &parts.method, &parts.uri, &parts.headers).await?.map(|(principal, _)| principal))
 }
 
 #[derive(Debug, Default, Deserialize)]

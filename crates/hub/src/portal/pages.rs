@@ -742,7 +742,6 @@ pub async fn set_secret(
     Path(name): Path<String>,
     Form(form): Form<SecretForm>,
 ) -> Response {
-    use base64::Engine;
     let back = |field: &str, message: &str| {
         Redirect::to(&format!("/tenants/{name}?{field}={}#secrets", view::url_encode(message))).into_response()
     };
@@ -754,16 +753,10 @@ pub async fn set_secret(
     if let Err(error) = auth::require(&principal, &need) {
         return denied(&principal, error);
     }
-    let value = zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(form.value.as_bytes()));
-    let result = crate::secrets::set(
-        State(state.clone()),
-        axum::Extension(principal.clone()),
-        Path((name.clone(), form.secret.clone(), form.key.clone())),
-        axum::Json(crate::secrets::SetSecretValue { value: value.to_string() }),
-    )
-    .await;
+    let value = zeroize::Zeroizing::new(form.value.as_bytes().to_vec());
+    let result = crate::secret_values::set_key(&state, &principal, &name, &form.secret, &form.key, value).await;
     match result {
-        Ok(axum::Json(change)) => {
+        Ok(change) => {
             back("notice", &format!("Set {}/{} key {} (version {}).", name, form.secret, form.key, text(&json!(change), "/version")))
         }
         Err(error) => back("error", &crate::scaffolder::actions::api_message(&error)),

@@ -41,15 +41,6 @@ pub fn repository_url(state: &AppState, tenant: &str, name: &str) -> String {
     format!("{}/git/services/{tenant}/{name}.git", state.public_url.trim_end_matches('/'))
 }
 
-/// `(tenant, repository, file)` of a URL that names a file of one of the hub's service repositories.
-pub fn parse_repository_file_url<'a>(state: &AppState, url: &'a str) -> Option<(&'a str, &'a str, &'a str)> {
-    let prefix = format!("{}/git/services/", state.public_url.trim_end_matches('/'));
-    let rest = url.strip_prefix(&prefix)?;
-    let (tenant, rest) = rest.split_once('/')?;
-    let (repo, file) = rest.split_once(".git/raw/")?;
-    Some((tenant, repo, file))
-}
-
 /// The fetch steps' literal `url`s, read from the folder of the template's file.
 pub fn sources_of(entity: &Entity, template: &Template) -> Result<Sources, String> {
     let mut sources = Sources::new();
@@ -238,7 +229,7 @@ impl HubActions {
             }
         };
         let target = Target::new("url", &url)?;
-        let name: String = match parse_repository_file_url(&self.state, &url) {
+        let name: String = match crate::catalog::locations::parse_repository_file_url(&self.state, &url) {
             Some((tenant, repo, _)) => {
                 require(
                     &self.principal,

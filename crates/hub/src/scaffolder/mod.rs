@@ -209,12 +209,12 @@ pub fn follow(tasks: Tasks, id: String, after: Option<usize>) -> impl Stream<Ite
 pub async fn eventstream(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Extension(credential): Extension<crate::auth::Credential>,
+    Extension(credential): Extension<crate::authentication::Credential>,
     UrlPath(id): UrlPath<String>,
     Query(after): Query<After>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     visible(&state, &principal, &id)?;
-    let events = crate::auth::while_valid(state.clone(), credential, principal, follow(state.tasks.clone(), id, after.after));
+    let events = crate::authentication::while_valid(state.clone(), credential, principal, follow(state.tasks.clone(), id, after.after));
     let stream = futures::StreamExt::map(events, |event| {
         Ok(Event::default().event(event.type_).id(event.id.to_string()).json_data(&event).unwrap_or_default())
     });

@@ -1,0 +1,106 @@
+//! Writing secret values: set a key, delete a key, rotate the master key.
+//! A change re-renders and delivers the applications of its namespace, so
+//! those reading the secret get the new version and the others commit
+//! nothing. Values are write-only: nothing here returns or logs one.
+
+use heimdall_model::ResourceKey;
+use heimdall_store::{SECRET_KIND, StoreError};
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::auth::{Need, Principal, require};
+use crate::error::ApiError;
+use crate::secrets::catalog;
+use crate::state::AppState;
+pub use heimdall_api::secrets::{Rotation, SecretKeyChange, SetSecretValue};
+
+fn check_names(namespace: &str, name: &str, key: &str) -> Result<(), ApiError> {
+    heimdall_model::validation::check_dns_label(namespace)
+        .map_err(|e| ApiError::invalid_field("namespace", format!("namespace {namespace:?}: {e}")))?;
+    heimdall_model::validation::check_dns_subdomain(name)
+        .map_err(|e| ApiError::invalid_field("name", format!("secret name {name:?}: {e}")))?;
+    heimdall_model::validation::check_secret_key(key).map_err(|e| ApiError::invalid_field("key", e))
+}
+
+/// Sets `key` of secret `namespace/name` to `value`, a new version of it.
+pub async fn set_key(
+    state: &AppState,
+    principal: &Principal,
+    namespace: &str,
+    name: &str,
+    key: &str,
+    value: Zeroizing<Vec<u8>>,
+) -> Result<SecretKeyChange, ApiError> {
+    check_names(namespace, name, key)?;
+    if state.rendering.platform().tenant(namespace).is_none() && !principal.is_platform_admin() {
+        return Err(ApiError::invalid_field("namespace", format!("no Tenant named {namespace:?}")));
+    }
+    if value.len() > heimdall_secrets::MAX_VALUE_BYTES {
+        return Err(ApiError::invalid_field(
+            "value",
+            format!("{} bytes; at most {} bytes", value.len(), heimdall_secrets::MAX_VALUE_BYTES),
+        ));
+    }
+    let known = state.rendering.secrets().get(namespace, name).map(|e| e.keys.len()).unwrap_or(0);
+    if known >= heimdall_secrets::MAX_KEYS && state.rendering.secrets().get(namespace, name).is_none_or(|e| !e.keys.contains_key(key)) {
+        return Err(ApiError::invalid_field(
+            "key",
+            format!("secret {namespace}/{name} has {known} keys; at most {}", heimdall_secrets::MAX_KEYS),
+        ));
+    }
+    let _delivery = state.delivery.lock().await;
+    let secrets = state.secrets.clone();
+    let secret = state
+        .store
+        .set_secret_value(&principal.name, namespace, name, key, |version| {
+            secrets
+                .seal_value(&value, &heimdall_store::value_context(namespace, name, key, version))
+                .map_err(|e| StoreError::Corrupt(e.to_string()))
+        })
+        .await?;
+    drop(value);
+    let version = secret.spec.pointer(&format!("/keys/{key}/version")).and_then(Value::as_i64);
+    tracing::info!(%namespace, %name, %key, version, by = %principal.name, "secret value set");
+    let redelivered = changed(state, namespace, name, &principal.name, &format!("set secret {namespace}/{name} key {key}")).await?;
+    Ok(SecretKeyChange { namespace: namespace.into(), name: name.into(), key: key.into(), version, redelivered })
+}
+
+/// Deletes `key` of secret `namespace/name`, every version of it.
+pub async fn delete_key(
+    state: &AppState,
+    principal: &Principal,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<SecretKeyChange, ApiError> {
+    check_names(namespace, name, key)?;
+    let _delivery = state.delivery.lock().await;
+    match state.store.delete_secret_key(&principal.name, namespace, name, key).await {
+        Ok(_) => {}
+        Err(StoreError::BadRequest(message)) => return Err(ApiError::not_found(message)),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(%namespace, %name, %key, by = %principal.name, "secret key deleted");
+    let redelivered = changed(state, namespace, name, &principal.name, &format!("delete secret {namespace}/{name} key {key}")).await?;
+    Ok(SecretKeyChange { namespace: namespace.into(), name: name.into(), key: key.into(), version: None, redelivered })
+}
+
+/// Wraps every value's key with a new master key; the old one is retired.
+pub async fn rotate_master_key(state: &AppState, principal: &Principal) -> Result<Rotation, ApiError> {
+    require(principal, &Need::PlatformAdmin("secrets:rotate-master-key".into()))?;
+    state.secrets.rotate_master_key(&state.store).await
+}
+
+/// After a secret changed: refresh the catalog and re-render and deliver
+/// the applications of its namespace. The caller holds the delivery lock.
+async fn changed(state: &AppState, namespace: &str, name: &str, actor: &str, summary: &str) -> Result<Vec<String>, ApiError> {
+    state.rendering.set_secrets(catalog(&state.store).await?);
+    let secret = state.store.get(&ResourceKey::new(SECRET_KIND, namespace, name)).await.ok();
+    let note = crate::delivery::ChangeNote {
+        actor: actor.to_string(),
+        summary: summary.to_string(),
+        revision: state.store.revision().await?,
+        resources: secret.iter().map(|s| format!("Secret/{namespace}/{name}={}", s.resource_version().unwrap_or_default())).collect(),
+    };
+    Ok(crate::delivery::redeliver_namespace(state, namespace, Some(name), &note).await?)
+}
