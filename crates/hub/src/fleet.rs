@@ -128,6 +128,10 @@ pub async fn record_report(state: &AppState, cluster: &str, report: AgentReport)
     let desired = state.repos.head(cluster).ok().flatten();
     let stale_after = chrono::Duration::seconds(60);
     update_agent_status(state, cluster, |agent| {
+        // A report already on its way when the cluster was revoked does not undo the revocation.
+        if agent.connection.as_deref() == Some("Revoked") {
+            return;
+        }
         let stale = agent
             .last_heartbeat
             .as_deref()
@@ -220,6 +224,10 @@ pub async fn mark_unreachable(state: &AppState, after: Duration) -> Result<Vec<S
         }
         let silent = format!("no heartbeat since {at}");
         update_agent_status(state, &cluster, |agent| {
+            // Read again: a report or a revocation may have come since.
+            if agent.connection.as_deref() != Some("Connected") {
+                return;
+            }
             agent.connection = Some("Unreachable".into());
             agent.last_heartbeat = Some(at.clone());
             agent.message = Some(silent.clone());

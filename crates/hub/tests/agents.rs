@@ -165,6 +165,16 @@ async fn reports_become_statuses_and_silence_becomes_unreachable() {
     let agent = hub.get("/api/v1/clusters/dev-eu-1").await.1["status"]["agent"].clone();
     assert_eq!(agent["connection"], "Unreachable");
     assert!(agent["message"].as_str().expect("message").starts_with("no heartbeat since"));
+
+    // Revoked while a report was on its way (authenticated before the revocation):
+    // the report, written after it, does not make the cluster Connected again.
+    hub.call("POST", "/api/v1/clusters/dev-eu-1/revoke", "application/json", "{}").await;
+    let in_flight: heimdall_hub::fleet::AgentReport = serde_json::from_value(report).expect("report");
+    heimdall_hub::fleet::record_report(&hub.state, "dev-eu-1", in_flight).await.expect("recorded");
+    assert_eq!(hub.get("/api/v1/clusters/dev-eu-1").await.1["status"]["agent"]["connection"], "Revoked");
+    let marked = heimdall_hub::fleet::mark_unreachable(&hub.state, Duration::from_millis(10)).await.expect("check");
+    assert!(marked.is_empty(), "a revoked cluster is not marked unreachable");
+    assert_eq!(hub.get("/api/v1/clusters/dev-eu-1").await.1["status"]["agent"]["connection"], "Revoked");
 }
 
 #[tokio::test]
