@@ -57,7 +57,7 @@ pub async fn write(
     }
     crate::auth::authorize_documents(state, principal, &batch).await?;
     let actor = principal.name.as_str();
-    let _delivery = if dry_run { None } else { Some(state.delivery.lock().await) };
+    let held = if dry_run { None } else { Some(state.delivery.lock().await) };
     let candidate = state.rendering.admit(&state.store, &batch, principal).await?;
     let (sources, resources): (Vec<String>, Vec<Resource>) = batch.into_iter().unzip();
     let written =
@@ -68,9 +68,7 @@ pub async fn write(
         error.message.push_str("; nothing was changed");
         error
     })?;
-    if dry_run {
-        return Ok(written);
-    }
+    let Some(held) = held else { return Ok(written) };
     let platform_changed = written.iter().any(|w| is_platform_kind(&w.resource.kind) && w.outcome != ApplyOutcome::Unchanged);
     if let (true, Some(platform)) = (platform_changed, candidate) {
         state.rendering.install(platform);
@@ -117,11 +115,11 @@ pub async fn write(
         results.push(result);
     }
     if !apps.is_empty() {
-        let commits = delivery::deliver(state, desired, &apps, &note).await;
+        let commits = delivery::deliver(state, &held, desired, &apps, &note).await;
         delivery::publish(state, &commits).await;
     }
     for namespace in migrated {
-        crate::migrations::refresh_locked(state, &namespace, &format!("{verb} a claim migration")).await?;
+        crate::migrations::refresh_locked(state, &held, &namespace, &format!("{verb} a claim migration")).await?;
     }
     Ok(results)
 }
@@ -155,7 +153,7 @@ pub async fn delete(state: &AppState, principal: &Principal, key: &ResourceKey, 
         refuse_if_tenant_has_apps(state, &key.name).await?;
     }
     let actor = principal.name.as_str();
-    let _delivery = state.delivery.lock().await;
+    let held = state.delivery.lock().await;
     let deleted = state.store.delete(actor, key, expected).await?;
     if key.kind == "Tenant" {
         // Its tokens go with it: a tenant made again under the name is not given them.
@@ -178,10 +176,10 @@ pub async fn delete(state: &AppState, principal: &Principal, key: &ResourceKey, 
             revision: state.store.revision().await?,
             resources: vec![format!("Secret/{}/{}={}", key.namespace, key.name, deleted.resource_version().unwrap_or_default())],
         };
-        delivery::redeliver_namespace(state, &key.namespace, Some(&key.name), &note).await?;
+        delivery::redeliver_namespace(state, &held, &key.namespace, Some(&key.name), &note).await?;
     }
     if key.kind == crate::claims::MIGRATION_KIND {
-        crate::migrations::refresh_locked(state, &key.namespace, "delete a claim migration").await?;
+        crate::migrations::refresh_locked(state, &held, &key.namespace, "delete a claim migration").await?;
     }
     if is_app_kind(&key.kind) {
         let note = ChangeNote {
@@ -190,7 +188,7 @@ pub async fn delete(state: &AppState, principal: &Principal, key: &ResourceKey, 
             revision: state.store.revision().await?,
             resources: vec![format!("{}/{}/{}={}", key.kind, key.namespace, key.name, deleted.resource_version().unwrap_or_default())],
         };
-        let commits = delivery::deliver(state, Desired::default(), &[(key.namespace.clone(), key.name.clone())], &note).await;
+        let commits = delivery::deliver(state, &held, Desired::default(), &[(key.namespace.clone(), key.name.clone())], &note).await;
         delivery::publish(state, &commits).await;
     }
     Ok(deleted)
@@ -281,7 +279,7 @@ pub async fn apply_documents(
 /// delivered, under the delivery lock like every other write.
 pub async fn approve(state: &AppState, principal: &Principal, namespace: &str, name: &str, step: &str) -> Result<Resource, ApiError> {
     let key = ResourceKey::new("Application", namespace, name);
-    let _delivery = state.delivery.lock().await;
+    let held = state.delivery.lock().await;
     let app = state.store.get(&key).await?;
     let current: AppStatus = serde_json::from_value(state.rendering.status(&app)).unwrap_or_default();
     let waiting: Vec<&str> = current
@@ -315,7 +313,7 @@ pub async fn approve(state: &AppState, principal: &Principal, namespace: &str, n
         revision: updated.resource_version().unwrap_or_default(),
         resources: vec![format!("Application/{}/{}={}", key.namespace, key.name, updated.resource_version().unwrap_or_default())],
     };
-    let commits = delivery::deliver(state, desired, &[(key.namespace.clone(), key.name.clone())], &note).await;
+    let commits = delivery::deliver(state, &held, desired, &[(key.namespace.clone(), key.name.clone())], &note).await;
     delivery::publish(state, &commits).await;
     Ok(updated)
 }

@@ -215,9 +215,36 @@ impl Desired {
     }
 }
 
+/// Held from reading the store until the commits are made, by every path that
+/// delivers: a reconcile that rendered what it read can then never commit
+/// over a newer change made meanwhile. The functions that commit take the
+/// proof of holding it, [`Delivering`], so no caller can forget it.
+#[derive(Debug, Default)]
+pub struct DeliveryLock(tokio::sync::Mutex<()>);
+
+impl DeliveryLock {
+    /// Waits for the lock; it is held until the returned guard is dropped.
+    pub async fn lock(&self) -> Delivering<'_> {
+        Delivering { _held: self.0.lock().await }
+    }
+}
+
+/// Proof that the delivery lock is held.
+#[derive(Debug)]
+#[must_use = "the delivery lock is released when this is dropped"]
+pub struct Delivering<'a> {
+    _held: tokio::sync::MutexGuard<'a, ()>,
+}
+
 /// Commits the folders of `apps` (just rendered, or deleted) to every
 /// cluster they touch. Returns `(cluster, commit)` for each commit made.
-pub async fn deliver(state: &AppState, mut desired: Desired, apps: &[(String, String)], note: &ChangeNote) -> Vec<(String, String)> {
+pub async fn deliver(
+    state: &AppState,
+    _held: &Delivering<'_>,
+    mut desired: Desired,
+    apps: &[(String, String)],
+    note: &ChangeNote,
+) -> Vec<(String, String)> {
     desired.seal_secrets(state).await;
     let platform = state.rendering.platform();
     let mut clusters: BTreeSet<String> = state.repos.clusters().into_iter().filter(|c| platform.has_cluster(c)).collect();
@@ -258,12 +285,18 @@ pub async fn deliver(state: &AppState, mut desired: Desired, apps: &[(String, St
 /// application's current render, and no folder of an application that is
 /// gone. Run at start (a crash between a store write and its commit loses
 /// nothing) and after every platform change.
-pub async fn reconcile_all(state: &AppState, apps: &[Resource], note: &ChangeNote) -> Vec<(String, String)> {
-    reconcile(state, apps, note, None).await
+pub async fn reconcile_all(state: &AppState, held: &Delivering<'_>, apps: &[Resource], note: &ChangeNote) -> Vec<(String, String)> {
+    reconcile(state, held, apps, note, None).await
 }
 
 /// [`reconcile_all`] for every cluster, or only for `only`.
-pub async fn reconcile(state: &AppState, apps: &[Resource], note: &ChangeNote, only: Option<&str>) -> Vec<(String, String)> {
+pub async fn reconcile(
+    state: &AppState,
+    _held: &Delivering<'_>,
+    apps: &[Resource],
+    note: &ChangeNote,
+    only: Option<&str>,
+) -> Vec<(String, String)> {
     let mut desired = Desired::default();
     for app in apps {
         desired.add(state, app, &state.rendering.render_app(app));
@@ -344,10 +377,10 @@ pub async fn publish(state: &AppState, commits: &[(String, String)]) {
 }
 
 /// Re-renders and delivers the applications of `namespace` after one of its
-/// secrets changed; returns those that read `secret`. The caller holds the
-/// delivery lock.
+/// secrets changed; returns those that read `secret`.
 pub async fn redeliver_namespace(
     state: &AppState,
+    held: &Delivering<'_>,
     namespace: &str,
     secret: Option<&str>,
     note: &ChangeNote,
@@ -365,14 +398,14 @@ pub async fn redeliver_namespace(
         desired.add(state, &settled, &render);
         apps.push((namespace.to_string(), settled.metadata.name.clone()));
     }
-    let commits = deliver(state, desired, &apps, note).await;
+    let commits = deliver(state, held, desired, &apps, note).await;
     publish(state, &commits).await;
     Ok(readers)
 }
 
 /// Re-seals a cluster's secrets for its agent's current key (after a join).
 pub async fn reseal_cluster(state: &AppState, cluster: &str) {
-    let _delivery = state.delivery.lock().await;
+    let held = state.delivery.lock().await;
     // Every rendered kind, Tenants included: a reconcile removes the folders of what it is not given.
     let apps = match crate::delivery::all_apps(state).await {
         Ok(apps) => apps,
@@ -394,7 +427,7 @@ pub async fn reseal_cluster(state: &AppState, cluster: &str) {
         revision: state.store.revision().await.unwrap_or_default(),
         resources: Vec::new(),
     };
-    let commits = reconcile(state, &apps, &note, Some(cluster)).await;
+    let commits = reconcile(state, &held, &apps, &note, Some(cluster)).await;
     publish(state, &commits).await;
 }
 

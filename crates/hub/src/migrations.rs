@@ -17,6 +17,7 @@ use crate::claims::{
     ClaimView, InstanceHealth, MIGRATION_KIND, MigrationPlan, PlanRequest, PlanStep, catalog, has_claim, load_migrations, migration_of,
     owners_in, status_claims, views,
 };
+use crate::delivery::Delivering;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -61,12 +62,12 @@ pub async fn record_readiness(state: &AppState, cluster: &str, namespace: &str, 
 
 /// Reloads the migrations and re-renders a namespace's owners.
 pub async fn refresh(state: &AppState, namespace: &str, why: &str) -> Result<(), ApiError> {
-    let _delivery = state.delivery.lock().await;
-    refresh_locked(state, namespace, why).await
+    let held = state.delivery.lock().await;
+    refresh_locked(state, &held, namespace, why).await
 }
 
-/// [`refresh`] for a caller that holds `AppState::delivery`.
-pub async fn refresh_locked(state: &AppState, namespace: &str, why: &str) -> Result<(), ApiError> {
+/// [`refresh`] for a caller that holds the delivery lock.
+pub async fn refresh_locked(state: &AppState, held: &Delivering<'_>, namespace: &str, why: &str) -> Result<(), ApiError> {
     state.rendering.set_migrations(load_migrations(&state.store).await?);
     let note = crate::delivery::ChangeNote {
         actor: crate::actors::RENDERER.to_string(),
@@ -74,7 +75,7 @@ pub async fn refresh_locked(state: &AppState, namespace: &str, why: &str) -> Res
         revision: state.store.revision().await?,
         resources: Vec::new(),
     };
-    crate::delivery::redeliver_namespace(state, namespace, None, &note).await?;
+    crate::delivery::redeliver_namespace(state, held, namespace, None, &note).await?;
     Ok(())
 }
 

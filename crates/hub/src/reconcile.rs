@@ -25,7 +25,7 @@ const BATCH_WINDOW: Duration = Duration::from_millis(100);
 /// Re-renders every application, records the statuses that changed, and
 /// brings every cluster repository in line. Returns how many statuses changed.
 pub async fn render_all(state: &AppState) -> Result<usize, StoreError> {
-    let _delivery = state.delivery.lock().await;
+    let held = state.delivery.lock().await;
     let revision = state.store.revision().await?;
     let mut changed = 0;
     let mut apps = Vec::new();
@@ -43,7 +43,7 @@ pub async fn render_all(state: &AppState) -> Result<usize, StoreError> {
         revision,
         resources: Vec::new(),
     };
-    let commits = delivery::reconcile_all(state, &apps, &note).await;
+    let commits = delivery::reconcile_all(state, &held, &apps, &note).await;
     delivery::publish(state, &commits).await;
     if !commits.is_empty() {
         tracing::info!(commits = commits.len(), revision, "repositories reconciled with the store");
@@ -116,10 +116,10 @@ pub async fn run(state: AppState) -> Result<(), StoreError> {
             .filter_map(|e| e.object.metadata.namespace.clone())
             .collect();
         if !migrated.is_empty() {
-            let _delivery = state.delivery.lock().await;
+            let held = state.delivery.lock().await;
             if *state.rendering.migrations() != crate::claims::load_migrations(&state.store).await? {
                 for namespace in &migrated {
-                    if let Err(e) = crate::migrations::refresh_locked(&state, namespace, "follow a claim migration").await {
+                    if let Err(e) = crate::migrations::refresh_locked(&state, &held, namespace, "follow a claim migration").await {
                         tracing::warn!(%namespace, error = %e.message, "cannot follow a claim migration");
                     }
                 }
@@ -131,7 +131,7 @@ pub async fn run(state: AppState) -> Result<(), StoreError> {
                 continue;
             }
             // The event carries the object as it was; render what is stored now.
-            let _delivery = state.delivery.lock().await;
+            let held = state.delivery.lock().await;
             match state.store.get(&app.key()).await {
                 Ok(current) if !observed(&current) => {
                     // A change another replica stored: render, record and deliver it here too.
@@ -145,7 +145,7 @@ pub async fn run(state: AppState) -> Result<(), StoreError> {
                         resources: Vec::new(),
                     };
                     let apps = [(settled.metadata.namespace.clone().unwrap_or_default(), settled.metadata.name.clone())];
-                    let commits = delivery::deliver(&state, desired, &apps, &note).await;
+                    let commits = delivery::deliver(&state, &held, desired, &apps, &note).await;
                     delivery::publish(&state, &commits).await;
                 }
                 Ok(_) | Err(StoreError::NotFound { .. }) => {}

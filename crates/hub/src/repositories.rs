@@ -61,7 +61,7 @@ pub async fn record_health(state: &AppState) -> Result<(), ApiError> {
 pub async fn rebuild(state: &AppState, actor: &str, name: &str) -> Result<Rebuilt, ApiError> {
     let name = name.to_string();
     state.store.get(&ResourceKey::new("Cluster", "", &name)).await?;
-    let _delivery = state.delivery.lock().await;
+    let held = state.delivery.lock().await;
     let set_aside = state.repos.set_aside(&name).map_err(|e| {
         tracing::error!(cluster = %name, error = %e, "cannot set the repository aside");
         ApiError::internal()
@@ -74,7 +74,7 @@ pub async fn rebuild(state: &AppState, actor: &str, name: &str) -> Result<Rebuil
         resources: Vec::new(),
     };
     let apps = crate::delivery::all_apps(state).await?;
-    let commits = crate::delivery::reconcile(state, &apps, &note, Some(&name)).await;
+    let commits = crate::delivery::reconcile(state, &held, &apps, &note, Some(&name)).await;
     crate::delivery::publish(state, &commits).await;
     let commits = commits.into_iter().map(|(_, commit)| commit).collect();
     record_health(state).await?;

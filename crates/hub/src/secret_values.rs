@@ -9,6 +9,7 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::auth::{Need, Principal, require};
+use crate::delivery::Delivering;
 use crate::error::ApiError;
 use crate::secrets::catalog;
 use crate::state::AppState;
@@ -48,7 +49,7 @@ pub async fn set_key(
             format!("secret {namespace}/{name} has {known} keys; at most {}", heimdall_secrets::MAX_KEYS),
         ));
     }
-    let _delivery = state.delivery.lock().await;
+    let held = state.delivery.lock().await;
     let secrets = state.secrets.clone();
     let secret = state
         .store
@@ -61,7 +62,7 @@ pub async fn set_key(
     drop(value);
     let version = secret.spec.pointer(&format!("/keys/{key}/version")).and_then(Value::as_i64);
     tracing::info!(%namespace, %name, %key, version, by = %principal.name, "secret value set");
-    let redelivered = changed(state, namespace, name, &principal.name, &format!("set secret {namespace}/{name} key {key}")).await?;
+    let redelivered = changed(state, &held, namespace, name, &principal.name, &format!("set secret {namespace}/{name} key {key}")).await?;
     Ok(SecretKeyChange { namespace: namespace.into(), name: name.into(), key: key.into(), version, redelivered })
 }
 
@@ -74,14 +75,15 @@ pub async fn delete_key(
     key: &str,
 ) -> Result<SecretKeyChange, ApiError> {
     check_names(namespace, name, key)?;
-    let _delivery = state.delivery.lock().await;
+    let held = state.delivery.lock().await;
     match state.store.delete_secret_key(&principal.name, namespace, name, key).await {
         Ok(_) => {}
         Err(StoreError::BadRequest(message)) => return Err(ApiError::not_found(message)),
         Err(e) => return Err(e.into()),
     }
     tracing::info!(%namespace, %name, %key, by = %principal.name, "secret key deleted");
-    let redelivered = changed(state, namespace, name, &principal.name, &format!("delete secret {namespace}/{name} key {key}")).await?;
+    let redelivered =
+        changed(state, &held, namespace, name, &principal.name, &format!("delete secret {namespace}/{name} key {key}")).await?;
     Ok(SecretKeyChange { namespace: namespace.into(), name: name.into(), key: key.into(), version: None, redelivered })
 }
 
@@ -92,8 +94,15 @@ pub async fn rotate_master_key(state: &AppState, principal: &Principal) -> Resul
 }
 
 /// After a secret changed: refresh the catalog and re-render and deliver
-/// the applications of its namespace. The caller holds the delivery lock.
-async fn changed(state: &AppState, namespace: &str, name: &str, actor: &str, summary: &str) -> Result<Vec<String>, ApiError> {
+/// the applications of its namespace.
+async fn changed(
+    state: &AppState,
+    held: &Delivering<'_>,
+    namespace: &str,
+    name: &str,
+    actor: &str,
+    summary: &str,
+) -> Result<Vec<String>, ApiError> {
     state.rendering.set_secrets(catalog(&state.store).await?);
     let secret = state.store.get(&ResourceKey::new(SECRET_KIND, namespace, name)).await.ok();
     let note = crate::delivery::ChangeNote {
@@ -102,5 +111,5 @@ async fn changed(state: &AppState, namespace: &str, name: &str, actor: &str, sum
         revision: state.store.revision().await?,
         resources: secret.iter().map(|s| format!("Secret/{namespace}/{name}={}", s.resource_version().unwrap_or_default())).collect(),
     };
-    Ok(crate::delivery::redeliver_namespace(state, namespace, Some(name), &note).await?)
+    Ok(crate::delivery::redeliver_namespace(state, held, namespace, Some(name), &note).await?)
 }

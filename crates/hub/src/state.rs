@@ -24,9 +24,10 @@ pub struct AppState {
     /// A cluster whose agent is silent this long is `Unreachable`.
     pub agent_unreachable_after: std::time::Duration,
     /// Held from reading or writing the store until the commits are made, by
-    /// every path that delivers: a reconcile that rendered what it read can
+    /// every path that delivers (the functions that commit take its guard):
+    /// a reconcile that rendered what it read can
     /// then never commit over a newer change made meanwhile.
-    pub delivery: Arc<tokio::sync::Mutex<()>>,
+    pub delivery: Arc<crate::delivery::DeliveryLock>,
     /// The identity provider, when single sign-on is configured.
     pub oidc: Option<Arc<crate::oidc::Oidc>>,
     /// The URL people reach the hub at (for sign-in redirects).
@@ -67,7 +68,7 @@ impl AppState {
             repos: Arc::new(Repositories::new(git_root)),
             commits: Arc::new(tokio::sync::watch::channel(0).0),
             agent_unreachable_after: std::time::Duration::from_secs(90),
-            delivery: Arc::new(tokio::sync::Mutex::new(())),
+            delivery: Arc::default(),
             oidc: None,
             public_url: "http://127.0.0.1:8080".into(),
             secure_cookies: false,
