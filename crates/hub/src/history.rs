@@ -14,6 +14,25 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use heimdall_api::history::{ClusterCommit, ClusterDiff, Diff, History, Revision};
 
+/// Why a history, diff or rollback could not be given.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// `field` names neither a revision number nor a commit of the application.
+    #[error("{message}")]
+    UnknownRevision { field: &'static str, message: String },
+    #[error("revision {revision} is not one of application {namespace}/{name}'s: see heimdall history application {namespace}/{name}")]
+    NotYet { revision: i64, namespace: String, name: String },
+    #[error("application {namespace}/{name} did not exist at revision {revision}")]
+    DidNotExist { revision: i64, namespace: String, name: String },
+    #[error(transparent)]
+    Store(#[from] heimdall_store::StoreError),
+    #[error("cannot diff the repository of cluster {cluster}: {source}")]
+    Repository { cluster: String, source: heimdall_gitops::GitopsError },
+    /// Admission refused the rolled-back spec (it says why, field by field).
+    #[error("{}", .0.message)]
+    Refused(#[from] ApiError),
+}
+
 fn app_key(namespace: &str, name: &str) -> ResourceKey {
     ResourceKey::new("Application", namespace, name)
 }
@@ -57,7 +76,7 @@ fn event_of(commit: &heimdall_gitops::CommitInfo, namespace: &str, name: &str) -
 
 /// The revisions that changed an application or what it delivers, newest
 /// first (default 50, at most 500).
-pub async fn history(state: &AppState, namespace: &str, name: &str, limit: Option<usize>) -> Result<History, ApiError> {
+pub async fn history(state: &AppState, namespace: &str, name: &str, limit: Option<usize>) -> Result<History, HistoryError> {
     let (namespace, name) = (namespace.to_string(), name.to_string());
     let limit = limit.unwrap_or(50).clamp(1, 500);
     let events = state
@@ -99,23 +118,26 @@ pub async fn history(state: &AppState, namespace: &str, name: &str, limit: Optio
 }
 
 /// A revision number, or a commit id (prefix) that one of the repositories knows.
-fn resolve(state: &AppState, revision: &str, namespace: &str, name: &str) -> Result<i64, ApiError> {
+fn resolve(state: &AppState, field: &'static str, revision: &str, namespace: &str, name: &str) -> Result<i64, HistoryError> {
     if let Ok(number) = revision.parse::<i64>() {
         return Ok(number);
     }
     for (_, list) in commits(state, namespace, name, 500) {
         if let Some(commit) = list.iter().find(|c| c.id.starts_with(revision)) {
             return event_of(commit, namespace, name)
-                .ok_or_else(|| ApiError::invalid_field("revision", format!("commit {revision} carries no Heimdall-Event")));
+                .ok_or_else(|| HistoryError::UnknownRevision { field, message: format!("commit {revision} carries no Heimdall-Event") });
         }
     }
-    Err(ApiError::invalid_field("revision", format!("{revision:?} is neither a revision number nor a commit of this application")))
+    Err(HistoryError::UnknownRevision {
+        field,
+        message: format!("{revision:?} is neither a revision number nor a commit of this application"),
+    })
 }
 
 /// The manifest diff of an application between two revisions, per cluster.
-pub fn diff(state: &AppState, namespace: &str, name: &str, from: &str, to: Option<&str>) -> Result<Diff, ApiError> {
-    let from = resolve(state, from, namespace, name)?;
-    let to = to.map(|r| resolve(state, r, namespace, name)).transpose()?;
+pub fn diff(state: &AppState, namespace: &str, name: &str, from: &str, to: Option<&str>) -> Result<Diff, HistoryError> {
+    let from = resolve(state, "from", from, namespace, name)?;
+    let to = to.map(|r| resolve(state, "to", r, namespace, name)).transpose()?;
     let mut clusters = Vec::new();
     for (cluster, list) in commits(state, namespace, name, 500) {
         // The newest commit at or before a revision is how the cluster looked then.
@@ -128,10 +150,12 @@ pub fn diff(state: &AppState, namespace: &str, name: &str, from: &str, to: Optio
         let (old, new) = (at(Some(from)), at(to));
         let mut text = String::new();
         for folder in folders(state, &cluster, namespace, name) {
-            text.push_str(&state.repos.diff_folder(&cluster, old.as_deref(), new.as_deref(), &folder).map_err(|e| {
-                tracing::error!(%cluster, error = %e, "cannot diff");
-                ApiError::internal()
-            })?);
+            text.push_str(
+                &state
+                    .repos
+                    .diff_folder(&cluster, old.as_deref(), new.as_deref(), &folder)
+                    .map_err(|source| HistoryError::Repository { cluster: cluster.clone(), source })?,
+            );
         }
         if !text.is_empty() {
             clusters.push(ClusterDiff { cluster, from: old, to: new, diff: text });
@@ -148,17 +172,15 @@ pub async fn rollback(
     namespace: &str,
     name: &str,
     to: &str,
-) -> Result<heimdall_model::Resource, ApiError> {
-    let revision = resolve(state, to, namespace, name)?;
+) -> Result<heimdall_model::Resource, HistoryError> {
+    let revision = resolve(state, "to", to, namespace, name)?;
     let key = app_key(namespace, name);
     // A revision that has not happened yet would name today's object.
     if revision > state.store.revision().await? {
-        return Err(ApiError::not_found(format!(
-            "revision {revision} is not one of application {namespace}/{name}'s: see heimdall history application {namespace}/{name}"
-        )));
+        return Err(HistoryError::NotYet { revision, namespace: namespace.into(), name: name.into() });
     }
     let Some(mut old) = state.store.object_at(&key, revision).await? else {
-        return Err(ApiError::invalid_field("to", format!("application {namespace}/{name} did not exist at revision {revision}")));
+        return Err(HistoryError::DidNotExist { revision, namespace: namespace.into(), name: name.into() });
     };
     let meta = &mut old.metadata;
     meta.resource_version = None;

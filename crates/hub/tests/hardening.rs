@@ -205,6 +205,19 @@ async fn rollback_is_to_a_revision_the_application_had() {
         hub.call("POST", "/api/v1/namespaces/shop/applications/web/rollback", "application/json", r#"{"to": "999999"}"#).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert!(body["message"].as_str().expect("message").contains("revision 999999 is not one of application shop/web's"));
+    // A revision that is neither a number nor a commit is refused naming the field it came in.
+    let (status, body) =
+        hub.call("POST", "/api/v1/namespaces/shop/applications/web/rollback", "application/json", r#"{"to": "nonsense"}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["details"][0]["path"], "to", "{body}");
+    assert!(body["message"].as_str().expect("message").contains("neither a revision number nor a commit"), "{body}");
+    let (status, body) = hub.get("/api/v1/namespaces/shop/applications/web/diff?from=nonsense").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["details"][0]["path"], "from", "{body}");
+    // Before the application existed there is nothing to go back to.
+    let (status, body) = hub.call("POST", "/api/v1/namespaces/shop/applications/web/rollback", "application/json", r#"{"to": "1"}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["message"].as_str().expect("message").contains("did not exist at revision 1"), "{body}");
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use utoipa::IntoParams;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::history::HistoryError;
 use crate::state::AppState;
 pub use heimdall_api::history::{ClusterCommit, ClusterDiff, Diff, DiffParams, History, Revision, RollbackRequest};
 
@@ -52,4 +53,21 @@ pub async fn rollback(
     Json(request): Json<RollbackRequest>,
 ) -> Result<Json<heimdall_model::Resource>, ApiError> {
     Ok(Json(crate::history::rollback(&state, &principal, &namespace, &name, &request.to).await?))
+}
+
+/// What each history failure means to a client; the internal ones are logged here.
+impl From<HistoryError> for ApiError {
+    fn from(err: HistoryError) -> Self {
+        match err {
+            HistoryError::UnknownRevision { field, message } => Self::invalid_field(field, message),
+            HistoryError::NotYet { .. } => Self::not_found(err.to_string()),
+            HistoryError::DidNotExist { .. } => Self::invalid_field("to", err.to_string()),
+            HistoryError::Store(e) => e.into(),
+            HistoryError::Repository { .. } => {
+                tracing::error!(error = %err, "history failure");
+                Self::internal()
+            }
+            HistoryError::Refused(e) => e,
+        }
+    }
 }

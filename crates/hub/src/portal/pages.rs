@@ -353,7 +353,7 @@ pub async fn rollback(
     let result = crate::history::rollback(&state, &principal, app_namespace, app_name, &form.revision).await;
     let notice = match result {
         Ok(_) => format!("Rolled back to revision {}.", form.revision),
-        Err(error) => format!("Rollback refused: {}", error.message),
+        Err(error) => format!("Rollback refused: {}", crate::error::ApiError::from(error).message),
     };
     Redirect::to(&format!("{}?notice={}", entity_href(&reference), view::url_encode(&notice))).into_response()
 }
