@@ -146,8 +146,8 @@ async fn refuse_if_tenant_has_apps(state: &AppState, tenant: &str) -> Result<(),
 /// and a deleted application's folders leave every cluster repository.
 pub async fn delete(state: &AppState, principal: &Principal, key: &ResourceKey, expected: Option<i64>) -> Result<Resource, ApiError> {
     crate::auth::require(principal, &crate::auth::document_need(key))?;
-    if key.kind == "Tenant" && !principal.is_platform_admin() {
-        crate::auth::require(principal, &crate::auth::Need::PlatformAdmin("tenants:delete".into()))?;
+    if key.kind == "Tenant" {
+        crate::auth::require(principal, &crate::auth::Need::delete_tenant())?;
     }
     if key.kind == "Tenant" {
         refuse_if_tenant_has_apps(state, &key.name).await?;

@@ -78,6 +78,13 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The principal a write made on `self`'s behalf runs as, once `self`
+    /// was checked for it (the scaffolder registering a person's catalog
+    /// file): the platform's rights, `self`'s name in the audit trail.
+    pub fn on_behalf_of(&self) -> Principal {
+        Principal { name: self.name.clone(), roles: vec![Role::PlatformAdmin], groups: Vec::new() }
+    }
+
     /// The hub acting for itself (loading examples at start, say).
     pub fn system(name: &str) -> Principal {
         Principal { name: name.to_string(), roles: vec![Role::PlatformAdmin], groups: Vec::new() }
@@ -144,6 +151,48 @@ pub enum Need {
 impl Need {
     fn tenant(tenant: &str, role: TenantRole, permission: impl Into<String>) -> Need {
         Need::Tenant { tenant: tenant.to_string(), role, permission: permission.into() }
+    }
+
+    // What operations need that are not one route: a scaffolder action runs
+    // inside a task, a token's rights depend on the role it carries.
+
+    /// Creating a service repository of `tenant` (the scaffolder's `publish:heimdall`).
+    pub fn publish_repository(tenant: &str) -> Need {
+        Need::tenant(tenant, TenantRole::Developer, "repositories:create")
+    }
+
+    /// Registering, as a catalog location, a file of one of `tenant`'s service repositories.
+    pub fn register_tenant_location(tenant: &str) -> Need {
+        Need::tenant(tenant, TenantRole::Developer, "catalog:register")
+    }
+
+    /// Registering a catalog location anywhere else (the hub will fetch it).
+    pub fn register_external_location() -> Need {
+        Need::PlatformAdmin("catalog:register-external".into())
+    }
+
+    /// Dry-running a template sent whole: it is code the hub runs, so its authors are the platform team.
+    pub fn dry_run_any_template() -> Need {
+        Need::PlatformAdmin("scaffolder:dry-run-any-template".into())
+    }
+
+    /// Rotating the master key of secrets at rest.
+    pub fn rotate_master_key() -> Need {
+        Need::PlatformAdmin("secrets:rotate-master-key".into())
+    }
+
+    /// Deleting a Tenant: its owners manage its members, only the platform team removes it.
+    pub fn delete_tenant() -> Need {
+        Need::PlatformAdmin("tenants:delete".into())
+    }
+
+    /// Creating, listing or revoking a token that carries the stored `role`:
+    /// a tenant's owners manage its tokens, the platform team every other.
+    pub fn manage_token(role: &str, permission: &str) -> Need {
+        match Role::parse(role) {
+            Some(Role::Tenant { tenant, .. }) => Need::tenant(&tenant, TenantRole::Owner, permission),
+            _ => Need::PlatformAdmin(permission.into()),
+        }
     }
 }
 
@@ -290,6 +339,30 @@ pub async fn authorize_documents(state: &AppState, principal: &Principal, batch:
         }
     }
     Ok(())
+}
+
+/// Whether `principal` may read (clone, fetch, raw files) `tenant`'s service repositories.
+pub fn may_read_service_repository(principal: &Principal, tenant: &str) -> bool {
+    principal.is_platform_admin() || principal.role_in(tenant).is_some()
+}
+
+/// Whether `principal` may see a scaffolder task that `created_by` started:
+/// a task is its creator's (and the platform team's) to see.
+pub fn may_see_task(principal: &Principal, created_by: &str) -> bool {
+    principal.is_platform_admin() || created_by == principal.name
+}
+
+/// Whether `principal` may name a namespace that no Tenant has: such a
+/// namespace belongs to the platform team.
+pub fn may_use_namespace_without_tenant(principal: &Principal) -> bool {
+    principal.is_platform_admin()
+}
+
+/// The tenant role a write's objects are confined to when `writer` wrote
+/// them into `namespace`: none for the platform team, whose objects are not
+/// a tenant's.
+pub fn confinement_of(writer: &Principal, namespace: &str) -> Option<TenantRole> {
+    if writer.is_platform_admin() { None } else { writer.role_in(namespace) }
 }
 
 /// Whether `principal` may read cluster `cluster`'s repository. Tenants

@@ -43,7 +43,7 @@ impl Repo {
     fn may_read(&self, principal: &Principal) -> bool {
         match self {
             Repo::Cluster(cluster) => may_read_repository(principal, cluster),
-            Repo::Service { tenant, .. } => principal.is_platform_admin() || principal.role_in(tenant).is_some(),
+            Repo::Service { tenant, .. } => crate::auth::may_read_service_repository(principal, tenant),
         }
     }
 }

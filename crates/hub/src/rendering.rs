@@ -151,7 +151,7 @@ impl Rendering {
             let claims = crate::claims::catalog(app, stored.as_ref(), &migrations);
             // Owners a migration re-renders keep what was admitted for them.
             let namespace = app.metadata.namespace.as_deref().unwrap_or_default();
-            let tenant_role = if written && !writer.is_platform_admin() { writer.role_in(namespace) } else { None };
+            let tenant_role = if written { crate::auth::confinement_of(writer, namespace) } else { None };
             let options =
                 RenderOptions { secrets: Some(self.secrets()), claims: Some(Arc::new(claims)), tenant_role, ..Default::default() };
             match render(app, source, platform, &options) {

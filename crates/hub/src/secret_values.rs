@@ -33,7 +33,7 @@ pub async fn set_key(
     value: Zeroizing<Vec<u8>>,
 ) -> Result<SecretKeyChange, ApiError> {
     check_names(namespace, name, key)?;
-    if state.rendering.platform().tenant(namespace).is_none() && !principal.is_platform_admin() {
+    if state.rendering.platform().tenant(namespace).is_none() && !crate::auth::may_use_namespace_without_tenant(principal) {
         return Err(ApiError::invalid_field("namespace", format!("no Tenant named {namespace:?}")));
     }
     if value.len() > heimdall_secrets::MAX_VALUE_BYTES {
@@ -89,7 +89,7 @@ pub async fn delete_key(
 
 /// Wraps every value's key with a new master key; the old one is retired.
 pub async fn rotate_master_key(state: &AppState, principal: &Principal) -> Result<Rotation, ApiError> {
-    require(principal, &Need::PlatformAdmin("secrets:rotate-master-key".into()))?;
+    require(principal, &Need::rotate_master_key())?;
     state.secrets.rotate_master_key(&state.store).await
 }
 

@@ -64,3 +64,44 @@ fn the_modules_form_no_cycle() {
         .collect();
     assert!(cycles.is_empty(), "modules that reach each other (move what both need below both):\n{}", cycles.join("\n"));
 }
+
+/// Who may do what is decided in `auth`: no other module builds a need from
+/// its parts, compares a principal's roles or grants the platform role. What
+/// only shows a principal's rights (not deciding anything) is listed here.
+#[test]
+fn authorization_rules_live_in_auth() {
+    const RULE_MAKING: &[&str] = &["Need::Tenant", "Need::PlatformAdmin", "role_in(", "Role::PlatformAdmin", "is_platform_admin()"];
+    const SHOWS_ONLY: &[(&str, &str, &str)] = &[
+        ("identity.rs", "Role::PlatformAdmin", "the identity provider's platform-admin groups become the role"),
+        ("identity.rs", "is_platform_admin()", "whoami tells the CLI what it is"),
+        ("portal/view.rs", "is_platform_admin()", "the menu shows the platform pages"),
+        ("portal/pages.rs", "is_platform_admin()", "the catalog page's default filter (the API answers by its own rules)"),
+    ];
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    let mut pending = vec![src.clone()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let file = path.strip_prefix(&src).expect("under src").to_string_lossy().replace('\\', "/");
+            if file == "auth.rs" || !file.ends_with(".rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("read");
+            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default();
+            for (number, line) in code.lines().enumerate() {
+                let line = line.split("//").next().unwrap_or_default();
+                for rule in RULE_MAKING.iter().filter(|r| line.contains(**r)) {
+                    if !SHOWS_ONLY.iter().any(|(f, r, _)| *f == file && r == rule) {
+                        found.push(format!("{file}:{}: {rule}", number + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "authorization decided outside auth (add a rule to auth and call it):\n{}", found.join("\n"));
+}

@@ -19,14 +19,6 @@ const PREFIX: &str = "token:";
 const DEFAULT_TTL_SECONDS: u64 = 90 * 24 * 3600;
 const MAX_TTL_SECONDS: u64 = 2 * 365 * 24 * 3600;
 
-/// Who may manage a token with this stored role.
-fn need_for(role: &str, permission: &str) -> Need {
-    match Role::parse(role) {
-        Some(Role::Tenant { tenant, .. }) => Need::Tenant { tenant, role: TenantRole::Owner, permission: permission.into() },
-        _ => Need::PlatformAdmin(permission.into()),
-    }
-}
-
 fn summary(info: TokenInfo) -> TokenSummary {
     TokenSummary {
         name: info.name.strip_prefix(PREFIX).unwrap_or(&info.name).to_string(),
@@ -59,7 +51,7 @@ pub async fn create(
         }
         (_, None) => return Err(ApiError::invalid_field("tenant", "a tenant role needs --tenant")),
     };
-    require(&principal, &need_for(&role, "tokens:create"))?;
+    require(&principal, &Need::manage_token(&role, "tokens:create"))?;
     let ttl = request.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
     if ttl == 0 || ttl > MAX_TTL_SECONDS {
         return Err(ApiError::invalid_field("ttlSeconds", format!("expected 1 to {MAX_TTL_SECONDS} seconds (two years)")));
@@ -85,7 +77,7 @@ pub async fn list(State(state): State<AppState>, Extension(principal): Extension
     Ok(Json(
         tokens
             .into_iter()
-            .filter(|t| t.name.starts_with(PREFIX) && require(&principal, &need_for(&t.role, "tokens:list")).is_ok())
+            .filter(|t| t.name.starts_with(PREFIX) && require(&principal, &Need::manage_token(&t.role, "tokens:list")).is_ok())
             .map(summary)
             .collect(),
     ))
@@ -102,7 +94,7 @@ pub async fn revoke(
     let not_found = || ApiError::not_found(format!("no token named {name:?}"));
     let info = state.store.token_named(&stored_name).await?.ok_or_else(not_found)?;
     // Someone who may not manage the token learns nothing about it.
-    require(&principal, &need_for(&info.role, "tokens:revoke")).map_err(|_| not_found())?;
+    require(&principal, &Need::manage_token(&info.role, "tokens:revoke")).map_err(|_| not_found())?;
     state.store.delete_tokens(&[stored_name]).await?;
     tracing::info!(%name, by = %principal.name, "API token revoked");
     Ok(Json(summary(info)))

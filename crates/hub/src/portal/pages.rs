@@ -527,7 +527,7 @@ pub async fn start_task(
 }
 
 fn task_view(state: &AppState, principal: &Principal, id: &str) -> Option<(view::TaskLog, String)> {
-    let task = state.tasks.get(id).filter(|t| principal.is_platform_admin() || t.created_by == principal.name)?;
+    let task = state.tasks.get(id).filter(|t| auth::may_see_task(principal, &t.created_by))?;
     let log = task
         .events
         .iter()

@@ -17,12 +17,11 @@ use std::path::{Path, PathBuf};
 
 use heimdall_catalog::location::{MANAGED_BY_LOCATION, Target};
 use heimdall_catalog::{Entity, EntityRef};
-use heimdall_model::spec::tenant::TenantRole;
 use heimdall_model::{ResourceKey, parse_documents};
 use heimdall_scaffolder::{Actions, Sources, Template, Workspace};
 use serde_json::{Value, json};
 
-use crate::auth::{Need, Principal, Role, require};
+use crate::auth::{Need, Principal, require};
 use crate::state::AppState;
 
 /// The actions this module provides.
@@ -190,11 +189,7 @@ impl HubActions {
         )
         .to_string();
         let name = input_text(input, "repoName").or_else(|_| input_text(input, "name"))?.to_string();
-        require(
-            &self.principal,
-            &Need::Tenant { tenant: tenant.clone(), role: TenantRole::Developer, permission: "repositories:create".into() },
-        )
-        .map_err(|e| e.0.message)?;
+        require(&self.principal, &Need::publish_repository(&tenant)).map_err(|e| e.0.message)?;
         match self.state.store.get(&ResourceKey::new("Tenant", "", &tenant)).await {
             Ok(_) => {}
             Err(heimdall_store::StoreError::NotFound { .. }) => return Err(format!("input.tenant: no tenant {tenant:?}")),
@@ -231,15 +226,11 @@ impl HubActions {
         let target = Target::new("url", &url)?;
         let name: String = match crate::catalog::locations::parse_repository_file_url(&self.state, &url) {
             Some((tenant, repo, _)) => {
-                require(
-                    &self.principal,
-                    &Need::Tenant { tenant: tenant.to_string(), role: TenantRole::Developer, permission: "catalog:register".into() },
-                )
-                .map_err(|e| e.0.message)?;
+                require(&self.principal, &Need::register_tenant_location(tenant)).map_err(|e| e.0.message)?;
                 format!("{tenant}-{repo}")
             }
             None => {
-                require(&self.principal, &Need::PlatformAdmin("catalog:register-external".into()))
+                require(&self.principal, &Need::register_external_location())
                     .map_err(|e| format!("{}; developers register catalog files of their tenant's repositories in this hub", e.message))?;
                 format!("url-{}", &heimdall_store::generate_token()[4..16].to_ascii_lowercase())
             }
@@ -250,7 +241,7 @@ impl HubActions {
                 "metadata": {"name": name}, "spec": {"type": "url", "target": url}}),
         };
         // The check above is the person's; the location is written for them, under their name.
-        let acting = Principal { name: self.principal.name.clone(), roles: vec![Role::PlatformAdmin], groups: Vec::new() };
+        let acting = self.principal.on_behalf_of();
         crate::admission::apply_documents(&self.state, &acting, vec![document], &Default::default()).await.map_err(|e| api_message(&e))?;
         self.made(Made::Location(name.clone()));
         let location = self

@@ -121,7 +121,7 @@ fn visible(state: &AppState, principal: &Principal, id: &str) -> Result<Task, Ap
     state
         .tasks
         .get(id)
-        .filter(|task| principal.is_platform_admin() || task.created_by == principal.name)
+        .filter(|task| crate::auth::may_see_task(principal, &task.created_by))
         .ok_or_else(|| ApiError::not_found(format!("no task {id}")))
 }
 
@@ -148,7 +148,7 @@ pub async fn list(
 ) -> Json<Value> {
     let created_by = query.get("createdBy").map(|c| c.strip_prefix("user:default/").unwrap_or(c).to_string());
     let tasks = state.tasks.list(|task| {
-        (principal.is_platform_admin() || task.created_by == principal.name)
+        crate::auth::may_see_task(&principal, &task.created_by)
             && created_by.as_ref().is_none_or(|c| *c == task.created_by || crate::identity::resource_name(&task.created_by) == *c)
     });
     Json(json!({"totalTasks": tasks.len(), "tasks": tasks}))
@@ -284,12 +284,10 @@ pub async fn dry_run(
         }
         (None, Some(value)) => {
             // A template sent whole is code the hub runs: its authors are the platform team.
-            crate::auth::require(&principal, &crate::auth::Need::PlatformAdmin("scaffolder:dry-run-any-template".into())).map_err(
-                |mut e| {
-                    e.message.push_str("; dry-run a template of the catalog with templateRef");
-                    e
-                },
-            )?;
+            crate::auth::require(&principal, &crate::auth::Need::dry_run_any_template()).map_err(|mut e| {
+                e.message.push_str("; dry-run a template of the catalog with templateRef");
+                e
+            })?;
             let template = template_of(value, "template")?;
             let mut contents = Workspace::new();
             for (i, file) in request.directory_contents.iter().enumerate() {
