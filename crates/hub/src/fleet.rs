@@ -38,8 +38,22 @@ fn timestamp(at: chrono::DateTime<Utc>) -> String {
 pub use heimdall_api::agent::{Credential, FolderReport as AppReport, HealthState, JoinRequest, Report as AgentReport, SyncState};
 pub use heimdall_api::clusters::JoinToken;
 
+/// Why the hub could not do what an agent or an admin asked of the fleet.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// Said alike for every kind of bad token, so a guess learns nothing.
+    #[error("invalid, expired or already used join token")]
+    JoinRefused,
+    #[error("this join token is for cluster {token_for}, not {given}")]
+    WrongCluster { token_for: String, given: String },
+    #[error("expected an age X25519 recipient (age1...)")]
+    BadPublicKey,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Issues a one-time join token for `cluster`, replacing any unspent one.
-pub async fn issue_join_token(state: &AppState, cluster: &str, ttl: Duration) -> Result<JoinToken, ApiError> {
+pub async fn issue_join_token(state: &AppState, cluster: &str, ttl: Duration) -> Result<JoinToken, FleetError> {
     state.store.get(&ResourceKey::new("Cluster", "", cluster)).await?;
     let token = generate_token();
     let expires_at = timestamp(Utc::now() + chrono::Duration::seconds(ttl.as_secs() as i64));
@@ -48,7 +62,7 @@ pub async fn issue_join_token(state: &AppState, cluster: &str, ttl: Duration) ->
     Ok(JoinToken { token, cluster: cluster.to_string(), expires_at })
 }
 
-async fn issue_credential(state: &AppState, cluster: &str) -> Result<Credential, ApiError> {
+async fn issue_credential(state: &AppState, cluster: &str) -> Result<Credential, FleetError> {
     let credential = generate_token();
     let expires_at = timestamp(Utc::now() + chrono::Duration::days(CREDENTIAL_LIFETIME_DAYS));
     state.store.put_token(&credential_name(cluster), &credential, &crate::auth::Role::cluster(cluster), Some(expires_at.clone())).await?;
@@ -56,15 +70,15 @@ async fn issue_credential(state: &AppState, cluster: &str) -> Result<Credential,
 }
 
 /// Trades a join token for the cluster's credential and records the agent's key.
-pub async fn join(state: &AppState, request: &JoinRequest) -> Result<Credential, ApiError> {
-    let refused = || ApiError::unauthorized("invalid, expired or already used join token");
+pub async fn join(state: &AppState, request: &JoinRequest) -> Result<Credential, FleetError> {
+    let refused = || FleetError::JoinRefused;
     let info = state.store.authenticate_token(&request.join_token).await?.ok_or_else(refused)?;
     let cluster = info.role.strip_prefix("join:").ok_or_else(refused)?.to_string();
     if let Some(given) = request.cluster_name.as_deref().filter(|given| *given != cluster) {
-        return Err(ApiError::invalid_field("clusterName", format!("this join token is for cluster {cluster}, not {given}")));
+        return Err(FleetError::WrongCluster { token_for: cluster, given: given.to_string() });
     }
     if request.public_key.parse::<age::x25519::Recipient>().is_err() {
-        return Err(ApiError::invalid_field("publicKey", "expected an age X25519 recipient (age1...)"));
+        return Err(FleetError::BadPublicKey);
     }
     state.store.get(&ResourceKey::new("Cluster", "", &cluster)).await?;
     // Spend the token before issuing anything: of two joins with one token, one wins.
@@ -91,7 +105,7 @@ pub async fn join(state: &AppState, request: &JoinRequest) -> Result<Credential,
 }
 
 /// A fresh credential for the calling agent; the old one stops working.
-pub async fn rotate(state: &AppState, cluster: &str) -> Result<Credential, ApiError> {
+pub async fn rotate(state: &AppState, cluster: &str) -> Result<Credential, FleetError> {
     let credential = issue_credential(state, cluster).await?;
     tracing::info!(%cluster, "agent credential rotated");
     Ok(credential)
@@ -99,7 +113,7 @@ pub async fn rotate(state: &AppState, cluster: &str) -> Result<Credential, ApiEr
 
 /// Revokes every credential of the cluster: its agent's, its unspent join
 /// token, and its repository token. The agent is refused from now on.
-pub async fn revoke(state: &AppState, cluster: &str) -> Result<u64, ApiError> {
+pub async fn revoke(state: &AppState, cluster: &str) -> Result<u64, FleetError> {
     state.store.get(&ResourceKey::new("Cluster", "", cluster)).await?;
     let names = [credential_name(cluster), join_token_name(cluster), crate::auth::Role::cluster(cluster)];
     let revoked = state.store.delete_tokens(&names).await?;
@@ -113,7 +127,7 @@ pub async fn revoke(state: &AppState, cluster: &str) -> Result<u64, ApiError> {
 
 /// Reads, changes and writes `status.agent` of a Cluster, retrying when
 /// another writer got there first. Writes nothing if nothing changed.
-pub async fn update_agent_status(state: &AppState, cluster: &str, change: impl Fn(&mut AgentStatus)) -> Result<(), ApiError> {
+pub async fn update_agent_status(state: &AppState, cluster: &str, change: impl Fn(&mut AgentStatus)) -> Result<(), FleetError> {
     let key = ResourceKey::new("Cluster", "", cluster);
     state
         .store
@@ -123,7 +137,7 @@ pub async fn update_agent_status(state: &AppState, cluster: &str, change: impl F
 }
 
 /// Records a heartbeat and what it says. Returns the cluster's desired revision.
-pub async fn record_report(state: &AppState, cluster: &str, report: AgentReport) -> Result<Option<String>, ApiError> {
+pub async fn record_report(state: &AppState, cluster: &str, report: AgentReport) -> Result<Option<String>, FleetError> {
     let heard = state.store.record_heartbeat(cluster).await?;
     let desired = state.repos.head(cluster).ok().flatten();
     let stale_after = chrono::Duration::seconds(60);
@@ -203,13 +217,13 @@ pub async fn watch_heartbeats(state: AppState, after: Duration) {
     loop {
         tick.tick().await;
         if let Err(e) = mark_unreachable(&state, after).await {
-            tracing::warn!(error = %e.message, "cannot check agent heartbeats");
+            tracing::warn!(error = %e, "cannot check agent heartbeats");
         }
     }
 }
 
 /// One round of [`watch_heartbeats`]. Returns the clusters it marked.
-pub async fn mark_unreachable(state: &AppState, after: Duration) -> Result<Vec<String>, ApiError> {
+pub async fn mark_unreachable(state: &AppState, after: Duration) -> Result<Vec<String>, FleetError> {
     let deadline = timestamp(Utc::now() - chrono::Duration::milliseconds(after.as_millis() as i64));
     let mut marked = Vec::new();
     for (cluster, at) in state.store.heartbeats().await? {

@@ -81,7 +81,7 @@ pub async fn run(state: AppState) -> Result<(), StoreError> {
     let changed = render_all(&state).await?;
     tracing::info!(changed, "rendered every application");
     if let Err(e) = crate::repositories::record_health(&state).await {
-        tracing::warn!(error = %e.message, "cannot record repository health");
+        tracing::warn!(error = %e, "cannot record repository health");
     }
     let mut events = Box::pin(state.store.watch(WatchFilter::default(), from));
     while let Some(first) = events.next().await {
@@ -105,7 +105,7 @@ pub async fn run(state: AppState) -> Result<(), StoreError> {
             let changed = render_all(&state).await?;
             tracing::info!(changed, "platform changed; re-rendered applications");
             if let Err(e) = crate::repositories::record_health(&state).await {
-                tracing::warn!(error = %e.message, "cannot record repository health");
+                tracing::warn!(error = %e, "cannot record repository health");
             }
             continue;
         }

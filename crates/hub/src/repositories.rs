@@ -8,9 +8,18 @@ use utoipa::ToSchema;
 
 use crate::actors::RENDERER;
 use crate::delivery::ChangeNote;
-use crate::error::ApiError;
 use crate::state::AppState;
 use heimdall_api::clusters::Rebuilt;
+use heimdall_store::StoreError;
+
+/// Why a repository could not be rebuilt.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot set the repository of cluster {cluster} aside: {source}")]
+    SetAside { cluster: String, source: heimdall_gitops::GitopsError },
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RepositoryHealth {
@@ -22,7 +31,7 @@ pub struct RepositoryHealth {
 }
 
 /// The health of every cluster's repository.
-pub async fn health(state: &AppState) -> Result<Vec<RepositoryHealth>, ApiError> {
+pub async fn health(state: &AppState) -> Result<Vec<RepositoryHealth>, StoreError> {
     let clusters = state.store.list(&heimdall_store::ListQuery { kind: "Cluster".into(), ..Default::default() }).await?;
     Ok(clusters
         .items
@@ -45,7 +54,7 @@ pub async fn health(state: &AppState) -> Result<Vec<RepositoryHealth>, ApiError>
 }
 
 /// Records each cluster's repository health in its status (only when it changed).
-pub async fn record_health(state: &AppState) -> Result<(), ApiError> {
+pub async fn record_health(state: &AppState) -> Result<(), StoreError> {
     for report in health(state).await? {
         let key = ResourceKey::new("Cluster", "", &report.cluster);
         let repository =
@@ -58,14 +67,11 @@ pub async fn record_health(state: &AppState) -> Result<(), ApiError> {
 /// Rebuilds a cluster's repository from the store: the old one (if any) is
 /// moved aside, a new one is created, and the cluster's current desired
 /// state is committed with a message that says so.
-pub async fn rebuild(state: &AppState, actor: &str, name: &str) -> Result<Rebuilt, ApiError> {
+pub async fn rebuild(state: &AppState, actor: &str, name: &str) -> Result<Rebuilt, RepositoryError> {
     let name = name.to_string();
     state.store.get(&ResourceKey::new("Cluster", "", &name)).await?;
     let held = state.delivery.lock().await;
-    let set_aside = state.repos.set_aside(&name).map_err(|e| {
-        tracing::error!(cluster = %name, error = %e, "cannot set the repository aside");
-        ApiError::internal()
-    })?;
+    let set_aside = state.repos.set_aside(&name).map_err(|source| RepositoryError::SetAside { cluster: name.clone(), source })?;
     let revision = state.store.revision().await?;
     let note = ChangeNote {
         actor: actor.to_string(),

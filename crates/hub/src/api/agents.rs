@@ -210,3 +210,16 @@ pub async fn install_manifest(
     };
     Ok(([(header::CONTENT_TYPE, "application/yaml")], install::render(&options)))
 }
+
+/// What a fleet failure means to an agent or an admin; store failures are logged by their own mapping.
+impl From<fleet::FleetError> for ApiError {
+    fn from(err: fleet::FleetError) -> Self {
+        use fleet::FleetError;
+        match err {
+            FleetError::JoinRefused => ApiError::unauthorized(err.to_string()),
+            FleetError::WrongCluster { .. } => ApiError::invalid_field("clusterName", err.to_string()),
+            FleetError::BadPublicKey => ApiError::invalid_field("publicKey", err.to_string()),
+            FleetError::Store(e) => e.into(),
+        }
+    }
+}

@@ -76,3 +76,17 @@ pub async fn bootstrap(
     }
     Ok(([(header::CONTENT_TYPE, "application/yaml")], yaml))
 }
+
+/// What a failed rebuild means to a client; the internal cause is logged here.
+impl From<crate::repositories::RepositoryError> for ApiError {
+    fn from(err: crate::repositories::RepositoryError) -> Self {
+        use crate::repositories::RepositoryError;
+        match err {
+            RepositoryError::Store(e) => e.into(),
+            RepositoryError::SetAside { .. } => {
+                tracing::error!(error = %err, "repository rebuild failed");
+                ApiError::internal()
+            }
+        }
+    }
+}
