@@ -6,9 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::{Path as UrlPath, State};
-use heimdall_model::{Resource, ResourceKey};
+use heimdall_model::{DocumentError, Resource, ResourceKey};
 use heimdall_render::{Migration, RenderOptions, Rendered};
 use heimdall_store::StoreError;
 use serde_json::{Value, json};
@@ -18,19 +16,32 @@ use crate::claims::{
     owners_in, status_claims, views,
 };
 use crate::delivery::Delivering;
-use crate::error::ApiError;
 use crate::state::AppState;
+
+/// Why a migration could not be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error("no claim named {claim} in namespace {namespace}")]
+    NoClaim { claim: String, namespace: String },
+    #[error("claim {claim} already uses composition {composition} wherever the migration applies; nothing to do")]
+    NothingToDo { claim: String, composition: String },
+    /// The owner does not render as it is or as it would be migrated.
+    #[error("{0}")]
+    Render(DocumentError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// Marks migrations whose new instance an agent reported ready in `cluster`,
 /// and re-renders their namespaces so consumers switch.
-pub async fn record_readiness(state: &AppState, cluster: &str, namespace: &str, instances: &[InstanceHealth]) -> Result<(), ApiError> {
+pub async fn record_readiness(state: &AppState, cluster: &str, namespace: &str, instances: &[InstanceHealth]) -> Result<(), StoreError> {
     let mut changed = false;
     for instance in instances.iter().filter(|i| i.ready) {
         let key = ResourceKey::new(MIGRATION_KIND, namespace, &instance.claim);
         let resource = match state.store.get(&key).await {
             Ok(resource) => resource,
             Err(StoreError::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         let Some(migration) = migration_of(&resource).filter(|m| m.composition == instance.composition) else { continue };
         if migration.ready.contains(cluster) {
@@ -51,7 +62,7 @@ pub async fn record_readiness(state: &AppState, cluster: &str, namespace: &str, 
         match written {
             Ok(_) => changed = true,
             Err(StoreError::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
     }
     if changed {
@@ -61,13 +72,13 @@ pub async fn record_readiness(state: &AppState, cluster: &str, namespace: &str, 
 }
 
 /// Reloads the migrations and re-renders a namespace's owners.
-pub async fn refresh(state: &AppState, namespace: &str, why: &str) -> Result<(), ApiError> {
+pub async fn refresh(state: &AppState, namespace: &str, why: &str) -> Result<(), StoreError> {
     let held = state.delivery.lock().await;
     refresh_locked(state, &held, namespace, why).await
 }
 
 /// [`refresh`] for a caller that holds the delivery lock.
-pub async fn refresh_locked(state: &AppState, held: &Delivering<'_>, namespace: &str, why: &str) -> Result<(), ApiError> {
+pub async fn refresh_locked(state: &AppState, held: &Delivering<'_>, namespace: &str, why: &str) -> Result<(), StoreError> {
     state.rendering.set_migrations(load_migrations(&state.store).await?);
     let note = crate::delivery::ChangeNote {
         actor: crate::actors::RENDERER.to_string(),
@@ -79,16 +90,15 @@ pub async fn refresh_locked(state: &AppState, held: &Delivering<'_>, namespace: 
     Ok(())
 }
 
-#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/claim-instances", tag = "claims",
-    params(("namespace" = String, Path)), responses((status = 200, body = [ClaimView]), (status = 403, body = ApiError)))]
-pub async fn list(State(state): State<AppState>, UrlPath(namespace): UrlPath<String>) -> Result<Json<Vec<ClaimView>>, ApiError> {
-    let mut all: Vec<ClaimView> = owners_in(&state.store, &namespace).await?.iter().flat_map(views).collect();
+/// Every claim instance of a namespace, per cluster, in (claim, cluster, role) order.
+pub async fn instances(state: &AppState, namespace: &str) -> Result<Vec<ClaimView>, StoreError> {
+    let mut all: Vec<ClaimView> = owners_in(&state.store, namespace).await?.iter().flat_map(views).collect();
     all.sort_by(|a, b| (&a.claim, &a.cluster, &a.role).cmp(&(&b.claim, &b.cluster, &b.role)));
-    Ok(Json(all))
+    Ok(all)
 }
 
 /// Renders an owner as it is, or as it would be with a migration of `claim`.
-fn render_with(state: &AppState, owner: &Resource, claim: &str, migration: Option<Migration>) -> Result<Rendered, ApiError> {
+fn render_with(state: &AppState, owner: &Resource, claim: &str, migration: Option<Migration>) -> Result<Rendered, MigrationError> {
     let namespace = owner.metadata.namespace.clone().unwrap_or_default();
     let mut migrations = (*state.rendering.migrations()).clone();
     if let Some(migration) = migration {
@@ -102,20 +112,19 @@ fn render_with(state: &AppState, owner: &Resource, claim: &str, migration: Optio
         ..Default::default()
     };
     let source = format!("{}/{}", owner.kind, owner.metadata.name);
-    heimdall_render::render(owner, &source, &state.rendering.platform(), &options).map_err(|e| ApiError::invalid(&[e]))
+    heimdall_render::render(owner, &source, &state.rendering.platform(), &options).map_err(MigrationError::Render)
 }
 
-#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/claims/{name}/plan", tag = "claims",
-    params(("namespace" = String, Path), ("name" = String, Path)), request_body = PlanRequest,
-    responses((status = 200, body = MigrationPlan), (status = 404, body = ApiError), (status = 422, body = ApiError)))]
-pub async fn plan(
-    State(state): State<AppState>,
-    UrlPath((namespace, claim)): UrlPath<(String, String)>,
-    Json(request): Json<PlanRequest>,
-) -> Result<Json<MigrationPlan>, ApiError> {
-    let owner = owners_in(&state.store, &namespace).await?.into_iter().find(|o| has_claim(o, &claim)).ok_or_else(|| {
-        ApiError::new(axum::http::StatusCode::NOT_FOUND, "NotFound", format!("no claim named {claim} in namespace {namespace}"))
-    })?;
+/// What migrating `claim` of `namespace` to another composition would do, per
+/// cluster: what is created, who switches, what is deleted, and the cost.
+/// Renders only; nothing is written.
+pub async fn plan(state: &AppState, namespace: &str, claim: &str, request: &PlanRequest) -> Result<MigrationPlan, MigrationError> {
+    let (namespace, claim) = (namespace.to_string(), claim.to_string());
+    let owner = owners_in(&state.store, &namespace)
+        .await?
+        .into_iter()
+        .find(|o| has_claim(o, &claim))
+        .ok_or_else(|| MigrationError::NoClaim { claim: claim.clone(), namespace: namespace.clone() })?;
     let migration = |ready: bool| Migration {
         composition: request.composition.clone(),
         environment: request.environment.clone(),
@@ -127,9 +136,9 @@ pub async fn plan(
             BTreeSet::new()
         },
     };
-    let now = render_with(&state, &owner, &claim, None)?;
-    let during = render_with(&state, &owner, &claim, Some(migration(false)))?;
-    let after = render_with(&state, &owner, &claim, Some(migration(true)))?;
+    let now = render_with(state, &owner, &claim, None)?;
+    let during = render_with(state, &owner, &claim, Some(migration(false)))?;
+    let after = render_with(state, &owner, &claim, Some(migration(true)))?;
     let instances = |rendered: &Rendered| -> Vec<(String, heimdall_render::ClaimInstance)> {
         rendered.targets.iter().flat_map(|t| t.claims.iter().filter(|c| c.claim == claim).map(|c| (t.cluster.clone(), c.clone()))).collect()
     };
@@ -150,18 +159,15 @@ pub async fn plan(
         });
     }
     if steps.is_empty() {
-        return Err(ApiError::invalid_field(
-            "composition",
-            format!("claim {claim} already uses composition {} wherever the migration applies; nothing to do", request.composition),
-        ));
+        return Err(MigrationError::NothingToDo { claim, composition: request.composition.clone() });
     }
     let cost = |rendered: &Rendered| -> f64 { instances(rendered).iter().map(|(_, i)| i.cost).sum() };
-    Ok(Json(MigrationPlan {
+    Ok(MigrationPlan {
         namespace,
         claim: claim.clone(),
         owner: format!("{}/{}", owner.kind, owner.metadata.name),
         steps,
         cost_before: cost(&now),
         cost_after: cost(&after),
-    }))
+    })
 }

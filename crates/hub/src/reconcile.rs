@@ -120,7 +120,7 @@ pub async fn run(state: AppState) -> Result<(), StoreError> {
             if *state.rendering.migrations() != crate::claims::load_migrations(&state.store).await? {
                 for namespace in &migrated {
                     if let Err(e) = crate::migrations::refresh_locked(&state, &held, namespace, "follow a claim migration").await {
-                        tracing::warn!(%namespace, error = %e.message, "cannot follow a claim migration");
+                        tracing::warn!(%namespace, error = %e, "cannot follow a claim migration");
                     }
                 }
             }

@@ -105,3 +105,25 @@ fn authorization_rules_live_in_auth() {
     }
     assert!(found.is_empty(), "authorization decided outside auth (add a rule to auth and call it):\n{}", found.join("\n"));
 }
+
+/// The control core names no HTTP type: these modules take and return domain
+/// values and their own errors, and the HTTP layer maps them. The list grows
+/// as modules leave axum behind (ARCHITECTURE.md says which have not yet).
+#[test]
+fn the_core_names_no_http_type() {
+    const CORE: &[&str] = &["actors", "delivery", "reconcile", "fleet", "migrations", "history", "repositories", "secret_values", "state"];
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    for module in CORE {
+        let path = src.join(format!("{module}.rs"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default();
+        for (number, line) in code.lines().enumerate() {
+            let line = line.split("//").next().unwrap_or_default();
+            if ["axum", "hyper", "http::", "StatusCode", "IntoResponse"].iter().any(|word| line.contains(word)) {
+                found.push(format!("{module}.rs:{}: {}", number + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "HTTP in the control core (return a domain error; map it in api):\n{}", found.join("\n"));
+}

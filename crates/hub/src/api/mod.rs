@@ -13,6 +13,7 @@ pub mod apply;
 pub mod approve;
 pub mod audit;
 pub mod body;
+pub mod claims;
 pub mod clusters;
 pub mod gitops;
 pub mod history;
@@ -43,8 +44,8 @@ pub fn router(state: AppState) -> Router {
             axum::routing::put(crate::api::secrets::set).delete(crate::api::secrets::delete_key),
         )
         .route("/api/v1/secrets/rotate-master-key", post(crate::api::secrets::rotate_master_key))
-        .route("/api/v1/namespaces/{namespace}/claim-instances", get(crate::migrations::list))
-        .route("/api/v1/namespaces/{namespace}/claims/{name}/plan", post(crate::migrations::plan))
+        .route("/api/v1/namespaces/{namespace}/claim-instances", get(crate::api::claims::list))
+        .route("/api/v1/namespaces/{namespace}/claims/{name}/plan", post(crate::api::claims::plan))
         .route("/api/catalog/entities/by-query", get(crate::catalog::by_query).post(crate::catalog::by_predicate))
         .route("/api/catalog/entities", get(crate::catalog::entities))
         .route("/api/catalog/entities/by-name/{kind}/{namespace}/{name}", get(crate::catalog::by_name))

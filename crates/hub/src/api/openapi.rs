@@ -22,7 +22,7 @@ use crate::identity;
         resources::replace_cluster_scoped, resources::replace_namespaced,
         resources::delete_cluster_scoped, resources::delete_namespaced,
         crate::api::secrets::set, crate::api::secrets::delete_key, crate::api::secrets::rotate_master_key,
-        crate::migrations::list, crate::migrations::plan,
+        crate::api::claims::list, crate::api::claims::plan,
         crate::catalog::by_query, crate::catalog::by_predicate, crate::catalog::entities, crate::catalog::by_name,
         crate::catalog::by_uid, crate::catalog::delete_by_uid, crate::catalog::by_refs, crate::catalog::facets,
         crate::catalog::validate_entity, crate::catalog::locations::list, crate::catalog::locations::get,
