@@ -15,12 +15,28 @@ use crate::secrets::catalog;
 use crate::state::AppState;
 pub use heimdall_api::secrets::{Rotation, SecretKeyChange, SetSecretValue};
 
-fn check_names(namespace: &str, name: &str, key: &str) -> Result<(), ApiError> {
-    heimdall_model::validation::check_dns_label(namespace)
-        .map_err(|e| ApiError::invalid_field("namespace", format!("namespace {namespace:?}: {e}")))?;
-    heimdall_model::validation::check_dns_subdomain(name)
-        .map_err(|e| ApiError::invalid_field("name", format!("secret name {name:?}: {e}")))?;
-    heimdall_model::validation::check_secret_key(key).map_err(|e| ApiError::invalid_field("key", e))
+/// Why a secret value was not written. Messages name the field, never the value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretValueError {
+    #[error("{message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("{0}")]
+    NoSuchKey(String),
+    /// Refused by `auth` or the keyring, which answer in the API's shape already.
+    #[error("{}", .0.message)]
+    Refused(#[from] ApiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> SecretValueError {
+    SecretValueError::Invalid { field, message: message.into() }
+}
+
+fn check_names(namespace: &str, name: &str, key: &str) -> Result<(), SecretValueError> {
+    heimdall_model::validation::check_dns_label(namespace).map_err(|e| invalid("namespace", format!("namespace {namespace:?}: {e}")))?;
+    heimdall_model::validation::check_dns_subdomain(name).map_err(|e| invalid("name", format!("secret name {name:?}: {e}")))?;
+    heimdall_model::validation::check_secret_key(key).map_err(|e| invalid("key", e))
 }
 
 /// Sets `key` of secret `namespace/name` to `value`, a new version of it.
@@ -31,23 +47,17 @@ pub async fn set_key(
     name: &str,
     key: &str,
     value: Zeroizing<Vec<u8>>,
-) -> Result<SecretKeyChange, ApiError> {
+) -> Result<SecretKeyChange, SecretValueError> {
     check_names(namespace, name, key)?;
     if state.rendering.platform().tenant(namespace).is_none() && !crate::auth::may_use_namespace_without_tenant(principal) {
-        return Err(ApiError::invalid_field("namespace", format!("no Tenant named {namespace:?}")));
+        return Err(invalid("namespace", format!("no Tenant named {namespace:?}")));
     }
     if value.len() > heimdall_secrets::MAX_VALUE_BYTES {
-        return Err(ApiError::invalid_field(
-            "value",
-            format!("{} bytes; at most {} bytes", value.len(), heimdall_secrets::MAX_VALUE_BYTES),
-        ));
+        return Err(invalid("value", format!("{} bytes; at most {} bytes", value.len(), heimdall_secrets::MAX_VALUE_BYTES)));
     }
     let known = state.rendering.secrets().get(namespace, name).map(|e| e.keys.len()).unwrap_or(0);
     if known >= heimdall_secrets::MAX_KEYS && state.rendering.secrets().get(namespace, name).is_none_or(|e| !e.keys.contains_key(key)) {
-        return Err(ApiError::invalid_field(
-            "key",
-            format!("secret {namespace}/{name} has {known} keys; at most {}", heimdall_secrets::MAX_KEYS),
-        ));
+        return Err(invalid("key", format!("secret {namespace}/{name} has {known} keys; at most {}", heimdall_secrets::MAX_KEYS)));
     }
     let held = state.delivery.lock().await;
     let secrets = state.secrets.clone();
@@ -73,12 +83,12 @@ pub async fn delete_key(
     namespace: &str,
     name: &str,
     key: &str,
-) -> Result<SecretKeyChange, ApiError> {
+) -> Result<SecretKeyChange, SecretValueError> {
     check_names(namespace, name, key)?;
     let held = state.delivery.lock().await;
     match state.store.delete_secret_key(&principal.name, namespace, name, key).await {
         Ok(_) => {}
-        Err(StoreError::BadRequest(message)) => return Err(ApiError::not_found(message)),
+        Err(StoreError::BadRequest(message)) => return Err(SecretValueError::NoSuchKey(message)),
         Err(e) => return Err(e.into()),
     }
     tracing::info!(%namespace, %name, %key, by = %principal.name, "secret key deleted");
@@ -88,9 +98,9 @@ pub async fn delete_key(
 }
 
 /// Wraps every value's key with a new master key; the old one is retired.
-pub async fn rotate_master_key(state: &AppState, principal: &Principal) -> Result<Rotation, ApiError> {
+pub async fn rotate_master_key(state: &AppState, principal: &Principal) -> Result<Rotation, SecretValueError> {
     require(principal, &Need::rotate_master_key())?;
-    state.secrets.rotate_master_key(&state.store).await
+    Ok(state.secrets.rotate_master_key(&state.store).await?)
 }
 
 /// After a secret changed: refresh the catalog and re-render and deliver
@@ -102,7 +112,7 @@ async fn changed(
     name: &str,
     actor: &str,
     summary: &str,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Vec<String>, StoreError> {
     state.rendering.set_secrets(catalog(&state.store).await?);
     let secret = state.store.get(&ResourceKey::new(SECRET_KIND, namespace, name)).await.ok();
     let note = crate::delivery::ChangeNote {
@@ -111,5 +121,5 @@ async fn changed(
         revision: state.store.revision().await?,
         resources: secret.iter().map(|s| format!("Secret/{namespace}/{name}={}", s.resource_version().unwrap_or_default())).collect(),
     };
-    Ok(crate::delivery::redeliver_namespace(state, held, namespace, Some(name), &note).await?)
+    crate::delivery::redeliver_namespace(state, held, namespace, Some(name), &note).await
 }

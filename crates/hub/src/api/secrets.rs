@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::secret_values::{self, Rotation, SecretKeyChange, SetSecretValue};
+use crate::secret_values::{self, Rotation, SecretKeyChange, SecretValueError, SetSecretValue};
 use crate::state::AppState;
 
 #[utoipa::path(put, path = "/api/v1/namespaces/{namespace}/secrets/{name}/keys/{key}", tag = "secrets",
@@ -47,4 +47,16 @@ pub async fn rotate_master_key(
     Extension(principal): Extension<Principal>,
 ) -> Result<Json<Rotation>, ApiError> {
     Ok(Json(secret_values::rotate_master_key(&state, &principal).await?))
+}
+
+/// What a refused secret write means to a client; store failures are logged by their own mapping.
+impl From<SecretValueError> for ApiError {
+    fn from(err: SecretValueError) -> Self {
+        match err {
+            SecretValueError::Invalid { field, message } => ApiError::invalid_field(field, message),
+            SecretValueError::NoSuchKey(message) => ApiError::not_found(message),
+            SecretValueError::Refused(e) => e,
+            SecretValueError::Store(e) => e.into(),
+        }
+    }
 }

@@ -759,7 +759,7 @@ pub async fn set_secret(
         Ok(change) => {
             back("notice", &format!("Set {}/{} key {} (version {}).", name, form.secret, form.key, text(&json!(change), "/version")))
         }
-        Err(error) => back("error", &crate::scaffolder::actions::api_message(&error)),
+        Err(error) => back("error", &crate::scaffolder::actions::api_message(&crate::error::ApiError::from(error))),
     }
 }
 
