@@ -16,7 +16,6 @@ use heimdall_store::{StoreError, generate_token};
 use serde_json::json;
 
 use crate::actors::AGENT_ACTOR;
-use crate::error::ApiError;
 use crate::state::AppState;
 
 /// How long an agent credential lives; agents rotate well before the end.
@@ -127,7 +126,7 @@ pub async fn revoke(state: &AppState, cluster: &str) -> Result<u64, FleetError> 
 
 /// Reads, changes and writes `status.agent` of a Cluster, retrying when
 /// another writer got there first. Writes nothing if nothing changed.
-pub async fn update_agent_status(state: &AppState, cluster: &str, change: impl Fn(&mut AgentStatus)) -> Result<(), FleetError> {
+pub async fn update_agent_status(state: &AppState, cluster: &str, mut change: impl FnMut(&mut AgentStatus)) -> Result<(), FleetError> {
     let key = ResourceKey::new("Cluster", "", cluster);
     state
         .store
@@ -171,14 +170,20 @@ pub async fn record_report(state: &AppState, cluster: &str, report: AgentReport)
     .await?;
     for (folder, app) in &report.apps {
         if let Err(e) = record_app_health(state, cluster, folder, app, report.applied_revision.as_deref()).await {
-            tracing::warn!(%cluster, %folder, error = %e.message, "cannot record application health");
+            tracing::warn!(%cluster, %folder, error = %e, "cannot record application health");
         }
     }
     Ok(desired)
 }
 
 /// Writes one application's sync and health in one cluster into its status.
-async fn record_app_health(state: &AppState, cluster: &str, folder: &str, app: &AppReport, revision: Option<&str>) -> Result<(), ApiError> {
+async fn record_app_health(
+    state: &AppState,
+    cluster: &str,
+    folder: &str,
+    app: &AppReport,
+    revision: Option<&str>,
+) -> Result<(), StoreError> {
     let Some((namespace, name)) = crate::delivery::owner(folder) else { return Ok(()) };
     for kind in ["Application", "Workload", "Claim"] {
         let key = ResourceKey::new(kind, &namespace, &name);
@@ -199,7 +204,7 @@ async fn record_app_health(state: &AppState, cluster: &str, folder: &str, app: &
         match written {
             Ok(_) => {}
             Err(StoreError::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
         if !app.claims.is_empty() {
             crate::migrations::record_readiness(state, cluster, &namespace, &app.claims).await?;
@@ -237,9 +242,11 @@ pub async fn mark_unreachable(state: &AppState, after: Duration) -> Result<Vec<S
             continue;
         }
         let silent = format!("no heartbeat since {at}");
+        let mut marking = false;
         update_agent_status(state, &cluster, |agent| {
-            // Read again: a report or a revocation may have come since.
-            if agent.connection.as_deref() != Some("Connected") {
+            // Read again: a revocation may have come since.
+            marking = agent.connection.as_deref() == Some("Connected");
+            if !marking {
                 return;
             }
             agent.connection = Some("Unreachable".into());
@@ -247,6 +254,9 @@ pub async fn mark_unreachable(state: &AppState, after: Duration) -> Result<Vec<S
             agent.message = Some(silent.clone());
         })
         .await?;
+        if !marking {
+            continue;
+        }
         tracing::warn!(%cluster, last_heartbeat = %at, "cluster unreachable");
         marked.push(cluster);
     }

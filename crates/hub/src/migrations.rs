@@ -47,12 +47,17 @@ pub async fn record_readiness(state: &AppState, cluster: &str, namespace: &str, 
         if migration.ready.contains(cluster) {
             continue;
         }
-        // Agents of several clusters report at once; each adds its own cluster.
+        // Agents of several clusters report at once; each adds its own cluster, to the
+        // migration as it is when written (it may have moved to another composition meanwhile).
+        let mut added = false;
         let written = state
             .store
             .modify_status(crate::actors::AGENT_ACTOR, &key, |current, status: &mut serde_json::Map<String, Value>| {
-                let mut ready = migration_of(current).map(|m| m.ready).unwrap_or_default();
-                ready.insert(cluster.to_string());
+                added = false;
+                let Some(mut ready) = migration_of(current).filter(|m| m.composition == instance.composition).map(|m| m.ready) else {
+                    return;
+                };
+                added = ready.insert(cluster.to_string());
                 let message =
                     format!("{} reported ready in {}", instance.composition, ready.iter().cloned().collect::<Vec<_>>().join(", "));
                 status.insert("ready".into(), json!(ready));
@@ -60,7 +65,7 @@ pub async fn record_readiness(state: &AppState, cluster: &str, namespace: &str, 
             })
             .await;
         match written {
-            Ok(_) => changed = true,
+            Ok(_) => changed |= added,
             Err(StoreError::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }

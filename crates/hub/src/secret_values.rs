@@ -39,6 +39,17 @@ fn check_names(namespace: &str, name: &str, key: &str) -> Result<(), SecretValue
     heimdall_model::validation::check_secret_key(key).map_err(|e| invalid("key", e))
 }
 
+/// Whether `key` of secret `namespace/name` may be written by `principal`:
+/// checked names, and a namespace some Tenant has (or the platform team's).
+/// [`set_key`] checks it too; the API asks first, before it decodes the value.
+pub fn check_target(state: &AppState, principal: &Principal, namespace: &str, name: &str, key: &str) -> Result<(), SecretValueError> {
+    check_names(namespace, name, key)?;
+    if state.rendering.platform().tenant(namespace).is_none() && !crate::auth::may_use_namespace_without_tenant(principal) {
+        return Err(invalid("namespace", format!("no Tenant named {namespace:?}")));
+    }
+    Ok(())
+}
+
 /// Sets `key` of secret `namespace/name` to `value`, a new version of it.
 pub async fn set_key(
     state: &AppState,
@@ -48,10 +59,7 @@ pub async fn set_key(
     key: &str,
     value: Zeroizing<Vec<u8>>,
 ) -> Result<SecretKeyChange, SecretValueError> {
-    check_names(namespace, name, key)?;
-    if state.rendering.platform().tenant(namespace).is_none() && !crate::auth::may_use_namespace_without_tenant(principal) {
-        return Err(invalid("namespace", format!("no Tenant named {namespace:?}")));
-    }
+    check_target(state, principal, namespace, name, key)?;
     if value.len() > heimdall_secrets::MAX_VALUE_BYTES {
         return Err(invalid("value", format!("{} bytes; at most {} bytes", value.len(), heimdall_secrets::MAX_VALUE_BYTES)));
     }

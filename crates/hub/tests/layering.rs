@@ -71,11 +71,24 @@ fn the_modules_form_no_cycle() {
 #[test]
 fn authorization_rules_live_in_auth() {
     const RULE_MAKING: &[&str] = &["Need::Tenant", "Need::PlatformAdmin", "role_in(", "Role::PlatformAdmin", "is_platform_admin()"];
+    // (file, the line as it stands, why it decides nothing): a new line needs its own entry.
     const SHOWS_ONLY: &[(&str, &str, &str)] = &[
-        ("identity.rs", "Role::PlatformAdmin", "the identity provider's platform-admin groups become the role"),
-        ("identity.rs", "is_platform_admin()", "whoami tells the CLI what it is"),
-        ("portal/view.rs", "is_platform_admin()", "the menu shows the platform pages"),
-        ("portal/pages.rs", "is_platform_admin()", "the catalog page's default filter (the API answers by its own rules)"),
+        ("identity.rs", "roles.push(Role::PlatformAdmin);", "the identity provider's platform-admin groups become the role"),
+        (
+            "identity.rs",
+            "Json(WhoAmI { name: principal.name.clone(), platform_admin: principal.is_platform_admin(), tenants, groups: principal.groups })",
+            "whoami tells the CLI what it is",
+        ),
+        (
+            "portal/view.rs",
+            "Nav { user: principal.name.clone(), admin: principal.is_platform_admin(), active }",
+            "the menu shows the platform pages",
+        ),
+        (
+            "portal/pages.rs",
+            "let filter = if principal.is_platform_admin() || owners.is_empty() {",
+            "the catalog page's default filter (the API answers by its own rules)",
+        ),
     ];
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut found = Vec::new();
@@ -96,7 +109,7 @@ fn authorization_rules_live_in_auth() {
             for (number, line) in code.lines().enumerate() {
                 let line = line.split("//").next().unwrap_or_default();
                 for rule in RULE_MAKING.iter().filter(|r| line.contains(**r)) {
-                    if !SHOWS_ONLY.iter().any(|(f, r, _)| *f == file && r == rule) {
+                    if !SHOWS_ONLY.iter().any(|(f, shown, _)| *f == file && *shown == line.trim()) {
                         found.push(format!("{file}:{}: {rule}", number + 1));
                     }
                 }
@@ -109,6 +122,8 @@ fn authorization_rules_live_in_auth() {
 /// The control core names no HTTP type: these modules take and return domain
 /// values and their own errors, and the HTTP layer maps them. The list grows
 /// as modules leave axum behind (ARCHITECTURE.md says which have not yet).
+/// What a core module may still say of `ApiError` is passing on, untouched,
+/// a refusal of a module not yet in the core (admission's, auth's).
 #[test]
 fn the_core_names_no_http_type() {
     const CORE: &[&str] = &["actors", "delivery", "reconcile", "fleet", "migrations", "history", "repositories", "secret_values", "state"];
@@ -120,7 +135,9 @@ fn the_core_names_no_http_type() {
         let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default();
         for (number, line) in code.lines().enumerate() {
             let line = line.split("//").next().unwrap_or_default();
-            if ["axum", "hyper", "http::", "StatusCode", "IntoResponse"].iter().any(|word| line.contains(word)) {
+            let passes_on = ["use crate::error::ApiError;", "Refused(#[from] ApiError),"].contains(&line.trim())
+                && ["history", "secret_values"].contains(module);
+            if ["axum", "hyper", "http::", "StatusCode", "IntoResponse", "ApiError"].iter().any(|word| line.contains(word)) && !passes_on {
                 found.push(format!("{module}.rs:{}: {}", number + 1, line.trim()));
             }
         }

@@ -19,6 +19,7 @@ pub async fn set(
     Path((namespace, name, key)): Path<(String, String, String)>,
     Json(request): Json<SetSecretValue>,
 ) -> Result<Json<SecretKeyChange>, ApiError> {
+    secret_values::check_target(&state, &principal, &namespace, &name, &key)?;
     // The error names the field, never the content.
     let value = Zeroizing::new(
         base64::engine::general_purpose::STANDARD
