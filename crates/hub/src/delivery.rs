@@ -444,29 +444,26 @@ pub async fn settle(state: &AppState, app: Resource) -> (Resource, Result<Render
             Err(e) => tracing::warn!(app = %app.key(), error = %e.message, "cannot generate claim credentials"),
         }
     }
-    // What agents wrote into the status meanwhile (health per cluster) is kept: the write is
-    // conditional on the version read, and a conflict re-reads and merges again. An agent
-    // reports only changes, so a health overwritten here would never be reported again.
-    let mut current = app.clone();
-    for _ in 0..10 {
-        let status = status_of(&current, &result);
-        if current.status.as_ref() == Some(&status) {
-            return (current, result);
-        }
-        match state.store.update_status(RENDERER, &current.key(), status, current.resource_version()).await {
-            Ok(updated) => return (updated, result),
-            Err(heimdall_store::StoreError::Conflict { .. }) => match state.store.get(&current.key()).await {
-                // A newer spec is the reconciler's to render; only the status moved under us here.
-                Ok(fresh) if fresh.metadata.generation == app.metadata.generation => current = fresh,
-                _ => return (app, result),
-            },
-            Err(e) => {
-                tracing::warn!(app = %app.key(), error = %e, "cannot record rendered status");
-                return (app, result);
+    // What agents wrote into the status meanwhile (health per cluster) is kept: status_of
+    // builds on the status as it is when written. A newer spec is the reconciler's to
+    // render; then nothing is written here.
+    let generation = app.metadata.generation;
+    let written = state
+        .store
+        .modify_status_from(RENDERER, app.clone(), |current, status: &mut Value| {
+            if current.metadata.generation == generation {
+                *status = status_of(current, &result);
             }
+        })
+        .await;
+    match written {
+        Ok(settled) if settled.metadata.generation == generation => (settled, result),
+        Ok(_) => (app, result),
+        Err(e) => {
+            tracing::warn!(app = %app.key(), error = %e, "cannot record rendered status");
+            (app, result)
         }
     }
-    (app, result)
 }
 
 /// Every stored resource of a rendered kind (applications, Score workloads, tenants).

@@ -300,22 +300,45 @@ impl Store {
         &self,
         actor: &str,
         key: &ResourceKey,
+        change: impl FnMut(&Resource, &mut T),
+    ) -> Result<Resource, StoreError>
+    where
+        T: Serialize + serde::de::DeserializeOwned + Default,
+    {
+        self.modify_status_from(actor, self.get(key).await?, change).await
+    }
+
+    /// [`Store::modify_status`] starting from a copy the caller has just read,
+    /// saving a read when nobody wrote meanwhile (the renderer settles every
+    /// application it lists).
+    pub async fn modify_status_from<T>(
+        &self,
+        actor: &str,
+        read: Resource,
         mut change: impl FnMut(&Resource, &mut T),
     ) -> Result<Resource, StoreError>
     where
         T: Serialize + serde::de::DeserializeOwned + Default,
     {
         const ATTEMPTS: usize = 20;
+        let key = &read.key();
+        let mut read = Some(read);
         let mut lost = None;
         for _ in 0..ATTEMPTS {
-            let current = self.get(key).await?;
+            let current = match read.take() {
+                Some(current) => current,
+                None => self.get(key).await?,
+            };
             let mut status: T = match &current.status {
                 None | Some(Value::Null) => T::default(),
                 Some(stored) => serde_json::from_value(stored.clone()).map_err(|e| StoreError::corrupt(&format!("status of {key}"), e))?,
             };
+            let as_value = |status: &T| serde_json::to_value(status).map_err(|e| StoreError::corrupt(&format!("status of {key}"), e));
+            // Compared as `T` says them, so a missing status and its default are one.
+            let before = as_value(&status)?;
             change(&current, &mut status);
-            let status = serde_json::to_value(&status).map_err(|e| StoreError::corrupt(&format!("status of {key}"), e))?;
-            if current.status.as_ref() == Some(&status) || (current.status.is_none() && status == Value::Object(Default::default())) {
+            let status = as_value(&status)?;
+            if status == before {
                 return Ok(current);
             }
             match self.update_status(actor, key, status, current.resource_version()).await {
