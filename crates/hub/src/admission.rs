@@ -13,7 +13,9 @@ use serde_json::Value;
 use crate::auth::Principal;
 use crate::delivery::settle;
 use crate::delivery::{self, ChangeNote, Desired};
-use crate::error::{ApiError, ErrorDetail};
+use heimdall_api::ErrorDetail;
+
+use crate::rejection::Rejection;
 use crate::rendering::{approvals, is_app_kind, is_platform_kind, status_of};
 use crate::state::AppState;
 
@@ -45,29 +47,28 @@ pub async fn write(
     batch: Vec<(String, Resource)>,
     mode: ApplyMode,
     dry_run: bool,
-) -> Result<Vec<WriteResult>, ApiError> {
+) -> Result<Vec<WriteResult>, Rejection> {
     for (source, resource) in &batch {
         if crate::secrets::is_secret(resource) {
-            return Err(ApiError::invalid_field(
+            return Err(Rejection::invalid_field(
                 "kind",
                 "a Secret's values are set one key at a time: heimdall secret set NAMESPACE/NAME KEY (PUT /api/v1/namespaces/{namespace}/secrets/{name}/keys/{key})",
             )
             .in_document(source));
         }
     }
-    crate::auth::authorize_documents(state, principal, &batch).await?;
+    crate::auth::authorize_documents(state, principal, &batch).await.map_err(|e| match e {
+        crate::auth::AuthorizeError::Denied(denied) => Rejection::Denied(denied),
+        crate::auth::AuthorizeError::Store(e) => Rejection::Store(e),
+    })?;
     let actor = principal.name.as_str();
     let held = if dry_run { None } else { Some(state.delivery.lock().await) };
     let candidate = state.rendering.admit(&state.store, &batch, principal).await?;
     let (sources, resources): (Vec<String>, Vec<Resource>) = batch.into_iter().unzip();
     let written =
         if dry_run { state.store.preview_all(actor, resources, mode).await } else { state.store.write_all(actor, resources, mode).await };
-    let written = written.map_err(|(index, e)| {
-        let document = sources.get(index).cloned().unwrap_or_default();
-        let mut error = ApiError::from(e).in_document(&document);
-        error.message.push_str("; nothing was changed");
-        error
-    })?;
+    let written =
+        written.map_err(|(index, source)| Rejection::Write { document: sources.get(index).cloned().unwrap_or_default(), source })?;
     let Some(held) = held else { return Ok(written) };
     let platform_changed = written.iter().any(|w| is_platform_kind(&w.resource.kind) && w.outcome != ApplyOutcome::Unchanged);
     if let (true, Some(platform)) = (platform_changed, candidate) {
@@ -126,7 +127,7 @@ pub async fn write(
 
 /// A tenant's applications would silently become the platform team's:
 /// deleting a tenant that still has some is refused.
-async fn refuse_if_tenant_has_apps(state: &AppState, tenant: &str) -> Result<(), ApiError> {
+async fn refuse_if_tenant_has_apps(state: &AppState, tenant: &str) -> Result<(), Rejection> {
     let mut names = Vec::new();
     for kind in ["Application", "Workload"] {
         let query = heimdall_store::ListQuery { kind: kind.into(), namespace: Some(tenant.into()), limit: Some(5), ..Default::default() };
@@ -135,16 +136,12 @@ async fn refuse_if_tenant_has_apps(state: &AppState, tenant: &str) -> Result<(),
     if names.is_empty() {
         return Ok(());
     }
-    Err(ApiError::new(
-        axum::http::StatusCode::CONFLICT,
-        "Conflict",
-        format!("tenant {tenant} still has applications ({}); delete them first", names.join(", ")),
-    ))
+    Err(Rejection::TenantHasApplications { tenant: tenant.to_string(), applications: names })
 }
 
 /// Deletes a resource; deleting part of the platform takes effect at once,
 /// and a deleted application's folders leave every cluster repository.
-pub async fn delete(state: &AppState, principal: &Principal, key: &ResourceKey, expected: Option<i64>) -> Result<Resource, ApiError> {
+pub async fn delete(state: &AppState, principal: &Principal, key: &ResourceKey, expected: Option<i64>) -> Result<Resource, Rejection> {
     crate::auth::require(principal, &crate::auth::document_need(key))?;
     if key.kind == "Tenant" {
         crate::auth::require(principal, &crate::auth::Need::delete_tenant())?;
@@ -216,12 +213,12 @@ pub async fn apply_documents(
     actor: &Principal,
     documents: Vec<Document>,
     options: &ApplyOptions,
-) -> Result<ApplyResponse, ApiError> {
+) -> Result<ApplyResponse, Rejection> {
     if documents.is_empty() {
-        return Err(ApiError::bad_request("the request holds no documents"));
+        return Err(Rejection::NoDocuments);
     }
     if documents.len() > heimdall_model::limits::MAX_DOCUMENTS {
-        return Err(ApiError::invalid(&[heimdall_model::document::too_many_documents("request body", Some(documents.len()))]));
+        return Err(Rejection::Invalid(vec![heimdall_model::document::too_many_documents("request body", Some(documents.len()))]));
     }
     let namespace = options.namespace.as_deref().unwrap_or("default");
     let mut valid: Vec<(String, Resource)> = Vec::new();
@@ -247,7 +244,7 @@ pub async fn apply_documents(
 
     if !options.continue_on_error {
         if !invalid.is_empty() {
-            return Err(ApiError::invalid(&invalid));
+            return Err(Rejection::Invalid(invalid));
         }
         let sources: Vec<String> = valid.iter().map(|(source, _)| source.clone()).collect();
         let written = write(state, actor, "apply", valid, ApplyMode::Apply, options.dry_run).await?;
@@ -265,10 +262,17 @@ pub async fn apply_documents(
                 let w = written.remove(0);
                 response.results.push(result(&source, &w.resource, w.outcome));
             }
-            Err(e) if e.details.is_empty() => {
-                response.errors.push(ErrorDetail { document: Some(source), path: String::new(), message: e.0.message })
+            Err(e) => {
+                if let Some(failure) = e.internal_failure() {
+                    tracing::error!(document = %source, error = %failure, "store failure");
+                }
+                let details = e.details();
+                if details.is_empty() {
+                    response.errors.push(ErrorDetail { document: Some(source), path: String::new(), message: e.public_message() });
+                } else {
+                    response.errors.extend(details);
+                }
             }
-            Err(e) => response.errors.extend(e.0.details),
         }
     }
     Ok(response)
@@ -277,7 +281,7 @@ pub async fn apply_documents(
 /// Approves a suspended workflow step of an application's current
 /// generation: recorded in its status (who, in the audit trail) and
 /// delivered, under the delivery lock like every other write.
-pub async fn approve(state: &AppState, principal: &Principal, namespace: &str, name: &str, step: &str) -> Result<Resource, ApiError> {
+pub async fn approve(state: &AppState, principal: &Principal, namespace: &str, name: &str, step: &str) -> Result<Resource, Rejection> {
     let key = ResourceKey::new("Application", namespace, name);
     let held = state.delivery.lock().await;
     let app = state.store.get(&key).await?;
@@ -293,7 +297,7 @@ pub async fn approve(state: &AppState, principal: &Principal, namespace: &str, n
         .collect();
     if !waiting.contains(&step) {
         let waiting = if waiting.is_empty() { "no step is waiting".to_string() } else { format!("waiting: {}", waiting.join(", ")) };
-        return Err(ApiError::invalid_field("step", format!("step {:?} is not waiting for approval ({waiting})", step)));
+        return Err(Rejection::invalid_field("step", format!("step {:?} is not waiting for approval ({waiting})", step)));
     }
     let mut steps = approvals(&app);
     steps.insert(step.to_string());

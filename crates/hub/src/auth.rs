@@ -18,8 +18,42 @@ use axum::http::Method;
 use heimdall_model::spec::tenant::TenantRole;
 use heimdall_model::{Resource, ResourceKey};
 
-use crate::error::ApiError;
+use heimdall_store::StoreError;
+
 use crate::state::AppState;
+
+/// A refusal: the message names who was refused and what they hold;
+/// `permission` names what was missing, when one permission was.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct Denied {
+    pub message: String,
+    pub permission: Option<String>,
+}
+
+impl Denied {
+    /// Names the document of a write that was refused.
+    pub fn in_document(mut self, document: &str) -> Self {
+        self.message = format!("{document}: {}", self.message);
+        self
+    }
+
+    /// Adds what the refused person can do instead.
+    pub fn with_hint(mut self, hint: &str) -> Self {
+        self.message.push_str("; ");
+        self.message.push_str(hint);
+        self
+    }
+}
+
+/// Why a write's documents were not authorized.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorizeError {
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// What a principal may be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,7 +231,7 @@ impl Need {
 }
 
 /// Decides; a denial names the permission that was missing.
-pub fn require(principal: &Principal, need: &Need) -> Result<(), ApiError> {
+pub fn require(principal: &Principal, need: &Need) -> Result<(), Denied> {
     let (allowed, permission) = match need {
         Need::Anyone => (principal.cluster().is_none() || principal.is_platform_admin(), "api:use".to_string()),
         Need::PlatformAdmin(permission) => (principal.is_platform_admin(), permission.clone()),
@@ -211,12 +245,17 @@ pub fn require(principal: &Principal, need: &Need) -> Result<(), ApiError> {
     if allowed { Ok(()) } else { Err(denied(principal, permission)) }
 }
 
-/// The 403 for a missing permission.
-fn denied(principal: &Principal, permission: String) -> ApiError {
-    let mut error = ApiError::forbidden(format!("{} may not do this: missing permission {permission}", principal.name));
-    error.message.push_str(&format!("; {} has: {}", principal.name, principal.describe_roles()));
-    error.permission = Some(permission);
-    error
+/// The refusal for a missing permission.
+fn denied(principal: &Principal, permission: String) -> Denied {
+    Denied {
+        message: format!(
+            "{} may not do this: missing permission {permission}; {} has: {}",
+            principal.name,
+            principal.name,
+            principal.describe_roles()
+        ),
+        permission: Some(permission),
+    }
 }
 
 fn plural_kind(plural: &str) -> Option<&'static heimdall_model::kinds::KindInfo> {
@@ -309,7 +348,7 @@ pub fn document_need(key: &ResourceKey) -> Need {
 
 /// Checks every document of a write. A tenant owner (not a platform admin)
 /// may change only the members of an existing tenant.
-pub async fn authorize_documents(state: &AppState, principal: &Principal, batch: &[(String, Resource)]) -> Result<(), ApiError> {
+pub async fn authorize_documents(state: &AppState, principal: &Principal, batch: &[(String, Resource)]) -> Result<(), AuthorizeError> {
     for (source, resource) in batch {
         let key = resource.key();
         require(principal, &document_need(&key)).map_err(|e| e.in_document(source))?;
@@ -317,7 +356,7 @@ pub async fn authorize_documents(state: &AppState, principal: &Principal, batch:
             let stored = match state.store.get(&key).await {
                 Ok(stored) => stored,
                 Err(heimdall_store::StoreError::NotFound { .. }) => {
-                    return Err(denied(principal, "tenants:create".into()).in_document(source));
+                    return Err(denied(principal, "tenants:create".into()).in_document(source).into());
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -332,9 +371,8 @@ pub async fn authorize_documents(state: &AppState, principal: &Principal, batch:
                 || stored.metadata.labels != resource.metadata.labels
                 || stored.metadata.annotations != resource.metadata.annotations
             {
-                let mut error = denied(principal, "tenants:write".into()).in_document(source);
-                error.message.push_str("; a tenant's owners may change its members only");
-                return Err(error);
+                let error = denied(principal, "tenants:write".into()).in_document(source);
+                return Err(error.with_hint("a tenant's owners may change its members only").into());
             }
         }
     }
@@ -374,9 +412,11 @@ pub fn may_read_repository(principal: &Principal, cluster: &str) -> bool {
 /// The principal of a stored token's record. A role in a tenant that does
 /// not exist (any more) grants nothing: a token outliving its tenant must
 /// not write into the namespace, which would then be the platform team's.
-pub fn principal_of_token(state: &AppState, info: heimdall_store::TokenInfo) -> Result<Principal, ApiError> {
-    let role = Role::parse(&info.role)
-        .ok_or_else(|| ApiError::forbidden(format!("token {:?} has role {:?}, which grants nothing", info.name, info.role)))?;
+pub fn principal_of_token(state: &AppState, info: heimdall_store::TokenInfo) -> Result<Principal, Denied> {
+    let role = Role::parse(&info.role).ok_or_else(|| Denied {
+        message: format!("token {:?} has role {:?}, which grants nothing", info.name, info.role),
+        permission: None,
+    })?;
     let roles = match &role {
         Role::Tenant { tenant, .. } if state.rendering.platform().tenant(tenant).is_none() => Vec::new(),
         _ => vec![role],
@@ -425,7 +465,7 @@ mod tests {
             &params(&[("namespace", "payments"), ("plural", "applications")]),
         );
         let denied = require(&developer, &elsewhere).expect_err("payments is not alice's");
-        assert_eq!(denied.status, 403);
+        assert_eq!(crate::error::ApiError::from(denied.clone()).status, 403, "a denial is a 403");
         assert_eq!(denied.permission.as_deref(), Some("applications:read in tenant payments (needs viewer or more)"));
         let viewer = person(vec![Role::Tenant { tenant: "shop".into(), role: TenantRole::Viewer }]);
         assert!(require(&viewer, &write).is_err(), "a viewer reads only");

@@ -60,7 +60,7 @@ pub async fn principal(state: &AppState, token: &str) -> Result<Option<Principal
         };
     }
     let Some(info) = state.store.authenticate_token(token).await? else { return Ok(None) };
-    principal_of_token(state, info).map(Some)
+    principal_of_token(state, info).map(Some).map_err(ApiError::from)
 }
 
 /// What a request authenticated with, to ask again later: a stream that
@@ -78,7 +78,7 @@ impl Credential {
     pub async fn principal(&self, state: &AppState) -> Result<Option<Principal>, ApiError> {
         match self {
             Credential::Bearer(token) => principal(state, token).await,
-            Credential::Session(id) => crate::identity::session_id_principal(state, id).await,
+            Credential::Session(id) => Ok(crate::identity::session_id_principal(state, id).await?),
         }
     }
 }
@@ -137,7 +137,7 @@ pub async fn authenticate(
         }
         return Ok(found.map(|p| (p, Credential::Bearer(token))));
     }
-    let Some(id) = crate::identity::session_id(state, headers) else { return Ok(None) };
+    let Some(id) = crate::web::session_id(state, headers) else { return Ok(None) };
     let Some(principal) = crate::identity::session_id_principal(state, &id).await? else { return Ok(None) };
     crate::web::check_origin(state, method, uri, headers)?;
     Ok(Some((principal, Credential::Session(id))))

@@ -12,7 +12,9 @@ use heimdall_render::{ClaimCatalog, Migration, Platform, Rendered};
 use heimdall_store::{ListQuery, Store, StoreError};
 use serde_json::{Value, json};
 
-use crate::error::{ApiError, ErrorDetail};
+use heimdall_api::ErrorDetail;
+
+use crate::rejection::Rejection;
 
 pub const MIGRATION_KIND: &str = "ClaimMigration";
 /// Kinds whose status lists claim instances.
@@ -45,7 +47,7 @@ pub async fn load_migrations(store: &Store) -> Result<Migrations, StoreError> {
 }
 
 /// The migrations with the batch's applied: readiness already reported stays.
-pub async fn admit_migrations(store: &Store, batch: &[(String, Resource)], current: &Migrations) -> Result<Migrations, ApiError> {
+pub async fn admit_migrations(store: &Store, batch: &[(String, Resource)], current: &Migrations) -> Result<Migrations, Rejection> {
     let mut migrations = current.clone();
     for (_, resource) in batch.iter().filter(|(_, r)| r.kind == MIGRATION_KIND) {
         let key = (resource.metadata.namespace.clone().unwrap_or_default(), resource.metadata.name.clone());
@@ -86,7 +88,7 @@ pub(crate) fn has_claim(resource: &Resource, claim: &str) -> bool {
 /// The stored owners of the claims a batch's migrations move, each with
 /// the migration's source (so a render error names the migration's file).
 /// A migration of a claim nobody has is refused.
-pub async fn owners_of_migrations(store: &Store, batch: &[(String, Resource)]) -> Result<Vec<(String, Resource)>, ApiError> {
+pub async fn owners_of_migrations(store: &Store, batch: &[(String, Resource)]) -> Result<Vec<(String, Resource)>, Rejection> {
     let in_batch: BTreeSet<ResourceKey> = batch.iter().map(|(_, r)| r.key()).collect();
     let mut owners = Vec::new();
     for (source, migration) in batch.iter().filter(|(_, r)| r.kind == MIGRATION_KIND) {
@@ -94,7 +96,7 @@ pub async fn owners_of_migrations(store: &Store, batch: &[(String, Resource)]) -
         let claim = &migration.metadata.name;
         let found: Vec<Resource> = owners_in(store, &namespace).await?.into_iter().filter(|o| has_claim(o, claim)).collect();
         if found.is_empty() && !batch.iter().any(|(_, r)| r.kind != MIGRATION_KIND && r.metadata.namespace.as_deref() == Some(&namespace)) {
-            return Err(ApiError::invalid_field(
+            return Err(Rejection::invalid_field(
                 "metadata.name",
                 format!(
                     "no claim named {claim} in namespace {namespace}: a ClaimMigration is named after the claim it moves (heimdall get claims -n {namespace})"
@@ -143,7 +145,7 @@ fn money(amount: f64) -> String {
 
 /// Refuses a batch whose claims would take a tenant over its monthly
 /// budget: this batch's renders plus what the tenant's other owners cost now.
-pub async fn check_budgets(store: &Store, platform: &Platform, renders: &[(ResourceKey, Rendered)]) -> Result<(), ApiError> {
+pub async fn check_budgets(store: &Store, platform: &Platform, renders: &[(ResourceKey, Rendered)]) -> Result<(), Rejection> {
     let namespaces: BTreeSet<&str> = renders.iter().map(|(k, _)| k.namespace.as_str()).filter(|n| !n.is_empty()).collect();
     for namespace in namespaces {
         let Some(budget) = platform.tenant(namespace).and_then(|t| t.budget.as_ref()) else { continue };
@@ -177,18 +179,14 @@ pub async fn check_budgets(store: &Store, platform: &Platform, renders: &[(Resou
         let total: f64 = lines.iter().map(|(_, cost)| cost).sum();
         if total > budget.monthly + 0.005 {
             lines.sort_by(|a, b| b.1.total_cmp(&a.1));
-            let mut error = ApiError::new(
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "BudgetExceeded",
-                format!(
-                    "tenant {namespace}'s claims would cost {} {} a month, over its budget of {} {}; nothing was changed",
-                    money(total),
-                    budget.currency,
-                    money(budget.monthly),
-                    budget.currency
-                ),
+            let message = format!(
+                "tenant {namespace}'s claims would cost {} {} a month, over its budget of {} {}; nothing was changed",
+                money(total),
+                budget.currency,
+                money(budget.monthly),
+                budget.currency
             );
-            error.details = lines
+            let lines = lines
                 .into_iter()
                 .map(|(what, cost)| ErrorDetail {
                     document: None,
@@ -196,7 +194,7 @@ pub async fn check_budgets(store: &Store, platform: &Platform, renders: &[(Resou
                     message: format!("{what}: {} {}", money(cost), budget.currency),
                 })
                 .collect();
-            return Err(error);
+            return Err(Rejection::BudgetExceeded { message, lines });
         }
     }
     Ok(())

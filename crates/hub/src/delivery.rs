@@ -441,7 +441,7 @@ pub async fn settle(state: &AppState, app: Resource) -> (Resource, Result<Render
     {
         match crate::secrets::generate(state, &rendered.generate).await {
             Ok(()) => result = state.rendering.render_app(&app),
-            Err(e) => tracing::warn!(app = %app.key(), error = %e.message, "cannot generate claim credentials"),
+            Err(e) => tracing::warn!(app = %app.key(), error = %e, "cannot generate claim credentials"),
         }
     }
     // What agents wrote into the status meanwhile (health per cluster) is kept: status_of

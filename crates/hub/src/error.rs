@@ -87,23 +87,7 @@ impl ApiError {
 
     /// A 422 listing every problem of every invalid document.
     pub fn invalid(errors: &[DocumentError]) -> Self {
-        let count = errors.len();
-        let mut error = Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Invalid",
-            format!("{count} document{} invalid; nothing was changed", if count == 1 { " is" } else { "s are" }),
-        );
-        error.details = errors
-            .iter()
-            .flat_map(|e| {
-                e.problems.iter().map(|p| ErrorDetail {
-                    document: Some(e.document.clone()),
-                    path: p.path.clone(),
-                    message: p.message.clone(),
-                })
-            })
-            .collect();
-        error
+        crate::rejection::Rejection::Invalid(errors.to_vec()).into()
     }
 
     pub fn invalid_field(path: &str, message: impl Into<String>) -> Self {
@@ -119,8 +103,64 @@ impl ApiError {
         self
     }
 
+    /// The message and every detail in one line, for a page people read.
+    pub fn describe(&self) -> String {
+        let mut message = self.message.clone();
+        for detail in &self.details {
+            message.push_str(&format!(
+                "; {}{}: {}",
+                detail.document.as_deref().map(|d| format!("{d}: ")).unwrap_or_default(),
+                detail.path,
+                detail.message
+            ));
+        }
+        message
+    }
+
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl From<crate::auth::Denied> for ApiError {
+    fn from(denied: crate::auth::Denied) -> Self {
+        let mut error = Self::forbidden(denied.message);
+        error.permission = denied.permission;
+        error
+    }
+}
+
+impl From<crate::auth::AuthorizeError> for ApiError {
+    fn from(err: crate::auth::AuthorizeError) -> Self {
+        match err {
+            crate::auth::AuthorizeError::Denied(denied) => denied.into(),
+            crate::auth::AuthorizeError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Every refusal of admission: the status says whose the failure is.
+impl From<crate::rejection::Rejection> for ApiError {
+    fn from(rejection: crate::rejection::Rejection) -> Self {
+        use crate::rejection::Rejection;
+        let details = rejection.details();
+        let message = rejection.public_message();
+        let mut error = match rejection {
+            Rejection::NoDocuments => Self::bad_request(message),
+            Rejection::Invalid(_) | Rejection::InvalidField { .. } => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", message),
+            Rejection::PolicyViolation(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "PolicyViolation", message),
+            Rejection::BudgetExceeded { .. } => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "BudgetExceeded", message),
+            Rejection::TenantHasApplications { .. } => Self::new(StatusCode::CONFLICT, "Conflict", message),
+            Rejection::Denied(denied) => return denied.into(),
+            Rejection::Write { document, source } => {
+                let mut error = Self::from(source).in_document(&document);
+                error.message.push_str("; nothing was changed");
+                error
+            }
+            Rejection::Store(source) => return source.into(),
+        };
+        error.details = details;
+        error
     }
 }
 
@@ -131,7 +171,7 @@ impl From<StoreError> for ApiError {
             StoreError::AlreadyExists { .. } => Self::new(StatusCode::CONFLICT, "AlreadyExists", err.to_string()),
             StoreError::Conflict { .. } => Self::new(StatusCode::CONFLICT, "Conflict", err.to_string()),
             StoreError::BadRequest(message) => Self::bad_request(message.clone()),
-            StoreError::Corrupt(_) | StoreError::Migration(_) | StoreError::UnsupportedUrl(_) | StoreError::Database(_) => {
+            _ => {
                 tracing::error!(error = %err, "store failure");
                 Self::internal()
             }

@@ -10,7 +10,6 @@ use heimdall_store::{ApplyMode, AuditQuery};
 use crate::admission;
 use crate::auth::Principal;
 use crate::delivery::belongs_to;
-use crate::error::ApiError;
 use crate::state::AppState;
 use heimdall_api::history::{ClusterCommit, ClusterDiff, Diff, History, Revision};
 
@@ -29,8 +28,8 @@ pub enum HistoryError {
     #[error("cannot diff the repository of cluster {cluster}: {source}")]
     Repository { cluster: String, source: heimdall_gitops::GitopsError },
     /// Admission refused the rolled-back spec (it says why, field by field).
-    #[error("{}", .0.message)]
-    Refused(#[from] ApiError),
+    #[error(transparent)]
+    Refused(#[from] crate::rejection::Rejection),
 }
 
 fn app_key(namespace: &str, name: &str) -> ResourceKey {

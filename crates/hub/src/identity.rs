@@ -1,37 +1,24 @@
 //! People: from a verified identity to a [`Principal`] (roles from the
 //! tenants' members and the platform-admin groups), the portal's sign-in
-//! (authorization code flow with PKCE, a server-side session behind an
-//! HttpOnly cookie), and the `User`/`Group` records of who signed in.
+//! (authorization code flow with PKCE, and server-side sessions that
+//! `api::sign_in` carries in an HttpOnly cookie), and the `User`/`Group`
+//! records of who signed in.
 
-use axum::Json;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use heimdall_model::Resource;
-use heimdall_store::ApplyMode;
+use heimdall_store::{ApplyMode, StoreError};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::actors::IDENTITY_ACTOR;
+use crate::auth::AuthorizeError;
 use crate::auth::{Principal, Role};
-use crate::error::ApiError;
 use crate::oidc::Identity;
 use crate::state::AppState;
-pub use heimdall_api::auth::{AuthConfig, PublicOidc, WhoAmI};
 
-pub const SESSION_COOKIE: &str = "heimdall_session";
-/// Its name under TLS: `__Host-` keeps a sibling subdomain from setting it (cookie tossing).
-pub const SECURE_SESSION_COOKIE: &str = "__Host-heimdall_session";
-
-/// The session cookie's name on this hub.
-pub fn session_cookie(state: &AppState) -> &'static str {
-    if state.secure_cookies { SECURE_SESSION_COOKIE } else { SESSION_COOKIE }
-}
-const LOGIN_COOKIE: &str = "heimdall_login";
 const SESSION: &str = "session";
 const PENDING_LOGIN: &str = "login";
 
@@ -109,24 +96,6 @@ fn strip_nulls(mut resource: Resource) -> Resource {
     resource
 }
 
-/// A cookie's value (the first of that name).
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.to_string())
-}
-
-pub(crate) fn set_cookie(state: &AppState, name: &str, value: &str, path: &str, max_age: u64) -> HeaderValue {
-    let secure = if state.secure_cookies { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"))
-        .unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
 fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
@@ -154,16 +123,16 @@ fn session_key(id: &str) -> String {
     hex_digest(id)
 }
 
-/// Starts a session; returns the cookie that carries its id.
-pub async fn start_session(state: &AppState, session: &Session, seconds: u64) -> Result<HeaderValue, ApiError> {
+/// Starts a session for `seconds`; returns its id (the cookie's value).
+pub async fn start_session(state: &AppState, session: &Session, seconds: u64) -> Result<String, StoreError> {
     let id = random_token();
-    let data = serde_json::to_string(session).map_err(|_| ApiError::internal())?;
+    let data = serde_json::to_string(session).map_err(|e| StoreError::Corrupt(format!("a session does not encode: {e}")))?;
     state.store.put_auth_record(SESSION, &session_key(&id), &data, &expires_in(seconds)).await?;
-    Ok(set_cookie(state, session_cookie(state), &id, "/", seconds))
+    Ok(id)
 }
 
 /// The principal of a session id, if the session and what it stands for are still valid.
-pub async fn session_id_principal(state: &AppState, id: &str) -> Result<Option<Principal>, ApiError> {
+pub async fn session_id_principal(state: &AppState, id: &str) -> Result<Option<Principal>, AuthorizeError> {
     let Some(data) = state.store.auth_record(SESSION, &session_key(id)).await? else { return Ok(None) };
     let Ok(session) = serde_json::from_str::<Session>(&data) else { return Ok(None) };
     match session {
@@ -174,24 +143,33 @@ pub async fn session_id_principal(state: &AppState, id: &str) -> Result<Option<P
             if info.id != id || expired {
                 return Ok(None);
             }
-            crate::auth::principal_of_token(state, info).map(Some)
+            Ok(Some(crate::auth::principal_of_token(state, info)?))
         }
     }
 }
 
-/// The session id of a request's cookie.
-pub fn session_id(state: &AppState, headers: &HeaderMap) -> Option<String> {
-    cookie(headers, session_cookie(state)).filter(|id| !id.is_empty())
-}
-
-/// Ends the portal session of these headers, if any; returns the cookie that clears it.
-pub async fn end_session(state: &AppState, headers: &HeaderMap) -> HeaderValue {
-    if let Some(id) = session_id(state, headers)
-        && let Err(e) = state.store.take_auth_record(SESSION, &session_key(&id)).await
-    {
+/// Ends a session (signing out); a session that is gone already is fine.
+pub async fn end_session(state: &AppState, id: &str) {
+    if let Err(e) = state.store.take_auth_record(SESSION, &session_key(id)).await {
         tracing::warn!(error = %e, "cannot end a portal session");
     }
-    set_cookie(state, session_cookie(state), "", "/", 0)
+}
+
+/// Why a sign-in with the identity provider did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error("single sign-on is not configured on this hub (oidc in its config)")]
+    NotConfigured,
+    /// The identity provider could not be asked.
+    #[error("{0}")]
+    Provider(String),
+    /// The sign-in is not valid: refused by the provider, expired, or not this browser's.
+    #[error("{0}")]
+    Refused(String),
+    #[error("expected code and state from the identity provider")]
+    Incomplete,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -201,132 +179,97 @@ struct PendingLogin {
     return_to: String,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LoginParams {
-    #[serde(default)]
-    return_to: Option<String>,
+/// A sign-in begun: where to send the browser, and the state it must bring back.
+pub struct SignInStart {
+    pub authorization_url: String,
+    pub login_state: String,
 }
 
-fn sso(state: &AppState) -> Result<&crate::oidc::Oidc, ApiError> {
-    state.oidc.as_deref().ok_or_else(|| ApiError::not_found("single sign-on is not configured on this hub (oidc in its config)"))
+/// A sign-in completed: the session begun, for how long, and the page to return to.
+pub struct SignedIn {
+    pub session_id: String,
+    pub seconds: u64,
+    pub return_to: String,
+}
+
+fn sso(state: &AppState) -> Result<&crate::oidc::Oidc, SignInError> {
+    state.oidc.as_deref().ok_or(SignInError::NotConfigured)
 }
 
 fn redirect_uri(state: &AppState) -> String {
     format!("{}/auth/callback", state.public_url.trim_end_matches('/'))
 }
 
-/// `GET /auth/login`: starts the authorization code flow with PKCE.
-pub async fn login(State(state): State<AppState>, Query(params): Query<LoginParams>) -> Result<Response, ApiError> {
-    let oidc = sso(&state)?;
-    let discovery = oidc.discovery().await.map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "IdentityProvider", e.to_string()))?;
+/// Starts the authorization code flow with PKCE; `return_to` is where the
+/// browser goes once signed in (the HTTP layer keeps it a local path).
+pub async fn begin_sign_in(state: &AppState, return_to: &str) -> Result<SignInStart, SignInError> {
+    let oidc = sso(state)?;
+    let discovery = oidc.discovery().await.map_err(|e| SignInError::Provider(e.to_string()))?;
     let (login_state, nonce, verifier) = (random_token(), random_token(), random_token());
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    let pending = PendingLogin { verifier, nonce: nonce.clone(), return_to: crate::web::local_path(params.return_to.as_deref()) };
-    let data = serde_json::to_string(&pending).map_err(|_| ApiError::internal())?;
+    let pending = PendingLogin { verifier, nonce: nonce.clone(), return_to: return_to.to_string() };
+    let data = serde_json::to_string(&pending).map_err(|e| StoreError::Corrupt(format!("a sign-in does not encode: {e}")))?;
     state.store.put_auth_record(PENDING_LOGIN, &login_state, &data, &expires_in(600)).await?;
     let mut url = reqwest::Url::parse(&discovery.authorization_endpoint)
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "IdentityProvider", format!("authorization endpoint: {e}")))?;
+        .map_err(|e| SignInError::Provider(format!("authorization endpoint: {e}")))?;
     url.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", &oidc.config.client_id)
-        .append_pair("redirect_uri", &redirect_uri(&state))
+        .append_pair("redirect_uri", &redirect_uri(state))
         .append_pair("scope", &oidc.config.scopes.join(" "))
         .append_pair("state", &login_state)
         .append_pair("nonce", &nonce)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256");
-    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, url.to_string())]).into_response();
-    response.headers_mut().append(header::SET_COOKIE, set_cookie(&state, LOGIN_COOKIE, &login_state, "/auth", 600));
-    Ok(response)
+    Ok(SignInStart { authorization_url: url.to_string(), login_state })
 }
 
-#[derive(Debug, Deserialize)]
-pub struct CallbackParams {
+/// Completes a sign-in: `code` and `login_state` from the provider,
+/// `started_here` the state this browser's cookie holds (the flow must end
+/// in the browser that started it).
+pub async fn finish_sign_in(
+    state: &AppState,
     code: Option<String>,
-    state: Option<String>,
-    error: Option<String>,
-}
-
-/// `GET /auth/callback`: the provider sends the browser back here.
-pub async fn callback(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(params): Query<CallbackParams>,
-) -> Result<Response, ApiError> {
-    let oidc = sso(&state)?;
-    if let Some(error) = params.error {
-        return Err(ApiError::unauthorized(format!("the identity provider refused the sign-in: {error}")));
+    login_state: Option<String>,
+    refused_by_provider: Option<String>,
+    started_here: Option<String>,
+) -> Result<SignedIn, SignInError> {
+    let oidc = sso(state)?;
+    if let Some(error) = refused_by_provider {
+        return Err(SignInError::Refused(format!("the identity provider refused the sign-in: {error}")));
     }
-    let (Some(code), Some(login_state)) = (params.code, params.state) else {
-        return Err(ApiError::bad_request("expected code and state from the identity provider"));
-    };
-    // The flow must end in the browser that started it.
-    if cookie(&headers, LOGIN_COOKIE).as_deref() != Some(login_state.as_str()) {
-        return Err(ApiError::unauthorized("this sign-in was not started in this browser; start again at /auth/login"));
+    let (Some(code), Some(login_state)) = (code, login_state) else { return Err(SignInError::Incomplete) };
+    if started_here.as_deref() != Some(login_state.as_str()) {
+        return Err(SignInError::Refused("this sign-in was not started in this browser; start again at /auth/login".into()));
     }
     let pending = state
         .store
         .take_auth_record(PENDING_LOGIN, &login_state)
         .await?
         .and_then(|data| serde_json::from_str::<PendingLogin>(&data).ok())
-        .ok_or_else(|| ApiError::unauthorized("this sign-in expired or was already used; start again at /auth/login"))?;
-    let refused = |e: crate::oidc::OidcError| ApiError::unauthorized(format!("sign-in failed: {e}"));
-    let tokens = oidc.exchange_code(&code, &pending.verifier, &redirect_uri(&state)).await.map_err(refused)?;
-    let id_token = tokens.id_token.ok_or_else(|| ApiError::unauthorized("sign-in failed: the provider sent no ID token"))?;
+        .ok_or_else(|| SignInError::Refused("this sign-in expired or was already used; start again at /auth/login".into()))?;
+    let refused = |e: crate::oidc::OidcError| SignInError::Refused(format!("sign-in failed: {e}"));
+    let tokens = oidc.exchange_code(&code, &pending.verifier, &redirect_uri(state)).await.map_err(refused)?;
+    let id_token = tokens.id_token.ok_or_else(|| SignInError::Refused("sign-in failed: the provider sent no ID token".into()))?;
     let identity = oidc.verify_with_nonce(&id_token, Some(&pending.nonce)).await.map_err(refused)?;
-    principal_of(&state, &identity).await;
+    principal_of(state, &identity).await;
     tracing::info!(user = %identity.username, "signed in");
-    let cookie = start_session(&state, &Session::Identity { identity }, oidc.config.session_hours * 3600).await?;
-    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, crate::web::local_path(Some(&pending.return_to)))]).into_response();
-    response.headers_mut().append(header::SET_COOKIE, cookie);
-    response.headers_mut().append(header::SET_COOKIE, set_cookie(&state, LOGIN_COOKIE, "", "/auth", 0));
-    Ok(response)
+    let seconds = oidc.config.session_hours * 3600;
+    let session_id = start_session(state, &Session::Identity { identity }, seconds).await?;
+    Ok(SignedIn { session_id, seconds, return_to: pending.return_to })
 }
 
-/// `POST /auth/logout`: ends the session here (and sends the browser to
-/// the provider's logout, if it has one).
-pub async fn logout(State(state): State<AppState>, uri: axum::http::Uri, headers: HeaderMap) -> Result<Response, ApiError> {
-    crate::web::check_origin(&state, &Method::POST, &uri, &headers)?;
-    let cleared = end_session(&state, &headers).await;
-    let mut location = "/".to_string();
+/// Where the browser goes after signing out here: the provider's logout, if it has one.
+pub async fn sign_out_location(state: &AppState) -> String {
     if let Some(oidc) = &state.oidc
         && let Ok(discovery) = oidc.discovery().await
         && let Some(end) = discovery.end_session_endpoint
         && let Ok(mut url) = reqwest::Url::parse(&end)
     {
         url.query_pairs_mut().append_pair("client_id", &oidc.config.client_id);
-        location = url.to_string();
+        return url.to_string();
     }
-    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
-    response.headers_mut().append(header::SET_COOKIE, cleared);
-    Ok(response)
-}
-
-/// What `heimdall login` needs to sign in: the identity provider and the CLI's client id.
-#[utoipa::path(get, path = "/api/v1/auth/config", tag = "auth", security(), responses((status = 200, body = AuthConfig)))]
-pub async fn auth_config(State(state): State<AppState>) -> Json<AuthConfig> {
-    Json(AuthConfig {
-        oidc: state.oidc.as_ref().map(|o| PublicOidc {
-            issuer: o.config.issuer.clone(),
-            client_id: o.config.cli_client_id().to_string(),
-            scopes: o.config.scopes.clone(),
-        }),
-    })
-}
-
-/// Who the caller is: name, groups and roles.
-#[utoipa::path(get, path = "/api/v1/auth/whoami", tag = "auth", responses((status = 200, body = WhoAmI)))]
-pub async fn whoami(axum::extract::Extension(principal): axum::extract::Extension<Principal>) -> Json<WhoAmI> {
-    let tenants = principal
-        .roles
-        .iter()
-        .filter_map(|r| match r {
-            Role::Tenant { tenant, role } => Some((tenant.clone(), role.as_str().to_string())),
-            _ => None,
-        })
-        .collect();
-    Json(WhoAmI { name: principal.name.clone(), platform_admin: principal.is_platform_admin(), tenants, groups: principal.groups })
+    "/".to_string()
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod migrations;
 pub mod oidc;
 pub mod portal;
 pub mod reconcile;
+pub mod rejection;
 pub mod rendering;
 pub mod repositories;
 pub mod scaffolder;

@@ -14,7 +14,9 @@ use heimdall_render::{Platform, RenderOptions, Rendered, render};
 use heimdall_store::{ListQuery, Store, StoreError};
 use serde_json::{Value, json};
 
-use crate::error::{ApiError, ErrorDetail};
+use heimdall_api::ErrorDetail;
+
+use crate::rejection::Rejection;
 
 /// Kinds that change how applications render.
 pub const PLATFORM_KINDS: &[&str] =
@@ -61,11 +63,11 @@ pub async fn platform_resources(store: &Store) -> Result<Vec<Resource>, StoreErr
     Ok(resources)
 }
 
-fn platform_errors(errors: Vec<DocumentError>, sources: &BTreeMap<String, String>) -> ApiError {
+fn platform_errors(errors: Vec<DocumentError>, sources: &BTreeMap<String, String>) -> Rejection {
     // Name the document of this request a platform error comes from, when it does.
     let errors: Vec<DocumentError> =
         errors.into_iter().map(|e| DocumentError::new(sources.get(&e.document).cloned().unwrap_or(e.document), e.problems)).collect();
-    ApiError::invalid(&errors)
+    Rejection::Invalid(errors)
 }
 
 impl Rendering {
@@ -119,7 +121,7 @@ impl Rendering {
         store: &Store,
         batch: &[(String, Resource)],
         writer: &crate::auth::Principal,
-    ) -> Result<Option<Platform>, ApiError> {
+    ) -> Result<Option<Platform>, Rejection> {
         let platform_changes: Vec<&(String, Resource)> = batch.iter().filter(|(_, r)| is_platform_kind(&r.kind)).collect();
         let candidate = if platform_changes.is_empty() {
             None
@@ -173,16 +175,10 @@ impl Rendering {
             }
         }
         if !invalid.is_empty() {
-            return Err(ApiError::invalid(&invalid));
+            return Err(Rejection::Invalid(invalid));
         }
         if !denied.is_empty() {
-            let mut error = ApiError::new(
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "PolicyViolation",
-                format!("{} policy violation{}; nothing was changed", denied.len(), if denied.len() == 1 { "" } else { "s" }),
-            );
-            error.details = denied;
-            return Err(error);
+            return Err(Rejection::PolicyViolation(denied));
         }
         crate::claims::check_budgets(store, platform, &renders).await?;
         Ok(candidate)

@@ -10,7 +10,6 @@ use zeroize::Zeroizing;
 
 use crate::auth::{Need, Principal, require};
 use crate::delivery::Delivering;
-use crate::error::ApiError;
 use crate::secrets::catalog;
 use crate::state::AppState;
 pub use heimdall_api::secrets::{Rotation, SecretKeyChange, SetSecretValue};
@@ -22,9 +21,10 @@ pub enum SecretValueError {
     Invalid { field: &'static str, message: String },
     #[error("{0}")]
     NoSuchKey(String),
-    /// Refused by `auth` or the keyring, which answer in the API's shape already.
-    #[error("{}", .0.message)]
-    Refused(#[from] ApiError),
+    #[error(transparent)]
+    Denied(#[from] crate::auth::Denied),
+    #[error(transparent)]
+    Keyring(#[from] crate::secrets::KeyringError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -23,7 +23,6 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use crate::HubError;
-use crate::error::ApiError;
 use crate::state::AppState;
 
 /// On a sealed object: the secret versions it carries.
@@ -104,13 +103,13 @@ impl Secrets {
     /// the old keys leave the key file once nothing is wrapped by them. The
     /// file always holds every key some stored value needs, so a crash at
     /// any point loses nothing, and the hub keeps serving throughout.
-    pub async fn rotate_master_key(&self, store: &Store) -> Result<Rotation, ApiError> {
+    pub async fn rotate_master_key(&self, store: &Store) -> Result<Rotation, KeyringError> {
         let _one_at_a_time = self.rotation.lock().await;
         let path = self.key_file.clone();
         let mut next = (*self.keyring()).clone();
         let new_id = next.rotate();
         if let Some(path) = &path {
-            key_file::save(&next, path).map_err(key_file_failure)?;
+            key_file::save(&next, path).map_err(KeyringError::KeyFile)?;
         }
         let next = Arc::new(next);
         self.install(next.clone());
@@ -123,7 +122,7 @@ impl Secrets {
                 }
                 for value in &batch {
                     let sealed = envelope::rewrap(&next, &envelope_of(&value.value), &value.context())
-                        .map_err(|e| internal(format!("cannot re-wrap {}: {e}", value.context())))?;
+                        .map_err(|source| KeyringError::Rewrap { context: value.context(), source })?;
                     let stored =
                         StoredValue { master_key_id: sealed.master_key_id, wrapped_key: sealed.wrapped_key, ciphertext: sealed.ciphertext };
                     // A value set meanwhile is already under the new key.
@@ -140,7 +139,7 @@ impl Secrets {
             finished.retire(id);
         }
         if let Some(path) = &path {
-            key_file::save(&finished, path).map_err(key_file_failure)?;
+            key_file::save(&finished, path).map_err(KeyringError::KeyFile)?;
         }
         self.install(Arc::new(finished));
         tracing::info!(key = %new_id, rewrapped, retired = retired.len(), "master key rotated");
@@ -152,13 +151,15 @@ impl Secrets {
     }
 }
 
-fn internal(message: String) -> ApiError {
-    ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message)
-}
-
-fn key_file_failure(error: SecretsError) -> ApiError {
-    tracing::error!(error = %error, "cannot write the master key file");
-    internal(error.to_string())
+/// Why the master key was not rotated. Each is the hub's failure, never the caller's.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    #[error("cannot write the master key file: {0}")]
+    KeyFile(SecretsError),
+    #[error("cannot re-wrap {context}: {source}")]
+    Rewrap { context: String, source: SecretsError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 fn envelope_of(value: &StoredValue) -> envelope::Envelope {
@@ -405,7 +406,7 @@ pub mod key_file {
 /// Makes the credentials claims need: a random value (32 letters and
 /// digits) for each missing key, sealed and stored like any secret value,
 /// then refreshes the catalog. Values never leave the secrets store.
-pub async fn generate(state: &AppState, requests: &[heimdall_render::secrets::Generate]) -> Result<(), ApiError> {
+pub async fn generate(state: &AppState, requests: &[heimdall_render::secrets::Generate]) -> Result<(), StoreError> {
     use rand::Rng;
     for request in requests {
         for key in &request.keys {

@@ -80,11 +80,9 @@ pub async fn load_manifests(state: &AppState, files: Vec<(String, String)>) -> R
     for (origin, text) in files {
         documents.extend(heimdall_model::parse_documents(&text, &origin).map_err(|e| HubError::Examples(e.to_string()))?);
     }
-    apply_documents(state, &crate::auth::Principal::system(BOOTSTRAP_ACTOR), documents, &ApplyOptions::default()).await.map_err(|e| {
-        let details: Vec<String> =
-            e.details.iter().map(|d| format!("{}: {}: {}", d.document.as_deref().unwrap_or(""), d.path, d.message)).collect();
-        HubError::Examples(format!("{} {}", e.message, details.join("; ")))
-    })
+    apply_documents(state, &crate::auth::Principal::system(BOOTSTRAP_ACTOR), documents, &ApplyOptions::default())
+        .await
+        .map_err(|e| HubError::Examples(e.describe()))
 }
 
 /// Registers each catalog-info file as a `file` CatalogLocation named

@@ -1,5 +1,6 @@
-//! What keeps a browser session safe, in one place: the same-origin check
-//! every cookie-carried change passes, the only redirect targets sign-in
+//! What keeps a browser session safe, in one place: the session cookie
+//! (HttpOnly, SameSite, `__Host-` under TLS), the same-origin check every
+//! cookie-carried change passes, the only redirect targets sign-in
 //! accepts, the security headers on every answer, and the API's one error
 //! shape for the framework's own refusals.
 
@@ -10,6 +11,52 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 use crate::state::AppState;
+
+pub const SESSION_COOKIE: &str = "heimdall_session";
+/// Its name under TLS: `__Host-` keeps a sibling subdomain from setting it (cookie tossing).
+pub const SECURE_SESSION_COOKIE: &str = "__Host-heimdall_session";
+
+/// The session cookie's name on this hub.
+pub fn session_cookie(state: &AppState) -> &'static str {
+    if state.secure_cookies { SECURE_SESSION_COOKIE } else { SESSION_COOKIE }
+}
+
+/// A cookie's value (the first of that name).
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_string())
+}
+
+/// A `Set-Cookie` value: HttpOnly and SameSite=Lax always, Secure under TLS.
+pub fn set_cookie(state: &AppState, name: &str, value: &str, path: &str, max_age: u64) -> HeaderValue {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"))
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The cookie that carries a session id for `seconds`.
+pub fn session_cookie_for(state: &AppState, session_id: &str, seconds: u64) -> HeaderValue {
+    set_cookie(state, session_cookie(state), session_id, "/", seconds)
+}
+
+/// The session id of a request's cookie.
+pub fn session_id(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    cookie(headers, session_cookie(state)).filter(|id| !id.is_empty())
+}
+
+/// Ends the portal session of these headers, if any; returns the cookie that clears it.
+pub async fn end_session(state: &AppState, headers: &HeaderMap) -> HeaderValue {
+    if let Some(id) = session_id(state, headers) {
+        crate::identity::end_session(state, &id).await;
+    }
+    set_cookie(state, session_cookie(state), "", "/", 0)
+}
 
 /// `scheme://host[:port]`, lowercased, the default port left out.
 fn origin_of(url: &str) -> Option<String> {

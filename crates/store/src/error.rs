@@ -23,6 +23,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether this is the hub's failure rather than the caller's: its text
+    /// is for the log, never for an answer.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, StoreError::Corrupt(_) | StoreError::Migration(_) | StoreError::UnsupportedUrl(_) | StoreError::Database(_))
+    }
+
     pub(crate) fn corrupt(what: &str, err: impl std::fmt::Display) -> Self {
         StoreError::Corrupt(format!("{what}: {err}"))
     }

@@ -67,7 +67,7 @@ impl From<HistoryError> for ApiError {
                 tracing::error!(error = %err, "history failure");
                 Self::internal()
             }
-            HistoryError::Refused(e) => e,
+            HistoryError::Refused(e) => e.into(),
         }
     }
 }

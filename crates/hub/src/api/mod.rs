@@ -13,13 +13,17 @@ pub mod apply;
 pub mod approve;
 pub mod audit;
 pub mod body;
+pub mod catalog;
 pub mod claims;
 pub mod clusters;
 pub mod gitops;
 pub mod history;
+pub mod locations;
 pub mod openapi;
 pub mod resources;
+pub mod scaffolder;
 pub mod secrets;
+pub mod sign_in;
 pub mod system;
 pub mod tokens;
 
@@ -36,7 +40,7 @@ pub use heimdall_api::url_encode;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/kinds", get(system::kinds))
-        .route("/api/v1/auth/whoami", get(crate::identity::whoami))
+        .route("/api/v1/auth/whoami", get(crate::api::sign_in::whoami))
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/api/v1/tokens/{name}", axum::routing::delete(tokens::revoke))
         .route(
@@ -46,23 +50,23 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/secrets/rotate-master-key", post(crate::api::secrets::rotate_master_key))
         .route("/api/v1/namespaces/{namespace}/claim-instances", get(crate::api::claims::list))
         .route("/api/v1/namespaces/{namespace}/claims/{name}/plan", post(crate::api::claims::plan))
-        .route("/api/catalog/entities/by-query", get(crate::catalog::by_query).post(crate::catalog::by_predicate))
-        .route("/api/catalog/entities", get(crate::catalog::entities))
-        .route("/api/catalog/entities/by-name/{kind}/{namespace}/{name}", get(crate::catalog::by_name))
-        .route("/api/catalog/entities/by-refs", post(crate::catalog::by_refs))
-        .route("/api/catalog/entities/by-uid/{uid}", get(crate::catalog::by_uid).delete(crate::catalog::delete_by_uid))
-        .route("/api/catalog/entity-facets", get(crate::catalog::facets))
-        .route("/api/catalog/validate-entity", post(crate::catalog::validate_entity))
-        .route("/api/catalog/locations", get(crate::catalog::locations::list).post(crate::catalog::locations::create))
-        .route("/api/catalog/locations/{id}", get(crate::catalog::locations::get).delete(crate::catalog::locations::delete))
-        .route("/api/catalog/refresh", post(crate::catalog::locations::refresh))
-        .route("/api/scaffolder/v2/actions", get(crate::scaffolder::list_actions))
-        .route("/api/scaffolder/v2/templates/{namespace}/{kind}/{name}/parameter-schema", get(crate::scaffolder::parameter_schema))
-        .route("/api/scaffolder/v2/tasks", get(crate::scaffolder::list).post(crate::scaffolder::create))
-        .route("/api/scaffolder/v2/tasks/{id}", get(crate::scaffolder::get))
-        .route("/api/scaffolder/v2/tasks/{id}/events", get(crate::scaffolder::events))
-        .route("/api/scaffolder/v2/tasks/{id}/eventstream", get(crate::scaffolder::eventstream))
-        .route("/api/scaffolder/v2/dry-run", post(crate::scaffolder::dry_run))
+        .route("/api/catalog/entities/by-query", get(crate::api::catalog::by_query).post(crate::api::catalog::by_predicate))
+        .route("/api/catalog/entities", get(crate::api::catalog::entities))
+        .route("/api/catalog/entities/by-name/{kind}/{namespace}/{name}", get(crate::api::catalog::by_name))
+        .route("/api/catalog/entities/by-refs", post(crate::api::catalog::by_refs))
+        .route("/api/catalog/entities/by-uid/{uid}", get(crate::api::catalog::by_uid).delete(crate::api::catalog::delete_by_uid))
+        .route("/api/catalog/entity-facets", get(crate::api::catalog::facets))
+        .route("/api/catalog/validate-entity", post(crate::api::catalog::validate_entity))
+        .route("/api/catalog/locations", get(crate::api::locations::list).post(crate::api::locations::create))
+        .route("/api/catalog/locations/{id}", get(crate::api::locations::get).delete(crate::api::locations::delete))
+        .route("/api/catalog/refresh", post(crate::api::locations::refresh))
+        .route("/api/scaffolder/v2/actions", get(crate::api::scaffolder::list_actions))
+        .route("/api/scaffolder/v2/templates/{namespace}/{kind}/{name}/parameter-schema", get(crate::api::scaffolder::parameter_schema))
+        .route("/api/scaffolder/v2/tasks", get(crate::api::scaffolder::list).post(crate::api::scaffolder::create))
+        .route("/api/scaffolder/v2/tasks/{id}", get(crate::api::scaffolder::get))
+        .route("/api/scaffolder/v2/tasks/{id}/events", get(crate::api::scaffolder::events))
+        .route("/api/scaffolder/v2/tasks/{id}/eventstream", get(crate::api::scaffolder::eventstream))
+        .route("/api/scaffolder/v2/dry-run", post(crate::api::scaffolder::dry_run))
         .route("/api/v1/apply", post(apply::apply))
         .route("/api/v1/audit", get(audit::audit))
         .route("/api/v1/{plural}", get(resources::list_all).post(resources::create_cluster_scoped))
@@ -105,10 +109,10 @@ pub fn router(state: AppState) -> Router {
 
     // Sign-in: the provider redirects browsers here without credentials.
     let sign_in = Router::new()
-        .route("/api/v1/auth/config", get(crate::identity::auth_config))
-        .route("/auth/login", get(crate::identity::login))
-        .route("/auth/callback", get(crate::identity::callback))
-        .route("/auth/logout", post(crate::identity::logout));
+        .route("/api/v1/auth/config", get(crate::api::sign_in::auth_config))
+        .route("/auth/login", get(crate::api::sign_in::login))
+        .route("/auth/callback", get(crate::api::sign_in::callback))
+        .route("/auth/logout", post(crate::api::sign_in::logout));
 
     let open = Router::new()
         .route("/healthz", get(system::healthz))

@@ -3,8 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{agents, apply, approve, audit, clusters, gitops, history, resources, system, tokens};
-use crate::identity;
+use crate::api::{agents, apply, approve, audit, clusters, gitops, history, resources, sign_in, system, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,7 +14,7 @@ use crate::identity;
         history::history, history::diff, history::rollback, gitops::rebuild, gitops::bootstrap,
         agents::join, agents::rotate, agents::desired, agents::manifests, agents::report,
         agents::issue_join_token, agents::revoke, agents::install_manifest,
-        tokens::create, tokens::list, tokens::revoke, identity::auth_config, identity::whoami,
+        tokens::create, tokens::list, tokens::revoke, sign_in::auth_config, sign_in::whoami,
         resources::list_all, resources::list_namespaced,
         resources::get_cluster_scoped, resources::get_namespaced,
         resources::create_cluster_scoped, resources::create_namespaced,
@@ -23,13 +22,13 @@ use crate::identity;
         resources::delete_cluster_scoped, resources::delete_namespaced,
         crate::api::secrets::set, crate::api::secrets::delete_key, crate::api::secrets::rotate_master_key,
         crate::api::claims::list, crate::api::claims::plan,
-        crate::catalog::by_query, crate::catalog::by_predicate, crate::catalog::entities, crate::catalog::by_name,
-        crate::catalog::by_uid, crate::catalog::delete_by_uid, crate::catalog::by_refs, crate::catalog::facets,
-        crate::catalog::validate_entity, crate::catalog::locations::list, crate::catalog::locations::get,
-        crate::catalog::locations::create, crate::catalog::locations::delete, crate::catalog::locations::refresh,
-        crate::scaffolder::create, crate::scaffolder::get, crate::scaffolder::list, crate::scaffolder::events,
-        crate::scaffolder::eventstream, crate::scaffolder::list_actions, crate::scaffolder::parameter_schema,
-        crate::scaffolder::dry_run,
+        crate::api::catalog::by_query, crate::api::catalog::by_predicate, crate::api::catalog::entities, crate::api::catalog::by_name,
+        crate::api::catalog::by_uid, crate::api::catalog::delete_by_uid, crate::api::catalog::by_refs, crate::api::catalog::facets,
+        crate::api::catalog::validate_entity, crate::api::locations::list, crate::api::locations::get,
+        crate::api::locations::create, crate::api::locations::delete, crate::api::locations::refresh,
+        crate::api::scaffolder::create, crate::api::scaffolder::get, crate::api::scaffolder::list, crate::api::scaffolder::events,
+        crate::api::scaffolder::eventstream, crate::api::scaffolder::list_actions, crate::api::scaffolder::parameter_schema,
+        crate::api::scaffolder::dry_run,
     ),
     components(schemas(heimdall_store::WatchEvent)),
     modifiers(&BearerAuth),

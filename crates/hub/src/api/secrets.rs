@@ -56,7 +56,12 @@ impl From<SecretValueError> for ApiError {
         match err {
             SecretValueError::Invalid { field, message } => ApiError::invalid_field(field, message),
             SecretValueError::NoSuchKey(message) => ApiError::not_found(message),
-            SecretValueError::Refused(e) => e,
+            SecretValueError::Denied(denied) => denied.into(),
+            SecretValueError::Keyring(crate::secrets::KeyringError::Store(e)) => e.into(),
+            SecretValueError::Keyring(e) => {
+                tracing::error!(error = %e, "master key rotation failed");
+                ApiError::internal()
+            }
             SecretValueError::Store(e) => e.into(),
         }
     }

@@ -9,20 +9,15 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::{Extension, Path as UrlPath, Query as UrlQuery, State};
-use axum::http::StatusCode;
 use heimdall_catalog::location::{LocationError, Target, read_file};
 use heimdall_catalog::{Entity, EntityRef};
 use heimdall_model::{Resource, ResourceKey};
 use heimdall_store::{ApplyMode, ListQuery, StoreError};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::actors::CATALOG_ACTOR;
 use crate::auth::Principal;
-use crate::error::ApiError;
 use crate::state::AppState;
 
 pub const LOCATION_KIND: &str = "CatalogLocation";
@@ -192,7 +187,7 @@ pub async fn read(state: &AppState, root: Target) -> Read {
 }
 
 /// Reads a registered location into the catalog and records what happened on its status.
-pub async fn ingest(state: &AppState, location: &Resource) -> Result<Read, ApiError> {
+pub async fn ingest(state: &AppState, location: &Resource) -> Result<Read, StoreError> {
     let name = &location.metadata.name;
     let mut found = match target_of(location) {
         Ok(target) => read(state, target).await,
@@ -218,7 +213,7 @@ pub async fn ingest(state: &AppState, location: &Resource) -> Result<Read, ApiEr
     });
     match recorded.await {
         Ok(_) | Err(StoreError::NotFound { .. }) => {}
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     }
     tracing::info!(location = %name, entities = found.entities.len(), errors = found.errors.len(), "catalog location read");
     Ok(found)
@@ -229,7 +224,7 @@ pub async fn refresh_all(state: &AppState) -> Result<(), StoreError> {
     let locations = state.store.list(&ListQuery { kind: LOCATION_KIND.into(), ..Default::default() }).await?.items;
     for location in &locations {
         if let Err(e) = ingest(state, location).await {
-            tracing::warn!(location = %location.metadata.name, error = %e.message, "cannot read catalog location");
+            tracing::warn!(location = %location.metadata.name, error = %e, "cannot read catalog location");
         }
     }
     Ok(())
@@ -247,139 +242,114 @@ pub async fn refresh_every_interval(state: AppState) {
     }
 }
 
-// ---- Backstage's locations API ----------------------------------------------
-
-fn location_json(resource: &Resource) -> Value {
-    json!({
-        "id": resource.metadata.name,
-        "type": resource.spec.get("type").cloned().unwrap_or(Value::Null),
-        "target": resource.spec.get("target").cloned().unwrap_or(Value::Null),
-    })
+/// Why a location was not registered, removed or read.
+#[derive(Debug, thiserror::Error)]
+pub enum LocationsError {
+    #[error("no location {0}")]
+    NoLocation(String),
+    #[error("no entity {0}")]
+    NoEntity(String),
+    #[error("location {target} is already registered as {name}")]
+    AlreadyRegistered { target: String, name: String },
+    /// A field of the request (`target`, `entityRef`).
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error(transparent)]
+    Denied(#[from] crate::auth::Denied),
+    #[error(transparent)]
+    Rejected(#[from] crate::rejection::Rejection),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-async fn location(state: &AppState, id: &str) -> Result<Resource, ApiError> {
+/// A stored location by its id.
+pub async fn location(state: &AppState, id: &str) -> Result<Resource, LocationsError> {
     match state.store.get(&ResourceKey::new(LOCATION_KIND, "", id)).await {
         Ok(resource) => Ok(resource),
-        Err(StoreError::NotFound { .. }) => Err(ApiError::not_found(format!("no location {id}"))),
+        Err(StoreError::NotFound { .. }) => Err(LocationsError::NoLocation(id.to_string())),
         Err(e) => Err(e.into()),
     }
 }
 
-/// `GET /api/catalog/locations`: `[{data: {id, type, target}}]`.
-#[utoipa::path(get, path = "/api/catalog/locations", tag = "catalog", responses((status = 200, description = "[{data: {id, type, target}}]", body = Vec<Object>)))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<Value>>, ApiError> {
-    let locations = state.store.list(&ListQuery { kind: LOCATION_KIND.into(), ..Default::default() }).await?.items;
-    Ok(Json(locations.iter().map(|l| json!({"data": location_json(l)})).collect()))
+/// Every registered location.
+pub async fn all(state: &AppState) -> Result<Vec<Resource>, StoreError> {
+    Ok(state.store.list(&ListQuery { kind: LOCATION_KIND.into(), ..Default::default() }).await?.items)
 }
 
-/// `GET /api/catalog/locations/{id}`, with what the last read found.
-#[utoipa::path(get, path = "/api/catalog/locations/{id}", tag = "catalog", params(("id" = String, Path)), responses((status = 200, description = "{id, type, target, status}", body = Object), (status = 404, body = ApiError)))]
-pub async fn get(State(state): State<AppState>, UrlPath(id): UrlPath<String>) -> Result<Json<Value>, ApiError> {
-    let resource = location(&state, &id).await?;
-    let mut answer = location_json(&resource);
-    answer["status"] = resource.status.clone().unwrap_or(Value::Null);
-    Ok(Json(answer))
+/// What registering a location made (or, as a dry run, would make).
+pub struct Registered {
+    pub location: Resource,
+    pub entities: Vec<Entity>,
+    pub exists: bool,
 }
 
-#[derive(Debug, Deserialize)]
-pub struct NewLocation {
-    #[serde(rename = "type", default = "url_type")]
-    type_: String,
-    target: String,
-}
-
-fn url_type() -> String {
-    "url".into()
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct DryRun {
-    #[serde(default)]
+/// Registers a location as a `CatalogLocation` (so it is in the audit trail
+/// and the store) and reads it; a dry run only reads it.
+pub async fn register(
+    state: &AppState,
+    principal: &Principal,
+    type_: &str,
+    target: &str,
     dry_run: bool,
-}
-
-/// `POST /api/catalog/locations[?dryRun=true]`: registers a location (as a
-/// `CatalogLocation`, so it is in the audit trail and the store), reads it
-/// and answers `{location, entities, exists}` as Backstage does.
-#[utoipa::path(post, path = "/api/catalog/locations", tag = "catalog", params(("dryRun" = Option<bool>, Query)), request_body(content = Object, description = "{type: url | file, target}"), responses((status = 201, description = "{location, entities, exists}", body = Object), (status = 403, body = ApiError), (status = 409, body = ApiError)))]
-pub async fn create(
-    State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    UrlQuery(options): UrlQuery<DryRun>,
-    Json(request): Json<NewLocation>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let target = Target::new(&request.type_, &request.target).map_err(|e| ApiError::invalid_field("target", e))?;
+) -> Result<Registered, LocationsError> {
+    let target = Target::new(type_, target).map_err(|message| LocationsError::Invalid { field: "target", message })?;
     let digest = Sha256::digest(target.to_string().as_bytes());
     let name = format!("location-{}", &digest.iter().map(|b| format!("{b:02x}")).collect::<String>()[..16]);
     let document = json!({
         "apiVersion": heimdall_model::spec::platform::GROUP_VERSION, "kind": LOCATION_KIND,
         "metadata": {"name": name}, "spec": {"type": target.type_(), "target": target.target()},
     });
-    let resource = heimdall_model::decode(&document, "location", "default").map_err(|e| ApiError::invalid(&[e]))?.resource;
+    let resource =
+        heimdall_model::decode(&document, "location", "default").map_err(|e| crate::rejection::Rejection::Invalid(vec![e]))?.resource;
     // Who may register is decided before anything is said about what is registered.
-    crate::auth::require(&principal, &crate::auth::document_need(&resource.key()))?;
-    let exists = location(&state, &name).await.is_ok();
-    if options.dry_run {
-        let found = read(&state, target).await;
-        return Ok((StatusCode::OK, Json(json!({"location": location_json(&resource), "entities": found.entities, "exists": exists}))));
+    crate::auth::require(principal, &crate::auth::document_need(&resource.key()))?;
+    let exists = location(state, &name).await.is_ok();
+    if dry_run {
+        let found = read(state, target).await;
+        return Ok(Registered { location: resource, entities: found.entities, exists });
     }
     if exists {
-        return Err(ApiError::new(StatusCode::CONFLICT, "Conflict", format!("location {target} is already registered as {name}")));
+        return Err(LocationsError::AlreadyRegistered { target: target.to_string(), name });
     }
     let written =
-        crate::admission::write(&state, &principal, "register", vec![("location".into(), resource)], ApplyMode::Create, false).await?;
-    let stored = written.into_iter().next().map(|w| w.resource).ok_or_else(ApiError::internal)?;
-    let found = ingest(&state, &stored).await?;
-    Ok((StatusCode::CREATED, Json(json!({"location": location_json(&stored), "entities": found.entities, "exists": false}))))
+        crate::admission::write(state, principal, "register", vec![("location".into(), resource.clone())], ApplyMode::Create, false)
+            .await?;
+    let stored = written.into_iter().next().map_or(resource, |w| w.resource);
+    let found = ingest(state, &stored).await?;
+    Ok(Registered { location: stored, entities: found.entities, exists: false })
 }
 
-/// `DELETE /api/catalog/locations/{id}`: the location and the entities it provided go.
-#[utoipa::path(delete, path = "/api/catalog/locations/{id}", tag = "catalog", params(("id" = String, Path)), responses((status = 204), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
-pub async fn delete(
-    State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    UrlPath(id): UrlPath<String>,
-) -> Result<StatusCode, ApiError> {
-    crate::admission::delete(&state, &principal, &ResourceKey::new(LOCATION_KIND, "", &id), None).await?;
-    state.catalog.write(|catalog| catalog.remove_source(&source(&id)));
-    super::sync_all(&state).await?;
-    Ok(StatusCode::NO_CONTENT)
+/// Removes a location and the entities it provided.
+pub async fn unregister(state: &AppState, principal: &Principal, id: &str) -> Result<(), LocationsError> {
+    crate::admission::delete(state, principal, &ResourceKey::new(LOCATION_KIND, "", id), None).await?;
+    state.catalog.write(|catalog| catalog.remove_source(&source(id)));
+    super::sync_all(state).await?;
+    Ok(())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RefreshRequest {
-    entity_ref: String,
-}
-
-/// `POST /api/catalog/refresh {entityRef}`: reads the entity's source again now.
-#[utoipa::path(post, path = "/api/catalog/refresh", tag = "catalog", request_body(content = Object, description = "{entityRef}"), responses((status = 200), (status = 404, body = ApiError)))]
-pub async fn refresh(State(state): State<AppState>, Json(request): Json<RefreshRequest>) -> Result<StatusCode, ApiError> {
-    let reference = EntityRef::parse(&request.entity_ref, None, "default").map_err(|e| ApiError::invalid_field("entityRef", e))?;
+/// Reads an entity's source again now. Anyone may ask; a location is read
+/// at most once per [`REFRESH_AT_MOST`] however often they do.
+pub async fn refresh_entity(state: &AppState, entity_ref: &str) -> Result<(), LocationsError> {
+    let reference =
+        EntityRef::parse(entity_ref, None, "default").map_err(|message| LocationsError::Invalid { field: "entityRef", message })?;
     let source = state.catalog.read(|catalog| catalog.source_of(&reference).map(String::from));
-    match source {
-        None => Err(ApiError::not_found(format!("no entity {reference}"))),
-        Some(source) => {
-            if let Some(name) = source.strip_prefix("location:") {
-                // Anyone may ask; a location is read at most once per interval however often they do.
-                let due = {
-                    let mut reads = state.location_reads.lock().unwrap_or_else(|p| p.into_inner());
-                    let due = reads.get(name).is_none_or(|at| at.elapsed() >= REFRESH_AT_MOST);
-                    if due {
-                        reads.insert(name.to_string(), std::time::Instant::now());
-                    }
-                    due
-                };
-                if due {
-                    ingest(&state, &location(&state, name).await?).await?;
-                }
-            } else {
-                super::sync_all(&state).await?;
+    let Some(source) = source else { return Err(LocationsError::NoEntity(reference.to_string())) };
+    if let Some(name) = source.strip_prefix("location:") {
+        let due = {
+            let mut reads = state.location_reads.lock().unwrap_or_else(|p| p.into_inner());
+            let due = reads.get(name).is_none_or(|at| at.elapsed() >= REFRESH_AT_MOST);
+            if due {
+                reads.insert(name.to_string(), std::time::Instant::now());
             }
-            Ok(StatusCode::OK)
+            due
+        };
+        if due {
+            ingest(state, &location(state, name).await?).await?;
         }
+    } else {
+        super::sync_all(state).await?;
     }
+    Ok(())
 }
 
 /// `(tenant, repository, file)` of a URL that names a file of one of the hub's service repositories.

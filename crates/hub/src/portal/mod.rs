@@ -74,7 +74,7 @@ impl FromRequestParts<AppState> for Viewer {
 
 /// The person signed in to the portal (a session cookie), if any.
 pub async fn signed_in(state: &AppState, parts: &Parts) -> Result<Option<Principal>, crate::error::ApiError> {
-    if crate::identity::session_id(state, &parts.headers).is_none() {
+    if crate::web::session_id(state, &parts.headers).is_none() {
         return Ok(None);
     }
     Ok(crate::authentication::authenticate(state, &parts.method, &parts.uri, &parts.headers).await?.map(|(principal, _)| principal))
@@ -133,14 +133,16 @@ async fn sign_in(
     match auth::principal_of_token(&state, info.clone()) {
         Ok(principal) if auth::require(&principal, &Need::Anyone).is_ok() => {
             let session = crate::identity::Session::Token { id: info.id, name: info.name };
-            match crate::identity::start_session(&state, &session, 12 * 3600).await {
-                Ok(cookie) => {
+            let seconds = 12 * 3600;
+            match crate::identity::start_session(&state, &session, seconds).await {
+                Ok(id) => {
+                    let cookie = crate::web::session_cookie_for(&state, &id, seconds);
                     tracing::info!(actor = %principal.name, "portal sign-in with a token");
                     let mut response = Redirect::to(&return_to).into_response();
                     response.headers_mut().append(header::SET_COOKIE, cookie);
                     response
                 }
-                Err(error) => refused(&error.message),
+                Err(error) => refused(&crate::error::ApiError::from(error).message),
             }
         }
         Ok(_) => refused("this token is a cluster's: use a person's or the admin token"),
@@ -154,7 +156,7 @@ async fn sign_out(State(state): State<AppState>, uri: axum::http::Uri, headers: 
         return view::error_page(None, error.status_code(), &error.message);
     }
     let mut response = Redirect::to("/sign-in").into_response();
-    response.headers_mut().append(header::SET_COOKIE, crate::identity::end_session(&state, &headers).await);
+    response.headers_mut().append(header::SET_COOKIE, crate::web::end_session(&state, &headers).await);
     response
 }
 

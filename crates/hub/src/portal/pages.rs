@@ -348,7 +348,7 @@ pub async fn rollback(
         &params(&[("namespace", app_namespace), ("name", app_name)]),
     );
     if let Err(error) = auth::require(&principal, &need) {
-        return denied(&principal, error);
+        return denied(&principal, error.into());
     }
     let result = crate::history::rollback(&state, &principal, app_namespace, app_name, &form.revision).await;
     let notice = match result {
@@ -464,7 +464,7 @@ async fn wizard_page(
 pub async fn wizard(State(state): State<AppState>, Viewer(principal): Viewer, Path((namespace, name)): Path<(String, String)>) -> Response {
     let found = match crate::scaffolder::template(&state, &format!("template:{namespace}/{name}")) {
         Ok(found) => found,
-        Err(error) => return denied(&principal, error),
+        Err(error) => return denied(&principal, error.into()),
     };
     view::render(&wizard_page(&state, &principal, &found, &Map::new(), &BTreeMap::new(), String::new()).await)
 }
@@ -478,7 +478,7 @@ pub async fn start_task(
 ) -> Response {
     let found = match crate::scaffolder::template(&state, &format!("template:{namespace}/{name}")) {
         Ok(found) => found,
-        Err(error) => return denied(&principal, error),
+        Err(error) => return denied(&principal, error.into()),
     };
     let types: HashMap<String, String> = found
         .1
@@ -515,10 +515,10 @@ pub async fn start_task(
     if !errors.is_empty() {
         return refused(errors, "Some values are not right: see the fields below.".into()).await;
     }
-    let request = crate::scaffolder::CreateTask { template_ref: format!("template:{namespace}/{name}"), values: values.clone() };
-    match crate::scaffolder::create(State(state.clone()), axum::Extension(principal.clone()), axum::Json(request)).await {
-        Ok((_, axum::Json(created))) => Redirect::to(&format!("/tasks/{}", text(&created, "/id"))).into_response(),
+    match crate::scaffolder::start(&state, &principal, &format!("template:{namespace}/{name}"), &values) {
+        Ok(id) => Redirect::to(&format!("/tasks/{id}")).into_response(),
         Err(error) => {
+            let error = crate::error::ApiError::from(error);
             let errors: BTreeMap<String, String> =
                 error.details.iter().map(|d| (d.path.strip_prefix("values.").unwrap_or(&d.path).to_string(), d.message.clone())).collect();
             refused(errors, error.0.message).await
@@ -649,7 +649,7 @@ pub async fn tenant(
 ) -> Response {
     let need = route_need(&Method::GET, "/api/v1/{plural}/{name}", &params(&[("plural", "tenants"), ("name", &name)]));
     if let Err(error) = auth::require(&principal, &need) {
-        return denied(&principal, error);
+        return denied(&principal, error.into());
     }
     let tenant = match state.store.get(&ResourceKey::new("Tenant", "", &name)).await {
         Ok(tenant) => tenant,
@@ -751,7 +751,7 @@ pub async fn set_secret(
         &params(&[("namespace", &name), ("name", &form.secret), ("key", &form.key)]),
     );
     if let Err(error) = auth::require(&principal, &need) {
-        return denied(&principal, error);
+        return denied(&principal, error.into());
     }
     let value = zeroize::Zeroizing::new(form.value.as_bytes().to_vec());
     let result = crate::secret_values::set_key(&state, &principal, &name, &form.secret, &form.key, value).await;
@@ -759,7 +759,7 @@ pub async fn set_secret(
         Ok(change) => {
             back("notice", &format!("Set {}/{} key {} (version {}).", name, form.secret, form.key, text(&json!(change), "/version")))
         }
-        Err(error) => back("error", &crate::scaffolder::actions::api_message(&crate::error::ApiError::from(error))),
+        Err(error) => back("error", &crate::error::ApiError::from(error).describe()),
     }
 }
 
@@ -779,7 +779,7 @@ pub struct AuditParams {
 
 pub async fn audit(State(state): State<AppState>, Viewer(principal): Viewer, Query(filters): Query<AuditParams>) -> Response {
     if let Err(error) = auth::require(&principal, &route_need(&Method::GET, "/api/v1/audit", &HashMap::new())) {
-        return denied(&principal, error);
+        return denied(&principal, error.into());
     }
     let kind = match filters.kind.trim() {
         "" => None,

@@ -162,7 +162,7 @@ impl HubActions {
                             }
                             lines.push(format!("undone: catalog location {name} removed"));
                         }
-                        Err(e) => lines.push(format!("could not remove catalog location {name}: {}", e.message)),
+                        Err(e) => lines.push(format!("could not remove catalog location {name}: {}", e.public_message())),
                     }
                 }
                 Made::Repository { tenant, name } => {
@@ -189,7 +189,7 @@ impl HubActions {
         )
         .to_string();
         let name = input_text(input, "repoName").or_else(|_| input_text(input, "name"))?.to_string();
-        require(&self.principal, &Need::publish_repository(&tenant)).map_err(|e| e.0.message)?;
+        require(&self.principal, &Need::publish_repository(&tenant)).map_err(|e| e.message)?;
         match self.state.store.get(&ResourceKey::new("Tenant", "", &tenant)).await {
             Ok(_) => {}
             Err(heimdall_store::StoreError::NotFound { .. }) => return Err(format!("input.tenant: no tenant {tenant:?}")),
@@ -226,7 +226,7 @@ impl HubActions {
         let target = Target::new("url", &url)?;
         let name: String = match crate::catalog::locations::parse_repository_file_url(&self.state, &url) {
             Some((tenant, repo, _)) => {
-                require(&self.principal, &Need::register_tenant_location(tenant)).map_err(|e| e.0.message)?;
+                require(&self.principal, &Need::register_tenant_location(tenant)).map_err(|e| e.message)?;
                 format!("{tenant}-{repo}")
             }
             None => {
@@ -242,15 +242,11 @@ impl HubActions {
         };
         // The check above is the person's; the location is written for them, under their name.
         let acting = self.principal.on_behalf_of();
-        crate::admission::apply_documents(&self.state, &acting, vec![document], &Default::default()).await.map_err(|e| api_message(&e))?;
+        crate::admission::apply_documents(&self.state, &acting, vec![document], &Default::default()).await.map_err(|e| e.describe())?;
         self.made(Made::Location(name.clone()));
-        let location = self
-            .state
-            .store
-            .get(&ResourceKey::new(crate::catalog::locations::LOCATION_KIND, "", &name))
-            .await
-            .map_err(|e| e.to_string())?;
-        let read = crate::catalog::locations::ingest(&self.state, &location).await.map_err(|e| e.0.message)?;
+        let location =
+            self.state.store.get(&ResourceKey::new(crate::catalog::locations::LOCATION_KIND, "", &name)).await.map_err(store_failure)?;
+        let read = crate::catalog::locations::ingest(&self.state, &location).await.map_err(store_failure)?;
         if let Some(error) = read.errors.first() {
             return Err(format!("{target}: {} {}: {}", error.document, error.path, error.message));
         }
@@ -282,12 +278,12 @@ impl HubActions {
                     return Err(format!("{}: {} {at} exists; a template only creates (choose another name)", document.source, key.kind));
                 }
                 Err(heimdall_store::StoreError::NotFound { .. }) => {}
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(store_failure(e)),
             }
         }
         let response = crate::admission::apply_documents(&self.state, &self.principal, documents, &Default::default())
             .await
-            .map_err(|e| api_message(&e))?;
+            .map_err(|e| e.describe())?;
         let applied: Vec<String> = response
             .results
             .iter()
@@ -301,17 +297,13 @@ impl HubActions {
 }
 
 /// An API error as one line: message and each detail.
-pub fn api_message(error: &crate::error::ApiError) -> String {
-    let mut message = error.message.clone();
-    for detail in &error.details {
-        message.push_str(&format!(
-            "; {}{}: {}",
-            detail.document.as_deref().map(|d| format!("{d}: ")).unwrap_or_default(),
-            detail.path,
-            detail.message
-        ));
+/// A store failure as the task's log says it: the hub's own failures are
+/// logged and not described.
+fn store_failure(error: heimdall_store::StoreError) -> String {
+    if error.is_internal() {
+        tracing::error!(error = %error, "store failure in a scaffolder action");
     }
-    message
+    crate::rejection::Rejection::Store(error).public_message()
 }
 
 impl Actions for HubActions {
