@@ -63,7 +63,7 @@ impl From<kube::Error> for ClusterError {
 pub struct Cluster {
     client: Client,
     config: Config,
-    impersonating: std::sync::Mutex<std::collections::HashMap<String, Client>>,
+    impersonating: parking_lot::Mutex<std::collections::HashMap<String, Client>>,
     discovery: RwLock<Option<Arc<Discovery>>>,
 }
 
@@ -92,7 +92,7 @@ impl Cluster {
     /// The client that writes as `identity`.
     fn client_as(&self, identity: &Identity) -> Result<Client, ClusterError> {
         let Some(user) = identity.impersonates() else { return Ok(self.client.clone()) };
-        let mut clients = self.impersonating.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut clients = self.impersonating.lock();
         if let Some(client) = clients.get(&user) {
             return Ok(client.clone());
         }

@@ -4,7 +4,9 @@
 //! learned by long polling: the hub answers as soon as the cluster's
 //! revision moves, or after `wait` with the same one.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -71,11 +73,11 @@ impl HubClient {
     }
 
     pub fn set_credential(&self, credential: &str) {
-        *self.credential.write().unwrap_or_else(|e| e.into_inner()) = Some(credential.to_string());
+        *self.credential.write() = Some(credential.to_string());
     }
 
     async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, HubError> {
-        let credential = self.credential.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let credential = self.credential.read().clone();
         let request =
             request.header(PROTOCOL_HEADER, PROTOCOL_VERSION.to_string()).header(PROTOCOL_MIN_HEADER, OLDEST_HUB_PROTOCOL.to_string());
         let request = match credential {

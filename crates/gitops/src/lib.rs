@@ -12,7 +12,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use git2::build::TreeUpdateBuilder;
 use git2::{FileMode, ObjectType, Oid, Repository, Signature, Tree};
@@ -194,7 +196,7 @@ impl Repositories {
     }
 
     fn lock(&self, cluster: &str) -> Arc<Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut locks = self.locks.lock();
         locks.entry(cluster.to_string()).or_default().clone()
     }
 
@@ -211,7 +213,7 @@ impl Repositories {
     pub fn ensure(&self, cluster: &str, change: &Change) -> Result<bool, GitopsError> {
         let path = self.path(cluster)?;
         let lock = self.lock(cluster);
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = lock.lock();
         if path.join("HEAD").exists() {
             return Ok(false);
         }
@@ -248,7 +250,7 @@ impl Repositories {
             return Ok(None);
         }
         let lock = self.lock(cluster);
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = lock.lock();
         let mut n = 1;
         let aside = loop {
             let candidate = path.with_extension(format!("git.broken-{n}"));
@@ -286,7 +288,7 @@ impl Repositories {
             }
         }
         let lock = self.lock(cluster);
-        let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = lock.lock();
         let repo = self.open(cluster)?;
         // Another process may move the branch between our read and our write;
         // the compare-and-swap then fails and we start again from its commit.

@@ -158,7 +158,7 @@ fn too_many_failures() -> ApiError {
 /// works, so nobody can lock others out). IPv6 clients count per /64.
 #[derive(Debug, Default)]
 pub struct AuthFailures {
-    recent: std::sync::Mutex<HashMap<String, (std::time::Instant, u32)>>,
+    recent: parking_lot::Mutex<HashMap<String, (std::time::Instant, u32)>>,
 }
 
 impl AuthFailures {
@@ -180,7 +180,7 @@ impl AuthFailures {
 
     /// Records a failure; whether the client is now over the limit.
     pub fn failed(&self, headers: &axum::http::HeaderMap) -> bool {
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut recent = self.recent.lock();
         if recent.len() >= Self::CLIENTS {
             recent.retain(|_, (since, _)| since.elapsed() < Self::WINDOW);
             // Still full of fresh entries (many addresses at once): start over rather than grow.

@@ -45,7 +45,7 @@ pub fn roles_of(state: &AppState, identity: &Identity) -> Vec<Role> {
 /// time this hub process sees them (or their groups change).
 pub async fn principal_of(state: &AppState, identity: &Identity) -> Principal {
     let fingerprint = serde_json::to_string(identity).unwrap_or_default();
-    let first_sight = state.seen_identities.lock().map(|mut seen| seen.insert(fingerprint)).unwrap_or(false);
+    let first_sight = state.seen_identities.lock().insert(fingerprint);
     if first_sight {
         record(state, identity).await;
     }

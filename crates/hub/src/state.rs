@@ -36,7 +36,7 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Identities recorded as User/Group by this process, so a bearer token
     /// is not a write per request.
-    pub seen_identities: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    pub seen_identities: Arc<parking_lot::Mutex<std::collections::HashSet<String>>>,
     /// The master keys of secrets at rest.
     pub secrets: Arc<crate::secrets::Secrets>,
     /// The software catalog (Backstage entities), kept current from the event log.
@@ -46,7 +46,7 @@ pub struct AppState {
     /// Failed authentications per client, for the rate limit.
     pub auth_failures: Arc<crate::authentication::AuthFailures>,
     /// When each catalog location was last read on request, so refreshes cannot make the hub fetch without pause.
-    pub location_reads: Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
+    pub location_reads: Arc<parking_lot::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
     /// How often a long-lived stream (a watch, a task's event stream) asks whether its credential still holds.
     pub credential_recheck: std::time::Duration,
 }

@@ -336,7 +336,7 @@ pub async fn refresh_entity(state: &AppState, entity_ref: &str) -> Result<(), Lo
     let Some(source) = source else { return Err(LocationsError::NoEntity(reference.to_string())) };
     if let Some(name) = source.strip_prefix("location:") {
         let due = {
-            let mut reads = state.location_reads.lock().unwrap_or_else(|p| p.into_inner());
+            let mut reads = state.location_reads.lock();
             let due = reads.get(name).is_none_or(|at| at.elapsed() >= REFRESH_AT_MOST);
             if due {
                 reads.insert(name.to_string(), std::time::Instant::now());

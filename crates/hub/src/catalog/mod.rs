@@ -7,7 +7,9 @@
 
 pub mod locations;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use futures::StreamExt;
 use heimdall_catalog::{Catalog, Entity, validate};
@@ -35,17 +37,11 @@ pub struct SoftwareCatalog(Arc<RwLock<Catalog>>);
 
 impl SoftwareCatalog {
     pub fn read<T>(&self, read: impl FnOnce(&Catalog) -> T) -> T {
-        match self.0.read() {
-            Ok(catalog) => read(&catalog),
-            Err(poisoned) => read(&poisoned.into_inner()),
-        }
+        read(&self.0.read())
     }
 
     pub(crate) fn write<T>(&self, write: impl FnOnce(&mut Catalog) -> T) -> T {
-        match self.0.write() {
-            Ok(mut catalog) => write(&mut catalog),
-            Err(poisoned) => write(&mut poisoned.into_inner()),
-        }
+        write(&mut self.0.write())
     }
 }
 

@@ -117,7 +117,7 @@ pub struct HubActions {
     pub state: AppState,
     pub principal: Principal,
     /// What this task made, to be undone if a later step fails.
-    made: std::sync::Mutex<Vec<Made>>,
+    made: parking_lot::Mutex<Vec<Made>>,
 }
 
 #[derive(Debug, Clone)]
@@ -141,13 +141,13 @@ impl HubActions {
     }
 
     fn made(&self, made: Made) {
-        self.made.lock().unwrap_or_else(|p| p.into_inner()).push(made);
+        self.made.lock().push(made);
     }
 
     /// Undoes what the task made, newest first, so a failed task leaves no
     /// repository or catalog location behind; returns a line per undo.
     pub async fn undo(&self) -> Vec<String> {
-        let made: Vec<Made> = std::mem::take(&mut *self.made.lock().unwrap_or_else(|p| p.into_inner()));
+        let made: Vec<Made> = std::mem::take(&mut *self.made.lock());
         let mut lines = Vec::new();
         for item in made.into_iter().rev() {
             match item {

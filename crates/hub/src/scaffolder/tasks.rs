@@ -10,7 +10,9 @@
 //! [`MAX_TASKS`] are kept.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -82,7 +84,7 @@ fn now() -> String {
 
 impl Tasks {
     fn with<T>(&self, f: impl FnOnce(&mut VecDeque<Task>) -> T) -> T {
-        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tasks = self.tasks.lock();
         f(&mut tasks)
     }
 
