@@ -75,19 +75,34 @@ pub struct AuditQuery {
     pub limit: usize,
 }
 
+/// An `events` row as stored: the diff is JSON text.
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    revision: i64,
+    at: String,
+    actor: String,
+    verb: String,
+    kind: String,
+    namespace: String,
+    name: String,
+    uid: String,
+    revision_before: Option<i64>,
+    diff: String,
+}
+
 fn audit_event(row: &AnyRow) -> Result<AuditEvent, StoreError> {
-    let diff: String = row.try_get("diff")?;
+    let row: EventRow = sqlx::FromRow::from_row(row)?;
     Ok(AuditEvent {
-        revision: row.try_get("revision")?,
-        at: row.try_get("at")?,
-        actor: row.try_get("actor")?,
-        verb: row.try_get("verb")?,
-        kind: row.try_get("kind")?,
-        namespace: row.try_get("namespace")?,
-        name: row.try_get("name")?,
-        uid: row.try_get("uid")?,
-        revision_before: row.try_get("revision_before")?,
-        changes: serde_json::from_str(&diff).map_err(|e| StoreError::corrupt("event diff", e))?,
+        revision: row.revision,
+        at: row.at,
+        actor: row.actor,
+        verb: row.verb,
+        kind: row.kind,
+        namespace: row.namespace,
+        name: row.name,
+        uid: row.uid,
+        revision_before: row.revision_before,
+        changes: serde_json::from_str(&row.diff).map_err(|e| StoreError::corrupt("event diff", e))?,
     })
 }
 

@@ -21,7 +21,7 @@ pub const SECRET_KIND: &str = "Secret";
 pub const SECRET_API_VERSION: &str = "secrets.heimdall.dev/v1alpha1";
 
 /// A sealed value as stored: opaque to the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredValue {
     pub master_key_id: String,
     pub wrapped_key: String,
@@ -29,12 +29,14 @@ pub struct StoredValue {
 }
 
 /// The current version of one key of one secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SecretValue {
     pub namespace: String,
     pub name: String,
+    #[sqlx(rename = "secret_key")]
     pub key: String,
     pub version: i64,
+    #[sqlx(flatten)]
     pub value: StoredValue,
 }
 
@@ -51,17 +53,7 @@ pub fn value_context(namespace: &str, name: &str, key: &str, version: i64) -> St
 }
 
 fn row_to_value(row: &sqlx::any::AnyRow) -> Result<SecretValue, StoreError> {
-    Ok(SecretValue {
-        namespace: row.try_get("namespace")?,
-        name: row.try_get("name")?,
-        key: row.try_get("secret_key")?,
-        version: row.try_get("version")?,
-        value: StoredValue {
-            master_key_id: row.try_get("master_key_id")?,
-            wrapped_key: row.try_get("wrapped_key")?,
-            ciphertext: row.try_get("ciphertext")?,
-        },
-    })
+    Ok(sqlx::FromRow::from_row(row)?)
 }
 
 const COLUMNS: &str = "namespace, name, secret_key, version, master_key_id, wrapped_key, ciphertext";

@@ -22,7 +22,7 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenInfo {
     pub id: String,
@@ -34,14 +34,7 @@ pub struct TokenInfo {
 }
 
 fn token_info(row: &sqlx::any::AnyRow) -> Result<TokenInfo, sqlx::Error> {
-    Ok(TokenInfo {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        role: row.try_get("role")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        last_used_at: row.try_get("last_used_at")?,
-    })
+    sqlx::FromRow::from_row(row)
 }
 
 impl Store {
