@@ -144,7 +144,7 @@ struct Applied {
 /// Runs one pass. `concurrency` bounds parallel requests to the API server.
 pub async fn sync(cluster: &Cluster, desired: &Desired, inventory: &mut Inventory, concurrency: usize) -> Outcome {
     let mut outcome = Outcome::default();
-    let mut live = snapshot(cluster, desired, inventory).await;
+    let (mut live, listed) = snapshot(cluster, desired, inventory).await;
     let groups = desired.apply_groups();
     let before_workloads =
         groups.iter().position(|g| g.iter().all(|o| !matches!(o.reference.kind.as_str(), "CustomResourceDefinition" | "Namespace")));
@@ -205,7 +205,8 @@ pub async fn sync(cluster: &Cluster, desired: &Desired, inventory: &mut Inventor
             }
         }
     }
-    prune(cluster, desired, inventory, &mut outcome, concurrency).await;
+    let labelled = Labelled { live: &live, listed: &listed };
+    prune(cluster, desired, inventory, &labelled, &mut outcome, concurrency).await;
     for object in desired.objects.values().filter(|o| o.hints.read_only) {
         if let Ok(Some(value)) = cluster.get(&object.reference).await {
             live.insert(object.reference.clone(), value);
@@ -253,8 +254,9 @@ async fn ensure_namespaces(cluster: &Cluster, desired: &Desired, outcome: &mut O
     }
 }
 
-/// Every object of the kinds involved that carries Heimdall's label: one LIST per kind.
-async fn snapshot(cluster: &Cluster, desired: &Desired, inventory: &Inventory) -> BTreeMap<ObjectRef, Value> {
+/// Every object of the kinds involved that carries Heimdall's label (one
+/// LIST per kind), and the kinds whose LIST answered.
+async fn snapshot(cluster: &Cluster, desired: &Desired, inventory: &Inventory) -> (BTreeMap<ObjectRef, Value>, BTreeSet<(String, String)>) {
     let kinds: BTreeSet<(String, String)> =
         desired.objects.keys().chain(inventory.entries.keys()).map(|r| (r.api_version.clone(), r.kind.clone())).collect();
     let selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
@@ -262,20 +264,51 @@ async fn snapshot(cluster: &Cluster, desired: &Desired, inventory: &Inventory) -
         .into_iter()
         .map(|(api_version, kind)| {
             let selector = selector.clone();
-            async move { cluster.list(&api_version, &kind, &selector).await }.boxed()
+            async move {
+                let list = cluster.list(&api_version, &kind, &selector).await;
+                ((api_version, kind), list)
+            }
+            .boxed()
         })
         .collect();
     let lists: Vec<_> = futures::stream::iter(work).buffer_unordered(8).collect().await;
     let mut live = BTreeMap::new();
-    for list in lists {
+    let mut listed = BTreeSet::new();
+    for (kind, list) in lists {
         // A kind the cluster does not serve yet (its CRD comes in this pass) has nothing live.
-        for object in list.into_iter().flatten() {
-            if let Some(reference) = ObjectRef::of(&object) {
-                live.insert(reference, object);
+        match list {
+            Ok(objects) => {
+                listed.insert(kind);
+                for object in objects {
+                    if let Some(reference) = ObjectRef::of(&object) {
+                        live.insert(reference, object);
+                    }
+                }
             }
+            Err(ClusterError::UnknownKind { .. }) => {
+                listed.insert(kind);
+            }
+            Err(e) => tracing::warn!(kind = %kind.1, error = %e, "cannot list; nothing of this kind is pruned this pass"),
         }
     }
-    live
+    (live, listed)
+}
+
+/// What the pass saw labelled as Heimdall's: the objects, and the kinds it could list.
+struct Labelled<'a> {
+    live: &'a BTreeMap<ObjectRef, Value>,
+    listed: &'a BTreeSet<(String, String)>,
+}
+
+impl Labelled<'_> {
+    /// Whether the pass knows about `reference`: its kind was listed.
+    fn knows(&self, reference: &ObjectRef) -> bool {
+        self.listed.contains(&(reference.api_version.clone(), reference.kind.clone()))
+    }
+
+    fn is_heimdalls(&self, reference: &ObjectRef) -> bool {
+        self.live.contains_key(reference)
+    }
 }
 
 /// Applies one object if it is missing or differs.
@@ -376,7 +409,18 @@ async fn wait_established(cluster: &Cluster, crds: &[ObjectRef], outcome: &mut O
 
 /// Deletes what the agent applied and is no longer desired, workloads
 /// before Namespaces before CRDs, honouring garbage-collection hints.
-async fn prune(cluster: &Cluster, desired: &Desired, inventory: &mut Inventory, outcome: &mut Outcome, concurrency: usize) {
+/// Deletes what the inventory says the agent applied, is no longer desired,
+/// and is still labelled as Heimdall's. An object whose label is gone is
+/// someone else's now: it is forgotten, not deleted. A kind that could not
+/// be listed prunes nothing this pass.
+async fn prune(
+    cluster: &Cluster,
+    desired: &Desired,
+    inventory: &mut Inventory,
+    labelled: &Labelled<'_>,
+    outcome: &mut Outcome,
+    concurrency: usize,
+) {
     let folders = desired.folders();
     let broken: BTreeSet<&str> = desired.errors.iter().filter_map(|e| crate::desired::folder_of(&e.path)).collect();
     let mut doomed: Vec<(ObjectRef, String, Identity)> = Vec::new();
@@ -389,6 +433,13 @@ async fn prune(cluster: &Cluster, desired: &Desired, inventory: &mut Inventory, 
         }
         if entry.gc == GarbageCollect::OnAppDelete && folders.contains(entry.folder.as_str()) {
             return true;
+        }
+        if !labelled.knows(reference) {
+            return true;
+        }
+        if !labelled.is_heimdalls(reference) {
+            tracing::info!(object = %reference, "gone, or no longer labelled as Heimdall's: forgotten, not deleted");
+            return false;
         }
         doomed.push((reference.clone(), entry.folder.clone(), entry.identity()));
         true

@@ -119,6 +119,32 @@ async fn applies_prunes_and_repairs_drift() {
     assert!(fake.get("v1", "Namespace", "", "shop").is_some(), "an implicitly created namespace is never deleted");
 }
 
+/// Prune deletes only what is still labelled as Heimdall's: an object whose
+/// label someone removed is someone else's now (forgotten, kept), and an
+/// unreadable file keeps its folder's objects.
+#[tokio::test]
+async fn prune_spares_what_is_no_longer_labelled_and_what_an_unreadable_file_holds() {
+    let Setup { fake, cluster, .. } = setup().await;
+    let mut inventory = Inventory::default();
+    let desired = files(&[config_map("claimed", json!({})), config_map("kept", json!({}))]);
+    let first = heimdall_agent::sync_once(&cluster, &desired, &mut inventory, 4).await;
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+
+    assert!(fake.mutate("v1", "ConfigMap", "shop", "claimed", |o| o["metadata"]["labels"] = json!({"team": "theirs"})));
+    let mut broken = files(&[config_map("kept", json!({}))]);
+    broken.insert("shop/web/broken.yaml".into(), "kind: [\n".into());
+    let pass = heimdall_agent::sync_once(&cluster, &broken, &mut inventory, 4).await;
+    assert!(pass.pruned.is_empty(), "an unreadable file keeps its folder: {:?}", pass.pruned);
+    assert!(fake.get("v1", "ConfigMap", "shop", "claimed").is_some());
+    assert!(fake.get("v1", "ConfigMap", "shop", "kept").is_some());
+
+    // With the folder readable again and empty, what is still Heimdall's goes; the rest is forgotten.
+    let gone = heimdall_agent::sync_once(&cluster, &BTreeMap::new(), &mut inventory, 4).await;
+    assert_eq!(gone.pruned, vec![reference("v1", "ConfigMap", "shop", "kept")]);
+    assert!(fake.get("v1", "ConfigMap", "shop", "claimed").is_some(), "no longer Heimdall's: not deleted");
+    assert!(inventory.entries.is_empty(), "and forgotten");
+}
+
 #[tokio::test]
 async fn never_touches_what_it_did_not_create_and_one_failure_stops_nothing() {
     let Setup { fake, cluster, .. } = setup().await;
