@@ -19,7 +19,7 @@ use heimdall_render::Rendered;
 use serde_json::Value;
 
 use crate::actors::RENDERER;
-use crate::rendering::{APP_KINDS, status_of};
+use crate::rendering::status_of;
 use crate::state::AppState;
 use heimdall_store::{ListQuery, StoreError};
 
@@ -474,7 +474,7 @@ pub async fn all_apps(state: &AppState) -> Result<Vec<Resource>, StoreError> {
 /// [`all_apps`] of one namespace (`None`: every namespace).
 pub async fn apps_in(state: &AppState, namespace: Option<&str>) -> Result<Vec<Resource>, StoreError> {
     let mut apps = Vec::new();
-    for kind in APP_KINDS {
+    for kind in heimdall_model::kinds::rendered_kinds() {
         let mut continue_token = None;
         loop {
             let query = ListQuery {

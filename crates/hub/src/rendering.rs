@@ -18,19 +18,14 @@ use heimdall_api::ErrorDetail;
 
 use crate::rejection::Rejection;
 
-/// Kinds that change how applications render.
-pub const PLATFORM_KINDS: &[&str] =
-    &["ComponentDefinition", "TraitDefinition", "Capability", "Policy", "Defaults", "Environment", "Cluster", "Tenant"];
-/// Kinds that render into cluster repositories. A Tenant is both: it
-/// renders its own namespaces and bounds how its applications render.
-pub const APP_KINDS: &[&str] = &["Application", "Workload", "Claim", "Tenant"];
-
+/// Whether `kind` changes how applications render (the kind registry says).
 pub fn is_platform_kind(kind: &str) -> bool {
-    PLATFORM_KINDS.contains(&kind)
+    heimdall_model::kinds::is_platform(kind)
 }
 
+/// Whether resources of `kind` render into cluster repositories (the kind registry says).
 pub fn is_app_kind(kind: &str) -> bool {
-    APP_KINDS.contains(&kind)
+    heimdall_model::kinds::renders(kind)
 }
 
 /// The compiled platform, rebuilt when a platform kind changes.
@@ -57,7 +52,7 @@ impl Default for Rendering {
 /// Every stored resource of every platform kind.
 pub async fn platform_resources(store: &Store) -> Result<Vec<Resource>, StoreError> {
     let mut resources = Vec::new();
-    for kind in PLATFORM_KINDS {
+    for kind in heimdall_model::kinds::platform_kinds() {
         resources.extend(store.list(&ListQuery { kind: kind.to_string(), ..Default::default() }).await?.items);
     }
     Ok(resources)

@@ -27,7 +27,33 @@ pub struct KindInfo {
     pub scope: Scope,
     /// Extra columns for `heimdall get`, after NAMESPACE and NAME.
     pub columns: &'static [Column],
+    /// What the kind is to rendering: the hub re-renders on, delivers and
+    /// compiles by these, never by lists of its own.
+    pub rendering: RenderRole,
     validate_spec: fn(&Value) -> Vec<Problem>,
+}
+
+/// What a stored kind is to the renderer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenderRole {
+    /// Stored only (secrets, catalog records, migrations read on their own).
+    None,
+    /// Each resource renders into cluster repositories (`heimdall_render::render`).
+    Renders,
+    /// Part of the platform every render reads: a change re-renders what it shapes.
+    Platform,
+    /// Both: a Tenant renders its own scaffolding and bounds its applications' renders.
+    RendersAndPlatform,
+}
+
+impl RenderRole {
+    pub fn renders(self) -> bool {
+        matches!(self, RenderRole::Renders | RenderRole::RendersAndPlatform)
+    }
+
+    pub fn is_platform(self) -> bool {
+        matches!(self, RenderRole::Platform | RenderRole::RendersAndPlatform)
+    }
 }
 
 impl std::fmt::Debug for KindInfo {
@@ -92,6 +118,7 @@ pub static KINDS: &[KindInfo] = &[
         short_names: &["app", "apps"],
         scope: Scope::Namespaced,
         columns: &[("COMPONENTS", |r| array_len(r, "components")), ("PHASE", phase), ("CLUSTERS", deployments)],
+        rendering: RenderRole::Renders,
         validate_spec: spec::application::validate,
     },
     KindInfo {
@@ -102,6 +129,7 @@ pub static KINDS: &[KindInfo] = &[
         short_names: &["score"],
         scope: Scope::Namespaced,
         columns: &[("CONTAINERS", |r| object_keys(r, "containers")), ("PHASE", phase), ("CLUSTERS", deployments)],
+        rendering: RenderRole::Renders,
         validate_spec: spec::score::validate,
     },
     KindInfo {
@@ -125,6 +153,7 @@ pub static KINDS: &[KindInfo] = &[
                 if isolation.is_empty() { "namespace".into() } else { isolation }
             }),
         ],
+        rendering: RenderRole::RendersAndPlatform,
         validate_spec: spec::tenant::validate,
     },
     KindInfo {
@@ -145,6 +174,7 @@ pub static KINDS: &[KindInfo] = &[
                     .unwrap_or_default()
             }),
         ],
+        rendering: RenderRole::Platform,
         validate_spec: spec::platform::validate_environment,
     },
     KindInfo {
@@ -164,6 +194,7 @@ pub static KINDS: &[KindInfo] = &[
             ("SYNC", |r| agent(r).sync.unwrap_or_default()),
             ("REVISION", |r| agent(r).applied_revision.unwrap_or_default().chars().take(8).collect()),
         ],
+        rendering: RenderRole::Platform,
         validate_spec: spec::platform::validate_cluster,
     },
     KindInfo {
@@ -174,6 +205,7 @@ pub static KINDS: &[KindInfo] = &[
         short_names: &["compdef", "compdefs"],
         scope: Scope::Cluster,
         columns: &[("DESCRIPTION", |r| string_field(r, "description"))],
+        rendering: RenderRole::Platform,
         validate_spec: spec::platform::validate_component_definition,
     },
     KindInfo {
@@ -193,6 +225,7 @@ pub static KINDS: &[KindInfo] = &[
             }),
             ("DESCRIPTION", |r| string_field(r, "description")),
         ],
+        rendering: RenderRole::Platform,
         validate_spec: spec::platform::validate_trait_definition,
     },
     KindInfo {
@@ -214,6 +247,7 @@ pub static KINDS: &[KindInfo] = &[
                 })
                 .unwrap_or_default()
         })],
+        rendering: RenderRole::None,
         validate_spec: spec::secret::validate,
     },
     KindInfo {
@@ -230,6 +264,7 @@ pub static KINDS: &[KindInfo] = &[
             }),
             ("DESCRIPTION", |r| string_field(r, "description")),
         ],
+        rendering: RenderRole::Platform,
         validate_spec: spec::platform::validate_policy,
     },
     KindInfo {
@@ -243,6 +278,7 @@ pub static KINDS: &[KindInfo] = &[
             let security = string_field(r, "securityContext");
             if security.is_empty() { "restricted".into() } else { security }
         })],
+        rendering: RenderRole::Platform,
         validate_spec: spec::platform::validate_defaults,
     },
     KindInfo {
@@ -262,6 +298,7 @@ pub static KINDS: &[KindInfo] = &[
             }),
             ("DESCRIPTION", |r| string_field(r, "description")),
         ],
+        rendering: RenderRole::Platform,
         validate_spec: spec::capability::validate_capability,
     },
     KindInfo {
@@ -272,6 +309,7 @@ pub static KINDS: &[KindInfo] = &[
         short_names: &[],
         scope: Scope::Namespaced,
         columns: &[("TYPE", |r| string_field(r, "type")), ("PHASE", phase), ("CLUSTERS", deployments)],
+        rendering: RenderRole::Renders,
         validate_spec: spec::capability::validate_claim,
     },
     KindInfo {
@@ -294,6 +332,7 @@ pub static KINDS: &[KindInfo] = &[
                     .unwrap_or_default()
             }),
         ],
+        rendering: RenderRole::None,
         validate_spec: spec::capability::validate_claim_migration,
     },
     KindInfo {
@@ -309,6 +348,7 @@ pub static KINDS: &[KindInfo] = &[
             ("ENTITIES", |r| r.status.as_ref().and_then(|s| s.get("entities")).map(|v| v.to_string()).unwrap_or_default()),
             ("ERRORS", |r| r.status.as_ref().and_then(|s| s.get("errors")).and_then(Value::as_array).map_or(0, Vec::len).to_string()),
         ],
+        rendering: RenderRole::None,
         validate_spec: spec::platform::validate_catalog_location,
     },
     KindInfo {
@@ -319,6 +359,7 @@ pub static KINDS: &[KindInfo] = &[
         short_names: &[],
         scope: Scope::Cluster,
         columns: &[("USERNAME", |r| string_field(r, "username")), ("EMAIL", |r| string_field(r, "email"))],
+        rendering: RenderRole::None,
         validate_spec: spec::platform::validate_user,
     },
     KindInfo {
@@ -329,6 +370,7 @@ pub static KINDS: &[KindInfo] = &[
         short_names: &[],
         scope: Scope::Cluster,
         columns: &[("GROUP", |r| string_field(r, "group"))],
+        rendering: RenderRole::None,
         validate_spec: spec::platform::validate_group,
     },
 ];
@@ -357,6 +399,26 @@ pub fn suggest(name: &str) -> Option<&'static str> {
         .filter(|(distance, _)| *distance <= 3)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate)
+}
+
+/// The kinds whose resources render into cluster repositories.
+pub fn rendered_kinds() -> impl Iterator<Item = &'static str> {
+    KINDS.iter().filter(|k| k.rendering.renders()).map(|k| k.kind)
+}
+
+/// The kinds that make up the platform every render reads.
+pub fn platform_kinds() -> impl Iterator<Item = &'static str> {
+    KINDS.iter().filter(|k| k.rendering.is_platform()).map(|k| k.kind)
+}
+
+/// Whether resources of `kind` render into cluster repositories.
+pub fn renders(kind: &str) -> bool {
+    by_kind(kind).is_some_and(|k| k.rendering.renders())
+}
+
+/// Whether `kind` is part of the platform every render reads.
+pub fn is_platform(kind: &str) -> bool {
+    by_kind(kind).is_some_and(|k| k.rendering.is_platform())
 }
 
 /// Every Kind, for error messages.

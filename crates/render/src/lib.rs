@@ -54,3 +54,28 @@ pub fn render(app: &Resource, source: &str, platform: &Platform, options: &Rende
     };
     result.map_err(|problems| DocumentError::new(source, problems))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Adding a kind that renders is its registry entry plus its renderer:
+    /// the hub re-renders, delivers and compiles by the registry, and this
+    /// keeps the renderer's dispatch and the registry saying the same.
+    #[test]
+    fn the_kind_registry_and_the_renderer_agree_on_what_renders() {
+        let platform = Platform::from_resources(std::iter::empty::<&Resource>()).expect("an empty platform compiles");
+        for info in heimdall_model::kinds::KINDS {
+            let namespace = if info.is_namespaced() { serde_json::json!("shop") } else { serde_json::Value::Null };
+            let resource: Resource = serde_json::from_value(serde_json::json!({
+                "apiVersion": info.api_version, "kind": info.kind, "metadata": {"name": "probe", "namespace": namespace}, "spec": {},
+            }))
+            .expect("a resource");
+            let refused = match render(&resource, "probe.yaml", &platform, &RenderOptions::default()) {
+                Ok(_) => false,
+                Err(error) => error.problems.iter().any(|p| p.message.contains("is not something that renders")),
+            };
+            assert_eq!(!refused, info.rendering.renders(), "{}: the registry says renders = {}", info.kind, info.rendering.renders());
+        }
+    }
+}
