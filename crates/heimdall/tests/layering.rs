@@ -23,20 +23,20 @@ fn the_crate_graph_has_no_forbidden_edge() {
     assert!(broken.is_empty(), "forbidden dependencies:\n{}", broken.join("\n"));
 }
 
-/// One lock mechanism: production code takes `parking_lot`'s locks, which
-/// do not poison, so no crate writes its own recovery from a poisoned lock
-/// (tokio's async locks are another tool and stay).
-#[test]
-fn production_code_takes_locks_that_do_not_poison() {
+/// The production sources of the workspace's crates (or of `only` them):
+/// each file's path and its text up to its unit tests.
+fn production_sources(only: Option<&[&str]>) -> Vec<(std::path::PathBuf, String)> {
     let crates = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let mut found = Vec::new();
     let mut pending: Vec<std::path::PathBuf> = std::fs::read_dir(crates)
         .expect("crates")
         .flatten()
+        .filter(|e| e.file_name() != "testsupport")
+        .filter(|e| only.is_none_or(|names| names.iter().any(|n| e.file_name() == *n)))
         .map(|e| e.path().join("src"))
-        .filter(|src| src.is_dir() && !src.starts_with(crates.join("testsupport")))
+        .filter(|src| src.is_dir())
         .collect();
-    assert!(pending.len() > 5, "the crates' sources were not found under {}", crates.display());
+    assert!(pending.len() >= only.map_or(6, <[&str]>::len), "the crates' sources were not found under {}", crates.display());
+    let mut files = Vec::new();
     while let Some(dir) = pending.pop() {
         for entry in std::fs::read_dir(&dir).expect("read src").flatten() {
             let path = entry.path();
@@ -44,16 +44,67 @@ fn production_code_takes_locks_that_do_not_poison() {
                 pending.push(path);
             } else if path.extension().is_some_and(|x| x == "rs") {
                 let text = std::fs::read_to_string(&path).expect("read");
-                for (number, line) in text.lines().enumerate() {
-                    let std_lock = line.contains("std::sync::Mutex")
-                        || line.contains("std::sync::RwLock")
-                        || (line.contains("use std::sync::{") && (line.contains("Mutex") || line.contains("RwLock")));
-                    if std_lock || line.contains("PoisonError") || line.contains(".into_inner())") && line.contains("lock()") {
-                        found.push(format!("{}:{}: {}", path.display(), number + 1, line.trim()));
-                    }
-                }
+                let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default().to_string();
+                files.push((path, code));
+            }
+        }
+    }
+    files
+}
+
+/// Lines of `files` that contain one of `words`, as `path:line: text`.
+fn lines_naming(files: &[(std::path::PathBuf, String)], words: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (path, code) in files {
+        for (number, line) in code.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            if words.iter().any(|w| code.contains(w)) {
+                found.push(format!("{}:{}: {}", path.display(), number + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+/// One lock mechanism: production code takes `parking_lot`'s locks, which
+/// do not poison, so no crate writes its own recovery from a poisoned lock
+/// (tokio's async locks are another tool and stay).
+#[test]
+fn production_code_takes_locks_that_do_not_poison() {
+    let files = production_sources(None);
+    let mut found = lines_naming(&files, &["std::sync::Mutex", "std::sync::RwLock", "PoisonError"]);
+    for (path, code) in &files {
+        for (number, line) in code.lines().enumerate() {
+            let grouped = line.contains("use std::sync::{") && (line.contains("Mutex") || line.contains("RwLock"));
+            if grouped || (line.contains(".into_inner())") && line.contains("lock()")) {
+                found.push(format!("{}:{}: {}", path.display(), number + 1, line.trim()));
             }
         }
     }
     assert!(found.is_empty(), "std locks or hand-written poison recovery (use parking_lot):\n{}", found.join("\n"));
+}
+
+/// The pure crates (the model, the renderer, secrets' cryptography, the
+/// catalog and the scaffolder) do no IO and read no clock: files, sockets,
+/// processes, the environment and the time come from their callers. The
+/// crate rules keep IO crates out; this keeps the standard library's IO out.
+#[test]
+fn the_pure_crates_do_no_io_and_read_no_clock() {
+    let files = production_sources(Some(&["model", "render", "secrets", "catalog", "scaffolder"]));
+    let found = lines_naming(
+        &files,
+        &[
+            "std::fs",
+            "std::net",
+            "std::process",
+            "std::env",
+            "std::io::stdin",
+            "SystemTime",
+            "Instant::now",
+            "Utc::now",
+            "Local::now",
+            "File::",
+        ],
+    );
+    assert!(found.is_empty(), "IO or a clock in a pure crate (take it from the caller):\n{}", found.join("\n"));
 }

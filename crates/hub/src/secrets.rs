@@ -217,7 +217,10 @@ impl<'a> Sealer<'a> {
         let certificate = self
             .certificates
             .entry(cluster.to_string())
-            .or_insert_with(|| heimdall_secrets::sealed_secrets::ControllerCertificate::from_pem(&settings.certificate).ok())
+            .or_insert_with(|| {
+                heimdall_secrets::sealed_secrets::ControllerCertificate::from_pem(&settings.certificate, chrono::Utc::now().timestamp())
+                    .ok()
+            })
             .clone()?;
         Some((certificate, settings.scope))
     }

@@ -19,8 +19,6 @@
 //! | namespace-wide | `<namespace>` | `sealedsecrets.bitnami.com/namespace-wide: "true"` |
 //! | cluster-wide | empty | `sealedsecrets.bitnami.com/cluster-wide: "true"` |
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{Aead, KeyInit};
 use base64::Engine as _;
@@ -99,14 +97,9 @@ impl ControllerCertificate {
     /// Errors (`SecretsError::Invalid { what: "sealed-secrets certificate", .. }`)
     /// when the text is not PEM, holds no certificate, the certificate does not
     /// parse, its key is not RSA or has fewer than 2048 bits, or it has expired
-    /// (kubeseal refuses expired certificates too).
-    pub fn from_pem(pem: &str) -> Result<Self, SecretsError> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX));
-        Self::from_pem_at(pem, now)
-    }
-
-    /// [`Self::from_pem`] with the clock given, in Unix seconds.
-    fn from_pem_at(pem: &str, now: i64) -> Result<Self, SecretsError> {
+    /// (kubeseal refuses expired certificates too) at `now`, in Unix seconds:
+    /// the caller's clock, so this crate reads none.
+    pub fn from_pem(pem: &str, now: i64) -> Result<Self, SecretsError> {
         let der = first_certificate_der(pem)?;
         let (rest, certificate) =
             x509_parser::parse_x509_certificate(&der).map_err(|error| invalid_certificate(format!("not an X.509 certificate: {error}")))?;
@@ -310,6 +303,7 @@ fn hybrid_encrypt(key: &RsaPublicKey, plaintext: &[u8], label: &str, rng: &mut i
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::time::{SystemTime, UNIX_EPOCH};
 
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
@@ -319,6 +313,11 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// The test's clock, as the hub passes its own.
+    fn now() -> i64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+    }
 
     /// A test-only RSA key (2048 bits, made once with `openssl genpkey` for
     /// these tests; it protects nothing). Embedded because generating an RSA
@@ -474,7 +473,7 @@ mGHCgI2Uob6tBqlMV6xUxtGRhupySIUgcjYXVMOwnyVnogJIhnb1nSMlyoou
     }
 
     fn test_certificate() -> ControllerCertificate {
-        ControllerCertificate::from_pem(&self_signed_pem(TEST_KEY_PEM, |_| {})).expect("the test certificate is accepted")
+        ControllerCertificate::from_pem(&self_signed_pem(TEST_KEY_PEM, |_| {}), now()).expect("the test certificate is accepted")
     }
 
     fn rng() -> ChaCha20Rng {
@@ -717,11 +716,14 @@ mGHCgI2Uob6tBqlMV6xUxtGRhupySIUgcjYXVMOwnyVnogJIhnb1nSMlyoou
     fn the_fingerprint_names_the_public_key() {
         let spki = test_key().to_public_key().to_public_key_der().expect("SPKI DER");
         let first = test_certificate();
-        let renewed = ControllerCertificate::from_pem(&self_signed_pem(TEST_KEY_PEM, |params| {
-            params.not_after = rcgen::date_time_ymd(2100, 1, 1);
-        }))
+        let renewed = ControllerCertificate::from_pem(
+            &self_signed_pem(TEST_KEY_PEM, |params| {
+                params.not_after = rcgen::date_time_ymd(2100, 1, 1);
+            }),
+            now(),
+        )
         .expect("accepted");
-        let other = ControllerCertificate::from_pem_at(KSEAL_EXAMPLE_CERT_PEM, JANUARY_2024).expect("accepted");
+        let other = ControllerCertificate::from_pem(KSEAL_EXAMPLE_CERT_PEM, JANUARY_2024).expect("accepted");
         assert_eq!(first.fingerprint(), fingerprint(spki.as_bytes()));
         assert_eq!(first.fingerprint(), renewed.fingerprint());
         assert_ne!(first.fingerprint(), other.fingerprint());
@@ -730,14 +732,14 @@ mGHCgI2Uob6tBqlMV6xUxtGRhupySIUgcjYXVMOwnyVnogJIhnb1nSMlyoou
     #[test]
     fn text_that_is_not_pem_is_refused() {
         for text in ["", "hello", "MIIErjCCApagAwIBAgIRAMM0KcjW76Asx9ZWpJqmd"] {
-            let message = certificate_error(ControllerCertificate::from_pem(text));
+            let message = certificate_error(ControllerCertificate::from_pem(text, now()));
             assert!(message.starts_with("not PEM"), "{text:?}: {message}");
         }
     }
 
     #[test]
     fn pem_without_a_certificate_is_refused_without_echoing_it() {
-        let message = certificate_error(ControllerCertificate::from_pem(TEST_KEY_PEM));
+        let message = certificate_error(ControllerCertificate::from_pem(TEST_KEY_PEM, now()));
         assert!(message.contains("no CERTIFICATE block") && message.contains("PRIVATE KEY"), "{message}");
         assert!(!message.contains("MIIE"), "{message}");
     }
@@ -745,7 +747,7 @@ mGHCgI2Uob6tBqlMV6xUxtGRhupySIUgcjYXVMOwnyVnogJIhnb1nSMlyoou
     #[test]
     fn a_malformed_certificate_is_refused() {
         let pem = "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n";
-        let message = certificate_error(ControllerCertificate::from_pem(pem));
+        let message = certificate_error(ControllerCertificate::from_pem(pem, now()));
         assert!(message.starts_with("not an X.509 certificate"), "{message}");
     }
 
@@ -753,13 +755,13 @@ mGHCgI2Uob6tBqlMV6xUxtGRhupySIUgcjYXVMOwnyVnogJIhnb1nSMlyoou
     fn an_ec_certificate_is_refused() {
         let key_pair = rcgen::KeyPair::generate().expect("an ECDSA P-256 key");
         let pem = self_signed_pem(&key_pair.serialize_pem(), |_| {});
-        let message = certificate_error(ControllerCertificate::from_pem(&pem));
+        let message = certificate_error(ControllerCertificate::from_pem(&pem, now()));
         assert!(message.contains("not RSA"), "{message}");
     }
 
     #[test]
     fn a_1024_bit_rsa_certificate_is_refused() {
-        let message = certificate_error(ControllerCertificate::from_pem(SMALL_RSA_CERT_PEM));
+        let message = certificate_error(ControllerCertificate::from_pem(SMALL_RSA_CERT_PEM, now()));
         assert!(message.contains("1024 bits") && message.contains("at least 2048"), "{message}");
     }
 
@@ -769,7 +771,7 @@ mGHCgI2Uob6tBqlMV6xUxtGRhupySIUgcjYXVMOwnyVnogJIhnb1nSMlyoou
             params.not_before = rcgen::date_time_ymd(2000, 1, 1);
             params.not_after = rcgen::date_time_ymd(2001, 1, 1);
         });
-        let message = certificate_error(ControllerCertificate::from_pem(&pem));
+        let message = certificate_error(ControllerCertificate::from_pem(&pem, now()));
         assert!(message.contains("expired"), "{message}");
     }
 
@@ -813,7 +815,7 @@ mGHCgI2Uob6tBqlMV6xUxtGRhupySIUgcjYXVMOwnyVnogJIhnb1nSMlyoou
     #[test]
     fn values_sealed_to_a_real_controller_certificate_unseal_with_its_key() {
         let key = RsaPrivateKey::from_pkcs1_pem(KSEAL_EXAMPLE_KEY_PEM).expect("the example key parses");
-        let certificate = ControllerCertificate::from_pem_at(KSEAL_EXAMPLE_CERT_PEM, JANUARY_2024).expect("a controller's certificate");
+        let certificate = ControllerCertificate::from_pem(KSEAL_EXAMPLE_CERT_PEM, JANUARY_2024).expect("a controller's certificate");
         assert_eq!(certificate.key, key.to_public_key());
 
         let secret = secret_data("my-namespace", "my-secret", &[("db_password", b"my-password-for-dev-db")]);
@@ -823,7 +825,7 @@ mGHCgI2Uob6tBqlMV6xUxtGRhupySIUgcjYXVMOwnyVnogJIhnb1nSMlyoou
         assert_eq!(sealed[..2], [2, 0], "a 4096-bit key's 512-byte RSA ciphertext, as kubeseal's values start (\"AgA\")");
 
         // The certificate runs out on 2031-01-23.
-        let message = certificate_error(ControllerCertificate::from_pem_at(KSEAL_EXAMPLE_CERT_PEM, JANUARY_2024 + 8 * 366 * 86_400));
+        let message = certificate_error(ControllerCertificate::from_pem(KSEAL_EXAMPLE_CERT_PEM, JANUARY_2024 + 8 * 366 * 86_400));
         assert!(message.contains("expired"), "{message}");
     }
 }
