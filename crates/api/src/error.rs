@@ -39,6 +39,22 @@ impl ApiError {
     pub fn new(status: u16, reason: &str, message: impl Into<String>) -> Self {
         Self { status, reason: reason.to_string(), message: message.into(), details: Vec::new(), permission: None }
     }
+
+    /// The message and every detail in one line.
+    pub fn describe(&self) -> String {
+        one_line(&self.message, &self.details)
+    }
+}
+
+/// A message and its details in one line, as pages and logs people read show
+/// an error: `message; document: path: detail; ...`.
+pub fn one_line(message: &str, details: &[ErrorDetail]) -> String {
+    let mut line = message.to_string();
+    for detail in details {
+        let document = detail.document.as_deref().map(|d| format!("{d}: ")).unwrap_or_default();
+        line.push_str(&format!("; {document}{}: {}", detail.path, detail.message));
+    }
+    line
 }
 
 impl std::fmt::Display for ApiError {

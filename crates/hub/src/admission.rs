@@ -57,10 +57,7 @@ pub async fn write(
             .in_document(source));
         }
     }
-    crate::auth::authorize_documents(state, principal, &batch).await.map_err(|e| match e {
-        crate::auth::AuthorizeError::Denied(denied) => Rejection::Denied(denied),
-        crate::auth::AuthorizeError::Store(e) => Rejection::Store(e),
-    })?;
+    crate::auth::authorize_documents(state, principal, &batch).await?;
     let actor = principal.name.as_str();
     let held = if dry_run { None } else { Some(state.delivery.lock().await) };
     let candidate = state.rendering.admit(&state.store, &batch, principal).await?;

@@ -46,7 +46,7 @@ impl Denied {
     }
 }
 
-/// Why a write's documents were not authorized.
+/// Why a principal was not authorized: refused, or its records could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthorizeError {
     #[error(transparent)]

@@ -103,20 +103,6 @@ impl ApiError {
         self
     }
 
-    /// The message and every detail in one line, for a page people read.
-    pub fn describe(&self) -> String {
-        let mut message = self.message.clone();
-        for detail in &self.details {
-            message.push_str(&format!(
-                "; {}{}: {}",
-                detail.document.as_deref().map(|d| format!("{d}: ")).unwrap_or_default(),
-                detail.path,
-                detail.message
-            ));
-        }
-        message
-    }
-
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -172,6 +158,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { .. } => Self::new(StatusCode::CONFLICT, "Conflict", err.to_string()),
             StoreError::BadRequest(message) => Self::bad_request(message.clone()),
             _ => {
+                debug_assert!(err.is_internal(), "a store error clients may see is answered above");
                 tracing::error!(error = %err, "store failure");
                 Self::internal()
             }

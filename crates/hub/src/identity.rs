@@ -1,8 +1,8 @@
 //! People: from a verified identity to a [`Principal`] (roles from the
 //! tenants' members and the platform-admin groups), the portal's sign-in
-//! (authorization code flow with PKCE, and server-side sessions that
-//! `api::sign_in` carries in an HttpOnly cookie), and the `User`/`Group`
-//! records of who signed in.
+//! (authorization code flow with PKCE, served by `api::sign_in`), the
+//! server-side sessions whose ids `web` carries in a cookie, and the
+//! `User`/`Group` records of who signed in.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

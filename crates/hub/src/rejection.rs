@@ -37,6 +37,15 @@ pub enum Rejection {
     Store(#[from] StoreError),
 }
 
+impl From<crate::auth::AuthorizeError> for Rejection {
+    fn from(err: crate::auth::AuthorizeError) -> Self {
+        match err {
+            crate::auth::AuthorizeError::Denied(denied) => Rejection::Denied(denied),
+            crate::auth::AuthorizeError::Store(e) => Rejection::Store(e),
+        }
+    }
+}
+
 fn invalid_message(count: usize) -> String {
     format!("{count} document{} invalid; nothing was changed", if count == 1 { " is" } else { "s are" })
 }
@@ -98,21 +107,19 @@ impl Rejection {
         }
     }
 
-    /// The public message and every detail in one line, for a log people read.
+    /// The public message and every detail in one line, for a log people
+    /// read (the same line the portal shows for an API error).
     pub fn describe(&self) -> String {
-        let mut text = self.public_message();
-        for detail in self.details() {
-            let problem = Problem::new(&detail.path, detail.message).to_string();
-            let line = match &detail.document {
-                Some(document) => format!("{document}: {problem}"),
-                None => problem,
-            };
-            if !text.contains(&line) {
-                text.push_str("; ");
-                text.push_str(&line);
-            }
+        heimdall_api::error::one_line(&self.public_message(), &self.details())
+    }
+
+    /// [`Rejection::describe`] for someone who is not the hub's log (a task's
+    /// log, a start-up error), having logged the hub's own failure it hides.
+    pub fn report(&self) -> String {
+        if let Some(failure) = self.internal_failure() {
+            tracing::error!(error = %failure, "store failure");
         }
-        text
+        self.describe()
     }
 }
 
@@ -139,7 +146,7 @@ mod tests {
     fn a_field_refusal_names_its_document_and_path() {
         let refusal = Rejection::invalid_field("metadata.name", "no claim named db").in_document("migration.yaml");
         assert_eq!(refusal.to_string(), "migration.yaml: metadata.name: no claim named db");
-        assert_eq!(refusal.describe(), "migration.yaml: metadata.name: no claim named db");
+        assert_eq!(refusal.describe(), "migration.yaml: metadata.name: no claim named db; metadata.name: no claim named db");
         let invalid = Rejection::Invalid(vec![DocumentError::new("app.yaml", vec![Problem::new("spec.components[0].type", "unknown")])]);
         assert_eq!(invalid.describe(), "1 document is invalid; nothing was changed; app.yaml: spec.components[0].type: unknown");
     }

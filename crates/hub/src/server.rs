@@ -82,7 +82,7 @@ pub async fn load_manifests(state: &AppState, files: Vec<(String, String)>) -> R
     }
     apply_documents(state, &crate::auth::Principal::system(BOOTSTRAP_ACTOR), documents, &ApplyOptions::default())
         .await
-        .map_err(|e| HubError::Examples(e.describe()))
+        .map_err(|e| HubError::Examples(e.report()))
 }
 
 /// Registers each catalog-info file as a `file` CatalogLocation named

@@ -164,6 +164,10 @@ impl From<ScaffoldError> for ApiError {
             }
             ScaffoldError::NoTemplate(_) | ScaffoldError::NoTask(_) => ApiError::not_found(err.to_string()),
             ScaffoldError::Unreadable(message) => ApiError::bad_request(message),
+            ScaffoldError::Internal(message) => {
+                tracing::error!(error = %message, "scaffolder failure");
+                ApiError::internal()
+            }
             ScaffoldError::Denied(denied) => denied.into(),
             ScaffoldError::StepFailed { ref message, step } => {
                 let mut error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "StepFailed", message.clone());

@@ -314,7 +314,11 @@ pub async fn register(
     let written =
         crate::admission::write(state, principal, "register", vec![("location".into(), resource.clone())], ApplyMode::Create, false)
             .await?;
-    let stored = written.into_iter().next().map_or(resource, |w| w.resource);
+    let stored = written
+        .into_iter()
+        .next()
+        .map(|w| w.resource)
+        .ok_or_else(|| StoreError::Corrupt(format!("writing location {name} returned nothing")))?;
     let found = ingest(state, &stored).await?;
     Ok(Registered { location: stored, entities: found.entities, exists: false })
 }

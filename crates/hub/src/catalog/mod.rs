@@ -206,5 +206,3 @@ pub async fn follow(state: AppState) {
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
 }
-
-// ---- Backstage's catalog API ------------------------------------------------

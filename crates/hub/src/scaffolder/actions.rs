@@ -162,7 +162,7 @@ impl HubActions {
                             }
                             lines.push(format!("undone: catalog location {name} removed"));
                         }
-                        Err(e) => lines.push(format!("could not remove catalog location {name}: {}", e.public_message())),
+                        Err(e) => lines.push(format!("could not remove catalog location {name}: {}", e.report())),
                     }
                 }
                 Made::Repository { tenant, name } => {
@@ -193,7 +193,7 @@ impl HubActions {
         match self.state.store.get(&ResourceKey::new("Tenant", "", &tenant)).await {
             Ok(_) => {}
             Err(heimdall_store::StoreError::NotFound { .. }) => return Err(format!("input.tenant: no tenant {tenant:?}")),
-            Err(e) => return Err(format!("cannot read tenant {tenant}: {e}")),
+            Err(e) => return Err(format!("cannot read tenant {tenant}: {}", store_failure(e))),
         }
         let files = under(workspace, input.get("sourcePath").and_then(Value::as_str).unwrap_or(""));
         let description = input.get("description").and_then(Value::as_str).unwrap_or("created from a template");
@@ -242,7 +242,7 @@ impl HubActions {
         };
         // The check above is the person's; the location is written for them, under their name.
         let acting = self.principal.on_behalf_of();
-        crate::admission::apply_documents(&self.state, &acting, vec![document], &Default::default()).await.map_err(|e| e.describe())?;
+        crate::admission::apply_documents(&self.state, &acting, vec![document], &Default::default()).await.map_err(|e| e.report())?;
         self.made(Made::Location(name.clone()));
         let location =
             self.state.store.get(&ResourceKey::new(crate::catalog::locations::LOCATION_KIND, "", &name)).await.map_err(store_failure)?;
@@ -283,7 +283,7 @@ impl HubActions {
         }
         let response = crate::admission::apply_documents(&self.state, &self.principal, documents, &Default::default())
             .await
-            .map_err(|e| e.describe())?;
+            .map_err(|e| e.report())?;
         let applied: Vec<String> = response
             .results
             .iter()
@@ -296,7 +296,6 @@ impl HubActions {
     }
 }
 
-/// An API error as one line: message and each detail.
 /// A store failure as the task's log says it: the hub's own failures are
 /// logged and not described.
 fn store_failure(error: heimdall_store::StoreError) -> String {

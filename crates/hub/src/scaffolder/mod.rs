@@ -36,6 +36,9 @@ pub enum ScaffoldError {
     /// A template the runner cannot read for another reason than a field of it.
     #[error("{0}")]
     Unreadable(String),
+    /// The hub's own failure (logged where it is answered, never described).
+    #[error("{0}")]
+    Internal(String),
     #[error(transparent)]
     Denied(#[from] crate::auth::Denied),
     /// A dry run's step failed: `step` is its index in `spec.steps`.
@@ -54,7 +57,7 @@ pub fn template(state: &AppState, reference: &str) -> Result<(Entity, Template),
         return Err(invalid("templateRef", format!("{reference} is not a template: expected template:<namespace>/<name>")));
     }
     let entity = state.catalog.read(|catalog| catalog.get(&reference)).ok_or_else(|| ScaffoldError::NoTemplate(reference.to_string()))?;
-    let value = serde_json::to_value(&entity).map_err(|e| ScaffoldError::Unreadable(e.to_string()))?;
+    let value = serde_json::to_value(&entity).map_err(|e| ScaffoldError::Internal(format!("template {reference} does not encode: {e}")))?;
     let parsed = template_of(&value, &reference.to_string())?;
     Ok((entity, parsed))
 }
