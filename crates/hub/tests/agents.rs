@@ -149,6 +149,16 @@ async fn reports_become_statuses_and_silence_becomes_unreachable() {
     assert_eq!(app["status"]["clusters"]["dev-eu-1"]["health"], "Degraded");
     assert_eq!(app["status"]["phase"], "Rendered", "the renderer's status is kept beside the agent's");
 
+    // Heartbeats are not events: the same report again writes no status and no audit event.
+    let before = hub.state.store.revision().await.expect("revision");
+    let beats = hub.state.store.heartbeats().await.expect("heartbeats");
+    let (status, _) = hub.call_with("POST", "/api/v1/agent/report", "application/json", report.to_string(), Some(&credential)).await;
+    assert_eq!(status, 200);
+    assert_eq!(hub.state.store.revision().await.expect("revision"), before, "an unchanged report is no event");
+    let beat = |beats: &[(String, String)]| beats.iter().find(|(c, _)| c == "dev-eu-1").map(|(_, at)| at.clone());
+    let now = hub.state.store.heartbeats().await.expect("heartbeats");
+    assert!(beat(&now).is_some() && beat(&now) >= beat(&beats), "the heartbeat is recorded apart: {beats:?} then {now:?}");
+
     // A re-render keeps what the agent reported.
     hub.apply_yaml(&web_app("web", "registry.example.com/shop/web:2", Some("{clusters: [dev-eu-1]}")), "").await;
     assert_eq!(hub.application("shop", "web").await["status"]["clusters"]["dev-eu-1"]["health"], "Degraded");

@@ -198,6 +198,20 @@ async fn oversized_bodies_are_refused_in_the_error_shape() {
     assert_eq!(hub.store.revision().await.expect("revision"), 0);
 }
 
+/// The hub's own failure is a generic 500 in the error shape: the store's
+/// text (here: its pool is closed) goes to the log, never to the client.
+#[tokio::test]
+async fn store_failures_are_a_generic_500_that_says_nothing_of_the_store() {
+    let hub = hub().await;
+    hub.store.close().await;
+    let (status, body) = hub.get("/api/v1/tenants").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_error_shape(&body, status, "InternalError");
+    assert_eq!(body["message"], "internal error; the hub's log has the details");
+    let text = body.to_string().to_ascii_lowercase();
+    assert!(!text.contains("pool") && !text.contains("closed") && !text.contains("database"), "{body}");
+}
+
 #[tokio::test]
 async fn list_pages_and_selects_by_label() {
     let hub = hub().await;
