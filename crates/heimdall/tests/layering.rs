@@ -108,3 +108,32 @@ fn the_pure_crates_do_no_io_and_read_no_clock() {
     );
     assert!(found.is_empty(), "IO or a clock in a pure crate (take it from the caller):\n{}", found.join("\n"));
 }
+
+/// The agent reaches clusters only through the `kube` crate, in one module
+/// (`cluster`), and the hub only through `hub`: nothing else in the agent
+/// opens a connection or runs a program, so what its tests exercise against
+/// the fake API server is what runs against a real one.
+#[test]
+fn the_agent_reaches_clusters_through_kube_in_one_module() {
+    let files = production_sources(Some(&["agent"]));
+    let file_of = |line: &String| line.split(':').next().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_string();
+    let kube: Vec<String> = lines_naming(&files, &["kube::", "use kube"]).into_iter().filter(|l| file_of(l) != "cluster.rs").collect();
+    let http: Vec<String> = lines_naming(&files, &["reqwest", "hyper::"]).into_iter().filter(|l| file_of(l) != "hub.rs").collect();
+    let other = lines_naming(&files, &["std::process", "std::net::TcpStream", "tokio::net", "tokio::process"]);
+    assert!(kube.is_empty(), "the cluster is reached outside cluster.rs:\n{}", kube.join("\n"));
+    assert!(http.is_empty(), "HTTP outside hub.rs:\n{}", http.join("\n"));
+    assert!(other.is_empty(), "connections or programs in the agent:\n{}", other.join("\n"));
+}
+
+/// The CLI validates no document: it sends documents with their source
+/// names and prints what the hub answers, so there is one set of rules. What
+/// it checks of its own arguments it checks with the model's functions.
+#[test]
+fn the_cli_validates_no_document() {
+    let files = production_sources(Some(&["cli"]));
+    let found = lines_naming(
+        &files,
+        &["heimdall_model::decode", "model::decode", "validate_spec", "heimdall_render::", "Platform::from_resources"],
+    );
+    assert!(found.is_empty(), "the CLI validates documents itself (send them to the hub):\n{}", found.join("\n"));
+}

@@ -45,13 +45,41 @@ fn every_built_in_kubevela_application_renders() {
         let (apps, _) = load(file);
         for app in apps {
             match render(&app, &file.display().to_string(), &Platform::builtin(), &RenderOptions::default()) {
-                Ok(_) => rendered += 1,
+                Ok(output) => {
+                    rendered += 1;
+                    failures.extend(leaving_problems(&output).into_iter().map(|p| format!("{}: {p}", file.display())));
+                }
                 Err(e) => failures.push(e.to_string()),
             }
         }
     }
     assert!(failures.is_empty(), "{} of {} applications failed:\n{}", failures.len(), rendered + failures.len(), failures.join("\n"));
     assert!(rendered >= 58, "only {rendered} applications rendered");
+}
+
+/// What every object of an application that leaves the renderer is: checked
+/// against Kubernetes' own types, labelled for the agent to prune what it
+/// owns, with canonical quantities. Problems, one per object and rule.
+fn leaving_problems(rendered: &Rendered) -> Vec<String> {
+    use heimdall_api::labels::{APP, OAM_NAME};
+    let mut problems = Vec::new();
+    for object in rendered.targets.iter().flat_map(|t| t.objects.iter()) {
+        let name = format!("{} {}", object["kind"].as_str().unwrap_or("?"), object["metadata"]["name"].as_str().unwrap_or("?"));
+        if let Err(e) = heimdall_render::validate::check(object) {
+            problems.push(format!("{name} does not pass the Kubernetes types: {e:?}"));
+        }
+        for label in [OAM_NAME, APP] {
+            if object["metadata"]["labels"][label].as_str().is_none_or(str::is_empty) {
+                problems.push(format!("{name} lacks the label {label}"));
+            }
+        }
+        let mut canonical = object.clone();
+        heimdall_render::validate::normalize_quantities(&mut canonical);
+        if canonical != *object {
+            problems.push(format!("{name} has quantities that are not canonical"));
+        }
+    }
+    problems
 }
 
 /// Reads a path of the corpus's expectation syntax: `a.b[0]["c.d"]`.
