@@ -4,6 +4,7 @@
 //! types (`heimdall-api`) and the model, never on the hub: the binary crate
 //! adds the commands that run a hub, an agent or the renderer in-process.
 
+pub mod bench;
 pub mod client;
 mod commands;
 pub mod context;
@@ -187,6 +188,16 @@ pub enum ClientCommand {
         #[arg(short, long, value_enum, default_value_t)]
         output: OutputFormat,
     },
+    /// Measure a hub from outside: it starts one of its own on loopback (your contexts are not touched).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// A generated organization (tenants, clusters, applications) applied through the API, then timed:
+    /// import, one change, lists, the portal's entity page, memory, git storage, a restart.
+    Fleet(bench::FleetOptions),
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -379,6 +390,7 @@ pub async fn run(global: GlobalArgs, command: ClientCommand) -> anyhow::Result<E
         ClientCommand::Delete { kind, name, namespace } => {
             commands::resources::delete(&client().await?, &kind, &name, namespace.as_deref()).await
         }
+        ClientCommand::Bench(BenchCommand::Fleet(options)) => bench::fleet(options).await,
         ClientCommand::Audit { kind, name, namespace, limit, output } => {
             commands::audit::audit(&client().await?, kind, name, namespace, limit, output).await
         }

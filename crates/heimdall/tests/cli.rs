@@ -437,3 +437,21 @@ fn http_get_with(port: u16, path: &str, token: &str) -> String {
     stream.read_to_string(&mut response).expect("read");
     response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
 }
+
+/// `heimdall bench fleet` runs a hub of its own on a small fleet and prints
+/// what it measured; the numbers come from the hub it started, and the
+/// renders reached every cluster.
+#[test]
+fn bench_fleet_measures_a_hub_of_its_own() {
+    let home = tempfile::tempdir().expect("home");
+    let env = [("HOME", home.path().display().to_string())];
+    let output = run(&["bench", "fleet", "--apps", "6", "--tenants", "2", "--clusters", "4", "--batch", "4", "--changes", "3"], &env);
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(text.contains("| 6 applications, 2 tenants, 4 clusters | Measured |"), "{text}");
+    assert!(text.contains("| targets per application (rendered) | 4 |"), "{text}");
+    for row in ["importing 6 applications", "one application changed", "portal entity page", "hub memory", "git storage", "hub restart"] {
+        assert!(text.lines().any(|l| l.starts_with(&format!("| {row}"))), "no row {row}: {text}");
+    }
+    assert!(!home.path().join(".config/heimdall/config.yaml").exists(), "the benchmark wrote no CLI context");
+}
