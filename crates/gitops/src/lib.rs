@@ -267,6 +267,45 @@ impl Repositories {
         Ok(Some(aside))
     }
 
+    /// The namespaces (top-level folders) of the current tree.
+    pub fn namespaces(&self, cluster: &str) -> Result<BTreeSet<String>, GitopsError> {
+        let repo = self.open(cluster)?;
+        let Ok(id) = repo.refname_to_id(BRANCH) else {
+            return Ok(BTreeSet::new());
+        };
+        let tree = repo.find_commit(id)?.tree()?;
+        subtrees(&repo, &tree, "")
+    }
+
+    /// Which of `candidates` (`<namespace>/<folder>`) are folders of the
+    /// current tree: each namespace's tree is read once and each folder
+    /// looked up in it, so the cost follows the candidates, not the
+    /// repository ([`Repositories::folders`] walks every folder).
+    pub fn existing_folders(&self, cluster: &str, candidates: impl IntoIterator<Item = String>) -> Result<BTreeSet<String>, GitopsError> {
+        let repo = self.open(cluster)?;
+        let Ok(id) = repo.refname_to_id(BRANCH) else {
+            return Ok(BTreeSet::new());
+        };
+        let root = repo.find_commit(id)?.tree()?;
+        let mut by_namespace: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for candidate in candidates {
+            if let Some((namespace, folder)) = candidate.split_once('/') {
+                by_namespace.entry(namespace.to_string()).or_default().push(folder.to_string());
+            }
+        }
+        let mut found = BTreeSet::new();
+        for (namespace, folders) in by_namespace {
+            let Some(entry) = root.get_name(&namespace).filter(|e| e.kind() == Some(ObjectType::Tree)) else { continue };
+            let tree = repo.find_tree(entry.id())?;
+            for folder in folders {
+                if tree.get_name(&folder).is_some_and(|e| e.kind() == Some(ObjectType::Tree)) {
+                    found.insert(format!("{namespace}/{folder}"));
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Every `<namespace>/<folder>` in the current tree.
     pub fn folders(&self, cluster: &str) -> Result<BTreeSet<String>, GitopsError> {
         let repo = self.open(cluster)?;
@@ -691,6 +730,27 @@ mod tests {
         }
         assert_eq!(repos.folders("dev").expect("folders").len(), 8);
         assert_eq!(repos.log("dev", 100).expect("log").len(), 9, "eight commits after the first");
+    }
+
+    #[test]
+    fn existing_folders_are_looked_up_not_walked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repos = Repositories::new(dir.path());
+        repos.ensure("dev", &change("create")).expect("init");
+        assert!(repos.existing_folders("dev", ["shop/web".to_string()]).expect("empty").is_empty());
+        let folders = [
+            folder("shop/web", &[("a.yaml", CONFIG)]),
+            folder("pay/shop--web", &[("a.yaml", CONFIG)]),
+            folder("pay/api", &[("a.yaml", CONFIG)]),
+        ];
+        repos.apply("dev", &folders, &change("write")).expect("apply");
+        assert_eq!(repos.namespaces("dev").expect("namespaces"), BTreeSet::from(["pay".to_string(), "shop".to_string()]));
+        let asked = ["shop/web", "pay/shop--web", "ops/shop--web", "shop/api", "shop"].map(String::from);
+        assert_eq!(
+            repos.existing_folders("dev", asked).expect("found"),
+            BTreeSet::from(["pay/shop--web".to_string(), "shop/web".to_string()]),
+            "only folders asked for and present; a file or a namespace is no folder"
+        );
     }
 
     /// Two processes (replicas) write one repository, each with its own

@@ -76,6 +76,26 @@ pub fn belongs_to(folder: &str, namespace: &str, name: &str) -> bool {
     }
 }
 
+/// The folders of a cluster's repository that belong to `apps`, found by
+/// looking each possible name up (an application's own folder, and its
+/// folder in each namespace it may deploy into), so a change's cost follows
+/// its applications, not the size of the repository.
+pub fn folders_of(state: &AppState, cluster: &str, apps: &[(String, String)]) -> Result<BTreeSet<String>, heimdall_gitops::GitopsError> {
+    let namespaces = state.repos.namespaces(cluster)?;
+    let candidates = apps.iter().flat_map(|(namespace, name)| {
+        let own = if namespace.is_empty() { format!("{TENANTS_FOLDER}/{name}") } else { format!("{namespace}/{name}") };
+        let elsewhere: Vec<String> = if namespace.is_empty() {
+            Vec::new()
+        } else {
+            namespaces.iter().map(|target| format!("{target}/{namespace}--{name}")).collect()
+        };
+        std::iter::once(own).chain(elsewhere)
+    });
+    let found = state.repos.existing_folders(cluster, candidates)?;
+    debug_assert!(found.iter().all(|f| apps.iter().any(|(ns, name)| belongs_to(f, ns, name))));
+    Ok(found)
+}
+
 /// The application (`namespace`, `name`) a folder name implies; `None` for a tenant's folder.
 pub fn owner(folder: &str) -> Option<(String, String)> {
     let (namespace, rest) = folder.split_once('/')?;
@@ -131,10 +151,10 @@ impl Desired {
     pub fn add(&mut self, state: &AppState, app: &Resource, result: &Result<Rendered, DocumentError>) {
         let platform = state.rendering.platform();
         let Ok(rendered) = result else {
+            let this = [(app.metadata.namespace.clone().unwrap_or_default(), app.metadata.name.clone())];
             for cluster in state.repos.clusters() {
-                if let Ok(folders) = state.repos.folders(&cluster) {
-                    let (ns, name) = (app.metadata.namespace.as_deref().unwrap_or_default(), app.metadata.name.as_str());
-                    self.keep.entry(cluster).or_default().extend(folders.into_iter().filter(|f| belongs_to(f, ns, name)));
+                if let Ok(folders) = folders_of(state, &cluster, &this) {
+                    self.keep.entry(cluster).or_default().extend(folders);
                 }
             }
             return;
@@ -258,7 +278,8 @@ pub async fn deliver(
             tracing::error!(%cluster, error = %e, "cannot create the cluster repository");
             continue;
         }
-        let existing = match state.repos.folders(&cluster) {
+        // Only these applications' folders are in scope: only they are read.
+        let existing = match folders_of(state, &cluster, apps) {
             Ok(folders) => folders,
             Err(e) => {
                 tracing::error!(%cluster, error = %e, "cannot read the cluster repository");

@@ -9,7 +9,6 @@ use heimdall_store::{ApplyMode, AuditQuery};
 
 use crate::admission;
 use crate::auth::Principal;
-use crate::delivery::belongs_to;
 use crate::state::AppState;
 use heimdall_api::history::{ClusterCommit, ClusterDiff, Diff, History, Revision};
 
@@ -38,8 +37,8 @@ fn app_key(namespace: &str, name: &str) -> ResourceKey {
 
 /// Folders of the application in a cluster's repository, now and by default.
 fn folders(state: &AppState, cluster: &str, namespace: &str, name: &str) -> Vec<String> {
-    let mut folders: Vec<String> =
-        state.repos.folders(cluster).unwrap_or_default().into_iter().filter(|f| belongs_to(f, namespace, name)).collect();
+    let this = [(namespace.to_string(), name.to_string())];
+    let mut folders: Vec<String> = crate::delivery::folders_of(state, cluster, &this).unwrap_or_default().into_iter().collect();
     let own = format!("{namespace}/{name}");
     if !folders.contains(&own) {
         folders.push(own);
