@@ -151,7 +151,15 @@ fn subtrees(repo: &Repository, tree: &Tree, path: &str) -> Result<BTreeSet<Strin
 pub struct Repositories {
     root: PathBuf,
     locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Each repository's folders at a commit: what the writes of this
+    /// process keep current, so asking which folders exist reads no tree.
+    /// Keyed by the branch's commit, so a commit of another process (or a
+    /// rebuild) is never answered from an old list.
+    folder_index: Mutex<FolderIndex>,
 }
+
+/// Per repository: the commit and the folders of its tree.
+type FolderIndex = HashMap<String, (Oid, Arc<BTreeSet<String>>)>;
 
 impl std::fmt::Debug for Repositories {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -170,7 +178,7 @@ const MAX_LOCKED_WAITS: u64 = 250;
 impl Repositories {
     /// Repositories under `root` (the hub keeps them in `DATA_DIR/git`).
     pub fn new(root: impl Into<PathBuf>) -> Repositories {
-        Repositories { root: root.into(), locks: Mutex::new(HashMap::new()) }
+        Repositories { root: root.into(), locks: Mutex::new(HashMap::new()), folder_index: Mutex::new(HashMap::new()) }
     }
 
     /// Where cluster `cluster`'s repository lives; the name is checked so it
@@ -264,54 +272,41 @@ impl Repositories {
             n += 1;
         };
         std::fs::rename(&path, &aside).map_err(|source| GitopsError::Io { path: path.clone(), source })?;
+        self.folder_index.lock().remove(cluster);
         Ok(Some(aside))
     }
 
     /// The namespaces (top-level folders) of the current tree.
     pub fn namespaces(&self, cluster: &str) -> Result<BTreeSet<String>, GitopsError> {
-        let repo = self.open(cluster)?;
-        let Ok(id) = repo.refname_to_id(BRANCH) else {
-            return Ok(BTreeSet::new());
-        };
-        let tree = repo.find_commit(id)?.tree()?;
-        subtrees(&repo, &tree, "")
+        let folders = self.indexed_folders(cluster)?;
+        Ok(folders.iter().filter_map(|f| f.split_once('/').map(|(namespace, _)| namespace.to_string())).collect())
     }
 
     /// Which of `candidates` (`<namespace>/<folder>`) are folders of the
-    /// current tree: each namespace's tree is read once and each folder
-    /// looked up in it, so the cost follows the candidates, not the
-    /// repository ([`Repositories::folders`] walks every folder).
+    /// current tree: looked up in the folder index, which this process's
+    /// commits keep current, so a change reads no tree to know what exists.
     pub fn existing_folders(&self, cluster: &str, candidates: impl IntoIterator<Item = String>) -> Result<BTreeSet<String>, GitopsError> {
-        let repo = self.open(cluster)?;
-        let Ok(id) = repo.refname_to_id(BRANCH) else {
-            return Ok(BTreeSet::new());
-        };
-        let root = repo.find_commit(id)?.tree()?;
-        let mut by_namespace: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for candidate in candidates {
-            if let Some((namespace, folder)) = candidate.split_once('/') {
-                by_namespace.entry(namespace.to_string()).or_default().push(folder.to_string());
-            }
-        }
-        let mut found = BTreeSet::new();
-        for (namespace, folders) in by_namespace {
-            let Some(entry) = root.get_name(&namespace).filter(|e| e.kind() == Some(ObjectType::Tree)) else { continue };
-            let tree = repo.find_tree(entry.id())?;
-            for folder in folders {
-                if tree.get_name(&folder).is_some_and(|e| e.kind() == Some(ObjectType::Tree)) {
-                    found.insert(format!("{namespace}/{folder}"));
-                }
-            }
-        }
-        Ok(found)
+        let folders = self.indexed_folders(cluster)?;
+        Ok(candidates.into_iter().filter(|candidate| folders.contains(candidate)).collect())
     }
 
     /// Every `<namespace>/<folder>` in the current tree.
     pub fn folders(&self, cluster: &str) -> Result<BTreeSet<String>, GitopsError> {
+        Ok(self.indexed_folders(cluster)?.as_ref().clone())
+    }
+
+    /// The folders of the branch's commit: from the index when it is of that
+    /// commit, else read from the tree once and indexed.
+    fn indexed_folders(&self, cluster: &str) -> Result<Arc<BTreeSet<String>>, GitopsError> {
         let repo = self.open(cluster)?;
         let Ok(id) = repo.refname_to_id(BRANCH) else {
-            return Ok(BTreeSet::new());
+            return Ok(Arc::new(BTreeSet::new()));
         };
+        if let Some((at, folders)) = self.folder_index.lock().get(cluster)
+            && *at == id
+        {
+            return Ok(folders.clone());
+        }
         let tree = repo.find_commit(id)?.tree()?;
         let mut folders = BTreeSet::new();
         for namespace in subtrees(&repo, &tree, "")? {
@@ -319,7 +314,28 @@ impl Repositories {
                 folders.insert(format!("{namespace}/{folder}"));
             }
         }
+        let folders = Arc::new(folders);
+        self.folder_index.lock().insert(cluster.to_string(), (id, folders.clone()));
         Ok(folders)
+    }
+
+    /// After this process committed `updates` on `parent`: the index follows, if it was of `parent`.
+    fn index_commit(&self, cluster: &str, parent: Option<Oid>, commit: Oid, updates: &[FolderUpdate]) {
+        let mut index = self.folder_index.lock();
+        let Some((at, folders)) = index.get_mut(cluster) else { return };
+        if Some(*at) != parent {
+            index.remove(cluster);
+            return;
+        }
+        let folders = Arc::make_mut(folders);
+        for update in updates {
+            if update.files.is_some() {
+                folders.insert(update.folder.clone());
+            } else {
+                folders.remove(&update.folder);
+            }
+        }
+        *at = commit;
     }
 
     /// Applies `updates` as one commit; `None` if the tree did not change.
@@ -349,7 +365,10 @@ impl Repositories {
             }
             let tree = repo.find_tree(tree_id)?;
             match commit(&repo, &tree, parent, change) {
-                Ok(id) => return Ok(Some(id.to_string())),
+                Ok(id) => {
+                    self.index_commit(cluster, parent, id, updates);
+                    return Ok(Some(id.to_string()));
+                }
                 Err(e) if e.code() == git2::ErrorCode::Modified || e.code() == git2::ErrorCode::Exists => continue,
                 Err(e) if e.code() == git2::ErrorCode::Locked && waits < MAX_LOCKED_WAITS => {
                     waits += 1;
@@ -751,6 +770,27 @@ mod tests {
             BTreeSet::from(["pay/shop--web".to_string(), "shop/web".to_string()]),
             "only folders asked for and present; a file or a namespace is no folder"
         );
+    }
+
+    /// The folder index follows this process's commits and never answers
+    /// from an old list when another process moved the branch.
+    #[test]
+    fn the_folder_index_follows_every_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (here, elsewhere) = (Repositories::new(dir.path()), Repositories::new(dir.path()));
+        here.ensure("dev", &change("create")).expect("init");
+        here.apply("dev", &[folder("shop/web", &[("a.yaml", CONFIG)]), folder("shop/api", &[("a.yaml", CONFIG)])], &change("w"))
+            .expect("apply");
+        assert_eq!(here.folders("dev").expect("folders").len(), 2);
+        here.apply("dev", &[FolderUpdate { folder: "shop/api".into(), files: None }], &change("remove")).expect("remove");
+        assert_eq!(here.folders("dev").expect("folders"), BTreeSet::from(["shop/web".to_string()]));
+        elsewhere.apply("dev", &[folder("pay/db", &[("a.yaml", CONFIG)])], &change("other process")).expect("apply");
+        assert_eq!(
+            here.existing_folders("dev", ["pay/db".to_string(), "shop/web".to_string()]).expect("found"),
+            BTreeSet::from(["pay/db".to_string(), "shop/web".to_string()]),
+            "another process's commit is seen"
+        );
+        assert_eq!(here.namespaces("dev").expect("namespaces"), BTreeSet::from(["pay".to_string(), "shop".to_string()]));
     }
 
     /// Two processes (replicas) write one repository, each with its own
