@@ -29,11 +29,11 @@ pub struct FleetOptions {
     #[arg(long, default_value_t = 6)]
     pub clusters: usize,
     /// Applications per apply request while importing.
-    #[arg(long, default_value_t = 100)]
-    pub batch: usize,
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
     /// One-application changes timed after the import.
-    #[arg(long, default_value_t = 100)]
-    pub changes: usize,
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub changes: u32,
     /// Keep the scratch directory (its path is printed) instead of removing it.
     #[arg(long)]
     pub keep: bool,
@@ -79,7 +79,13 @@ impl Hub {
         Ok((Hub { child, url, pid }, started.elapsed()))
     }
 
+    /// Stops the hub as an operator would (SIGTERM, then waiting for it), so
+    /// the restart measured after it is a normal one; killed if it lingers.
     async fn stop(mut self) {
+        let asked = tokio::process::Command::new("kill").args(["-TERM", &self.pid.to_string()]).status().await;
+        if asked.is_ok_and(|s| s.success()) && tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.is_ok() {
+            return;
+        }
         let _ = self.child.kill().await;
     }
 
@@ -89,7 +95,7 @@ impl Hub {
         // The fields after the command (which may hold spaces) start after the last ')'.
         let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
         let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the state; USER_HZ is 100 on Linux.
+        // utime and stime are fields 14 and 15 of the line: indices 11 and 12 from the state on; USER_HZ is 100 on Linux.
         (ticks(11) + ticks(12)) / 100.0
     }
 
@@ -235,13 +241,11 @@ pub async fn fleet(options: FleetOptions) -> Result<ExitCode> {
     if options.apps == 0 || options.tenants == 0 || options.clusters < 2 {
         bail!("expected --apps ≥ 1, --tenants ≥ 1 and --clusters ≥ 2");
     }
-    let scratch = std::env::temp_dir().join(format!("heimdall-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
-    let result = run(&options, &scratch).await;
+    // A fresh directory of our own: never a leftover of an earlier run, never someone else's.
+    let scratch = tempfile::Builder::new().prefix("heimdall-bench-").tempdir().context("creating a scratch directory")?;
+    let result = run(&options, scratch.path()).await;
     if options.keep {
-        eprintln!("kept {}", scratch.display());
-    } else {
-        let _ = std::fs::remove_dir_all(&scratch);
+        eprintln!("kept {}", scratch.keep().display());
     }
     let rows = result?;
     println!("| {} applications, {} tenants, {} clusters | Measured |", options.apps, options.tenants, options.clusters);
@@ -256,7 +260,7 @@ async fn run(options: &FleetOptions, scratch: &Path) -> Result<Vec<(String, Stri
     let data_dir: PathBuf = scratch.join("data");
     let (hub, first_start) = Hub::start(scratch, &data_dir).await?;
     let token = std::fs::read_to_string(data_dir.join("admin-token")).context("reading the admin token")?.trim().to_string();
-    let client = Client::from_options(Some(hub.url.clone()), Some(token.clone())).await?;
+    let client = Client::new(&hub.url, Some(token.clone()))?;
     let http = crate::client::http_client()?;
     let mut rows: Vec<(String, String)> = vec![("hub start, empty".into(), ms(first_start))];
 
@@ -270,10 +274,11 @@ async fn run(options: &FleetOptions, scratch: &Path) -> Result<Vec<(String, Stri
 
     eprintln!("importing {} applications in batches of {}", options.apps, options.batch);
     let (cpu, started) = (hub.cpu_seconds(), Instant::now());
-    let mut batch = Vec::with_capacity(options.batch);
+    let batch_size = options.batch as usize;
+    let mut batch = Vec::with_capacity(batch_size);
     for i in 0..options.apps {
         batch.push(application(i, options.tenants, 1));
-        if batch.len() == options.batch.max(1) || i + 1 == options.apps {
+        if batch.len() == batch_size || i + 1 == options.apps {
             apply(&client, std::mem::take(&mut batch)).await.with_context(|| format!("importing up to application {i}"))?;
         }
     }
@@ -298,8 +303,8 @@ async fn run(options: &FleetOptions, scratch: &Path) -> Result<Vec<(String, Stri
     let after = hub.settle(Duration::from_millis(500), Duration::from_secs(600)).await;
     rows.push(("CPU after the import until idle".into(), format!("{after:.1} CPU-s")));
 
-    let mut changes = Vec::with_capacity(options.changes);
-    for k in 0..options.changes {
+    let mut changes = Vec::with_capacity(options.changes as usize);
+    for k in 0..options.changes as usize {
         let started = Instant::now();
         apply(&client, vec![application((k * 7919) % options.apps, options.tenants, k + 2)]).await?;
         changes.push(started.elapsed());

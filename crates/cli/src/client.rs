@@ -108,6 +108,11 @@ impl Client {
         Ok(Client { http, hub: hub.trim_end_matches('/').to_string(), token })
     }
 
+    /// A client of `hub` with `token`, reading no configuration.
+    pub fn new(hub: &str, token: Option<String>) -> Result<Client> {
+        Ok(Client { http: http_client()?, hub: hub.trim_end_matches('/').to_string(), token })
+    }
+
     pub fn hub(&self) -> &str {
         &self.hub
     }

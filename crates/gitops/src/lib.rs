@@ -159,7 +159,55 @@ pub struct Repositories {
 }
 
 /// Per repository: the commit and the folders of its tree.
-type FolderIndex = HashMap<String, (Oid, Arc<BTreeSet<String>>)>;
+type FolderIndex = HashMap<String, (Oid, Arc<FolderSet>)>;
+
+/// The folders of one commit of a repository, by namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FolderSet {
+    by_namespace: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl FolderSet {
+    /// The namespaces that hold at least one folder.
+    pub fn namespaces(&self) -> impl Iterator<Item = &str> {
+        self.by_namespace.keys().map(String::as_str)
+    }
+
+    /// Whether `<namespace>/<folder>` is one.
+    pub fn contains(&self, folder: &str) -> bool {
+        folder.split_once('/').is_some_and(|(namespace, name)| self.by_namespace.get(namespace).is_some_and(|names| names.contains(name)))
+    }
+
+    /// Every `<namespace>/<folder>`.
+    pub fn iter(&self) -> impl Iterator<Item = String> + '_ {
+        self.by_namespace.iter().flat_map(|(namespace, names)| names.iter().map(move |name| format!("{namespace}/{name}")))
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_namespace.values().map(BTreeSet::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_namespace.is_empty()
+    }
+
+    fn insert(&mut self, folder: &str) {
+        if let Some((namespace, name)) = folder.split_once('/') {
+            self.by_namespace.entry(namespace.to_string()).or_default().insert(name.to_string());
+        }
+    }
+
+    fn remove(&mut self, folder: &str) {
+        if let Some((namespace, name)) = folder.split_once('/')
+            && let Some(names) = self.by_namespace.get_mut(namespace)
+        {
+            names.remove(name);
+            if names.is_empty() {
+                self.by_namespace.remove(namespace);
+            }
+        }
+    }
+}
 
 impl std::fmt::Debug for Repositories {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -276,31 +324,31 @@ impl Repositories {
         Ok(Some(aside))
     }
 
-    /// The namespaces (top-level folders) of the current tree.
+    /// The namespaces of the current tree that hold at least one folder.
     pub fn namespaces(&self, cluster: &str) -> Result<BTreeSet<String>, GitopsError> {
-        let folders = self.indexed_folders(cluster)?;
-        Ok(folders.iter().filter_map(|f| f.split_once('/').map(|(namespace, _)| namespace.to_string())).collect())
+        Ok(self.folder_set(cluster)?.namespaces().map(String::from).collect())
     }
 
     /// Which of `candidates` (`<namespace>/<folder>`) are folders of the
     /// current tree: looked up in the folder index, which this process's
     /// commits keep current, so a change reads no tree to know what exists.
     pub fn existing_folders(&self, cluster: &str, candidates: impl IntoIterator<Item = String>) -> Result<BTreeSet<String>, GitopsError> {
-        let folders = self.indexed_folders(cluster)?;
+        let folders = self.folder_set(cluster)?;
         Ok(candidates.into_iter().filter(|candidate| folders.contains(candidate)).collect())
     }
 
     /// Every `<namespace>/<folder>` in the current tree.
     pub fn folders(&self, cluster: &str) -> Result<BTreeSet<String>, GitopsError> {
-        Ok(self.indexed_folders(cluster)?.as_ref().clone())
+        Ok(self.folder_set(cluster)?.iter().collect())
     }
 
-    /// The folders of the branch's commit: from the index when it is of that
-    /// commit, else read from the tree once and indexed.
-    fn indexed_folders(&self, cluster: &str) -> Result<Arc<BTreeSet<String>>, GitopsError> {
+    /// The folders of the branch's commit, by namespace: from the index when
+    /// it is of that commit, else read from the tree once and indexed. One
+    /// snapshot: what a caller asks of it is of one commit.
+    pub fn folder_set(&self, cluster: &str) -> Result<Arc<FolderSet>, GitopsError> {
         let repo = self.open(cluster)?;
         let Ok(id) = repo.refname_to_id(BRANCH) else {
-            return Ok(Arc::new(BTreeSet::new()));
+            return Ok(Arc::new(FolderSet::default()));
         };
         if let Some((at, folders)) = self.folder_index.lock().get(cluster)
             && *at == id
@@ -308,10 +356,11 @@ impl Repositories {
             return Ok(folders.clone());
         }
         let tree = repo.find_commit(id)?.tree()?;
-        let mut folders = BTreeSet::new();
+        let mut folders = FolderSet::default();
         for namespace in subtrees(&repo, &tree, "")? {
-            for folder in subtrees(&repo, &tree, &namespace)? {
-                folders.insert(format!("{namespace}/{folder}"));
+            let names = subtrees(&repo, &tree, &namespace)?;
+            if !names.is_empty() {
+                folders.by_namespace.insert(namespace, names);
             }
         }
         let folders = Arc::new(folders);
@@ -330,7 +379,7 @@ impl Repositories {
         let folders = Arc::make_mut(folders);
         for update in updates {
             if update.files.is_some() {
-                folders.insert(update.folder.clone());
+                folders.insert(&update.folder);
             } else {
                 folders.remove(&update.folder);
             }

@@ -444,7 +444,12 @@ fn http_get_with(port: u16, path: &str, token: &str) -> String {
 #[test]
 fn bench_fleet_measures_a_hub_of_its_own() {
     let home = tempfile::tempdir().expect("home");
-    let env = [("HOME", home.path().display().to_string())];
+    let (xdg, config) = (home.path().join("xdg"), home.path().join("config.yaml"));
+    let env = [
+        ("HOME", home.path().display().to_string()),
+        ("XDG_CONFIG_HOME", xdg.display().to_string()),
+        ("HEIMDALL_CONFIG", config.display().to_string()),
+    ];
     let output = run(&["bench", "fleet", "--apps", "6", "--tenants", "2", "--clusters", "4", "--batch", "4", "--changes", "3"], &env);
     let text = stdout(&output);
     assert!(output.status.success(), "{text}\n{}", String::from_utf8_lossy(&output.stderr));
@@ -453,5 +458,5 @@ fn bench_fleet_measures_a_hub_of_its_own() {
     for row in ["importing 6 applications", "one application changed", "portal entity page", "hub memory", "git storage", "hub restart"] {
         assert!(text.lines().any(|l| l.starts_with(&format!("| {row}"))), "no row {row}: {text}");
     }
-    assert!(!home.path().join(".config/heimdall/config.yaml").exists(), "the benchmark wrote no CLI context");
+    assert!(!home.path().join(".config").exists() && !xdg.exists() && !config.exists(), "the benchmark wrote no CLI context of ours");
 }

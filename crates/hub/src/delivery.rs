@@ -81,17 +81,23 @@ pub fn belongs_to(folder: &str, namespace: &str, name: &str) -> bool {
 /// folder in each namespace it may deploy into), so a change's cost follows
 /// its applications, not the size of the repository.
 pub fn folders_of(state: &AppState, cluster: &str, apps: &[(String, String)]) -> Result<BTreeSet<String>, heimdall_gitops::GitopsError> {
-    let namespaces = state.repos.namespaces(cluster)?;
-    let candidates = apps.iter().flat_map(|(namespace, name)| {
+    // One snapshot: the namespaces and the folders are of the same commit.
+    let folders = state.repos.folder_set(cluster)?;
+    let mut found = BTreeSet::new();
+    for (namespace, name) in apps {
         let own = if namespace.is_empty() { format!("{TENANTS_FOLDER}/{name}") } else { format!("{namespace}/{name}") };
-        let elsewhere: Vec<String> = if namespace.is_empty() {
-            Vec::new()
-        } else {
-            namespaces.iter().map(|target| format!("{target}/{namespace}--{name}")).collect()
-        };
-        std::iter::once(own).chain(elsewhere)
-    });
-    let found = state.repos.existing_folders(cluster, candidates)?;
+        if folders.contains(&own) {
+            found.insert(own);
+        }
+        if !namespace.is_empty() {
+            for target in folders.namespaces() {
+                let elsewhere = format!("{target}/{namespace}--{name}");
+                if folders.contains(&elsewhere) {
+                    found.insert(elsewhere);
+                }
+            }
+        }
+    }
     debug_assert!(found.iter().all(|f| apps.iter().any(|(ns, name)| belongs_to(f, ns, name))));
     Ok(found)
 }

@@ -585,7 +585,7 @@ pub async fn clusters(State(state): State<AppState>, Viewer(principal): Viewer) 
                 Value::Object(map) => map.get("objects").map_or_else(|| format!("{} object(s)", map.len()), |v| v.to_string()),
                 other => other.to_string(),
             });
-            let apps = state.repos.folders(&cluster.metadata.name).map(|f| f.len()).unwrap_or(0);
+            let apps = state.repos.folder_set(&cluster.metadata.name).map(|f| f.len()).unwrap_or(0);
             view::ClusterRow {
                 name: cluster.metadata.name.clone(),
                 labels: cluster.metadata.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "),
