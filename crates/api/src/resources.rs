@@ -62,6 +62,20 @@ pub struct ApplyResponse {
     pub errors: Vec<ErrorDetail>,
 }
 
+/// The page a list answers when the request names no `limit`: no answer
+/// holds a whole fleet at once; clients follow `metadata.continue`.
+pub const DEFAULT_LIST_LIMIT: usize = 500;
+/// The largest page a list answers, whatever the `limit` asked.
+pub const MAX_LIST_LIMIT: usize = 1000;
+
+/// The page size a list request gets: its `limit` within the maximum, or the default.
+pub fn list_limit(asked: Option<usize>) -> usize {
+    match asked {
+        Some(limit) if limit > 0 => limit.min(MAX_LIST_LIMIT),
+        _ => DEFAULT_LIST_LIMIT,
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListMeta {
@@ -85,4 +99,17 @@ pub enum ApplyOutcome {
     Created,
     Configured,
     Unchanged,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_is_paged_whatever_it_asks() {
+        assert_eq!(list_limit(None), DEFAULT_LIST_LIMIT);
+        assert_eq!(list_limit(Some(0)), DEFAULT_LIST_LIMIT, "0 is not everything");
+        assert_eq!(list_limit(Some(7)), 7);
+        assert_eq!(list_limit(Some(usize::MAX)), MAX_LIST_LIMIT);
+    }
 }

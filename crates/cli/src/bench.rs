@@ -319,7 +319,10 @@ async fn run(options: &FleetOptions, scratch: &Path) -> Result<Vec<(String, Stri
     let (mut page, page_size) = time_gets(&http, &format!("{}/api/v1/applications?limit=100", hub.url), &auth, 20).await?;
     rows.push(("`GET /api/v1/applications?limit=100`".into(), format!("p50 {}, {} KiB", ms(percentile(&mut page, 0.5)), page_size / 1024)));
     let (mut all, all_size) = time_gets(&http, &format!("{}/api/v1/applications", hub.url), &auth, 3).await?;
-    rows.push(("`GET /api/v1/applications` (no limit)".into(), format!("p50 {}, {} KiB", ms(percentile(&mut all, 0.5)), all_size / 1024)));
+    rows.push((
+        "`GET /api/v1/applications` (no limit: the default page)".into(),
+        format!("p50 {}, {} KiB", ms(percentile(&mut all, 0.5)), all_size / 1024),
+    ));
     let (mut entity, _) =
         time_gets(&http, &format!("{}/api/catalog/entities/by-name/component/t-000/app-000000", hub.url), &auth, 20).await?;
     rows.push(("catalog entity by name".into(), format!("p50 {}", ms(percentile(&mut entity, 0.5)))));

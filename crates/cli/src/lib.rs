@@ -61,6 +61,9 @@ pub enum ClientCommand {
         /// Label selector, e.g. env=prod,tier in (web,api).
         #[arg(short = 'l', long)]
         selector: Option<String>,
+        /// Read lists this many at a time (the hub answers at most 1000 a page).
+        #[arg(long, default_value_t = heimdall_api::resources::DEFAULT_LIST_LIMIT)]
+        chunk_size: usize,
         #[arg(short, long, value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -373,13 +376,14 @@ pub async fn run(global: GlobalArgs, command: ClientCommand) -> anyhow::Result<E
             commands::resources::apply(&client().await?, &files, namespace, dry_run, continue_on_error).await
         }
         // Claims live in documents of several kinds; with a namespace, show every instance.
-        ClientCommand::Get { kind, name: None, namespace: Some(namespace), selector: None, output }
+        ClientCommand::Get { kind, name: None, namespace: Some(namespace), selector: None, output, .. }
             if heimdall_model::kinds::by_name(&kind).is_some_and(|k| k.kind == "Claim") =>
         {
             commands::claims::list(&client().await?, &namespace, output).await
         }
-        ClientCommand::Get { kind, name, namespace, selector, output } => {
-            commands::resources::get(&client().await?, &kind, name.as_deref(), namespace.as_deref(), selector.as_deref(), output).await
+        ClientCommand::Get { kind, name, namespace, selector, chunk_size, output } => {
+            let client = client().await?;
+            commands::resources::get(&client, &kind, name.as_deref(), namespace.as_deref(), selector.as_deref(), chunk_size, output).await
         }
         ClientCommand::Describe { kind, name, namespace } => {
             commands::resources::describe(&client().await?, &kind, &name, namespace.as_deref()).await

@@ -94,6 +94,11 @@ fn up_loads_the_example_organization_once() {
     let (env, _port, _hub) = up(dir.path(), &[]);
     let tenants = stdout(&run(&["get", "tenants"], &env));
     assert!(tenants.contains("shop") && tenants.contains("payments"), "{tenants}");
+    // Lists come page by page (the hub never answers a whole fleet at once): the same rows however small the pages.
+    let all_at_once = stdout(&run(&["get", "environments"], &env));
+    let one_by_one = stdout(&run(&["get", "environments", "--chunk-size", "1"], &env));
+    assert!(all_at_once.lines().count() >= 4, "a header and three environments: {all_at_once}");
+    assert_eq!(one_by_one, all_at_once, "following metadata.continue reads every page");
     let workloads = stdout(&run(&["get", "workloads", "-n", "payments"], &env));
     assert!(workloads.contains("payments-api"), "{workloads}");
 

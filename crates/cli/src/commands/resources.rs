@@ -128,6 +128,7 @@ pub async fn get(
     name: Option<&str>,
     namespace: Option<&str>,
     selector: Option<&str>,
+    chunk_size: usize,
     output: OutputFormat,
 ) -> Result<ExitCode> {
     let kind = kind(kind_name)?;
@@ -143,11 +144,17 @@ pub async fn get(
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut path = collection_path(kind, namespace);
+    // Page by page, as kubectl's --chunk-size does: no answer holds the whole fleet.
+    let mut path = format!("{}?limit={}", collection_path(kind, namespace), chunk_size.max(1));
     if let Some(selector) = selector {
-        path.push_str(&format!("?labelSelector={}", url_encode(selector)));
+        path.push_str(&format!("&labelSelector={}", url_encode(selector)));
     }
-    let list: ResourceListBody = client.get(&path).await?;
+    let mut list: ResourceListBody = client.get(&path).await?;
+    while let Some(token) = list.metadata.continue_token.take() {
+        let mut next: ResourceListBody = client.get(&format!("{path}&continue={}", url_encode(&token))).await?;
+        list.items.append(&mut next.items);
+        list.metadata.continue_token = next.metadata.continue_token;
+    }
     match output {
         OutputFormat::Table if list.items.is_empty() => eprintln!("No {} found.", kind.plural),
         OutputFormat::Table => {

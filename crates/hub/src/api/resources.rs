@@ -26,7 +26,7 @@ pub use heimdall_api::resources::{ListMeta, ResourceListBody};
 pub struct ListParams {
     /// Kubernetes label selector, e.g. `env=prod,tier in (web,api)`.
     pub label_selector: Option<String>,
-    /// Page size; 0 or absent means everything.
+    /// Page size: absent or 0 means 500, at most 1000; follow `metadata.continue` for the rest.
     pub limit: Option<usize>,
     /// The `metadata.continue` of the previous page.
     #[serde(rename = "continue")]
@@ -103,7 +103,7 @@ async fn list(
         kind: kind.kind.to_string(),
         namespace,
         selector,
-        limit: params.limit.filter(|l| *l > 0),
+        limit: Some(heimdall_api::resources::list_limit(params.limit)),
         continue_token: params.continue_token,
     };
     let mut list = state.store.list(&query).await?;
