@@ -780,14 +780,13 @@ mod tests {
         assert_eq!(repos.resolve("dev", &history[1].id[..10]).expect("prefix resolves"), history[1].id);
     }
 
-    #[test]
-    fn concurrent_writers_lose_nothing() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let repos = Arc::new(Repositories::new(dir.path()));
-        repos.ensure("dev", &change("create")).expect("init");
+    /// Eight threads write eight folders of one repository, each through
+    /// the `Repositories` that `writer` gives it; none is lost.
+    fn eight_writers_lose_nothing(dir: &Path, writer: impl Fn() -> Arc<Repositories>) {
+        Repositories::new(dir).ensure("dev", &change("create")).expect("init");
         let writers: Vec<_> = (0..8)
             .map(|i| {
-                let repos = repos.clone();
+                let repos = writer();
                 std::thread::spawn(move || {
                     repos.apply("dev", &[folder(&format!("ns{}/app{i}", i % 3), &[("a.yaml", CONFIG)])], &change("write")).expect("apply")
                 })
@@ -796,8 +795,16 @@ mod tests {
         for writer in writers {
             assert!(writer.join().expect("join").is_some());
         }
+        let repos = Repositories::new(dir);
         assert_eq!(repos.folders("dev").expect("folders").len(), 8);
         assert_eq!(repos.log("dev", 100).expect("log").len(), 9, "eight commits after the first");
+    }
+
+    #[test]
+    fn concurrent_writers_lose_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repos = Arc::new(Repositories::new(dir.path()));
+        eight_writers_lose_nothing(dir.path(), || repos.clone());
     }
 
     #[test]
@@ -848,23 +855,8 @@ mod tests {
     #[test]
     fn writers_in_different_processes_lose_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
-        Repositories::new(dir.path()).ensure("dev", &change("create")).expect("init");
-        let writers: Vec<_> = (0..8)
-            .map(|i| {
-                // A Repositories of its own: the locks of one replica are not the other's.
-                let root = dir.path().to_path_buf();
-                std::thread::spawn(move || {
-                    let repos = Repositories::new(root);
-                    repos.apply("dev", &[folder(&format!("ns{}/app{i}", i % 3), &[("a.yaml", CONFIG)])], &change("write")).expect("apply")
-                })
-            })
-            .collect();
-        for writer in writers {
-            assert!(writer.join().expect("join").is_some());
-        }
-        let repos = Repositories::new(dir.path());
-        assert_eq!(repos.folders("dev").expect("folders").len(), 8);
-        assert_eq!(repos.log("dev", 100).expect("log").len(), 9, "eight commits after the first");
+        // A Repositories of its own each: the locks of one replica are not the other's.
+        eight_writers_lose_nothing(dir.path(), || Arc::new(Repositories::new(dir.path())));
     }
 
     /// A commit rewrites only the trees on the path to the changed folder:

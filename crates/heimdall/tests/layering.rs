@@ -1,7 +1,7 @@
 //! The crate graph keeps its shape: `heimdall_testsupport::layering::RULES`
 //! over this workspace's `cargo metadata`.
 
-use heimdall_testsupport::layering::{Graph, RULES, violations};
+use heimdall_testsupport::layering::{Graph, RULES, rust_sources, violations};
 
 #[test]
 fn the_crate_graph_has_no_forbidden_edge() {
@@ -27,7 +27,7 @@ fn the_crate_graph_has_no_forbidden_edge() {
 /// each file's path and its text up to its unit tests.
 fn production_sources(only: Option<&[&str]>) -> Vec<(std::path::PathBuf, String)> {
     let crates = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let mut pending: Vec<std::path::PathBuf> = std::fs::read_dir(crates)
+    let sources: Vec<std::path::PathBuf> = std::fs::read_dir(crates)
         .expect("crates")
         .flatten()
         .filter(|e| e.file_name() != "testsupport")
@@ -35,21 +35,8 @@ fn production_sources(only: Option<&[&str]>) -> Vec<(std::path::PathBuf, String)
         .map(|e| e.path().join("src"))
         .filter(|src| src.is_dir())
         .collect();
-    assert!(pending.len() >= only.map_or(6, <[&str]>::len), "the crates' sources were not found under {}", crates.display());
-    let mut files = Vec::new();
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).expect("read src").flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|x| x == "rs") {
-                let text = std::fs::read_to_string(&path).expect("read");
-                let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default().to_string();
-                files.push((path, code));
-            }
-        }
-    }
-    files
+    assert!(sources.len() >= only.map_or(6, <[&str]>::len), "the crates' sources were not found under {}", crates.display());
+    sources.iter().flat_map(|src| rust_sources(src).expect("read sources")).collect()
 }
 
 /// Lines of `files` that contain one of `words`, as `path:line: text`.

@@ -5,7 +5,7 @@
 //! server start-up): handlers and pages call the domain, never the reverse.
 //! And no two modules reach each other: a cycle makes two concepts one.
 
-use heimdall_testsupport::layering::{Rule, module_graph, violations};
+use heimdall_testsupport::layering::{Rule, module_graph, rust_sources, violations};
 
 const HTTP: &[&str] = &["api", "portal", "git", "server"];
 
@@ -92,26 +92,16 @@ fn authorization_rules_live_in_auth() {
     ];
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut found = Vec::new();
-    let mut pending = vec![src.clone()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).expect("src").flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-                continue;
-            }
-            let file = path.strip_prefix(&src).expect("under src").to_string_lossy().replace('\\', "/");
-            if file == "auth.rs" || !file.ends_with(".rs") {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).expect("read");
-            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default();
-            for (number, line) in code.lines().enumerate() {
-                let line = line.split("//").next().unwrap_or_default();
-                for rule in RULE_MAKING.iter().filter(|r| line.contains(**r)) {
-                    if !SHOWS_ONLY.iter().any(|(f, shown, _)| *f == file && *shown == line.trim()) {
-                        found.push(format!("{file}:{}: {rule}", number + 1));
-                    }
+    for (path, code) in rust_sources(&src).expect("sources") {
+        let file = path.strip_prefix(&src).expect("under src").to_string_lossy().replace('\\', "/");
+        if file == "auth.rs" {
+            continue;
+        }
+        for (number, line) in code.lines().enumerate() {
+            let line = line.split("//").next().unwrap_or_default();
+            for rule in RULE_MAKING.iter().filter(|r| line.contains(**r)) {
+                if !SHOWS_ONLY.iter().any(|(f, shown, _)| *f == file && *shown == line.trim()) {
+                    found.push(format!("{file}:{}: {rule}", number + 1));
                 }
             }
         }
@@ -147,16 +137,14 @@ fn the_core_names_no_http_type() {
     ];
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut found = Vec::new();
+    let sources = rust_sources(&src).expect("sources");
     for module in CORE {
-        let mut files = vec![src.join(format!("{module}.rs"))];
-        if let Ok(entries) = std::fs::read_dir(src.join(module)) {
-            files = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "rs")).collect();
-        }
-        assert!(files.iter().all(|f| f.exists()), "module {module} has no source at {}", files[0].display());
-        for path in files {
-            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default();
-            let file = path.strip_prefix(&src).unwrap_or(&path).display().to_string();
+        let (file, folder) = (src.join(format!("{module}.rs")), src.join(module));
+        let files: Vec<&(std::path::PathBuf, String)> =
+            sources.iter().filter(|(path, _)| *path == file || path.starts_with(&folder)).collect();
+        assert!(!files.is_empty(), "module {module} has no source under {}", src.display());
+        for (path, code) in files {
+            let file = path.strip_prefix(&src).unwrap_or(path).display().to_string();
             for (number, line) in code.lines().enumerate() {
                 let line = line.split("//").next().unwrap_or_default();
                 if ["axum", "hyper", "http::", "StatusCode", "IntoResponse", "ApiError"].iter().any(|word| line.contains(word)) {

@@ -4,7 +4,7 @@
 //! is reported with the path that brings it in, so the fix is obvious.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -131,40 +131,45 @@ impl Graph {
     }
 }
 
+/// Every `.rs` file under `dir` (recursively, in path order) with its code:
+/// the text up to a trailing `#[cfg(test)] mod tests`, where unit tests start.
+pub fn rust_sources(dir: &Path) -> Result<Vec<(PathBuf, String)>, String> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default().to_string();
+                files.push((path, code));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// The graph of a crate's top-level modules (`src/x.rs` and `src/x/`): an
 /// edge for every `crate::x` a module's code names. Comments and the unit
 /// tests at a file's end do not count.
 pub fn module_graph(src: &Path) -> Result<Graph, String> {
-    let read = |path: &Path| std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()));
-    let mut modules: BTreeMap<String, Vec<std::path::PathBuf>> = BTreeMap::new();
-    for entry in std::fs::read_dir(src).map_err(|e| format!("{}: {e}", src.display()))?.flatten() {
-        let path = entry.path();
-        let Some(stem) = path.file_stem().and_then(|s| s.to_str()).map(String::from) else { continue };
+    let mut modules: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (path, code) in rust_sources(src)? {
+        let Ok(relative) = path.strip_prefix(src) else { continue };
+        let Some(first) = relative.components().next().and_then(|c| c.as_os_str().to_str()) else { continue };
+        let stem = first.strip_suffix(".rs").unwrap_or(first).to_string();
         if stem == "lib" || stem == "main" {
             continue;
         }
-        if path.is_dir() {
-            let mut files = Vec::new();
-            let mut pending = vec![path];
-            while let Some(dir) = pending.pop() {
-                for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?.flatten() {
-                    let path = entry.path();
-                    if path.is_dir() {
-                        pending.push(path);
-                    } else if path.extension().is_some_and(|e| e == "rs") {
-                        files.push(path);
-                    }
-                }
-            }
-            modules.entry(stem).or_default().extend(files);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            modules.entry(stem).or_default().push(path);
-        }
+        modules.entry(stem).or_default().push(code);
     }
     let mut edges = Vec::new();
     for (module, files) in &modules {
-        for file in files {
-            for target in crate_paths(&read(file)?) {
+        for code in files {
+            for target in crate_paths(code) {
                 if modules.contains_key(&target) && &target != module {
                     edges.push((module.clone(), target));
                 }

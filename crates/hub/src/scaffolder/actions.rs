@@ -299,10 +299,7 @@ impl HubActions {
 /// A store failure as the task's log says it: the hub's own failures are
 /// logged and not described.
 fn store_failure(error: heimdall_store::StoreError) -> String {
-    if error.is_internal() {
-        tracing::error!(error = %error, "store failure in a scaffolder action");
-    }
-    crate::rejection::Rejection::Store(error).public_message()
+    crate::rejection::Rejection::Store(error).report()
 }
 
 impl Actions for HubActions {
